@@ -1,0 +1,52 @@
+# Klick: two commands set everything up on a fresh machine.
+#   make run    the launcher on the demo card set with the simulated reader
+#   make test   install what is needed, then run every test headless
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+# Debian packages Kivy and nfcpy load at run time, and the PDF renderer the print tests use.
+DEB_RUNTIME := libgl1 libegl1 libmtdev1 libusb-1.0-0
+DEB_TEST    := poppler-utils
+
+.PHONY: run test bench soak deps venv clean
+
+run: $(STAMP) deps
+	$(VENV)/bin/klick launcher --demo
+
+test: $(STAMP) deps
+	$(PY) -m pytest -q
+
+bench: $(STAMP) deps
+	$(PY) tests/bench/run_all.py
+
+soak: $(STAMP) deps
+	$(PY) tests/soak/run_all.py
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+# Installs the Debian packages only when one is missing: as root directly, else through sudo,
+# else it stops with one line naming them.
+deps:
+	@missing=""; \
+	for p in $(DEB_RUNTIME) $(DEB_TEST); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo"; \
+	  else echo "Klick needs these Debian packages; install them as root:$$missing"; exit 1; fi; \
+	  echo "Installing Debian packages:$$missing"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

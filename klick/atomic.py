@@ -1,0 +1,81 @@
+"""Writing a file so that a power cut leaves the old version or the new one, never half.
+
+The pattern is the classic one: write a temporary file in the same folder, fsync it, rename it
+over the target (atomic on POSIX), then fsync the folder so the rename itself is on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["write_atomic", "backup_path"]
+
+
+def backup_path(path: str | Path) -> Path:
+    """Where the previous version of ``path`` is kept: ``cards.yaml`` → ``cards.yaml.bak``."""
+    p = Path(path)
+    return p.with_name(p.name + ".bak")
+
+
+def write_atomic(path: str | Path, data: bytes | str, *, backup: bool = False, mode: int | None = None) -> None:
+    """Replace ``path`` with ``data`` atomically; with ``backup``, keep the old file as ``.bak``.
+
+    The backup is made by hard link (or copy where links are not possible) before the rename,
+    so at every instant at least one complete version exists under a known name.
+    """
+    target = Path(path)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    folder = target.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp_name, mode)
+        elif target.exists():
+            os.chmod(tmp_name, target.stat().st_mode & 0o777)
+        else:
+            os.chmod(tmp_name, 0o644)
+        if backup and target.exists():
+            _replace_backup(target)
+        os.replace(tmp_name, target)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(folder)
+
+
+def _replace_backup(target: Path) -> None:
+    bak = backup_path(target)
+    tmp_bak = bak.with_name(bak.name + ".tmp")
+    try:
+        os.unlink(tmp_bak)
+    except FileNotFoundError:
+        pass
+    try:
+        os.link(target, tmp_bak)
+    except OSError:
+        tmp_bak.write_bytes(target.read_bytes())
+    os.replace(tmp_bak, bak)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,54 @@
+"""What the subcommands share: the --config option, loading settings, plain-words exits."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, NoReturn
+
+import click
+
+from klick.config import Config, ConfigError, load_config
+from klick.problems import Problem
+
+#: Exit codes (README): 0 ok, 1 invalid data, 2 usage or config error.
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+    help="Settings file to use instead of the usual search ($KLICK_HOME, XDG, /etc/klick).",
+)
+
+
+def get_config(config_path: str | None) -> Config:
+    """Load settings, or print every problem and exit 2."""
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        print_problems(exc.problems)
+        fail("The settings file has problems; fix the lines above and try again.", EXIT_USAGE)
+
+
+def print_problems(problems: list[Problem]) -> None:
+    for problem in problems:
+        click.echo(str(problem), err=True)
+
+
+def fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def plain_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn unexpected OS errors into one sentence and exit 1: a carer never sees a traceback."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except PermissionError as exc:
+            fail(f"Klick may not use {exc.filename or 'a file'}: permission denied. Ask the installer to check its owner.")
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            fail(f"Something went wrong on the disk{where}: {exc.strerror or exc}.")
+    return wrapper
