@@ -1,0 +1,443 @@
+"""The card registry: ``cards.yaml`` read, checked, looked up and saved.
+
+Every problem is reported with its line, all at once, so a carer fixes the file in one go.
+A registry with errors is never used: the launcher keeps what it last knew to be good.
+Saving is atomic and keeps the previous file as ``cards.yaml.bak``.
+
+File format::
+
+    version: 1
+    cards:
+      - uid: "04A2B3C4D5E680"
+        label: Anna
+        colour: blue
+        picture: pictures/anna.png
+        action:
+          type: video_call
+          provider: jitsi
+          server: https://meet.example.se
+          room: familjen-andersson
+          display_name: Mamma
+        on_remove: close
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable
+from urllib.parse import urlsplit
+
+import yaml
+
+from cards.colours import ColourError, parse_colour
+from cards.model import (
+    ACTION_TYPES, PROVIDERS, SVT_CHANNELS, Action, Card, Command, PhotoAlbum, SvtPlay, VideoCall, Web,
+)
+from klick.atomic import write_atomic
+from klick.problems import FileProblems, Problem
+from klick.uid import UidError, normalise_uid
+from klick.yamlfile import YamlDoc, line_of, read_yaml
+
+__all__ = [
+    "Registry", "RegistryError", "load_registry", "check_registry", "save_registry",
+    "registry_to_yaml", "parse_registry_text", "ALLOWED_URL_SCHEMES",
+]
+
+#: Only encrypted web pages; a card never opens file:, javascript: or plain http: addresses.
+ALLOWED_URL_SCHEMES = ("https",)
+MAX_LABEL = 40
+_CARD_KEYS = {"uid", "label", "colour", "color", "picture", "action", "on_remove", "enabled", "role"}
+_ACTION_FIELDS = {
+    "video_call": {"provider", "server", "room", "display_name", "user", "name"},
+    "svt_play": {"channel", "program"},
+    "photo_album": {"folder", "url"},
+    "web": {"url"},
+    "command": {"argv"},
+}
+_ROOM = re.compile(r"[A-Za-z0-9._\-]{1,100}")
+_PROGRAM = re.compile(r"/[a-z0-9\-/]{1,100}")
+
+
+class RegistryError(FileProblems):
+    """The card file cannot be used; ``problems`` holds every reason with its line."""
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A checked card set. Lookup by UID is a dict access."""
+
+    cards: tuple[Card, ...] = ()
+    path: Path | None = None
+    warnings: tuple[Problem, ...] = ()
+    _by_uid: dict[str, Card] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._by_uid.clear()
+        self._by_uid.update((card.uid, card) for card in self.cards)
+
+    def get(self, uid: str | bytes) -> Card | None:
+        """The card with this UID in any spelling, or None (also for text that is not a UID)."""
+        try:
+            return self._by_uid.get(normalise_uid(uid))
+        except UidError:
+            return None
+
+    def __contains__(self, uid: object) -> bool:
+        return isinstance(uid, (str, bytes)) and self.get(uid) is not None
+
+    def __len__(self) -> int:
+        return len(self.cards)
+
+    def with_card(self, card: Card, *, replace_existing: bool = False) -> "Registry":
+        """A new registry with ``card`` added (or put in place of the card with its UID)."""
+        if card.uid in self._by_uid and not replace_existing:
+            raise KeyError(card.uid)
+        cards = [card if c.uid == card.uid else c for c in self.cards]
+        if card.uid not in self._by_uid:
+            cards.append(card)
+        return Registry(tuple(cards), self.path, self.warnings)
+
+    def without(self, uid: str) -> "Registry":
+        key = normalise_uid(uid)
+        if key not in self._by_uid:
+            raise KeyError(key)
+        return Registry(tuple(c for c in self.cards if c.uid != key), self.path, self.warnings)
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+def load_registry(path: str | Path, *, missing_ok: bool = False) -> Registry:
+    """Read and check a card file; raise :class:`RegistryError` listing every error.
+
+    With ``missing_ok`` a file that does not exist yet is an empty registry (a new device).
+    """
+    p = Path(path)
+    if missing_ok and not p.exists():
+        return Registry((), p)
+    registry, problems = check_registry(p)
+    if registry is None:
+        raise RegistryError(problems)
+    return registry
+
+
+def check_registry(path: str | Path, display: str | None = None) -> tuple[Registry | None, list[Problem]]:
+    """Every problem in a card file; the registry too when there are only warnings."""
+    p = Path(path)
+    doc = read_yaml(p, what="card file", display=display or str(path))
+    return _from_doc(doc, p.resolve().parent, p)
+
+
+def parse_registry_text(text: str, base: Path, name: str = "cards.yaml") -> tuple[Registry | None, list[Problem]]:
+    """Check card-file text that is not (yet) on disk, e.g. before a save or from a bundle."""
+    from klick.yamlfile import parse_yaml_bytes
+
+    doc = parse_yaml_bytes(text.encode("utf-8"), YamlDoc(name, None), "card file")
+    return _from_doc(doc, base, None)
+
+
+def _from_doc(doc: YamlDoc, base: Path, path: Path | None) -> tuple[Registry | None, list[Problem]]:
+    cards: list[Card] = []
+    if doc.ok:
+        cards = _read_cards(doc, base)
+    problems = doc.sorted_problems()
+    if not doc.ok:
+        return None, problems
+    registry = Registry(tuple(cards), path, tuple(p for p in problems if p.severity == "warning"))
+    return registry, problems
+
+
+def _read_cards(doc: YamlDoc, base: Path) -> list[Card]:
+    if doc.root is None:
+        return []
+    top = doc.mapping(doc.root, "")
+    if not top and not doc.ok:
+        return []
+    doc.unknown_keys(top, {"version", "cards"}, "")
+    if "version" in top:
+        version = doc.value(top["version"][1])
+        if version != 1:
+            doc.error(top["version"][1], f"version {version} is not one this Klick knows (it reads version 1); update Klick")
+    if "cards" not in top:
+        if isinstance(doc.root, yaml.MappingNode):
+            doc.error(doc.root, "the card file has no 'cards:' list")
+        return []
+    seq = top["cards"][1]
+    if isinstance(seq, yaml.ScalarNode) and seq.tag.endswith(":null"):
+        return []
+    if not isinstance(seq, yaml.SequenceNode):
+        doc.error(seq, "'cards:' must be a list, each card starting with '- uid:'")
+        return []
+    cards: list[Card] = []
+    first_seen: dict[str, tuple[int | None, str]] = {}
+    for item in seq.value:
+        card = _read_card(doc, item, base)
+        if card is None:
+            continue
+        if card.uid in first_seen:
+            line, spelled = first_seen[card.uid]
+            doc.error(card.line, f"card {card.uid} is already set up on line {line} (written there as "
+                                 f"\"{spelled}\"); one card can do only one thing — remove one of them")
+            continue
+        first_seen[card.uid] = (card.line, _raw_uid(item))
+        cards.append(card)
+    return cards
+
+
+def _raw_uid(item: yaml.Node) -> str:
+    for key, value in item.value:
+        if key.value == "uid" and isinstance(value, yaml.ScalarNode):
+            return value.value
+    return ""
+
+
+def _read_card(doc: YamlDoc, node: yaml.Node, base: Path) -> Card | None:
+    if not isinstance(node, yaml.MappingNode):
+        doc.error(node, "each card must be a group of settings starting with '- uid:'")
+        return None
+    f = doc.mapping(node, "card")
+    doc.unknown_keys(f, _CARD_KEYS, "card")
+    errors_before = len([p for p in doc.problems if p.severity == "error"])
+    line = line_of(node)
+
+    uid = ""
+    if "uid" not in f:
+        doc.error(node, "this card has no uid (the card's ID, as `klick watch` shows it)")
+    else:
+        uid_node = f["uid"][1]
+        if not isinstance(uid_node, yaml.ScalarNode) or uid_node.tag.endswith(":null"):
+            doc.error(uid_node, "uid must be the card's ID, such as \"04A2B3C4\"")
+        else:
+            try:
+                # The raw scalar text: YAML must never turn 0012345678 into the number 12345678.
+                uid = normalise_uid(uid_node.value)
+            except UidError as exc:
+                doc.error(uid_node, f"uid: {exc}")
+
+    label = _text_field(doc, f, "label", required=True, where="card")
+    if label and len(label) > MAX_LABEL:
+        doc.error(f["label"][1], f"label is {len(label)} letters long; keep it to {MAX_LABEL} so it fits on the card")
+
+    colour = "#1F4E9C"
+    colour_key = "colour" if "colour" in f else "color" if "color" in f else None
+    if colour_key:
+        try:
+            colour = parse_colour(doc.value(f[colour_key][1]))
+        except ColourError as exc:
+            doc.error(f[colour_key][1], f"colour {exc}")
+
+    picture = None
+    if "picture" in f:
+        text = _text_field(doc, f, "picture", where="card")
+        if text:
+            picture = _resolve(base, text)
+            if not picture.is_file():
+                doc.warning(f["picture"][1], f"the picture {text} does not exist; the card shows its colour and label only")
+
+    on_remove = _choice_field(doc, f, "on_remove", ("close", "keep"), "close")
+    role = _choice_field(doc, f, "role", ("resident", "carer"), "resident")
+    enabled = True
+    if "enabled" in f:
+        value = doc.value(f["enabled"][1])
+        if not isinstance(value, bool):
+            doc.error(f["enabled"][1], "enabled must be true or false")
+        else:
+            enabled = value
+
+    action = None
+    if "action" in f:
+        action = _read_action(doc, f["action"][1], base)
+    elif role != "carer":
+        doc.error(node, "this card has no action: say what it should do (video_call, svt_play, photo_album, web or command)")
+
+    if len([p for p in doc.problems if p.severity == "error"]) > errors_before:
+        return None
+    return Card(uid=uid, label=label, action=action, colour=colour, picture=picture,
+                on_remove=on_remove, enabled=enabled, role=role, line=line)
+
+
+def _read_action(doc: YamlDoc, node: yaml.Node, base: Path) -> Action | None:
+    f = doc.mapping(node, "action")
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    if "type" not in f:
+        doc.error(node, f"action has no type; use one of: {', '.join(ACTION_TYPES)}")
+        return None
+    kind = doc.value(f["type"][1])
+    if kind not in ACTION_TYPES:
+        doc.error(f["type"][1], f"\"{kind}\" is not an action Klick knows; use one of: {', '.join(ACTION_TYPES)}")
+        return None
+    fields = dict(f)
+    del fields["type"]
+    doc.unknown_keys(fields, _ACTION_FIELDS[kind], f"action ({kind})")
+    where = f"action ({kind})"
+
+    if kind == "video_call":
+        provider = _choice_field(doc, f, "provider", PROVIDERS, None, where)
+        if provider is None:
+            return None
+        if provider == "jitsi":
+            server = _url_field(doc, f, "server", where, required=True)
+            room = _text_field(doc, f, "room", required=True, where=where)
+            if room and not _ROOM.fullmatch(room):
+                doc.error(f["room"][1], "room may hold only letters a-z, digits, '.', '_' and '-' (no spaces or å, ä, ö)")
+            name = _text_field(doc, f, "display_name", where=where)
+            return VideoCall(provider, server=server, room=room, display_name=name)
+        if provider == "teams":
+            return VideoCall(provider, user=_text_field(doc, f, "user", required=True, where=where))
+        return VideoCall(provider, name=_text_field(doc, f, "name", required=True, where=where))
+
+    if kind == "svt_play":
+        channel = _text_field(doc, f, "channel", where=where)
+        program = _text_field(doc, f, "program", where=where)
+        if bool(channel) == bool(program):
+            doc.error(node, "svt_play needs either a channel (such as svt1) or a program (such as /rapport), not both")
+        elif channel and channel not in SVT_CHANNELS:
+            doc.error(f["channel"][1], f"channel must be one of {', '.join(SVT_CHANNELS)}, not \"{channel}\"")
+        elif program and not _PROGRAM.fullmatch(program):
+            doc.error(f["program"][1], "program must be the part of the SVT Play address after svtplay.se, such as /rapport")
+        return SvtPlay(channel=channel, program=program)
+
+    if kind == "photo_album":
+        folder_text = _text_field(doc, f, "folder", where=where)
+        url = _url_field(doc, f, "url", where) if "url" in f else ""
+        if not folder_text and not url:
+            doc.error(node, "photo_album needs a folder with the photos (or a url as a fallback)")
+            return None
+        folder = _resolve(base, folder_text) if folder_text else None
+        if folder is not None and not folder.is_dir():
+            doc.warning(f["folder"][1], f"the photo folder {folder_text} does not exist yet")
+        return PhotoAlbum(folder=folder, url=url)
+
+    if kind == "web":
+        return Web(_url_field(doc, f, "url", where, required=True))
+
+    # command: an argv list, never a shell string.
+    if "argv" not in f:
+        doc.error(node, "command needs argv: the program and its arguments as a list")
+        return None
+    argv_node = f["argv"][1]
+    value = doc.value(argv_node)
+    if isinstance(value, str):
+        doc.error(argv_node, "argv must be a list (one word per line starting with '- '), not one string: "
+                             "Klick never runs commands through a shell")
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        doc.error(argv_node, "argv must be a list of words, the first one the program")
+        return None
+    return Command(tuple(value))
+
+
+def _text_field(doc: YamlDoc, f: dict, key: str, *, required: bool = False, where: str = "card") -> str:
+    if key not in f:
+        if required:
+            first_node = next(iter(f.values()))[0] if f else None
+            doc.error(first_node, f"{where} needs a {key}")
+        return ""
+    node = f[key][1]
+    value = doc.value(node)
+    if value is None or value == "":
+        if required:
+            doc.error(node, f"{key} must not be empty")
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        doc.error(node, f"{key} must be text")
+        return ""
+    return str(value).strip() if not isinstance(value, str) else value.strip()
+
+
+def _choice_field(doc: YamlDoc, f: dict, key: str, options: Iterable[str], default: Any, where: str = "card") -> Any:
+    options = tuple(options)
+    if key not in f:
+        if default is None:
+            doc.error(next(iter(f.values()))[0] if f else None, f"{where} needs {key}: one of {', '.join(options)}")
+        return default
+    value = doc.value(f[key][1])
+    if value not in options:
+        doc.error(f[key][1], f"{key} must be one of {', '.join(options)}, not \"{value}\"")
+        return default
+    return value
+
+
+def _url_field(doc: YamlDoc, f: dict, key: str, where: str, required: bool = False) -> str:
+    text = _text_field(doc, f, key, required=required, where=where)
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ALLOWED_URL_SCHEMES or not parts.netloc:
+        doc.error(f[key][1], f"{key} must be a web address starting with https://, not \"{text}\"")
+        return ""
+    return text
+
+
+def _resolve(base: Path, text: str) -> Path:
+    p = Path(os.path.expanduser(text))
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+def registry_to_yaml(registry: Registry, base: Path) -> str:
+    """The card file text for ``registry``; paths are written relative to ``base`` when inside it."""
+    cards = [_card_to_dict(card, base) for card in registry.cards]
+    body = yaml.safe_dump({"version": 1, "cards": cards}, sort_keys=False, allow_unicode=True,
+                          default_flow_style=False, width=100)
+    header = ("# Klick card set. Written by the carer tool; `klick cards check` checks it.\n"
+              "# Each card: uid, label, colour, picture, action, on_remove (close|keep).\n")
+    return header + body
+
+
+def _card_to_dict(card: Card, base: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {"uid": card.uid, "label": card.label, "colour": card.colour}
+    if card.picture is not None:
+        out["picture"] = _relative(card.picture, base)
+    if card.action is not None:
+        out["action"] = _action_to_dict(card.action, base)
+    if card.on_remove != "close":
+        out["on_remove"] = card.on_remove
+    if not card.enabled:
+        out["enabled"] = False
+    if card.role != "resident":
+        out["role"] = card.role
+    return out
+
+
+def _action_to_dict(action: Action, base: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": action.type}
+    if isinstance(action, Command):
+        out["argv"] = list(action.argv)
+    elif isinstance(action, PhotoAlbum):
+        if action.folder is not None:
+            out["folder"] = _relative(action.folder, base)
+        if action.url:
+            out["url"] = action.url
+    else:
+        for key, value in action.__dict__.items():
+            if value:
+                out[key] = value
+    return out
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def save_registry(registry: Registry, path: str | Path | None = None) -> Registry:
+    """Write atomically, keeping the old file as ``.bak``; returns the registry as read back.
+
+    The text is checked before it replaces anything, so a save can never leave a card file the
+    launcher refuses.
+    """
+    target = Path(path or registry.path)
+    base = target.resolve().parent
+    text = registry_to_yaml(registry, base)
+    checked, problems = parse_registry_text(text, base, target.name)
+    if checked is None:
+        raise RegistryError(problems)
+    write_atomic(target, text, backup=True)
+    return replace(checked, path=target)
