@@ -327,6 +327,9 @@ def _read_action(doc: YamlDoc, node: yaml.Node, base: Path) -> Action | None:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
         doc.error(argv_node, "argv must be a list of words, the first one the program")
         return None
+    if any(_has_control(v) for v in value):
+        doc.error(argv_node, "argv holds an invisible control character; retype it")
+        return None
     return Command(tuple(value))
 
 
@@ -344,6 +347,9 @@ def _text_field(doc: YamlDoc, f: dict, key: str, *, required: bool = False, wher
         return ""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         doc.error(node, f"{key} must be text")
+        return ""
+    if isinstance(value, str) and _has_control(value):
+        doc.error(node, f"{key} holds an invisible control character; retype it")
         return ""
     return str(value).strip() if not isinstance(value, str) else value.strip()
 
@@ -372,6 +378,12 @@ def _url_field(doc: YamlDoc, f: dict, key: str, where: str, required: bool = Fal
     return text
 
 
+def _has_control(text: str) -> bool:
+    import unicodedata
+
+    return any(unicodedata.category(ch) == "Cc" for ch in text)
+
+
 def _resolve(base: Path, text: str) -> Path:
     p = Path(os.path.expanduser(text))
     return p if p.is_absolute() else (base / p).resolve()
@@ -379,18 +391,29 @@ def _resolve(base: Path, text: str) -> Path:
 
 # --- writing ------------------------------------------------------------------------------------
 
+class _Quoted(str):
+    """A UID is always written in quotes, so no YAML reader anywhere can take it for a number."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(_Quoted, lambda dumper, text: dumper.represent_scalar("tag:yaml.org,2002:str", text, style='"'))
+
+
 def registry_to_yaml(registry: Registry, base: Path) -> str:
     """The card file text for ``registry``; paths are written relative to ``base`` when inside it."""
     cards = [_card_to_dict(card, base) for card in registry.cards]
-    body = yaml.safe_dump({"version": 1, "cards": cards}, sort_keys=False, allow_unicode=True,
-                          default_flow_style=False, width=100)
+    body = yaml.dump({"version": 1, "cards": cards}, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+                     default_flow_style=False, width=100)
     header = ("# Klick card set. Written by the carer tool; `klick cards check` checks it.\n"
               "# Each card: uid, label, colour, picture, action, on_remove (close|keep).\n")
     return header + body
 
 
 def _card_to_dict(card: Card, base: Path) -> dict[str, Any]:
-    out: dict[str, Any] = {"uid": card.uid, "label": card.label, "colour": card.colour}
+    out: dict[str, Any] = {"uid": _Quoted(card.uid), "label": card.label, "colour": card.colour}
     if card.picture is not None:
         out["picture"] = _relative(card.picture, base)
     if card.action is not None:
