@@ -303,6 +303,26 @@ class Decoder:
         else:
             del self._buf[: cut + 1]
 
+    def _complete_frame_inside(self) -> bool:
+        """Does a complete, CRC-valid frame start right after some 0x7E in the buffer?
+
+        Without this look-ahead, two bytes of noise such as ``40 10`` would hold back the frame
+        behind them until 64 bytes had arrived: eight seconds of heartbeats for a card event.
+        A real frame in flight never contains a CRC-valid frame of its own, but for the odds.
+        """
+        buf = self._buf
+        i = buf.find(SYNC)
+        while 0 <= i < len(buf) - MIN_FRAME:
+            start = i + 1
+            n = buf[start]
+            if (MIN_FRAME <= n <= MAX_FRAME and start + n <= len(buf) and buf[start + 1] & 0xF0 == 0x10
+                    and buf[start + n - 1] == SYNC
+                    and crc16_ccitt(memoryview(buf)[start: start + n - 3])
+                    == (buf[start + n - 3] << 8) | buf[start + n - 2]):
+                return True
+            i = buf.find(SYNC, start)
+        return False
+
     def feed(self, data: bytes | bytearray | memoryview) -> list[tuple[int, Message]]:
         """Append ``data``; return every complete ``(seq, message)`` now available, in order."""
         out: list[tuple[int, Message]] = []
@@ -317,6 +337,9 @@ class Decoder:
                 self._resync()
                 continue
             if len(buf) < length:
+                if self._complete_frame_inside():
+                    self._resync()  # the head was garbage: a whole frame follows a 0x7E in it
+                    continue
                 break
             if buf[length - 1] != SYNC or crc16_ccitt(memoryview(buf)[: length - 3]) != (
                 (buf[length - 3] << 8) | buf[length - 2]
@@ -397,7 +420,7 @@ class CommandTracker:
         resend: list[bytes] = []
         failed: list[Pending] = []
         for p in sorted(self._waiting.values(), key=lambda p: p.seq):
-            if now - p.sent_at < self.resend_after:
+            if now < p.sent_at + self.resend_after:
                 continue
             if p.resends >= self.max_resends:
                 del self._waiting[p.seq]
