@@ -1,0 +1,74 @@
+"""`make bench`: run every tests/bench/bench_*.py and print one table of figures.
+
+Each bench module has ``run() -> list[tuple[str, str]]`` (figure, value with unit). Figures are
+printed, never asserted: a busy 2-core machine must not turn a benchmark into a failure.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 1024 / 1024:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{platform.node()}: {cpu}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+
+
+def main(argv: list[str]) -> int:
+    only = set(argv)
+    modules = sorted(HERE.glob("bench_*.py"))
+    if only:
+        modules = [m for m in modules if m.stem.removeprefix("bench_") in only]
+    print(f"Klick benchmarks on {machine()}")
+    if not modules:
+        print("nothing yet")
+        return 0
+    rows: list[tuple[str, str, str]] = []
+    for path in modules:
+        topic = path.stem.removeprefix("bench_")
+        print(f"... {topic}", flush=True)
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        started = time.perf_counter()
+        try:
+            spec.loader.exec_module(module)
+            for figure, value in module.run():
+                rows.append((topic, figure, value))
+        except Exception:
+            traceback.print_exc()
+            rows.append((topic, "FAILED (see above)", "-"))
+        rows.append((topic, "(bench wall time)", f"{time.perf_counter() - started:.1f} s"))
+    w1 = max(len(r[0]) for r in rows)
+    w2 = max(len(r[1]) for r in rows)
+    print()
+    print(f"{'topic':<{w1}}  {'figure':<{w2}}  value")
+    print(f"{'-' * w1}  {'-' * w2}  -----")
+    for topic, figure, value in rows:
+        print(f"{topic:<{w1}}  {figure:<{w2}}  {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
