@@ -1,0 +1,128 @@
+"""`klick bridge`, `klick watch`, `klick simulate`: run the reader daemon, see it, drive it."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import click
+
+from klick.cli.common import EXIT_INVALID, EXIT_USAGE, config_option, fail, get_config, plain_errors
+
+DRIVER_CHOICES = ["sim", "serial", "nfc", "hid"]
+
+
+@click.command()
+@config_option
+@click.option("--driver", type=click.Choice(DRIVER_CHOICES), default=None,
+              help="Reader driver to use instead of reader.driver in the settings (for tests and demos).")
+@click.option("--device", default=None, help="Reader device to use instead of reader.device in the settings.")
+@click.option("-v", "--verbose", is_flag=True, help="Also log what the reader driver itself says.")
+@plain_errors
+def bridge(config_path: str | None, driver: str | None, device: str | None, verbose: bool) -> None:
+    """Run the card reader daemon: reader events on the socket in paths.socket."""
+    from dataclasses import replace
+
+    from firmware_bridge.daemon import Bridge, setup_logging, with_driver
+    from firmware_bridge.server import BridgeAlreadyRunning, SocketPathError
+
+    cfg = with_driver(get_config(config_path), driver)
+    if device is not None:
+        cfg = replace(cfg, reader=replace(cfg.reader, device=device))
+    setup_logging(logging.INFO, driver_level=logging.INFO if verbose else logging.WARNING)
+    daemon = Bridge(cfg)
+    try:
+        daemon.open()
+    except BridgeAlreadyRunning as exc:
+        fail(str(exc), EXIT_INVALID)
+    except SocketPathError as exc:
+        fail(str(exc), EXIT_USAGE)
+    daemon.run()
+
+
+@click.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON lines instead of plain text.")
+@plain_errors
+def watch(config_path: str | None, as_json: bool) -> None:
+    """Print the card reader's events as they happen (Ctrl+C to stop)."""
+    from firmware_bridge.daemon import describe_event
+    from klick.bridge_client import BridgeUnavailable, iter_events
+    from klick.events import encode_event
+
+    socket_path = get_config(config_path).paths.socket
+    try:
+        for event in iter_events(socket_path):
+            if as_json:
+                click.echo(encode_event(event).decode(), nl=False)
+            else:
+                stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
+                click.echo(f"{stamp}  {describe_event(event)}")
+    except BridgeUnavailable as exc:
+        fail(str(exc), EXIT_INVALID)
+    except KeyboardInterrupt:
+        return
+    fail("The card reader bridge stopped.", EXIT_INVALID)
+
+
+@click.group()
+def simulate() -> None:
+    """Put a card into the simulated reader, or take it out (bridge with driver: sim)."""
+
+
+def _ask(config_path: str | None, command: dict) -> dict:
+    from klick.bridge_client import BridgeUnavailable, request
+
+    socket_path = get_config(config_path).paths.socket
+    try:
+        reply = request(socket_path, command)
+    except BridgeUnavailable as exc:
+        fail(f"{exc} Start it with `klick bridge --driver sim`.", EXIT_INVALID)
+    except TimeoutError:
+        fail("The card reader bridge did not answer in time.", EXIT_INVALID)
+    if not reply.get("ok"):
+        fail(str(reply.get("error") or "The card reader bridge refused."), EXIT_INVALID)
+    return reply
+
+
+@simulate.command()
+@config_option
+@click.argument("uid")
+@plain_errors
+def insert(config_path: str | None, uid: str) -> None:
+    """Slot the card UID into the simulated reader."""
+    from klick.uid import UidError, normalise_uid
+
+    try:
+        uid = normalise_uid(uid)
+    except UidError as exc:
+        fail(f"That is not a card ID: {exc}.", EXIT_USAGE)
+    _ask(config_path, {"command": "insert", "uid": uid})
+    click.echo(f"Card {uid} is in the simulated reader.")
+
+
+@simulate.command()
+@config_option
+@plain_errors
+def remove(config_path: str | None) -> None:
+    """Take the card out of the simulated reader."""
+    _ask(config_path, {"command": "remove"})
+    click.echo("The simulated reader is empty.")
+
+
+@simulate.command()
+@config_option
+@plain_errors
+def unplug(config_path: str | None) -> None:
+    """Pull the simulated reader's cable (the bridge reports it lost)."""
+    _ask(config_path, {"command": "unplug"})
+    click.echo("The simulated reader is unplugged.")
+
+
+@simulate.command()
+@config_option
+@plain_errors
+def replug(config_path: str | None) -> None:
+    """Plug the simulated reader back in."""
+    _ask(config_path, {"command": "replug"})
+    click.echo("The simulated reader is plugged in again.")
