@@ -7,6 +7,7 @@ and ``klick cards list`` start fast and never load Kivy, nfcpy or matplotlib.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -57,8 +58,17 @@ def cli() -> None:
 
 
 def main() -> None:
-    """Console-script entry: runs the CLI, and turns any unexpected failure into one sentence."""
+    """Console-script entry: runs the CLI, and turns any unexpected failure into one sentence.
+
+    A carer never sees a traceback; an installer who wants one sets KLICK_DEBUG=1.
+    """
     try:
         cli.main(prog_name="klick", standalone_mode=True)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # the last guard: everything expected is handled closer to its cause
+        if os.environ.get("KLICK_DEBUG"):
+            raise
+        click.echo(f"Klick could not finish: {exc or type(exc).__name__}. "
+                   "Nothing was changed. (Set KLICK_DEBUG=1 to see the details.)", err=True)
+        sys.exit(1)
