@@ -1,0 +1,525 @@
+"""``questionnaire.yaml``: the pilot's questions, read and checked as strictly as the card file.
+
+Pilot staff edit this file, not programmers; a mistake must name its line and the fix, every
+mistake at once, and a file with errors is never used (the device then asks nothing rather than
+asking something garbled). File format::
+
+    version: 1
+    limits:
+      per_day: 3               # at most this many questions a day (follow-ups do not count)
+      quiet_hours: "20:00-09:00"
+      expire_days: 3           # a question not answered in time is dropped
+      snooze_minutes: 120      # "not now" asks again after this long
+    questions:
+      - id: how_did_it_go
+        kind: smiley5          # smiley5 | yes_no | choice | free_text
+        text:
+          sv: Hur gick det?
+          en: How did that go?
+        triggers:
+          - after_uses: [1, 2, 3]
+            per_card: true
+      - id: anything_difficult
+        kind: yes_no
+        text: {sv: Var något svårt?, en: Was anything difficult?}
+        triggers:
+          - after_uses: [1, 2, 3]
+        follow_up:
+          when: "yes"
+          id: what_was_difficult
+          kind: free_text
+          text: {sv: Vad var svårt?, en: What was difficult?}
+
+Triggers: ``after_uses`` (N or a list; optional ``action_type`` and ``per_card``),
+``days_after_first_use``, ``after_session_minutes`` (optional ``action_type``), ``weekday``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from klick.problems import FileProblems, Problem
+from klick.yamlfile import YamlDoc, read_yaml
+
+__all__ = [
+    "KINDS", "ACTION_TYPES", "WEEKDAYS", "Text", "Option", "Trigger", "Question", "Limits",
+    "Questionnaire", "QuestionnaireError", "load_questionnaire", "check_questionnaire",
+]
+
+KINDS = ("smiley5", "yes_no", "choice", "free_text")
+#: The action types a card can have (cards/model.py); repeated here because the core may not
+#: import cards/. A test keeps the two lists equal.
+ACTION_TYPES = ("video_call", "svt_play", "photo_album", "web", "command")
+WEEKDAYS = {
+    "monday": 0, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4, "saturday": 5, "sunday": 6,
+    "måndag": 0, "tisdag": 1, "onsdag": 2, "torsdag": 3, "fredag": 4, "lördag": 5, "söndag": 6,
+}
+#: Shown in large type on a 10-inch screen to someone with poor sight: short questions only.
+MAX_TEXT = 120
+MAX_OPTIONS = 4
+_ID = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+_TRIGGER_KEYS = {"after_uses", "days_after_first_use", "after_session_minutes", "weekday"}
+
+
+class QuestionnaireError(FileProblems):
+    """The questionnaire cannot be used; ``problems`` holds every reason with its line."""
+
+
+@dataclass(frozen=True)
+class Text:
+    sv: str
+    en: str
+
+    def get(self, locale: str) -> str:
+        return self.en if locale == "en" else self.sv
+
+
+@dataclass(frozen=True)
+class Option:
+    value: str
+    label: Text
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """One reason to ask. ``kind`` is the key used in the file."""
+
+    kind: str
+    uses: tuple[int, ...] = ()
+    per_card: bool = False
+    action_type: str | None = None
+    days: int | None = None
+    minutes: float | None = None
+    weekday: int | None = None
+
+    def describe(self) -> str:
+        """A short, stable name for the export (never holds a card ID)."""
+        if self.kind == "after_uses":
+            scope = "per_card" if self.per_card else (self.action_type or "any")
+            return f"after_uses:{scope}"
+        if self.kind == "days_after_first_use":
+            return f"days_after_first_use:{self.days}"
+        if self.kind == "after_session_minutes":
+            return f"after_session_minutes:{self.minutes:g}" + (f":{self.action_type}" if self.action_type else "")
+        return f"weekday:{self.weekday}"
+
+
+SMILEY_OPTIONS = tuple(
+    Option(str(i + 1), Text(sv, en)) for i, (sv, en) in enumerate([
+        ("Mycket dåligt", "Very bad"), ("Dåligt", "Bad"), ("Sådär", "So-so"),
+        ("Bra", "Good"), ("Mycket bra", "Very good"),
+    ])
+)
+YES_NO_OPTIONS = (Option("yes", Text("Ja", "Yes")), Option("no", Text("Nej", "No")))
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    kind: str
+    text: Text
+    options: tuple[Option, ...] = ()
+    triggers: tuple[Trigger, ...] = ()
+    follow_up: "Question | None" = None
+    #: Answer values that lead to the follow-up question.
+    follow_up_when: tuple[str, ...] = ()
+    line: int | None = None
+
+    def option_values(self) -> tuple[str, ...]:
+        return tuple(o.value for o in self.options)
+
+
+@dataclass(frozen=True)
+class Limits:
+    per_day: int = 2
+    #: (start, end) in minutes after midnight, local time; the span may cross midnight.
+    quiet_hours: tuple[int, int] | None = (20 * 60, 9 * 60)
+    expire_days: int = 3
+    snooze_minutes: int = 120
+
+
+@dataclass(frozen=True)
+class Questionnaire:
+    questions: tuple[Question, ...] = ()
+    limits: Limits = Limits()
+    path: Path | None = None
+
+    def find(self, question_id: str) -> Question | None:
+        for q in self.questions:
+            if q.id == question_id:
+                return q
+            if q.follow_up is not None and q.follow_up.id == question_id:
+                return q.follow_up
+        return None
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+def load_questionnaire(path: str | Path) -> Questionnaire:
+    """Read and check the file; raise :class:`QuestionnaireError` with every problem."""
+    q, problems = check_questionnaire(path)
+    if q is None:
+        raise QuestionnaireError([p for p in problems if p.severity == "error"] or problems)
+    return q
+
+
+def check_questionnaire(path: str | Path, display: str | None = None) -> tuple[Questionnaire | None, list[Problem]]:
+    """The questionnaire (None when any error was found) and every problem, sorted by line."""
+    doc = read_yaml(path, what="questionnaire", display=display or str(path))
+    if not doc.ok:
+        return None, doc.sorted_problems()
+    if doc.root is None:
+        doc.error(None, "the questionnaire is empty; it needs a 'questions:' list")
+        return None, doc.sorted_problems()
+    result = _read(doc, Path(path))
+    return (result if doc.ok else None), doc.sorted_problems()
+
+
+def _read(doc: YamlDoc, path: Path) -> Questionnaire:
+    root = doc.mapping(doc.root, "the questionnaire")
+    doc.unknown_keys(root, {"version", "limits", "questions"}, "")
+    if "version" in root:
+        node = root["version"][1]
+        if _plain(doc, node) != 1:
+            doc.error(node, "version must be 1 (the only questionnaire format this Klick reads)")
+    limits = _read_limits(doc, root["limits"][1]) if "limits" in root else Limits()
+    questions: list[Question] = []
+    if "questions" not in root:
+        doc.error(doc.root, "the questionnaire needs a 'questions:' list")
+    else:
+        node = root["questions"][1]
+        if not isinstance(node, yaml.SequenceNode):
+            doc.error(node, "questions must be a list, each question starting with '- id: ...'")
+        else:
+            seen: dict[str, int | None] = {}
+            for item in node.value:
+                q = _read_question(doc, item, top=True)
+                if q is None:
+                    continue
+                for one in (q, q.follow_up):
+                    if one is None:
+                        continue
+                    if one.id in seen:
+                        doc.error(one.line, f"the question id '{one.id}' is used twice (first on line {seen[one.id]}); each id must be unique")
+                    else:
+                        seen[one.id] = one.line
+                questions.append(q)
+            if not node.value:
+                doc.warning(node, "the questions list is empty; the device will not ask anything")
+    return Questionnaire(tuple(questions), limits, path)
+
+
+def _plain(doc: YamlDoc, node: yaml.Node) -> Any:
+    try:
+        return doc.value(node)
+    except Exception:
+        return None
+
+
+def _int(doc: YamlDoc, node: yaml.Node, name: str, low: int, high: int) -> int | None:
+    value = _plain(doc, node)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        doc.error(node, f"{name} must be a whole number from {low} to {high}, not {_show(value)}")
+        return None
+    return value
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return "a list" if isinstance(value, list) else "a group of settings"
+    return str(value)
+
+
+def _read_limits(doc: YamlDoc, node: yaml.Node) -> Limits:
+    f = doc.mapping(node, "limits")
+    doc.unknown_keys(f, {"per_day", "quiet_hours", "expire_days", "snooze_minutes"}, "limits")
+    base = Limits()
+    values: dict[str, Any] = {}
+    for key, low, high in (("per_day", 1, 20), ("expire_days", 1, 60), ("snooze_minutes", 5, 1440)):
+        if key in f:
+            got = _int(doc, f[key][1], f"limits.{key}", low, high)
+            if got is not None:
+                values[key] = got
+    if "quiet_hours" in f:
+        qnode = f["quiet_hours"][1]
+        raw = _plain(doc, qnode)
+        if raw in (None, "", "none", False):
+            values["quiet_hours"] = None
+        else:
+            parsed = _parse_span(raw)
+            if parsed is None:
+                doc.error(qnode, f'limits.quiet_hours must be two times like "20:00-09:00", not {_show(raw)}')
+            else:
+                values["quiet_hours"] = parsed
+    return Limits(
+        per_day=values.get("per_day", base.per_day),
+        quiet_hours=values.get("quiet_hours", base.quiet_hours),
+        expire_days=values.get("expire_days", base.expire_days),
+        snooze_minutes=values.get("snooze_minutes", base.snooze_minutes),
+    )
+
+
+def _parse_span(raw: Any) -> tuple[int, int] | None:
+    if not isinstance(raw, str) or raw.count("-") != 1:
+        return None
+    start, end = (part.strip() for part in raw.split("-"))
+    a, b = _CLOCK.fullmatch(start), _CLOCK.fullmatch(end)
+    if not a or not b:
+        return None
+    first = int(a.group(1)) * 60 + int(a.group(2))
+    last = int(b.group(1)) * 60 + int(b.group(2))
+    return None if first == last else (first, last)
+
+
+_QUESTION_KEYS = {"id", "kind", "text", "options", "triggers", "follow_up"}
+
+
+def _read_question(doc: YamlDoc, node: yaml.Node, *, top: bool) -> Question | None:
+    where = "question" if top else "follow_up"
+    f = doc.mapping(node, where)
+    if not f:
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        doc.error(node, f"this {where} is empty; it needs id, kind and text")
+        return None
+    known = _QUESTION_KEYS if top else {"id", "kind", "text", "options", "when"}
+    doc.unknown_keys(f, known, where)
+    ok = True
+
+    qid = ""
+    if "id" not in f:
+        doc.error(node, f"this {where} has no 'id' (a short name like how_did_it_go)")
+        ok = False
+    else:
+        raw = _plain(doc, f["id"][1])
+        if not isinstance(raw, str) or not _ID.fullmatch(raw):
+            doc.error(f["id"][1], f"{where} id {_show(raw)} must be a short name of small letters, digits and _ (like how_did_it_go)")
+            ok = False
+        else:
+            qid = raw
+    name = f"question '{qid}'" if qid else f"this {where}"
+
+    kind = ""
+    if "kind" not in f:
+        doc.error(node, f"{name} has no 'kind'; use one of: {', '.join(KINDS)}")
+        ok = False
+    else:
+        raw = _plain(doc, f["kind"][1])
+        if raw not in KINDS:
+            doc.error(f["kind"][1], f"{name}: kind must be one of {', '.join(KINDS)}, not {_show(raw)}")
+            ok = False
+        else:
+            kind = raw
+
+    text = _read_text(doc, f["text"][1], f"{name}: text") if "text" in f else None
+    if "text" not in f:
+        doc.error(node, f"{name} has no 'text' (sv: and en:)")
+    if text is None:
+        ok = False
+
+    options: tuple[Option, ...] = ()
+    if kind == "choice":
+        if "options" not in f:
+            doc.error(node, f"{name} is a choice and needs 'options' (2 to {MAX_OPTIONS})")
+            ok = False
+        else:
+            read = _read_options(doc, f["options"][1], name)
+            ok = ok and read is not None
+            options = read or ()
+    elif "options" in f and kind:
+        doc.error(f["options"][0], f"{name}: only a 'choice' question has options; a {kind} question has its own answers")
+        ok = False
+    elif kind == "smiley5":
+        options = SMILEY_OPTIONS
+    elif kind == "yes_no":
+        options = YES_NO_OPTIONS
+
+    triggers: tuple[Trigger, ...] = ()
+    if top:
+        if "triggers" not in f:
+            doc.error(node, f"{name} has no 'triggers'; without one it is never asked")
+            ok = False
+        else:
+            read_t = _read_triggers(doc, f["triggers"][1], name)
+            ok = ok and read_t is not None
+            triggers = read_t or ()
+
+    follow_up, when = None, ()
+    if top and "follow_up" in f:
+        fnode = f["follow_up"][1]
+        follow_up = _read_question(doc, fnode, top=False)
+        ok = ok and follow_up is not None
+        fmap = doc.mapping(fnode, "follow_up") if isinstance(fnode, yaml.MappingNode) else {}
+        if kind == "free_text":
+            doc.error(f["follow_up"][0], f"{name}: a free_text question cannot have a follow-up")
+            ok = False
+        elif "when" not in fmap:
+            doc.error(fnode, f"{name}: the follow_up needs 'when:' (the answer that leads to it, like \"yes\")")
+            ok = False
+        elif kind:
+            raw = _plain(doc, fmap["when"][1])
+            values = raw if isinstance(raw, list) else [raw]
+            allowed = {o.value for o in options}
+            words = []
+            for v in values:
+                word = _answer_word(v)
+                if word not in allowed:
+                    doc.error(fmap["when"][1], f"{name}: follow_up when {_show(v)} is not one of its answers ({', '.join(sorted(allowed))})")
+                    ok = False
+                else:
+                    words.append(word)
+            when = tuple(words)
+    line = node.start_mark.line + 1
+    if not ok or text is None:
+        return None
+    return Question(qid, kind, text, options, triggers, follow_up, when, line)
+
+
+def _answer_word(value: Any) -> str:
+    # YAML 1.1 reads an unquoted yes/no as true/false; a pilot writer means the answer.
+    if value is True:
+        return "yes"
+    if value is False:
+        return "no"
+    return str(value)
+
+
+def _read_text(doc: YamlDoc, node: yaml.Node, name: str) -> Text | None:
+    if isinstance(node, yaml.ScalarNode):
+        doc.error(node, f"{name} needs both languages on their own lines: 'sv: ...' and 'en: ...'")
+        return None
+    f = doc.mapping(node, name)
+    doc.unknown_keys(f, {"sv", "en"}, name)
+    out: dict[str, str] = {}
+    for lang in ("sv", "en"):
+        if lang not in f:
+            doc.error(node, f"{name} has no '{lang}:' line; every question is written in Swedish and English")
+            continue
+        value = _plain(doc, f[lang][1])
+        if not isinstance(value, str) or not value.strip():
+            doc.error(f[lang][1], f"{name}.{lang} must be words, not {_show(value)}")
+            continue
+        if len(value) > MAX_TEXT:
+            doc.error(f[lang][1], f"{name}.{lang} is {len(value)} characters; at most {MAX_TEXT} fit on the screen in large type")
+            continue
+        out[lang] = value.strip()
+    if len(out) != 2:
+        return None
+    return Text(out["sv"], out["en"])
+
+
+def _read_options(doc: YamlDoc, node: yaml.Node, name: str) -> tuple[Option, ...] | None:
+    if not isinstance(node, yaml.SequenceNode):
+        doc.error(node, f"{name}: options must be a list, each starting with '- value: ...'")
+        return None
+    if not 2 <= len(node.value) <= MAX_OPTIONS:
+        doc.error(node, f"{name} has {len(node.value)} options; a choice has 2 to {MAX_OPTIONS}, so each fits on the screen")
+        return None
+    out: list[Option] = []
+    ok = True
+    for item in node.value:
+        f = doc.mapping(item, "option")
+        doc.unknown_keys(f, {"value", "sv", "en"}, "option")
+        value = _plain(doc, f["value"][1]) if "value" in f else None
+        if not isinstance(value, (str, int)) or isinstance(value, bool) or not _ID.fullmatch(str(value)):
+            doc.error(item, f"{name}: each option needs 'value:', a short name of small letters, digits and _")
+            ok = False
+            continue
+        labels = {}
+        for lang in ("sv", "en"):
+            text = _plain(doc, f[lang][1]) if lang in f else None
+            if not isinstance(text, str) or not text.strip():
+                doc.error(item, f"{name}: option '{value}' needs a '{lang}:' label")
+                ok = False
+            elif len(text) > 40:
+                doc.error(f[lang][1], f"{name}: option label is {len(text)} characters; at most 40 fit on a button")
+                ok = False
+            else:
+                labels[lang] = text.strip()
+        if str(value) in {o.value for o in out}:
+            doc.error(item, f"{name}: the option value '{value}' is used twice")
+            ok = False
+        if len(labels) == 2:
+            out.append(Option(str(value), Text(labels["sv"], labels["en"])))
+    return tuple(out) if ok else None
+
+
+def _read_triggers(doc: YamlDoc, node: yaml.Node, name: str) -> tuple[Trigger, ...] | None:
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        doc.error(node, f"{name}: triggers must be a list, each starting with '- after_uses: ...' (or days_after_first_use, after_session_minutes, weekday)")
+        return None
+    out: list[Trigger] = []
+    ok = True
+    for item in node.value:
+        t = _read_trigger(doc, item, name)
+        if t is None:
+            ok = False
+        else:
+            out.append(t)
+    return tuple(out) if ok else None
+
+
+def _read_trigger(doc: YamlDoc, node: yaml.Node, name: str) -> Trigger | None:
+    f = doc.mapping(node, "trigger")
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    kinds = [k for k in f if k in _TRIGGER_KEYS]
+    doc.unknown_keys(f, _TRIGGER_KEYS | {"action_type", "per_card"}, "trigger")
+    if len(kinds) != 1:
+        doc.error(node, f"{name}: each trigger has exactly one of after_uses, days_after_first_use, after_session_minutes, weekday"
+                  + (f" (this one has {', '.join(kinds)})" if kinds else ""))
+        return None
+    kind = kinds[0]
+    vnode = f[kind][1]
+    value = _plain(doc, vnode)
+    action_type = None
+    if "action_type" in f:
+        if kind not in ("after_uses", "after_session_minutes"):
+            doc.error(f["action_type"][0], f"{name}: action_type only goes with after_uses or after_session_minutes")
+            return None
+        action_type = _plain(doc, f["action_type"][1])
+        if action_type not in ACTION_TYPES:
+            doc.error(f["action_type"][1], f"{name}: action_type must be one of {', '.join(ACTION_TYPES)}, not {_show(action_type)}")
+            return None
+    per_card = False
+    if "per_card" in f:
+        per_card = _plain(doc, f["per_card"][1])
+        if kind != "after_uses" or not isinstance(per_card, bool):
+            doc.error(f["per_card"][1], f"{name}: per_card is true or false, and only goes with after_uses")
+            return None
+        if per_card and action_type:
+            doc.error(f["per_card"][0], f"{name}: use per_card or action_type, not both")
+            return None
+    if kind == "after_uses":
+        items = value if isinstance(value, list) else [value]
+        if not items or any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 10_000 for v in items):
+            doc.error(vnode, f"{name}: after_uses must be a whole number from 1 (or a list like [1, 2, 3]), not {_show(value)}")
+            return None
+        return Trigger(kind, uses=tuple(sorted(set(items))), per_card=per_card, action_type=action_type)
+    if kind == "days_after_first_use":
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3650:
+            doc.error(vnode, f"{name}: days_after_first_use must be a whole number of days, not {_show(value)}")
+            return None
+        return Trigger(kind, days=value)
+    if kind == "after_session_minutes":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 24 * 60:
+            doc.error(vnode, f"{name}: after_session_minutes must be a number of minutes above 0, not {_show(value)}")
+            return None
+        return Trigger(kind, minutes=float(value), action_type=action_type)
+    day = WEEKDAYS.get(str(value).strip().lower()) if isinstance(value, str) else None
+    if day is None:
+        doc.error(vnode, f"{name}: weekday must be a day's name like friday (or fredag), not {_show(value)}")
+        return None
+    return Trigger(kind, weekday=day)
