@@ -488,7 +488,7 @@ class Watchdog:
         self.last = now
 
     def expired(self, now: float) -> bool:
-        return now - self.last >= self.timeout
+        return now >= self.last + self.timeout
 
     def deadline(self) -> float:
         return self.last + self.timeout

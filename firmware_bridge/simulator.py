@@ -197,9 +197,14 @@ class Simulator:
         return p.CardPresentMsg(self.counter, self.card)
 
     def _handle(self, seq: int, msg: p.Message) -> None:
-        with self._received_cond:
-            self.received.append(msg)
-            self._received_cond.notify_all()
+        try:
+            self._obey(seq, msg)
+        finally:
+            with self._received_cond:  # after the effect, so a waiting test sees it
+                self.received.append(msg)
+                self._received_cond.notify_all()
+
+    def _obey(self, seq: int, msg: p.Message) -> None:
         with self._lock:
             if self.silent:
                 return

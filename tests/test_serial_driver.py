@@ -1,0 +1,254 @@
+"""The serial driver against the firmware simulator through a real pseudo-terminal.
+
+No mocks: pyserial opens the pty slave behind a symlink (as udev's /dev/klick-reader would be),
+the simulator speaks the protocol on the master. Waits are generous and nothing asserts a time.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from firmware_bridge import protocol as p
+from firmware_bridge.serial_driver import SerialDriver
+from firmware_bridge.sim_driver import SimDriver
+from firmware_bridge.simulator import Simulator
+from klick.config import ReaderConfig
+
+WAIT = 15.0
+
+
+class Recorder:
+    """A ReaderSink that remembers every call and lets a test wait for one."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self._cond = threading.Condition()
+
+    def _add(self, call: tuple) -> None:
+        with self._cond:
+            self.calls.append(call)
+            self._cond.notify_all()
+
+    def seen(self, uid: str, at: float) -> None:
+        assert isinstance(at, float)
+        self._add(("seen", uid))
+
+    def gone(self, at: float) -> None:
+        self._add(("gone",))
+
+    def tapped(self, uid: str, at: float) -> None:
+        self._add(("tapped", uid))
+
+    def status(self, state: str, detail: str, mode: str = "slot") -> None:
+        assert detail and mode == "slot"
+        self._add(("status", state, detail))
+
+    def count(self, *call) -> int:
+        with self._cond:
+            return sum(1 for c in self.calls if c[: len(call)] == call)
+
+    def wait(self, *call, count: int = 1, timeout: float = WAIT) -> None:
+        with self._cond:
+            ok = self._cond.wait_for(
+                lambda: sum(1 for c in self.calls if c[: len(call)] == call) >= count, timeout
+            )
+        assert ok, f"no {call} x{count} within {timeout} s; calls: {self.calls}"
+
+    def last_level(self):
+        with self._cond:
+            levels = [c for c in self.calls if c[0] in ("seen", "gone")]
+        return levels[-1] if levels else None
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    monkeypatch.setenv("KLICK_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture
+def rig(tmp_path):
+    """A simulator behind a symlink, the real SerialDriver running in a thread."""
+    link = tmp_path / "klick-reader"
+    sims: list[Simulator] = []
+
+    def plug(**kw) -> Simulator:
+        sim = Simulator(link=link, **kw).start()
+        sims.append(sim)
+        return sim
+
+    sink = Recorder()
+    driver = SerialDriver(ReaderConfig(driver="serial", device=str(link)), sink)
+    stop = threading.Event()
+    thread = threading.Thread(target=driver.run, args=(stop,), daemon=True)
+
+    class Rig:
+        pass
+
+    r = Rig()
+    r.link, r.plug, r.sink, r.driver, r.sims = link, plug, sink, driver, sims
+    r.start = thread.start
+    yield r
+    stop.set()
+    if thread.ident is not None:
+        thread.join(timeout=WAIT)
+        assert not thread.is_alive(), "the driver did not stop"
+    driver.close()
+    for sim in sims:
+        sim.close()
+
+
+def test_card_in_and_out_become_seen_and_gone(rig):
+    sim = rig.plug()
+    rig.start()
+    rig.sink.wait("status", "connected")
+    rig.sink.wait("gone")  # the STATUS answer at connect: the slot is empty
+    sim.insert("04:a2:b3:c4:d5:e6:80")
+    rig.sink.wait("seen", "04A2B3C4D5E680")
+    sim.remove()
+    rig.sink.wait("gone", count=2)
+    assert rig.sink.calls[0][:2] == ("status", "searching")
+    assert sim.wait_received(p.Identify) and sim.wait_received(p.Status)
+
+
+def test_a_card_already_in_the_slot_is_reported_at_connect(rig):
+    rig.plug(card=bytes.fromhex("0102030405060708"))
+    rig.start()
+    rig.sink.wait("seen", "0102030405060708")
+
+
+def test_unplug_is_lost_and_a_new_reader_on_the_same_path_is_connected_without_restart(rig):
+    sim = rig.plug()
+    rig.start()
+    rig.sink.wait("status", "connected")
+    sim.close()
+    rig.sink.wait("status", "lost")
+    lost = [c for c in rig.sink.calls if c[:2] == ("status", "lost")][0]
+    assert "unplugged" in lost[2] or "not answering" in lost[2]
+    rig.plug(card=b"\x0a\x0b")  # a new pty (the kernel may reuse the number); same symlink
+    rig.sink.wait("status", "connected", count=2)
+    rig.sink.wait("seen", "0A0B")
+    assert rig.driver.connections >= 2
+
+
+def test_reader_missing_at_start_is_searching_then_found(rig):
+    rig.start()
+    rig.sink.wait("status", "searching")
+    rig.plug()
+    rig.sink.wait("status", "connected")
+    assert rig.sink.count("status", "lost") == 0
+
+
+def test_lost_event_is_noticed_by_the_counter_and_status_gives_the_truth(rig):
+    sim = rig.plug(heartbeat_interval=0.2)
+    rig.start()
+    rig.sink.wait("status", "connected")
+    sim.wait_received(p.Status)
+    rig.sink.wait("gone")
+    sim.drop_next_events(1)
+    sim.insert("DEADBEEF")  # never reaches the line; the next heartbeat shows counter 1
+    assert sim.wait_received(p.Status, count=2, timeout=WAIT)
+    rig.sink.wait("seen", "DEADBEEF")
+    assert rig.sink.last_level() == ("seen", "DEADBEEF")
+
+
+def test_garbage_on_the_line_is_counted_and_ignored(rig):
+    sim = rig.plug()
+    rig.start()
+    rig.sink.wait("status", "connected")
+    sim.inject(b"\x00\xff hello \x7e\x40\x10\x7e" + bytes(range(256)) + b"\x7e")
+    sim.insert("11223344")
+    rig.sink.wait("seen", "11223344")
+    assert rig.driver.garbage >= 2
+    assert rig.sink.count("status", "lost") == 0
+
+
+def test_led_and_beep_are_acknowledged_and_resent_when_the_ack_is_lost(rig):
+    sim = rig.plug()
+    rig.start()
+    rig.sink.wait("status", "connected")
+    sim.wait_received(p.Status)
+    assert rig.driver.led(0, 200, 0)
+    assert sim.wait_received(p.Led)
+    sim.acks_to_skip = 2  # the first two tries of the beep vanish
+    assert rig.driver.beep(250)
+    assert sim.wait_received(p.Beep, count=3)
+    assert sim.beeps == [250] and sim.led == (0, 200, 0)
+    assert rig.sink.count("status", "lost") == 0
+
+
+def test_a_reader_that_never_acknowledges_is_not_answering_and_is_retried(rig):
+    sim = rig.plug()
+    rig.start()
+    rig.sink.wait("status", "connected")
+    sim.wait_received(p.Status)
+    sim.acks_to_skip = 4  # the LED and all three resends
+    assert rig.driver.led(255, 0, 0)
+    rig.sink.wait("status", "lost")
+    assert ("status", "lost", p.NOT_ANSWERING) in rig.sink.calls
+    assert sim.wait_received(p.Led, count=4)
+    rig.sink.wait("status", "connected", count=2)  # the same reader, reopened
+
+
+def test_silent_firmware_is_lost_after_the_heartbeat_timeout(rig):
+    sim = rig.plug()
+    rig.start()
+    rig.sink.wait("status", "connected")
+    sim.wait_received(p.Status)  # handshake done, nothing waits for an ACK
+    rig.sink.wait("gone")
+    sim.silent = True
+    rig.sink.wait("status", "lost")
+    assert ("status", "lost", p.STOPPED) in rig.sink.calls
+    sim.silent = False
+    rig.sink.wait("status", "connected", count=2)
+
+
+def test_the_port_is_opened_exclusively(rig):
+    import serial
+
+    rig.plug()
+    rig.start()
+    rig.sink.wait("status", "connected")
+    with pytest.raises(serial.SerialException):
+        serial.Serial(str(rig.link), exclusive=True)
+
+
+def test_firmware_of_another_protocol_version_is_refused_in_plain_words(rig):
+    rig.plug(protocol_version=2)
+    rig.start()
+    rig.sink.wait("status", "lost")
+    detail = [c for c in rig.sink.calls if c[:2] == ("status", "lost")][0][2]
+    assert "version 2" in detail and rig.sink.count("status", "connected") == 0
+
+
+def test_commands_without_a_reader_are_refused_not_queued(rig):
+    assert rig.driver.led(1, 2, 3) is False
+    with pytest.raises(p.FieldError):
+        rig.driver.beep(-1)
+
+
+def test_sim_driver_runs_the_real_serial_path_and_survives_a_replug():
+    sink = Recorder()
+    drv = SimDriver(ReaderConfig(driver="sim"), sink)
+    stop = threading.Event()
+    thread = threading.Thread(target=drv.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        sink.wait("status", "connected")
+        drv.insert("04 a2 b3 c4")
+        sink.wait("seen", "04A2B3C4")
+        drv.unplug()
+        sink.wait("status", "lost")
+        drv.replug()  # the card stayed in the slot
+        sink.wait("status", "connected", count=2)
+        sink.wait("seen", "04A2B3C4", count=2)
+        gone = sink.count("gone")
+        drv.remove()
+        sink.wait("gone", count=gone + 1)
+        assert drv.led(0, 0, 255)
+    finally:
+        stop.set()
+        thread.join(timeout=WAIT)
+    assert not thread.is_alive()
+    assert not drv.link.parent.exists()  # its temporary directory is cleaned up
