@@ -172,9 +172,9 @@ class Bridge:
                 self.driver.run(self._stop)
                 if self._stop.is_set():
                     return
-                log.warning("The reader driver stopped by itself; starting it again in %.0f s.", pause)
+                log.warning("The reader driver stopped by itself; starting it again in %g s.", pause)
             except Exception as exc:
-                log.error("The reader driver failed (%s: %s); starting it again in %.0f s.",
+                log.error("The reader driver failed (%s: %s); starting it again in %g s.",
                           type(exc).__name__, exc, pause, exc_info=True)
                 self.sink.status("lost", "The reader program failed; trying again shortly.")
             if time.monotonic() - started > 60:
@@ -202,15 +202,14 @@ class Bridge:
                 self._set_status(item[1], item[2], item[3])
 
     def _set_status(self, state: str, detail: str, mode: str) -> None:
+        new = ReaderStatus(state, self.reader, detail, self._mode(mode))  # type: ignore[arg-type]
+        if (new.state, new.detail, new.mode) != (self.status.state, self.status.detail, self.status.mode):
+            self.status = new
+            self._emit([new])
         if state == "lost":
             # A reader that is gone cannot vouch for the card: the grace time runs from now, so
             # a reader back within it (with the same card) changes nothing for the resident.
             self._emit(self.machine.observe(None, time.monotonic()))
-        new = ReaderStatus(state, self.reader, detail, self._mode(mode))  # type: ignore[arg-type]
-        if (new.state, new.detail, new.mode) == (self.status.state, self.status.detail, self.status.mode):
-            return
-        self.status = new
-        self._emit([new])
 
     def _mode(self, driver_mode: str) -> str:
         return "tap" if driver_mode == "tap" else self.cfg.reader.mode
