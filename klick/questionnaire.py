@@ -44,7 +44,7 @@ from typing import Any
 import yaml
 
 from klick.problems import FileProblems, Problem
-from klick.yamlfile import YamlDoc, read_yaml
+from klick.yamlfile import YamlDoc, line_of, read_yaml
 
 __all__ = [
     "KINDS", "ACTION_TYPES", "WEEKDAYS", "Text", "Option", "Trigger", "Question", "Limits",
@@ -199,20 +199,31 @@ def _read(doc: YamlDoc, path: Path) -> Questionnaire:
         else:
             seen: dict[str, int | None] = {}
             for item in node.value:
-                q = _read_question(doc, item, top=True)
-                if q is None:
-                    continue
-                for one in (q, q.follow_up):
-                    if one is None:
-                        continue
-                    if one.id in seen:
-                        doc.error(one.line, f"the question id '{one.id}' is used twice (first on line {seen[one.id]}); each id must be unique")
+                for id_node in _id_nodes(item):
+                    qid = id_node.value
+                    if qid in seen:
+                        doc.error(id_node, f"the question id '{qid}' is used twice (first on line {seen[qid]}); each id must be unique")
                     else:
-                        seen[one.id] = one.line
-                questions.append(q)
+                        seen[qid] = line_of(id_node)
+                q = _read_question(doc, item, top=True)
+                if q is not None:
+                    questions.append(q)
             if not node.value:
                 doc.warning(node, "the questions list is empty; the device will not ask anything")
     return Questionnaire(tuple(questions), limits, path)
+
+
+def _id_nodes(item: yaml.Node) -> list[yaml.ScalarNode]:
+    """The id of a question and of its follow-up, read straight off the nodes, even if invalid."""
+    out: list[yaml.ScalarNode] = []
+    if not isinstance(item, yaml.MappingNode):
+        return out
+    for key, value in item.value:
+        if isinstance(key, yaml.ScalarNode) and isinstance(value, yaml.ScalarNode) and key.value == "id" and value.value:
+            out.append(value)
+        elif isinstance(key, yaml.ScalarNode) and key.value == "follow_up":
+            out.extend(_id_nodes(value)[:1])
+    return out
 
 
 def _plain(doc: YamlDoc, node: yaml.Node) -> Any:
