@@ -27,11 +27,15 @@ log = logging.getLogger(__name__)
 def _uid_bytes(uid: bytes | bytearray | str) -> bytes:
     if isinstance(uid, (bytes, bytearray)):
         return bytes(uid)
-    from klick.uid import normalise_uid
+    from klick.uid import UidError, normalise_uid
 
     text = normalise_uid(uid)
     if len(text) % 2:
-        text = "0" + text  # a decimal keyboard-style ID still has to travel as bytes
+        # Padding with a 0 would quietly turn the card into another one.
+        raise UidError(
+            f"the card ID {text} has an odd number of digits; a serial reader sends whole bytes, "
+            "so it needs an even number of hex digits"
+        )
     return bytes.fromhex(text)
 
 

@@ -335,3 +335,17 @@ def test_session_never_raises_and_always_has_a_deadline(steps):
             assert isinstance(a, (p.Write, p.Present, p.Absent, p.Up, p.Down, p.Note))
         if s.state != "down":
             assert s.next_deadline() > now  # tick() did everything that was due
+
+
+def test_every_example_frame_in_protocol_md_decodes():
+    """PROTOCOL.md is the contract; its example frames must be real frames."""
+    import re
+    from pathlib import Path
+
+    text = (Path(p.__file__).parent / "PROTOCOL.md").read_text()
+    frames = re.findall(r"`((?:[0-9A-F]{2} ){5,}7E)`", text)
+    assert len(frames) >= 10
+    for hexes in frames:
+        d = p.Decoder()
+        assert len(d.feed(bytes.fromhex(hexes))) == 1, hexes
+        assert d.errors == 0

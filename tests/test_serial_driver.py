@@ -62,11 +62,6 @@ class Recorder:
         return levels[-1] if levels else None
 
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path, monkeypatch):
-    monkeypatch.setenv("KLICK_HOME", str(tmp_path / "home"))
-
-
 @pytest.fixture
 def rig(tmp_path):
     """A simulator behind a symlink, the real SerialDriver running in a thread."""
@@ -220,6 +215,13 @@ def test_firmware_of_another_protocol_version_is_refused_in_plain_words(rig):
     rig.sink.wait("status", "lost")
     detail = [c for c in rig.sink.calls if c[:2] == ("status", "lost")][0][2]
     assert "version 2" in detail and rig.sink.count("status", "connected") == 0
+
+
+def test_odd_length_ids_are_refused_not_padded(tmp_path):
+    from klick.uid import UidError
+
+    with Simulator(link=tmp_path / "r") as sim, pytest.raises(UidError, match="even number"):
+        sim.insert("12345")
 
 
 def test_commands_without_a_reader_are_refused_not_queued(rig):
