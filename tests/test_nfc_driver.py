@@ -1,0 +1,173 @@
+"""The nfc driver against nfcpy's own ``udp`` radio, with an emulated tag in another process.
+
+nfcpy can emulate a FeliCa (Type 3) tag out of the box: the emulator process below listens
+on a free UDP port on 127.0.0.1 as ``LocalTarget('212F')``, and the bridge's nfc driver senses
+for it at ``udp:127.0.0.1:PORT``. Killing the emulator is lifting the card.
+
+Run as a script (``python tests/test_nfc_driver.py PORT IDM``) this file is that emulator.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+
+def emulate(port: int, idm_hex: str) -> None:
+    """Be a FeliCa tag with identifier ``idm_hex`` on udp:127.0.0.1:PORT until killed."""
+    import nfc
+    import nfc.clf
+    import nfc.clf.udp
+
+    def bind_loopback_only(self, time_to_return):
+        # nfcpy binds its listening socket to 0.0.0.0; a test has no business on the network.
+        self.socket.bind(("127.0.0.1", self.addr[1]))
+        return True
+
+    nfc.clf.udp.Device._bind_socket = bind_loopback_only
+
+    def on_startup(target):
+        target.brty = "212F"
+        target.sensf_res = bytearray.fromhex("01" + idm_hex + "03014B024F4993FF" + "12FC")
+        return target
+
+    clf = nfc.ContactlessFrontend(f"udp:127.0.0.1:{port}")
+    print("ready", flush=True)
+    while True:
+        clf.connect(card={"on-startup": on_startup, "on-connect": lambda tag: True})
+
+
+if __name__ == "__main__":
+    emulate(int(sys.argv[1]), sys.argv[2])
+    sys.exit(0)
+
+
+from firmware_bridge.driver import make_driver  # noqa: E402
+from klick.config import ReaderConfig  # noqa: E402
+
+pytest.importorskip("nfc")
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.items: queue.SimpleQueue = queue.SimpleQueue()
+
+    def seen(self, uid, at):
+        self.items.put(("seen", uid))
+
+    def gone(self, at):
+        self.items.put(("gone",))
+
+    def tapped(self, uid, at):
+        self.items.put(("tapped", uid))
+
+    def status(self, state, detail, mode="slot"):
+        self.items.put(("status", state, mode))
+
+    def next(self, *want: str, timeout: float = 15.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {want} in time"
+            item = self.items.get(timeout=left)
+            if item[0] in want:
+                return item
+
+
+class Emulator:
+    def __init__(self, port: int, idm: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, __file__, str(port), idm],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def lift(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def driver_on_udp():
+    port = free_udp_port()
+    sink = Recorder()
+    driver = make_driver(ReaderConfig(driver="nfc", device=f"udp:127.0.0.1:{port}"), sink)
+    stop = threading.Event()
+    thread = threading.Thread(target=driver.run, args=(stop,), daemon=True)
+    emulators: list[Emulator] = []
+
+    def emulate_tag(idm: str) -> Emulator:
+        emulators.append(Emulator(port, idm))
+        return emulators[-1]
+
+    thread.start()
+    yield sink, emulate_tag
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    for emulator in emulators:
+        if emulator.proc.poll() is None:
+            emulator.lift()
+
+
+@pytest.mark.slow
+def test_an_emulated_felica_tag_comes_and_goes(driver_on_udp):
+    sink, emulate_tag = driver_on_udp
+    assert sink.next("status")[1] == "connected"
+    tag = emulate_tag("02FE0102030405AB")
+    assert sink.next("seen") == ("seen", "02FE0102030405AB")
+    tag.lift()
+    assert sink.next("gone", "seen") == ("gone",)
+    # Another card on the same reader, without restarting anything.
+    tag = emulate_tag("0123456789ABCDEF")
+    assert sink.next("seen") == ("seen", "0123456789ABCDEF")
+    tag.lift()
+    assert sink.next("gone", "seen") == ("gone",)
+
+
+@pytest.mark.slow
+def test_the_bridge_reports_the_emulated_tag_on_its_socket(tmp_path, monkeypatch):
+    """The whole daemon with the nfc driver: card_present with the tag's ID, then card_removed."""
+    from firmware_bridge.daemon import Bridge
+    from klick.bridge_client import iter_events
+    from klick.config import load_config
+    from klick.events import CardPresent, CardRemoved, ReaderStatus
+
+    port = free_udp_port()
+    sock_dir = f"/tmp/klick-nfc-{os.getpid()}"
+    os.makedirs(sock_dir, exist_ok=True)
+    monkeypatch.setenv("KLICK_HOME", str(tmp_path))
+    (tmp_path / "klick.yaml").write_text(
+        f"reader:\n  driver: nfc\n  device: udp:127.0.0.1:{port}\n  grace_ms: 300\n"
+        f"paths:\n  socket: {sock_dir}/b.sock\n")
+    bridge = Bridge(load_config())
+    bridge.open()
+    runner = threading.Thread(target=bridge.run, kwargs={"handle_signals": False}, daemon=True)
+    runner.start()
+    emulator = None
+    try:
+        events = iter_events(f"{sock_dir}/b.sock", timeout=20)
+        assert any(isinstance(e, ReaderStatus) and e.state == "connected" for e in events)
+        emulator = Emulator(port, "02FE0102030405AB")
+        present = next(e for e in events if not isinstance(e, ReaderStatus))
+        assert present == CardPresent("02FE0102030405AB", "reader", present.at)
+        emulator.lift()
+        removed = next(e for e in events if not isinstance(e, ReaderStatus))
+        assert isinstance(removed, CardRemoved) and removed.uid == "02FE0102030405AB"
+    finally:
+        if emulator is not None and emulator.proc.poll() is None:
+            emulator.lift()
+        bridge.stop()
+        runner.join(10)
+        os.rmdir(sock_dir)
