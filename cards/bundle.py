@@ -1,0 +1,497 @@
+"""Card bundles: a whole card set in one file, so a carer can carry it to the tablet on a USB stick.
+
+A bundle (``mamma.klick``) is a zip holding ``cards.yaml``, ``pictures/`` and ``albums/``, with
+every path in the card file relative to the bundle. It may come from anywhere, so unpacking
+trusts nothing: every name, size and file type is checked, and the card file is checked exactly
+as ``klick cards check`` would, *before* anything beside the registry changes. A bundle that
+fails any check changes nothing at all.
+
+Unpacked files land in a new folder ``card-sets/<bundle>-<time>/`` beside the registry, and only
+then is ``cards.yaml`` replaced, atomically, keeping the old one as ``cards.yaml.bak``. So at
+every instant ``cards.yaml`` names a complete set of pictures, and the previous set (its card
+file and its pictures) stays usable as the backup. Older unpacked folders that neither file
+names any more are removed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+import time
+import unicodedata
+import warnings
+import zipfile
+import zlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from typing import Iterable, Sequence
+
+from cards.model import Card, Command, PhotoAlbum
+from cards.registry import Registry, check_registry, parse_registry_text, registry_to_yaml, save_registry
+from cards.registry import RegistryError
+from klick.atomic import backup_path
+from klick.problems import Problem
+
+__all__ = [
+    "BundleError", "PackResult", "UnpackResult", "Entry", "pack_bundle", "unpack_bundle", "check_entries",
+    "MAX_TOTAL_BYTES", "MAX_FILES", "MAX_PIXELS", "CARD_FILE", "SETS_DIR",
+]
+
+#: The most a bundle may unpack to: a few hundred photos, not a disk image.
+MAX_TOTAL_BYTES = 100 * 1024 * 1024
+MAX_FILES = 2000
+#: A picture larger than this (in pixels) is a decompression bomb, not a photo of the family.
+MAX_PIXELS = 60_000_000
+MAX_NAME_BYTES = 255
+MAX_PATH_CHARS = 400
+CARD_FILE = "cards.yaml"
+TOP_FOLDERS = ("pictures", "albums")
+SETS_DIR = "card-sets"
+_CHUNK = 256 * 1024
+_FIXED_TIME = (2020, 1, 1, 0, 0, 0)
+
+
+class BundleError(Exception):
+    """The bundle cannot be made or used; ``problems`` lists each reason."""
+
+    def __init__(self, message: str, problems: Iterable[Problem] = ()):
+        super().__init__(message)
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True)
+class PackResult:
+    path: Path
+    cards: int
+    files: int
+    bytes: int
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UnpackResult:
+    registry: Path
+    cards: int
+    files: int
+    folder: Path
+    backup: Path | None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the zip's directory says about one member, before a byte of it is read."""
+
+    name: str
+    size: int
+    mode: int = 0
+    encrypted: bool = False
+
+    @property
+    def is_dir(self) -> bool:
+        return self.name.endswith("/") or stat.S_ISDIR(self.mode)
+
+
+# --- the pure part: is this list of names and sizes a card set? ------------------------------
+
+def check_entries(entries: Sequence[Entry], max_total: int = MAX_TOTAL_BYTES, max_files: int = MAX_FILES) -> list[str]:
+    """Every reason the zip's directory is refused, in plain words; empty means it may be read."""
+    reasons: list[str] = []
+    if len(entries) > max_files:
+        reasons.append(f"it holds {len(entries)} files; a card set may hold at most {max_files}")
+        return reasons
+    seen: dict[str, str] = {}
+    files: set[str] = set()
+    total = 0
+    has_cards = False
+    for entry in entries:
+        reason = _name_problem(entry.name)
+        if reason is None:
+            reason = _type_problem(entry)
+        if reason is None and not _in_layout(entry):
+            reason = (f"\"{entry.name}\" is not part of a card set (a bundle holds only {CARD_FILE}, "
+                      f"{TOP_FOLDERS[0]}/ and {TOP_FOLDERS[1]}/)")
+        if reason is None:
+            key = unicodedata.normalize("NFC", entry.name.rstrip("/")).casefold()
+            if key in seen:
+                reason = f"\"{entry.name}\" is in the bundle twice (also as \"{seen[key]}\")"
+            seen[key] = entry.name
+        if reason is not None:
+            reasons.append(reason)
+            continue
+        if entry.name == CARD_FILE:
+            has_cards = True
+        if not entry.is_dir:
+            files.add(unicodedata.normalize("NFC", entry.name).casefold())
+        total += max(0, entry.size)
+    for name in sorted(files):
+        parts = name.split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in files:
+                reasons.append(f"\"{'/'.join(parts[:i])}\" is both a file and a folder in the bundle")
+                break
+    if total > max_total:
+        reasons.append(f"it would unpack to {_mb(total)}; a card set may be at most {_mb(max_total)}")
+    if not has_cards and not reasons:
+        reasons.append(f"it has no {CARD_FILE}, so it is not a Klick card bundle")
+    return reasons
+
+
+def _name_problem(name: str) -> str | None:
+    if not name or "\x00" in name:
+        return "a file in it has an empty or broken name"
+    if "\\" in name:
+        return f"\"{name}\" uses a backslash in its name; a bundle uses only '/' between folders"
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return f"\"{name}\" is an absolute path; everything in a bundle must stay inside it"
+    parts = name.rstrip("/").split("/")
+    if ".." in parts:
+        return f"\"{name}\" points outside the bundle ('..'); everything in a bundle must stay inside it"
+    if any(p in ("", ".") for p in parts):
+        return f"\"{name}\" has an empty or '.' part in its path"
+    if len(name) > MAX_PATH_CHARS or any(len(p.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for p in parts):
+        return f"\"{name[:60]}…\" has a name too long for the tablet's disk"
+    if any(ord(c) < 32 for c in name):
+        return f"{name!r} has control characters in its name"
+    return None
+
+
+def _type_problem(entry: Entry) -> str | None:
+    kind = stat.S_IFMT(entry.mode)
+    if kind == stat.S_IFLNK:
+        return f"\"{entry.name}\" is a symbolic link; a bundle may hold only plain files"
+    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+        return f"\"{entry.name}\" is a special file (not a plain file); a bundle may hold only plain files"
+    if entry.encrypted:
+        return f"\"{entry.name}\" is encrypted; a bundle must not be password-protected"
+    if entry.size < 0:
+        return f"\"{entry.name}\" has a broken size"
+    return None
+
+
+def _in_layout(entry: Entry) -> bool:
+    parts = entry.name.rstrip("/").split("/")
+    if parts == [CARD_FILE]:
+        return not entry.is_dir
+    return parts[0] in TOP_FOLDERS and (len(parts) >= 2 or entry.is_dir)
+
+
+def _entry(info: zipfile.ZipInfo) -> Entry:
+    return Entry(info.filename, info.file_size, (info.external_attr >> 16) & 0xFFFF, bool(info.flag_bits & 0x1))
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):.0f} MB" if n >= 1024 * 1024 else f"{n} bytes"
+
+
+# --- pictures ----------------------------------------------------------------------------------
+
+def _image_problem(path: Path) -> str | None:
+    """Why ``path`` is not a picture Klick can show, or None when it is one."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+                if width * height > MAX_PIXELS:
+                    return f"is {width} x {height} pixels, far too large for a card picture"
+                im.verify()
+    except Exception:  # PIL raises many kinds for a file that is not an image; all mean "not a picture"
+        return "is not a picture Klick can show (PNG, JPEG, GIF, WebP or BMP)"
+    return None
+
+
+# --- packing -----------------------------------------------------------------------------------
+
+def pack_bundle(registry: Registry, registry_path: str | Path, out: str | Path) -> PackResult:
+    """Write ``registry`` with its pictures and photo albums to the bundle ``out``, atomically.
+
+    Pictures go to ``pictures/``, album folders to ``albums/<name>/`` (images only); names are
+    made unique, and the card file in the bundle names them relative to the bundle. A picture
+    that is missing or not an image is left out with a note, so the bundle always unpacks.
+    """
+    notes: list[str] = []
+    files: list[tuple[str, Path]] = []
+    dirs: list[str] = []
+    taken: set[str] = set()
+    by_source: dict[Path, str] = {}
+
+    def unique(folder: str, name: str) -> str:
+        stem, suffix = os.path.splitext(name)
+        candidate, n = f"{folder}/{name}", 2
+        while candidate.casefold() in taken:
+            candidate, n = f"{folder}/{stem}-{n}{suffix}", n + 1
+        taken.add(candidate.casefold())
+        return candidate
+
+    with tempfile.TemporaryDirectory(prefix="klick-pack-") as virtual:
+        base = Path(virtual).resolve()
+        cards: list[Card] = []
+        for card in registry.cards:
+            picture = None
+            if card.picture is not None:
+                src = card.picture.resolve()
+                if src in by_source:
+                    picture = base / by_source[src]
+                elif not src.is_file():
+                    notes.append(f"The picture {card.picture} of card \"{card.label}\" does not exist; it is left out.")
+                elif (why := _image_problem(src)) is not None:
+                    notes.append(f"The picture {card.picture} of card \"{card.label}\" {why}; it is left out.")
+                else:
+                    arc = unique("pictures", src.name)
+                    by_source[src] = arc
+                    files.append((arc, src))
+                    picture = base / arc
+            action = card.action
+            if isinstance(action, PhotoAlbum) and action.folder is not None:
+                src = action.folder.resolve()
+                if src not in by_source:
+                    arc_dir = unique("albums", src.name or "album")
+                    by_source[src] = arc_dir
+                    dirs.append(arc_dir + "/")
+                    skipped = 0
+                    if src.is_dir():
+                        for path in sorted(p for p in src.rglob("*") if p.is_file()):
+                            rel = path.relative_to(src)
+                            if any(part.startswith(".") for part in rel.parts) or _image_problem(path):
+                                skipped += 1
+                                continue
+                            files.append((f"{arc_dir}/{rel.as_posix()}", path))
+                    if skipped:
+                        notes.append(f"{skipped} file{'s' if skipped != 1 else ''} in {action.folder} "
+                                     f"{'are' if skipped != 1 else 'is'} not a picture and left out.")
+                action = replace(action, folder=base / by_source[src])
+            cards.append(replace(card, picture=picture, action=action))
+        text = registry_to_yaml(Registry(tuple(cards)), base)
+
+    total = len(text.encode("utf-8")) + sum(src.stat().st_size for _, src in files)
+    if total > MAX_TOTAL_BYTES:
+        raise BundleError(f"The card set with its pictures is {_mb(total)}; a bundle may be at most "
+                          f"{_mb(MAX_TOTAL_BYTES)}. Use fewer or smaller photos in the albums.")
+    if len(files) + len(dirs) + 1 > MAX_FILES:
+        raise BundleError(f"The card set has {len(files)} pictures; a bundle may hold at most {MAX_FILES - 1}.")
+    _write_zip(Path(out), text, dirs, files)
+    return PackResult(Path(out), len(cards), len(files), Path(out).stat().st_size, tuple(notes))
+
+
+def _write_zip(out: Path, text: str, dirs: list[str], files: list[tuple[str, Path]]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                info = zipfile.ZipInfo(CARD_FILE, _FIXED_TIME)
+                info.external_attr = (stat.S_IFREG | 0o644) << 16
+                zf.writestr(info, text.encode("utf-8"), compress_type=zipfile.ZIP_DEFLATED)
+                for name in dirs:
+                    info = zipfile.ZipInfo(name, _FIXED_TIME)
+                    info.external_attr = ((stat.S_IFDIR | 0o755) << 16) | 0x10
+                    zf.writestr(info, b"")
+                for arc, src in files:
+                    info = zipfile.ZipInfo(arc, _FIXED_TIME)
+                    info.external_attr = (stat.S_IFREG | 0o644) << 16
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    with open(src, "rb") as source, zf.open(info, "w") as dest:
+                        shutil.copyfileobj(source, dest, _CHUNK)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+# --- unpacking ---------------------------------------------------------------------------------
+
+def unpack_bundle(bundle: str | Path, registry_path: str | Path) -> UnpackResult:
+    """Check the bundle completely, then make it the card set at ``registry_path``.
+
+    Raises :class:`BundleError` (and changes nothing) for anything wrong with the bundle.
+    """
+    bundle = Path(bundle)
+    registry_path = Path(registry_path)
+    label = bundle.name
+    try:
+        size = bundle.stat().st_size
+    except OSError as exc:
+        raise BundleError(f"The bundle {label} cannot be read: {exc.strerror or exc}.") from None
+    if size > MAX_TOTAL_BYTES + 16 * 1024 * 1024:
+        raise _refuse(label, [f"the file is {_mb(size)}; a card set may be at most {_mb(MAX_TOTAL_BYTES)}"])
+    if not zipfile.is_zipfile(bundle):
+        raise _refuse(label, ["it is not a zip file (a bundle is made with `klick cards pack`)"])
+
+    target_dir = registry_path.resolve().parent
+    created: list[Path] = []
+    staging: Path | None = None
+    try:
+        with zipfile.ZipFile(bundle) as zf:
+            infos = zf.infolist()
+            reasons = check_entries([_entry(i) for i in infos])
+            if reasons:
+                raise _refuse(label, reasons)
+            declared = sum(i.file_size for i in infos)
+            _check_room(target_dir, declared, label)
+            sets = target_dir / SETS_DIR
+            for folder in reversed([sets, *sets.parents]):
+                if not folder.exists():
+                    folder.mkdir()
+                    created.append(folder)
+            staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=sets))
+            n_files = _extract(zf, infos, staging, label)
+        registry, notes = _check_unpacked(staging, label)
+        final = _land(staging, sets, bundle)
+        staging = None
+        try:
+            checked, problems = parse_registry_text((final / CARD_FILE).read_text("utf-8"), final)
+            assert checked is not None, problems  # checked above, in the same files
+            had_old = registry_path.exists()
+            save_registry(checked, registry_path)
+        except BaseException:
+            shutil.rmtree(final, ignore_errors=True)
+            raise
+        created.clear()
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OverflowError, ValueError) as exc:
+        raise _refuse(label, [f"it is damaged ({exc}); make it again with `klick cards pack`"]) from None
+    except RegistryError as exc:
+        raise BundleError(f"The card set from {label} could not be saved.", exc.problems) from None
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        for folder in reversed(created):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+    _prune(sets, registry_path, keep=final)
+    backup = backup_path(registry_path) if had_old else None
+    return UnpackResult(registry_path, len(registry.cards), n_files, final, backup, tuple(notes))
+
+
+def _refuse(label: str, reasons: list[str]) -> BundleError:
+    if len(reasons) == 1:
+        return BundleError(f"The bundle {label} was refused: {reasons[0]}.")
+    problems = [Problem(label, None, reason) for reason in reasons]
+    return BundleError(f"The bundle {label} was refused for the {len(reasons)} reasons above.", problems)
+
+
+def _check_room(target_dir: Path, declared: int, label: str) -> None:
+    folder = target_dir
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if declared + 10 * 1024 * 1024 > free:
+        raise _refuse(label, [f"it needs {_mb(declared)} and the disk has only {_mb(free)} free"])
+
+
+def _extract(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], staging: Path, label: str) -> int:
+    """Copy each member into ``staging``, counting real bytes: a zip may lie about its sizes."""
+    total = 0
+    n_files = 0
+    for info in infos:
+        dest = staging.joinpath(*info.filename.rstrip("/").split("/"))
+        if info.is_dir():
+            dest.mkdir(parents=True, exist_ok=True)
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        written = 0
+        with zf.open(info) as src, open(dest, "xb") as out:
+            while chunk := src.read(_CHUNK):
+                written += len(chunk)
+                total += len(chunk)
+                if written > info.file_size or total > MAX_TOTAL_BYTES:
+                    raise _refuse(label, [f"\"{info.filename}\" unpacks to more than the bundle says "
+                                          f"(a zip bomb, or a damaged file)"])
+                out.write(chunk)
+        n_files += 1
+    return n_files
+
+
+def _check_unpacked(staging: Path, label: str) -> tuple[Registry, list[str]]:
+    """The card file checked as `klick cards check` would, and every picture checked to be one."""
+    where = f"{CARD_FILE} in {label}"
+    raw = (staging / CARD_FILE).read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise _refuse(label, [f"its {CARD_FILE} is not UTF-8 text"]) from None
+    registry, problems = parse_registry_text(text, staging, where)
+    errors = [p for p in problems if p.severity == "error"]
+    if registry is None or errors:
+        raise BundleError(f"The bundle {label} was refused: its card file has problems.", errors or problems)
+    reasons: list[str] = []
+    root = staging.resolve()
+    for card in registry.cards:
+        if card.picture is not None:
+            reasons += _inside(root, card.picture, f"the picture of card \"{card.label}\"", want_dir=False)
+        if isinstance(card.action, PhotoAlbum) and card.action.folder is not None:
+            reasons += _inside(root, card.action.folder, f"the photo folder of card \"{card.label}\"", want_dir=True)
+    for folder in TOP_FOLDERS:
+        for path in sorted((staging / folder).rglob("*")) if (staging / folder).is_dir() else []:
+            if path.is_file() and (why := _image_problem(path)) is not None:
+                reasons.append(f"{path.relative_to(staging).as_posix()} {why}")
+    if reasons:
+        raise _refuse(label, reasons)
+    notes = [f"Card \"{card.label}\" starts the program {card.action.argv[0]} on the tablet; "
+             f"make sure you know this bundle's sender." for card in registry.cards if isinstance(card.action, Command)]
+    return registry, notes
+
+
+def _inside(root: Path, path: Path, what: str, *, want_dir: bool) -> list[str]:
+    resolved = path.resolve()
+    try:
+        rel = resolved.relative_to(root)
+    except ValueError:
+        return [f"{what} ({path}) is outside the bundle; a bundle must carry its own pictures"]
+    exists = resolved.is_dir() if want_dir else resolved.is_file()
+    if not exists:
+        return [f"{what} ({rel.as_posix()}) is not in the bundle"]
+    return []
+
+
+def _land(staging: Path, sets: Path, bundle: Path) -> Path:
+    """Give the checked folder its final name; a rename, so it appears whole or not at all."""
+    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in bundle.stem)[:40] or "bundle"
+    base = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for n in range(1, 1000):
+        final = sets / (base if n == 1 else f"{base}-{n}")
+        if not final.exists():
+            os.rename(staging, final)
+            return final
+    raise BundleError("Could not find a free folder name for the new card set.")
+
+
+def _prune(sets: Path, registry_path: Path, keep: Path) -> None:
+    """Remove unpacked sets that neither the card file nor its backup uses, and stale leftovers."""
+    used = {keep.name}
+    for path in (registry_path, backup_path(registry_path)):
+        if not path.exists():
+            continue
+        try:
+            registry, _ = check_registry(path)
+        except OSError:
+            return
+        if registry is None:
+            return  # cannot tell what the file uses: keep everything
+        for card in registry.cards:
+            for p in (card.picture, card.action.folder if isinstance(card.action, PhotoAlbum) else None):
+                if p is None:
+                    continue
+                try:
+                    used.add(p.resolve().relative_to(sets.resolve()).parts[0])
+                except (ValueError, IndexError):
+                    pass
+    stale = time.time() - 3600
+    for folder in sets.iterdir():
+        if folder.name in used or not folder.is_dir() or folder.is_symlink():
+            continue
+        if folder.name.startswith(".incoming-") and folder.stat().st_mtime > stale:
+            continue  # perhaps another unpack, still running
+        shutil.rmtree(folder, ignore_errors=True)

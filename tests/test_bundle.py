@@ -1,0 +1,288 @@
+"""Card bundles: a round trip, and every hostile bundle refused without changing a single file."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import stat
+import struct
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from cards.bundle import (
+    MAX_FILES, MAX_TOTAL_BYTES, BundleError, Entry, SETS_DIR, check_entries, pack_bundle, unpack_bundle,
+)
+from cards.registry import load_registry
+from tests.conftest import REPO
+
+DEMO = REPO / "config" / "demo-cards.yaml"
+PNG = (REPO / "config" / "demo" / "pictures" / "anna.png").read_bytes()
+CARDS = ("version: 1\ncards:\n  - uid: \"04AA\"\n    label: Anna\n    picture: pictures/anna.png\n"
+         "    action: {type: web, url: 'https://example.se'}\n")
+
+
+def tree_hash(folder: Path) -> str:
+    """Every name, kind, mode and byte under ``folder``: equal hashes mean nothing changed."""
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            path = Path(root) / name
+            st_ = path.lstat()
+            h.update(f"{path.relative_to(folder)}|{stat.S_IFMT(st_.st_mode)}|{st_.st_mode & 0o777}\n".encode())
+            if path.is_file() and not path.is_symlink():
+                h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture
+def home(klick_home) -> Path:
+    """A device with the demo card set already on it, as the files a carer left there."""
+    shutil.copy(DEMO, klick_home / "cards.yaml")
+    shutil.copytree(REPO / "config" / "demo", klick_home / "demo")
+    assert not load_registry(klick_home / "cards.yaml").warnings
+    return klick_home
+
+
+def make_zip(path: Path, members: list[tuple[str, bytes]], *, mode: int = stat.S_IFREG | 0o644) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = mode << 16
+            zf.writestr(info, data)
+    return path
+
+
+# --- the round trip ----------------------------------------------------------------------------
+
+def test_pack_then_unpack_round_trip_through_the_real_command(klick, home, tmp_path):
+    bundle = tmp_path / "mamma.klick"
+    result = klick("cards", "pack", "--registry", str(DEMO), "--out", str(bundle))
+    assert result.returncode == 0, result.stderr
+    assert "Packed 5 cards" in result.stdout
+    with zipfile.ZipFile(bundle) as zf:
+        names = zf.namelist()
+        text = zf.read("cards.yaml").decode()
+    assert "cards.yaml" in names and "pictures/anna.png" in names and "albums/album/2026-06-midsommar.png" in names
+    assert "picture: pictures/anna.png" in text and "folder: albums/album" in text
+
+    old_text = (home / "cards.yaml").read_text()
+    result = klick("cards", "unpack", str(bundle))
+    assert result.returncode == 0, result.stderr
+    assert "Unpacked 5 cards" in result.stdout and "cards.yaml.bak" in result.stdout
+    listing = klick("cards", "list")
+    assert listing.returncode == 0 and "5 cards" in listing.stdout and "Vädret" in listing.stdout
+
+    new = load_registry(home / "cards.yaml")
+    demo = load_registry(DEMO)
+    assert not new.warnings
+    for a, b in zip(new.cards, demo.cards):
+        assert (a.uid, a.label, a.colour, a.on_remove, a.role) == (b.uid, b.label, b.colour, b.on_remove, b.role)
+        assert a.picture.read_bytes() == b.picture.read_bytes()
+        assert SETS_DIR in a.picture.parts
+    album = new.get("04D3E4F5061728").action.folder
+    assert sorted(p.name for p in album.iterdir()) == sorted(p.name for p in demo.get("04D3E4F5061728").action.folder.iterdir())
+    # The old set is the backup, whole: its file and the pictures it names.
+    assert (home / "cards.yaml.bak").read_text() == old_text
+    backup = load_registry(home / "cards.yaml.bak")
+    assert not backup.warnings and all(card.picture.is_file() for card in backup.cards)
+
+
+def test_unpack_on_a_new_device_creates_the_card_file(klick_home, tmp_path):
+    bundle = make_zip(tmp_path / "b.klick", [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG)])
+    target = klick_home / "new-folder" / "cards.yaml"
+    result = unpack_bundle(bundle, target)
+    assert result.cards == 1 and result.backup is None
+    assert load_registry(target).get("04AA").picture.read_bytes() == PNG
+
+
+def test_older_unpacked_sets_go_once_nothing_names_them(home, tmp_path):
+    bundle = make_zip(tmp_path / "b.klick", [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG)])
+    first = unpack_bundle(bundle, home / "cards.yaml").folder
+    second = unpack_bundle(bundle, home / "cards.yaml").folder
+    assert first.is_dir() and second.is_dir()          # the backup still names the first
+    third = unpack_bundle(bundle, home / "cards.yaml").folder
+    assert not first.exists() and second.is_dir() and third.is_dir()
+    assert (home / "demo" / "pictures" / "anna.png").is_file()   # files outside card-sets are never touched
+
+
+def test_pack_leaves_out_a_missing_picture_with_a_note_and_still_unpacks(home, tmp_path):
+    (home / "demo" / "pictures" / "web.png").unlink()
+    registry = load_registry(home / "cards.yaml")
+    result = pack_bundle(registry, home / "cards.yaml", tmp_path / "b.klick")
+    assert any("web.png" in note and "does not exist" in note for note in result.notes)
+    unpacked = unpack_bundle(tmp_path / "b.klick", home / "cards.yaml")
+    assert unpacked.cards == 5
+    assert load_registry(home / "cards.yaml").get("0012345678").picture is None
+
+
+def test_a_command_card_unpacks_with_a_note_about_it(home, tmp_path):
+    text = "version: 1\ncards:\n  - uid: \"0A\"\n    label: Klocka\n    action: {type: command, argv: [xclock]}\n"
+    result = unpack_bundle(make_zip(tmp_path / "b.klick", [("cards.yaml", text.encode())]), home / "cards.yaml")
+    assert any("xclock" in note for note in result.notes)
+
+
+# --- hostile bundles: refused, and nothing changed ----------------------------------------------
+
+def _lying_sizes(path: Path) -> Path:
+    """A member whose header says 100 bytes while it inflates to 2 MB."""
+    make_zip(path, [("cards.yaml", CARDS.encode()), ("pictures/anna.png", b"\0" * 2_000_000)])
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("pictures/anna.png")
+    struct.pack_into("<I", data, info.header_offset + 22, 100)                      # local header
+    cd = data.find(b"PK\x01\x02")                                                 # central entries
+    while cd >= 0:
+        name_len = struct.unpack_from("<H", data, cd + 28)[0]
+        if data[cd + 46:cd + 46 + name_len] == b"pictures/anna.png":
+            struct.pack_into("<I", data, cd + 24, 100)                              # central directory
+        cd = data.find(b"PK\x01\x02", cd + 4)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _encrypted(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("cards.yaml", CARDS)
+        info = zipfile.ZipInfo("pictures/anna.png")
+        zf.writestr(info, PNG)
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("pictures/anna.png")
+    struct.pack_into("<H", data, info.header_offset + 6, 1)
+    cd = data.find(b"PK\x01\x02")
+    while cd >= 0:
+        name_len = struct.unpack_from("<H", data, cd + 28)[0]
+        if data[cd + 46:cd + 46 + name_len] == b"pictures/anna.png":
+            struct.pack_into("<H", data, cd + 8, 1)
+        cd = data.find(b"PK\x01\x02", cd + 4)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _symlink(path: Path) -> Path:
+    make_zip(path, [("cards.yaml", CARDS.encode())])
+    with zipfile.ZipFile(path, "a") as zf:
+        info = zipfile.ZipInfo("pictures/anna.png")
+        info.create_system = 3
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(info, "/etc/passwd")
+    return path
+
+
+def _huge(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("cards.yaml", CARDS)
+        with zf.open(zipfile.ZipInfo("pictures/anna.png"), "w", force_zip64=True) as out:
+            block = b"\0" * (1024 * 1024)
+            for _ in range(MAX_TOTAL_BYTES // len(block) + 1):
+                out.write(block)
+    return path
+
+
+def _too_many(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("cards.yaml", CARDS)
+        for n in range(MAX_FILES + 1):
+            zf.writestr(f"pictures/{n}.png", b"")
+    return path
+
+
+def _duplicate(path: Path) -> Path:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return make_zip(path, [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG), ("pictures/anna.png", PNG)])
+
+
+HOSTILE = {
+    "dotdot": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("../evil", b"x")]), "outside the bundle"),
+    "dotdot_inside": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/../../evil.png", PNG)]), "outside the bundle"),
+    "absolute": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("/tmp/evil.png", PNG)]), "absolute path"),
+    "drive": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("C:/evil.png", PNG)]), "absolute path"),
+    "backslash": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures\\..\\..\\evil.png", PNG)]), "backslash"),
+    "symlink": (_symlink, "symbolic link"),
+    "fifo": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/pipe", b"")], mode=stat.S_IFIFO | 0o644), "special file"),
+    "over_100_mb": (_huge, "at most 100 MB"),
+    "lying_sizes": (_lying_sizes, "damaged"),
+    "too_many_files": (_too_many, "at most 2000"),
+    "duplicate": (_duplicate, "twice"),
+    "duplicate_case": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG),
+                                              ("pictures/ANNA.png", PNG)]), "twice"),
+    "file_and_folder": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/a", PNG),
+                                               ("pictures/a/b.png", PNG)]), "both a file and a folder"),
+    "settings_file": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("klick.yaml", b"browser: {command: [sh]}")]), "not part of a card set"),
+    "encrypted": (_encrypted, "encrypted"),
+    "not_a_zip": (lambda p: (p.write_text("cards:\n"), p)[1], "not a zip file"),
+    "truncated": (lambda p: (p.write_bytes(make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG)]).read_bytes()[:-30]), p)[1], "not a zip file"),
+    "no_cards": (lambda p: make_zip(p, [("pictures/anna.png", PNG)]), "no cards.yaml"),
+    "broken_yaml": (lambda p: make_zip(p, [("cards.yaml", b"cards:\n  - uid: [\n")]), "card file has problems"),
+    "not_utf8": (lambda p: make_zip(p, [("cards.yaml", "label: \xe5".encode("latin-1"))]), "not UTF-8"),
+    "picture_not_image": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/anna.png", b"#!/bin/sh\nrm -rf ~\n")]), "not a picture"),
+    "picture_outside": (lambda p: make_zip(p, [("cards.yaml", CARDS.replace("pictures/anna.png", "/etc/hostname").encode())]), "outside the bundle"),
+    "picture_escapes": (lambda p: make_zip(p, [("cards.yaml", CARDS.replace("pictures/anna.png", "../cards.yaml").encode())]), "outside the bundle"),
+    "picture_missing": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode())]), "not in the bundle"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_hostile_bundle_is_refused_and_nothing_changes(kind, home, tmp_path):
+    build, words = HOSTILE[kind]
+    bundle = build(tmp_path / f"{kind}.klick")
+    before = tree_hash(home)
+    with pytest.raises(BundleError) as caught:
+        unpack_bundle(bundle, home / "cards.yaml")
+    said = " ".join([str(caught.value), *(p.message for p in caught.value.problems)])
+    assert words in said, said
+    assert tree_hash(home) == before
+    assert not (tmp_path / "evil").exists() and not Path("/tmp/evil.png").exists()
+
+
+def test_unpack_of_dotdot_evil_exits_1_and_changes_nothing(klick, home, tmp_path):
+    bundle = make_zip(tmp_path / "evil.klick", [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG),
+                                                ("../evil", b"gotcha")])
+    before = tree_hash(home)
+    result = klick("cards", "unpack", str(bundle))
+    assert result.returncode == 1
+    assert "../evil" in result.stderr and "outside the bundle" in result.stderr and "Nothing was changed" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert tree_hash(home) == before
+    assert not (home.parent / "evil").exists()
+
+
+def test_refusal_on_a_new_device_leaves_no_folder_behind(klick_home, tmp_path):
+    bundle = make_zip(tmp_path / "b.klick", [("cards.yaml", CARDS.encode()), ("pictures/anna.png", b"not a png")])
+    with pytest.raises(BundleError):
+        unpack_bundle(bundle, klick_home / "fresh" / "cards.yaml")
+    assert list(klick_home.iterdir()) == []
+
+
+# --- the name rules, hammered --------------------------------------------------------------------
+
+_PARTS = st.sampled_from(["cards.yaml", "pictures", "albums", "..", ".", "", "a.png", "b", "/", "\\", "C:", "..\\x", "é"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.lists(_PARTS, min_size=1, max_size=5).map("/".join), min_size=1, max_size=6))
+def test_accepted_names_always_stay_inside_the_bundle(names):
+    entries = [Entry(name, 10) for name in names]
+    if check_entries(entries):
+        return
+    root = Path("/bundle-root")
+    for entry in entries:
+        assert not PurePosixPath(entry.name).is_absolute()
+        resolved = os.path.normpath(root.joinpath(*entry.name.rstrip("/").split("/")))
+        assert resolved.startswith(str(root) + "/")
+        assert entry.name == "cards.yaml" or entry.name.split("/")[0] in ("pictures", "albums")
+
+
+def test_declared_total_is_checked_before_anything_is_read():
+    entries = [Entry("cards.yaml", 100), Entry("pictures/a.png", MAX_TOTAL_BYTES)]
+    assert any("at most 100 MB" in r for r in check_entries(entries))
+    assert check_entries([Entry("cards.yaml", 100), Entry("pictures/", 0), Entry("pictures/a.png", 10)]) == []
