@@ -44,9 +44,7 @@ class SerialDriver:
         self.decoder_errors = 0  # garbage frames dropped, over all connections
         self.connections = 0
         self._commands: deque[p.Message] = deque()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._wake_r = self._wake_w = -1  # a pipe that exists while run() runs
         self._connected = threading.Event()
         self._last_status: tuple[str, str] | None = None
         self._decoder: p.Decoder | None = None
@@ -76,8 +74,8 @@ class SerialDriver:
     def _wake(self) -> None:
         try:
             os.write(self._wake_w, b"\0")
-        except BlockingIOError:
-            pass
+        except OSError:
+            pass  # full (it is awake anyway) or already closed (run has ended)
 
     @property
     def connected(self) -> bool:
@@ -101,6 +99,9 @@ class SerialDriver:
         self._status("searching", f"Looking for the card reader at {self.device}.")
         backoff = BACKOFF_START
         was_connected = False
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         try:
             while not stop.is_set():
                 try:
@@ -130,19 +131,14 @@ class SerialDriver:
                     backoff = min(backoff * 2, BACKOFF_MAX)
         finally:
             self._connected.clear()
+            wake_r, wake_w, self._wake_r, self._wake_w = self._wake_r, self._wake_w, -1, -1
+            os.close(wake_r)
+            os.close(wake_w)
 
     def _open(self):
         import serial  # only when the serial driver is chosen
 
         return serial.Serial(self.device, self.reader.baudrate, timeout=0, write_timeout=1.0, exclusive=True)
-
-    def close(self) -> None:
-        """Release the wake pipe; call once ``run`` has returned."""
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
     def _serve(self, port, stop: threading.Event) -> tuple[str | None, bool]:
         """Talk to one open port until it fails; return (why it was lost or None, was it up)."""

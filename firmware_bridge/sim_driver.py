@@ -10,7 +10,6 @@ still there after a replug, as it would be on a real reader.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import threading
@@ -29,9 +28,9 @@ class SimDriver:
         self.reader = reader
         self.sink = sink
         self._lock = threading.Lock()
-        self._dir = Path(tempfile.mkdtemp(prefix="klick-sim-"))
-        #: Stands in for udev's /dev/klick-reader: re-pointed at each new pty on replug.
-        self.link = self._dir / "klick-reader"
+        #: Stands in for udev's /dev/klick-reader: re-pointed at each new pty on replug. Its
+        #: directory exists only while :meth:`run` runs.
+        self.link = Path(tempfile.gettempdir()) / "klick-sim-not-running" / "klick-reader"
         self.serial = SerialDriver(reader, sink, device=str(self.link))
         self.sim: Simulator | None = None
         self._card: bytes | None = None
@@ -84,10 +83,13 @@ class SimDriver:
         return self.serial.beep(ms)
 
     def run(self, stop: threading.Event) -> None:
-        self.replug()
+        with self._lock:
+            tmp = Path(tempfile.mkdtemp(prefix="klick-sim-"))
+            self.link = tmp / "klick-reader"
+            self.serial.device = str(self.link)
         try:
+            self.replug()
             self.serial.run(stop)
         finally:
             self.unplug()
-            self.serial.close()
-            shutil.rmtree(self._dir, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)

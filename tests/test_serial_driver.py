@@ -89,7 +89,6 @@ def rig(tmp_path):
     if thread.ident is not None:
         thread.join(timeout=WAIT)
         assert not thread.is_alive(), "the driver did not stop"
-    driver.close()
     for sim in sims:
         sim.close()
 

@@ -106,7 +106,6 @@ def _latency_figures(events: int = EVENTS) -> list[tuple[str, str]]:
         finally:
             stop.set()
             thread.join(10)
-            driver.close()
             sim.close()
     lat.sort()
     ms = [x * 1000 for x in lat]
