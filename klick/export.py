@@ -1,0 +1,436 @@
+"""The pilot tester's exports: pseudonymised rows out of a device's usage database, and merging.
+
+Privacy by default (GDPR art. 5 and 25): a card ID leaves the device only as a keyed hash
+(HMAC-SHA256 with the pilot's export key, so one card hashes the same on every device of the
+pilot and no one without the key can link it back); card labels, free-text details and raw IDs go
+out only when the tester asks with ``include_personal``. Answers export separately from usage.
+
+The source database is opened read-only (SQLite URI ``mode=ro``), so an export can never change
+it, even while the launcher writes. Rows are streamed: a million events never sit in memory.
+An export to SQLite is the unit of :func:`merge`, which keeps each row's device pseudonym and
+refuses files of another export format or another export key.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import hashlib
+import hmac
+import json
+import os
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, TextIO
+from urllib.parse import quote
+
+from klick import __version__
+from klick.usage import DB_KIND, SCHEMA_VERSION, iso
+
+__all__ = [
+    "EXPORT_SCHEMA", "EXPORT_KIND", "ExportError", "Window", "Table", "TABLES",
+    "parse_day", "window", "card_hasher", "key_check", "open_readonly", "open_usage_db",
+    "open_export", "export_rows", "write_csv", "write_json", "write_sqlite", "merge", "replace_atomically",
+]
+
+#: The layout of an export file. Merge and report read exactly this version.
+EXPORT_SCHEMA = 1
+EXPORT_KIND = "klick-export"
+#: Details that say nothing about a person: reader health and question ids.
+SAFE_DETAIL_KINDS = ("reader_status", "prompt_shown", "prompt_answered", "prompt_dismissed")
+BATCH = 5000
+
+
+class ExportError(Exception):
+    """One sentence for the tester; the CLI prints it and exits non-zero."""
+
+
+# --- dates --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Window:
+    """A time span as UTC text bounds: ``since`` inclusive, ``until`` exclusive; None is open."""
+
+    since: str | None = None
+    until: str | None = None
+
+
+def parse_day(text: str | None, option: str) -> _dt.date | None:
+    if text is None or text == "":
+        return None
+    try:
+        return _dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise ExportError(f"{option} must be a date written like 2026-03-01, not {text!r}.") from None
+
+
+def window(since: str | None, until: str | None) -> Window:
+    """Whole UTC days from ``since`` through ``until`` (both included)."""
+    first, last = parse_day(since, "--since"), parse_day(until, "--until")
+    if first and last and last < first:
+        raise ExportError(f"--until ({last}) is before --since ({first}); swap them.")
+    return Window(
+        f"{first.isoformat()}T00:00:00.000Z" if first else None,
+        f"{(last + _dt.timedelta(days=1)).isoformat()}T00:00:00.000Z" if last else None,
+    )
+
+
+# --- pseudonyms ---------------------------------------------------------------------------------
+
+def card_hasher(key: str) -> Callable[[str | None], str | None]:
+    """A card ID → its keyed hash, the same on every device sharing the pilot's export key."""
+    if not key:
+        raise ExportError("Set pilot.export_key in klick.yaml (a long secret, the same on every device of the pilot) so card IDs can be exported as keyed hashes.")
+    secret = key.encode("utf-8")
+    cache: dict[str, str] = {}
+
+    def card(uid: str | None) -> str | None:
+        if uid is None:
+            return None
+        hit = cache.get(uid)
+        if hit is None:
+            hit = "c" + hmac.new(secret, uid.encode("utf-8"), hashlib.sha256).hexdigest()[:20]
+            if len(cache) < 100_000:
+                cache[uid] = hit
+        return hit
+
+    return card
+
+
+def key_check(key: str) -> str:
+    """A short fingerprint of the export key, so merge can tell files hashed with different keys."""
+    return hmac.new(key.encode("utf-8"), b"klick export key check", hashlib.sha256).hexdigest()[:12]
+
+
+# --- opening ------------------------------------------------------------------------------------
+
+def open_readonly(path: str | Path) -> sqlite3.Connection:
+    p = Path(path)
+    if not p.is_file():
+        raise ExportError(f"{p} does not exist." if not p.exists() else f"{p} is not a file.")
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(p.resolve()))}?mode=ro", uri=True)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise ExportError(f"{p} is not a Klick database (SQLite says: {exc}).") from None
+    return conn
+
+
+def _meta(conn: sqlite3.Connection) -> dict[str, str]:
+    try:
+        return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.DatabaseError:
+        return {}
+
+
+def open_usage_db(path: str | Path) -> sqlite3.Connection:
+    """A device's usage database, read-only, checked to be one this Klick understands."""
+    conn = open_readonly(path)
+    meta = _meta(conn)
+    if meta.get("kind") == EXPORT_KIND:
+        conn.close()
+        raise ExportError(f"{path} is already an export; use it with 'klick export merge' or 'klick report'.")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if meta.get("kind") != DB_KIND:
+        conn.close()
+        raise ExportError(f"{path} is an SQLite file, but not a Klick usage database.")
+    if version > SCHEMA_VERSION:
+        conn.close()
+        raise ExportError(f"{path} was written by a newer Klick (database version {version}; this Klick reads up to {SCHEMA_VERSION}); update Klick on this computer.")
+    return conn
+
+
+def open_export(path: str | Path) -> tuple[sqlite3.Connection, dict[str, str]]:
+    """An export (or merged pilot) file, read-only, checked to be of this Klick's export format."""
+    conn = open_readonly(path)
+    meta = _meta(conn)
+    if meta.get("kind") == DB_KIND:
+        conn.close()
+        raise ExportError(f"{path} is a device's usage database, not an export; run 'klick export usage --format sqlite' and 'klick export answers --format sqlite' on it first.")
+    if meta.get("kind") != EXPORT_KIND:
+        conn.close()
+        raise ExportError(f"{path} is an SQLite file, but not a Klick export.")
+    version = int(meta.get("export_schema", "0") or 0)
+    if version != EXPORT_SCHEMA:
+        conn.close()
+        newer = "a newer" if version > EXPORT_SCHEMA else "an older"
+        raise ExportError(f"{path} was exported by {newer} Klick (export format {version}; this Klick reads format {EXPORT_SCHEMA}); export every device with the same Klick version.")
+    return conn, meta
+
+
+# --- tables -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    #: Columns of the export, in order; the personal ones are added with include_personal.
+    columns: tuple[str, ...]
+    personal: tuple[str, ...]
+    #: Source query; its columns: src_id, then the export columns with ``uid`` in place of card.
+    query: str
+    time_column: str
+    contents: str
+
+
+TABLES: dict[str, Table] = {
+    "events": Table(
+        "events",
+        ("device", "src_id", "at", "kind", "card", "action_type", "outcome", "detail"),
+        ("uid", "label"),
+        "SELECT id, device, id, at, kind, uid, action_type, outcome, detail FROM events",
+        "at", "usage"),
+    "sessions": Table(
+        "sessions",
+        ("device", "src_id", "card", "action_type", "started_at", "ended_at", "duration_s", "end_reason"),
+        ("uid", "label"),
+        "SELECT id, device, id, uid, action_type, started_at, ended_at, duration_s, end_reason FROM sessions",
+        "started_at", "usage"),
+    "answers": Table(
+        "answers",
+        ("device", "src_id", "question_id", "trigger", "card", "action_type", "state", "created_at",
+         "shown_at", "closed_at", "answered_at", "value", "text"),
+        ("uid", "label"),
+        "SELECT p.id, p.device, p.id, p.question_id, p.trigger, p.uid, p.action_type, p.state, p.created_at,"
+        " p.shown_at, p.closed_at, a.at, a.value, a.text FROM prompts p"
+        " LEFT JOIN answers a ON a.id = (SELECT max(id) FROM answers WHERE prompt_id = p.id)",
+        "p.created_at", "answers"),
+}
+
+
+def _filtered(table: Table, win: Window) -> tuple[str, list[str]]:
+    where, args = [], []
+    if win.since:
+        where.append(f"{table.time_column} >= ?")
+        args.append(win.since)
+    if win.until:
+        where.append(f"{table.time_column} < ?")
+        args.append(win.until)
+    sql = table.query + (" WHERE " + " AND ".join(where) if where else "")
+    return sql, args
+
+
+def export_rows(conn: sqlite3.Connection, table_name: str, win: Window, card: Callable[[str | None], str | None], *,
+                include_personal: bool = False, labels: Mapping[str, str] | None = None) -> tuple[tuple[str, ...], int, Iterator[tuple]]:
+    """(columns, row count, rows) of one table, pseudonymised unless ``include_personal``.
+
+    The rows are produced one batch at a time from an SQLite cursor. Free-text answers stay in:
+    they are the resident's own words to the pilot, the reason the questionnaire exists.
+    """
+    table = TABLES[table_name]
+    sql, args = _filtered(table, win)
+    total = conn.execute(f"SELECT count(*) FROM ({sql})", args).fetchone()[0]
+    columns = table.columns + (table.personal if include_personal else ())
+    uid_at = table.columns.index("card") + 1  # +1: the query starts with the row id
+    detail_at = table.columns.index("detail") + 1 if "detail" in table.columns else None
+    kind_at = table.columns.index("kind") + 1 if "kind" in table.columns else None
+    labels = labels or {}
+
+    def rows() -> Iterator[tuple]:
+        cur = conn.execute(sql + " ORDER BY 1", args)
+        while True:
+            batch = cur.fetchmany(BATCH)
+            if not batch:
+                return
+            for raw in batch:
+                out = list(raw[1:])
+                uid = raw[uid_at]
+                out[uid_at - 1] = card(uid)
+                if not include_personal:
+                    if detail_at is not None and raw[kind_at] not in SAFE_DETAIL_KINDS:
+                        out[detail_at - 1] = None
+                else:
+                    out.extend((uid, labels.get(uid) if uid else None))
+                yield tuple(out)
+
+    return columns, total, rows()
+
+
+# --- writers ------------------------------------------------------------------------------------
+
+def write_csv(columns: Iterable[str], rows: Iterable[tuple], fh: TextIO) -> int:
+    writer = csv.writer(fh, lineterminator="\n")
+    writer.writerow(list(columns))
+    n = 0
+    for row in rows:
+        writer.writerow(row)
+        n += 1
+    return n
+
+
+def write_json(columns: Iterable[str], rows: Iterable[tuple], fh: TextIO) -> int:
+    """A JSON list of objects, written one object at a time."""
+    names = list(columns)
+    n = 0
+    fh.write("[")
+    for row in rows:
+        fh.write(",\n" if n else "\n")
+        fh.write(json.dumps(dict(zip(names, row)), ensure_ascii=False))
+        n += 1
+    fh.write("\n]\n" if n else "]\n")
+    return n
+
+
+_EXPORT_DDL = {
+    "events": "device TEXT NOT NULL, src_id INTEGER NOT NULL, at TEXT NOT NULL, kind TEXT NOT NULL, card TEXT,"
+              " action_type TEXT, outcome TEXT, detail TEXT, uid TEXT, label TEXT",
+    "sessions": "device TEXT NOT NULL, src_id INTEGER NOT NULL, card TEXT, action_type TEXT, started_at TEXT NOT NULL,"
+                " ended_at TEXT, duration_s REAL, end_reason TEXT, uid TEXT, label TEXT",
+    "answers": "device TEXT NOT NULL, src_id INTEGER NOT NULL, question_id TEXT NOT NULL, trigger TEXT, card TEXT,"
+               " action_type TEXT, state TEXT, created_at TEXT NOT NULL, shown_at TEXT, closed_at TEXT,"
+               " answered_at TEXT, value TEXT, text TEXT, uid TEXT, label TEXT",
+}
+_EXPORT_INDEXES = ("CREATE INDEX events_at ON events(at)", "CREATE INDEX events_kind ON events(kind)",
+                   "CREATE INDEX sessions_started ON sessions(started_at)",
+                   "CREATE INDEX answers_question ON answers(question_id)")
+
+
+def create_export_db(conn: sqlite3.Connection, meta: Mapping[str, str]) -> None:
+    for name, ddl in _EXPORT_DDL.items():
+        # (device, src_id) is unique: merging the same device's file twice adds nothing twice.
+        conn.execute(f"CREATE TABLE {name} ({ddl}, UNIQUE(device, src_id))")
+    for sql in _EXPORT_INDEXES:
+        conn.execute(sql)
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    base = {"kind": EXPORT_KIND, "export_schema": str(EXPORT_SCHEMA), "klick_version": __version__}
+    base.update(meta)
+    conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", sorted(base.items()))
+    conn.execute(f"PRAGMA user_version={EXPORT_SCHEMA}")
+
+
+def write_sqlite(parts: Iterable[tuple[str, tuple[str, ...], Iterable[tuple]]], out: Path, meta: Mapping[str, str],
+                 progress: Callable[[int], None] | None = None) -> int:
+    """An export file holding ``(table, columns, rows)`` parts; written aside, then renamed into place."""
+    n = 0
+
+    def build(tmp: Path) -> None:
+        nonlocal n
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=OFF")
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("BEGIN")
+            create_export_db(conn, meta)
+            for table, columns, rows in parts:
+                sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+                batch: list[tuple] = []
+                for row in rows:
+                    batch.append(row)
+                    if len(batch) >= BATCH:
+                        conn.executemany(sql, batch)
+                        n += len(batch)
+                        if progress:
+                            progress(len(batch))
+                        batch = []
+                if batch:
+                    conn.executemany(sql, batch)
+                    n += len(batch)
+                    if progress:
+                        progress(len(batch))
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    replace_atomically(out, build)
+    return n
+
+
+def replace_atomically(out: Path, build: Callable[[Path], None]) -> None:
+    """Build a file beside ``out`` and rename it over ``out``: a failed run leaves no half file."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        tmp.unlink()
+        build(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+            try:
+                leftover.unlink()
+            except FileNotFoundError:
+                pass
+        raise
+
+
+# --- merge --------------------------------------------------------------------------------------
+
+def merge(inputs: list[Path], out: Path, progress: Callable[[Path], None] | None = None) -> dict[str, int]:
+    """Merge export files into one pilot file; returns row counts per table.
+
+    Every input is checked first (a Klick export, this export format, the same export key and the
+    same personal/pseudonymised kind), so a refusal never leaves a half-merged file. The rows are
+    copied inside SQLite (``INSERT ... SELECT`` from an attached read-only file): nothing is held
+    in Python's memory.
+    """
+    if not inputs:
+        raise ExportError("Name at least one export file to merge.")
+    resolved_out = Path(out).resolve()
+    metas: list[dict[str, str]] = []
+    for path in inputs:
+        if Path(path).resolve() == resolved_out:
+            raise ExportError(f"{path} is both an input and --out; choose another name for the merged file.")
+        conn, meta = open_export(path)
+        conn.close()
+        metas.append(meta)
+    first = metas[0]
+    for path, meta in zip(inputs[1:], metas[1:]):
+        if meta.get("personal", "0") != first.get("personal", "0"):
+            raise ExportError(f"{path} {'includes' if meta.get('personal') == '1' else 'leaves out'} personal data and {inputs[0]} does not; export all devices the same way.")
+        if meta.get("key_check") != first.get("key_check"):
+            raise ExportError(f"{path} was exported with a different pilot.export_key than {inputs[0]}; its card hashes would not match. Export every device with the same key.")
+    contents = sorted({part for m in metas for part in m.get("contents", "").split("+") if part})
+    devices = sorted({d for m in metas for d in m.get("devices", "").split(",") if d})
+    meta_out = {"contents": "+".join(contents), "personal": first.get("personal", "0"),
+                "key_check": first.get("key_check", ""), "devices": ",".join(devices),
+                "merged_from": str(len(inputs)), "created_at": iso(_dt.datetime.now(_dt.timezone.utc).timestamp())}
+    counts: dict[str, int] = {}
+
+    def build(tmp: Path) -> None:
+        conn = sqlite3.connect(f"file:{quote(str(tmp))}", uri=True, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=OFF")
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("BEGIN")
+            create_export_db(conn, meta_out)
+            conn.execute("COMMIT")
+            for path in inputs:
+                conn.execute("ATTACH DATABASE ? AS src", (f"file:{quote(str(Path(path).resolve()))}?mode=ro",))
+                try:
+                    conn.execute("BEGIN")
+                    for table, ddl in _EXPORT_DDL.items():
+                        cols = ", ".join(c.split()[0] for c in ddl.split(", "))
+                        conn.execute(f"INSERT OR IGNORE INTO main.{table} ({cols}) SELECT {cols} FROM src.{table}")
+                    conn.execute("COMMIT")
+                finally:
+                    conn.execute("DETACH DATABASE src")
+                if progress:
+                    progress(Path(path))
+            for table in _EXPORT_DDL:
+                counts[table] = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        finally:
+            conn.close()
+
+    try:
+        replace_atomically(Path(out), build)
+    except sqlite3.DatabaseError as exc:
+        raise ExportError(f"The merge stopped: {exc}. The files named were not changed.") from None
+    return counts
+
+
+def devices_in(conn: sqlite3.Connection, table_name: str) -> list[str]:
+    table = "prompts" if table_name == "answers" else table_name
+    return [r[0] for r in conn.execute(f"SELECT DISTINCT device FROM {table}")]
+
+
+def export_meta(contents: str, device: str | None, key: str, include_personal: bool, win: Window) -> dict[str, Any]:
+    return {
+        "contents": contents, "personal": "1" if include_personal else "0", "key_check": key_check(key),
+        "devices": device or "", "since": win.since or "", "until": win.until or "",
+        "created_at": iso(_dt.datetime.now(_dt.timezone.utc).timestamp()),
+    }
