@@ -1,0 +1,70 @@
+"""`klick launcher`: the full-screen launcher (Kivy is imported only inside the command)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from klick.cli.common import EXIT_USAGE, config_option, fail, get_config, plain_errors
+
+
+@click.command()
+@config_option
+@click.option("--demo", is_flag=True,
+              help="Demo cards and a simulated reader, with its own bridge; keys 1-5 insert a card, 0 takes it out.")
+@click.option("--offscreen", is_flag=True,
+              help="Run without a display (tests, benchmarks); also set by KLICK_LAUNCHER_OFFSCREEN=1.")
+@click.option("--screenshot", type=click.Path(dir_okay=False), default=None,
+              help="Save the home screen as a PNG once it is drawn, then close.")
+@click.option("-v", "--verbose", is_flag=True, help="Show Kivy's own log lines too.")
+@plain_errors
+def launcher(config_path: str | None, demo: bool, offscreen: bool, screenshot: str | None, verbose: bool) -> None:
+    """Show the launcher: the card in the slot decides what happens."""
+    from launcher.kivy_setup import OFFSCREEN_ENV, configure_kivy, has_display
+
+    offscreen = offscreen or os.environ.get(OFFSCREEN_ENV) == "1"
+    if not offscreen and not has_display():
+        fail("No screen to show the launcher on (DISPLAY and WAYLAND_DISPLAY are not set).", EXIT_USAGE)
+    bridge = None
+    uids: tuple[str, ...] = ()
+    if demo:
+        from launcher.demo import demo_uids, prepare_demo_home, start_bridge
+
+        try:
+            home = prepare_demo_home()
+        except FileNotFoundError as exc:
+            fail(f"The demo cannot start: {exc}.", EXIT_USAGE)
+        os.environ["KLICK_HOME"] = str(home.home)
+        cfg = get_config(str(home.config))
+        uids = demo_uids(home.cards)
+        try:
+            bridge = start_bridge(home, cfg.paths.socket)
+        except RuntimeError as exc:
+            fail(f"The demo cannot start: {exc}.", EXIT_USAGE)
+    else:
+        cfg = get_config(config_path)
+    try:
+        configure_kivy(cfg, verbose=verbose, offscreen=offscreen)
+        from launcher.app import LauncherApp
+
+        probe = None
+        if screenshot:
+            def probe(app: LauncherApp) -> None:
+                from kivy.clock import Clock
+
+                def shoot(_dt: float) -> None:
+                    app.screenshot(screenshot)
+                    app.quit()
+
+                def shown(name: str, *_: object) -> None:
+                    if name == "home":
+                        app.shown_listeners.remove(shown)
+                        Clock.schedule_once(shoot, 0.3)  # a few frames, so the layout has settled
+                app.shown_listeners.append(shown)
+        LauncherApp(cfg, demo_uids=uids, probe=probe).run()
+    finally:
+        if bridge is not None:
+            from launcher.demo import stop_bridge
+
+            stop_bridge(bridge)

@@ -1,0 +1,259 @@
+"""What a card's action runs, and running it as a separate process group that can be ended.
+
+Building the command line is pure (:func:`plan`), so the exact browser arguments and call URLs
+are unit-tested. Nothing here ever goes through a shell: a card's URL or argv is data, and a
+label like ``Anna; rm -rf ~`` must stay a label. External programs start in their own session
+(process group), so ending the action ends the browser *and* every helper it forked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
+from urllib.parse import quote
+
+__all__ = [
+    "External", "BuiltInAlbum", "Unrunnable", "Plan", "plan", "jitsi_url", "teams_url", "skype_uri",
+    "svt_url", "browser_argv", "ActionError", "RunningProgram", "start_program", "album_pictures",
+    "PICTURE_SUFFIXES",
+]
+
+log = logging.getLogger("klick.launcher.actions")
+
+#: Seconds between SIGTERM and SIGKILL when an action ends: a browser saves its state in less.
+STOP_GRACE = 3.0
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+@dataclass(frozen=True)
+class External:
+    """A program to start; ``program`` names it in messages (browser, Skype, the card's command)."""
+
+    argv: tuple[str, ...]
+    program: str
+
+
+@dataclass(frozen=True)
+class BuiltInAlbum:
+    folder: Path
+
+
+@dataclass(frozen=True)
+class Unrunnable:
+    reason: str
+    detail: str = ""
+
+
+Plan = Union[External, BuiltInAlbum, Unrunnable]
+
+
+# --- URLs -------------------------------------------------------------------------------------
+
+def jitsi_url(server: str, room: str, display_name: str) -> str:
+    """A Jitsi room that skips the pre-join page and shows the resident's name.
+
+    Jitsi reads ``#key=value`` pairs as URL-encoded JSON, so the name is a quoted JSON string,
+    then percent-encoded as a whole (a name like ``Åsa "Mormor"`` stays one value).
+    """
+    import json
+
+    base = server.rstrip("/") + "/" + quote(room, safe="")
+    fragment = "config.prejoinConfig.enabled=false"
+    if display_name:
+        fragment += "&userInfo.displayName=" + quote(json.dumps(display_name, ensure_ascii=False), safe="")
+    return f"{base}#{fragment}"
+
+
+def teams_url(user: str) -> str:
+    return "https://teams.microsoft.com/l/call/0/0?users=" + quote(user, safe="@,")
+
+
+def skype_uri(user: str) -> str:
+    return "skype:" + quote(user, safe="@.:_-") + "?call"
+
+
+def svt_url(channel: str, program: str) -> str:
+    if channel:
+        return "https://www.svtplay.se/kanaler/" + quote(channel, safe="")
+    return "https://www.svtplay.se/" + quote(program.lstrip("/"), safe="/-")
+
+
+def browser_argv(cfg: Any, url: str, *, call: bool = False) -> tuple[str, ...]:
+    """The kiosk browser from the settings, with its own profile folder.
+
+    Calls use a second profile that may use the camera and microphone without asking
+    (``--use-fake-ui-for-media-stream`` answers Chromium's permission prompt); web pages and
+    SVT Play never get that.
+    """
+    profile = Path(cfg.browser.call_profile if call else cfg.browser.profile)
+    argv = list(cfg.browser.command) + [f"--user-data-dir={profile}"]
+    if call:
+        argv.append("--use-fake-ui-for-media-stream")
+    argv.append(url)
+    return tuple(argv)
+
+
+def plan(action: Any, cfg: Any) -> Plan:
+    """What to run for a card's action. Pure: looks at nothing but its arguments."""
+    kind = getattr(action, "type", None)
+    if kind == "video_call":
+        if action.provider == "jitsi":
+            return External(browser_argv(cfg, jitsi_url(action.server, action.room, action.display_name), call=True),
+                            "browser")
+        if action.provider == "teams":
+            return External(browser_argv(cfg, teams_url(action.user), call=True), "browser")
+        if action.provider == "skype":
+            return External(("xdg-open", skype_uri(action.user)), "Skype")
+        return Unrunnable("cannot_start", f"video call provider {action.provider!r}")
+    if kind == "svt_play":
+        return External(browser_argv(cfg, svt_url(action.channel, action.program)), "browser")
+    if kind == "web":
+        return External(browser_argv(cfg, action.url), "browser")
+    if kind == "photo_album":
+        if action.folder is not None:
+            return BuiltInAlbum(Path(action.folder))
+        if action.url:
+            return External(browser_argv(cfg, action.url), "browser")
+        return Unrunnable("no_pictures")
+    if kind == "command":
+        return External(tuple(action.argv), Path(action.argv[0]).name)
+    return Unrunnable("no_action")
+
+
+# --- the photo album's order -----------------------------------------------------------------
+
+_DATE_IN_NAME = re.compile(r"(?<!\d)(\d{4})-?(\d{2})(?:-?(\d{2}))?(?!\d)")
+
+
+def _picture_time(path: Path, mtime: float) -> tuple[str, float, str]:
+    """Newest first: a date in the name (phones and the carer write one) wins over mtime,
+    because copying a folder to the tablet gives every file the same new mtime."""
+    m = _DATE_IN_NAME.search(path.stem)
+    if m and 1900 <= int(m.group(1)) <= 2200 and 1 <= int(m.group(2)) <= 12:
+        stamp = f"{m.group(1)}-{m.group(2)}-{m.group(3) or '00'}"
+    else:
+        stamp = time.strftime("%Y-%m-%d", time.localtime(mtime))
+    return (stamp, mtime, path.name)
+
+
+def album_pictures(folder: Path) -> list[Path]:
+    """The pictures in an album folder, newest first; an unreadable folder is an empty album."""
+    try:
+        entries = [p for p in Path(folder).iterdir() if p.suffix.lower() in PICTURE_SUFFIXES and p.is_file()]
+        timed = [(_picture_time(p, p.stat().st_mtime), p) for p in entries]
+    except OSError:
+        return []
+    timed.sort(key=lambda item: item[0], reverse=True)
+    return [p for _, p in timed]
+
+
+# --- running ----------------------------------------------------------------------------------
+
+class ActionError(Exception):
+    """The program could not be started; ``reason`` is one of session.FAILURE_REASONS."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class RunningProgram:
+    """One started program and its process group."""
+
+    def __init__(self, proc: subprocess.Popen, program: str) -> None:
+        self.proc = proc
+        self.program = program
+        self._stopping = False
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def poll(self) -> Optional[int]:
+        return self.proc.poll()
+
+    def stop(self, grace: float = STOP_GRACE, wait: bool = False) -> None:
+        """SIGTERM to the whole group, SIGKILL after ``grace`` seconds. Never blocks the screen
+        unless ``wait`` is asked for: the waiting happens on a helper thread."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self._signal(signal.SIGTERM)
+        if wait:
+            self._finish(grace)
+        else:
+            threading.Thread(target=self._finish, args=(grace,), name="action-stop", daemon=True).start()
+
+    def _finish(self, grace: float) -> None:
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            log.info("%s did not close within %.0f s; ending it.", self.program, grace)
+        # Helpers the program left behind in its group go too, even when the leader has exited.
+        self._signal(signal.SIGKILL)
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            log.warning("%s (pid %d) could not be ended.", self.program, self.proc.pid)
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def start_program(argv: tuple[str, ...], program: str, *, log_file: Optional[Path] = None) -> RunningProgram:
+    """Start ``argv`` (never through a shell) in a new session; raise :class:`ActionError`."""
+    if not argv:
+        raise ActionError("no_action", "empty command")
+    out = subprocess.DEVNULL
+    handle = None
+    if log_file is not None:
+        try:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(log_file, "ab")
+            out = handle
+        except OSError:
+            handle = None
+    try:
+        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                start_new_session=True, close_fds=True)
+    except FileNotFoundError:
+        raise ActionError("missing", f"{argv[0]} is not installed") from None
+    except PermissionError:
+        raise ActionError("not_allowed", f"{argv[0]} may not be run") from None
+    except OSError as exc:
+        raise ActionError("cannot_start", f"{argv[0]}: {exc.strerror or exc}") from None
+    finally:
+        if handle is not None:
+            handle.close()
+    return RunningProgram(proc, program)
+
+
+def ensure_profiles(cfg: Any) -> None:
+    """The browser's profile folders, so a first start does not show a setup page."""
+    for folder in (cfg.browser.profile, cfg.browser.call_profile):
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            log.warning("cannot create browser profile %s: %s", folder, exc)
+
+
+def speak(text: str, language: str) -> None:
+    """Say ``text`` with espeak-ng if it is installed; silence is fine when it is not."""
+    voice = "sv" if language == "sv" else "en"
+    try:
+        subprocess.Popen(["espeak-ng", "-v", voice, "--", text], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        pass

@@ -1,0 +1,325 @@
+"""The launcher app: bridge events in, the session decides, screens draw, actions run.
+
+Import this module only after :func:`launcher.kivy_setup.configure_kivy`; it opens Kivy.
+Everything the resident sees is decided by :class:`launcher.session.Session`; this module only
+carries out its effects (start and stop programs, record usage, ask questions, speak) and
+shows the screen the session names.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.core.window import Keyboard, Window
+
+from klick.bridge_client import BridgeClient
+from launcher import actions, session as S, theme
+from launcher.i18n import Words
+from launcher.keys import KeyComboError, parse_keys
+from launcher.screens.album import AlbumScreen
+from launcher.screens.card import CardScreen
+from launcher.screens.home import HomeScreen
+from launcher.screens.message import MessageScreen
+from launcher.screens.prompt import PromptScreen
+from launcher.screens.widgets import Filled
+from launcher.services import RegistryWatch, open_feedback, open_usage
+
+__all__ = ["LauncherApp"]
+
+log = logging.getLogger("klick.launcher")
+
+#: How often the questionnaire is asked for a due question while home is idle, and how long
+#: home shows first after an action ends (a question must not jump at the resident).
+PROMPT_POLL_S = 20.0
+PROMPT_SETTLE_S = 3.0
+REGISTRY_POLL_S = 2.0
+_KEY_NAMES = {code: name for name, code in Keyboard.keycodes.items()}
+
+
+class LauncherApp(App):
+    title = "Klick"
+
+    def __init__(self, cfg: Any, *, demo_uids: tuple[str, ...] = (), probe: Optional[Callable[["LauncherApp"], None]] = None,
+                 **kw: Any) -> None:
+        super().__init__(**kw)
+        self.cfg = cfg
+        self.w = Words(cfg.locale)
+        self.demo_uids = tuple(demo_uids)
+        self.probe = probe
+        #: Called as listener(screen_name, session_screen, t_event) after the frame that first shows
+        #: a new screen is on the glass; t_event is the perf_counter when its event arrived (or None).
+        self.shown_listeners: list[Callable[[str, Any, Optional[float]], None]] = []
+        self.program: Optional[actions.RunningProgram] = None
+        self.program_card: Any = None
+        self.album_card: Any = None
+        self._pending_start: Any = None
+        self._pending_shown: Optional[tuple[str, Any, Optional[float]]] = None
+        self._last_screen: Any = None
+        self._current: Any = None
+        self._quitting = False
+        self._idle_since = time.monotonic()
+        self._last_prompt_poll = 0.0
+        self._last_registry_poll = 0.0
+        try:
+            self.quit_combo = parse_keys(cfg.display.quit_keys)
+        except KeyComboError as exc:
+            log.error("%s; using ctrl+alt+q", exc)
+            self.quit_combo = parse_keys("ctrl+alt+q")
+
+    # -- set-up -------------------------------------------------------------------------------
+    def build(self) -> Filled:
+        Window.clearcolor = theme.rgba(theme.BG)
+        self.sizes = theme.sizes_for(Window.width, Window.height, self.cfg.text_scale, self.cfg.display.dpi)
+        self.registry = RegistryWatch(self.cfg.paths.registry)
+        self.usage = open_usage(self.cfg)
+        self.feedback = open_feedback(self.cfg, self.usage)
+        self.session = S.Session(lookup=self.registry.get, configured_mode=self.cfg.reader.mode)
+        actions.ensure_profiles(self.cfg)
+        self.screens = {
+            "home": HomeScreen(self),
+            "card": CardScreen(self),
+            "message": MessageScreen(self),
+            "prompt": PromptScreen(self),
+            "album": AlbumScreen(self),
+        }
+        self.root_widget = Filled()
+        self.screens["home"].tick(_dt.datetime.now())
+        self.render()
+        Window.bind(on_key_down=self._on_key, on_request_close=self._on_request_close, on_flip=self._after_flip)
+        self.client = BridgeClient(self.cfg.paths.socket, on_event=self._from_bridge, on_connection=self._connection)
+        Clock.schedule_interval(self._tick, 0.5)
+        return self.root_widget
+
+    def on_start(self) -> None:
+        self.client.start()
+        if self.probe is not None:
+            self.probe(self)
+
+    def on_stop(self) -> None:
+        self.client.stop()
+        if self.program is not None:
+            self.program.stop(grace=2.0, wait=True)
+            self.program = None
+        self.screens["album"].end()
+        if self.usage is not None:
+            self.usage.close()
+
+    def quit(self) -> None:
+        self._quitting = True
+        self.stop()
+
+    # -- inputs -------------------------------------------------------------------------------
+    def _from_bridge(self, event: Any) -> None:
+        """Called on the bridge client's thread: hand the event to Kivy's thread."""
+        received = time.perf_counter()
+        Clock.schedule_once(lambda _dt: self.handle_event(event, received), -1)
+
+    def _connection(self, connected: bool) -> None:
+        Clock.schedule_once(lambda _dt: self._apply_and_render(self.session.connection(connected)), -1)
+
+    def handle_event(self, event: Any, received: Optional[float] = None) -> None:
+        self._apply_and_render(self.session.event(event), received)
+
+    def on_home(self) -> None:
+        self._apply_and_render(self.session.home_pressed())
+
+    def on_answer(self, value: Any, free_text: bool = False) -> None:
+        if free_text:
+            if not value:
+                self._apply_and_render(self.session.prompt_dismiss())
+                return
+            self._apply_and_render(self.session.prompt_answer(value, text=value))
+        else:
+            self._apply_and_render(self.session.prompt_answer(value))
+
+    def on_prompt_later(self) -> None:
+        screen = self.session.screen
+        if isinstance(screen, S.Asking) and screen.prompt.kind == "free_text":
+            self._apply_and_render(self.session.prompt_dismiss())
+        else:
+            self._apply_and_render(self.session.prompt_later())
+
+    def send_to_bridge(self, command: dict) -> bool:
+        return self.client.send(command)
+
+    def _on_key(self, _window: Any, key: int, _scancode: int, codepoint: Optional[str], modifiers: list) -> bool:
+        name = _KEY_NAMES.get(key, codepoint or "")
+        if self.quit_combo.matches(name, modifiers):
+            self.quit()
+            return True
+        if key == 27:  # Escape: swallowed, never quits
+            return True
+        held = {m for m in modifiers or () if m in ("ctrl", "alt", "meta", "shift")}
+        if self.demo_uids and not held and name in "012345" and len(name) == 1:
+            number = int(name)
+            if number == 0:
+                self.send_to_bridge({"command": "remove"})
+            elif number <= len(self.demo_uids):
+                self.send_to_bridge({"command": "insert", "uid": self.demo_uids[number - 1]})
+            return True
+        return False
+
+    def _on_request_close(self, *_: Any, **__: Any) -> bool:
+        # On the appliance nothing but the quit keys closes the launcher; a desktop window may.
+        return not (self._quitting or not self.cfg.display.fullscreen)
+
+    # -- effects ------------------------------------------------------------------------------
+    def _apply_and_render(self, effects: list, received: Optional[float] = None) -> None:
+        self.apply(effects)
+        self.render(received)
+
+    def apply(self, effects: list) -> None:
+        for effect in effects:
+            try:
+                self._apply_one(effect)
+            except Exception:  # one failing effect (a log write) must not stop the rest
+                log.exception("could not carry out %s", type(effect).__name__)
+
+    def _apply_one(self, effect: Any) -> None:
+        if isinstance(effect, S.Record):
+            if self.usage is not None:
+                self.usage.record(effect.kind, uid=effect.uid, action_type=effect.action_type,
+                                  outcome=effect.outcome, detail=effect.detail)
+        elif isinstance(effect, S.StartAction):
+            self._pending_start = effect.card
+        elif isinstance(effect, S.StopAction):
+            self._stop_action(effect.card)
+        elif isinstance(effect, S.Speak):
+            if self.cfg.speech:
+                actions.speak(effect.text, self.cfg.locale)
+        elif isinstance(effect, S.PromptShown):
+            self._feedback_call("shown", effect.prompt.id)
+        elif isinstance(effect, S.PromptAnswered):
+            follow = self._feedback_call("answer", effect.prompt.id, effect.value, effect.text)
+            if follow is not None:
+                Clock.schedule_once(lambda _dt: self._apply_and_render(self.session.prompt_due(follow)), 0.3)
+        elif isinstance(effect, S.PromptSnoozed):
+            self._feedback_call("snooze", effect.prompt.id)
+        elif isinstance(effect, S.PromptDismissed):
+            self._feedback_call("dismiss", effect.prompt.id)
+
+    def _feedback_call(self, name: str, *args: Any) -> Any:
+        if self.feedback is None:
+            return None
+        try:
+            return getattr(self.feedback, name)(*args)
+        except Exception as exc:  # a closed or vanished prompt: the screen goes on
+            log.warning("questionnaire %s failed: %s", name, exc)
+            return None
+
+    def _start_action(self, card: Any) -> None:
+        if self.session.running is None or self.session.running.uid != card.uid:
+            return  # the card was taken out before its first frame was drawn
+        step = actions.plan(card.action, self.cfg)
+        if isinstance(step, actions.External):
+            try:
+                self.program = actions.start_program(step.argv, step.program,
+                                                     log_file=Path(self.cfg.paths.home) / "launcher-actions.log")
+                self.program_card = card
+            except actions.ActionError as exc:
+                self._apply_and_render(self.session.action_failed(card, exc.reason, exc.detail))
+                return
+        elif isinstance(step, actions.BuiltInAlbum):
+            pictures = actions.album_pictures(step.folder)
+            if not pictures:
+                self._apply_and_render(self.session.action_failed(card, "no_pictures", str(step.folder)))
+                return
+            self.album_card = card
+            self.screens["album"].begin(pictures, step.folder)
+        else:
+            self._apply_and_render(self.session.action_failed(card, step.reason, step.detail))
+            return
+        self._apply_and_render(self.session.action_started(card))
+
+    def _stop_action(self, card: Any) -> None:
+        if self._pending_start is not None and self._pending_start.uid == card.uid:
+            self._pending_start = None
+        if self.program is not None and self.program_card is not None and self.program_card.uid == card.uid:
+            self.program.stop()
+            self.program, self.program_card = None, None
+        if self.album_card is not None and self.album_card.uid == card.uid:
+            self.screens["album"].end()
+            self.album_card = None
+
+    # -- drawing ------------------------------------------------------------------------------
+    def _screen_key(self, screen: Any) -> str:
+        if isinstance(screen, S.ShowingCard):
+            if self.album_card is not None and self.album_card.uid == screen.card.uid and screen.phase != "starting":
+                return "album"
+            return "card"
+        if isinstance(screen, (S.UnknownCard, S.ReaderLost, S.ActionFailed)):
+            return "message"
+        if isinstance(screen, S.Asking):
+            return "prompt"
+        return "home"
+
+    def render(self, received: Optional[float] = None) -> None:
+        screen = self.session.screen
+        key = self._screen_key(screen)
+        widget = self.screens[key]
+        if widget is not self._current:
+            self.root_widget.clear_widgets()
+            self.root_widget.add_widget(widget)
+            self._current = widget
+        widget.update(self.session)
+        if screen is not self._last_screen:
+            self._last_screen = screen
+            self._pending_shown = (key, screen, received)
+            if isinstance(screen, S.Home):
+                self._idle_since = time.monotonic()
+
+    def _after_flip(self, *_: Any) -> None:
+        if self._pending_shown is not None:
+            shown, self._pending_shown = self._pending_shown, None
+            for listener in list(self.shown_listeners):
+                listener(*shown)
+        if self._pending_start is not None:
+            card, self._pending_start = self._pending_start, None
+            self._start_action(card)
+
+    # -- the clock ----------------------------------------------------------------------------
+    def _tick(self, _dt_: float) -> None:
+        now = time.monotonic()
+        if self._current is self.screens["home"]:
+            self.screens["home"].tick(_dt.datetime.now())
+        if self.program is not None:
+            code = self.program.poll()
+            if code is not None:
+                card = self.program_card
+                self.program.stop()  # its helpers, if it left any
+                self.program, self.program_card = None, None
+                if code == 0:
+                    self._apply_and_render(self.session.action_exited(card))
+                else:
+                    self._apply_and_render(self.session.action_failed(card, "exited", f"exit status {code}"))
+        if now - self._last_registry_poll >= REGISTRY_POLL_S:
+            self._last_registry_poll = now
+            self.registry.check()
+        if (self.feedback is not None and self.session.idle and now - self._idle_since >= PROMPT_SETTLE_S
+                and now - self._last_prompt_poll >= PROMPT_POLL_S):
+            self.ask_for_prompt()
+
+    def ask_for_prompt(self) -> bool:
+        """Ask the questionnaire for a due question; True when one is now on the screen."""
+        self._last_prompt_poll = time.monotonic()
+        if self.feedback is None or not self.session.idle:
+            return False
+        prompt = self._feedback_call("next_prompt", self.session.running is not None)
+        if prompt is None:
+            return False
+        self._apply_and_render(self.session.prompt_due(prompt))
+        return isinstance(self.session.screen, S.Asking)
+
+    # -- for tests, benchmarks and `klick launcher --screenshot` ------------------------------
+    def screenshot(self, path: str | Path) -> Path:
+        """The whole screen as a PNG, drawn into memory (works offscreen too)."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        self.root_widget.export_to_png(str(p))
+        return p

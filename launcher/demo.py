@@ -1,0 +1,115 @@
+"""Demo mode (`make run`): the demo cards, a simulated reader, and a bridge started alongside.
+
+A demo home folder holds its own ``klick.yaml`` (simulated reader, the shipped demo card set,
+a window rather than a borderless screen) so a developer's own settings are never touched.
+The bridge runs as a real ``klick bridge`` child process, exactly as on the appliance, and is
+stopped when the launcher closes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DemoHome", "prepare_demo_home", "start_bridge", "stop_bridge", "demo_uids"]
+
+#: AF_UNIX socket paths are limited to 107 bytes.
+MAX_SOCKET_PATH = 100
+
+
+@dataclass(frozen=True)
+class DemoHome:
+    home: Path
+    config: Path
+    cards: Path
+
+
+def _default_home() -> Path:
+    from klick.config import shipped_config_dir
+
+    shipped = shipped_config_dir()
+    if shipped is not None and os.access(shipped.parent, os.W_OK):
+        return shipped.parent / ".klick-demo"
+    return Path(tempfile.gettempdir()) / f"klick-demo-{os.getuid()}"
+
+
+def prepare_demo_home(home: Path | None = None) -> DemoHome:
+    """Write the demo's settings; the card file is the shipped ``config/demo-cards.yaml``."""
+    from klick.atomic import write_atomic
+    from klick.config import shipped_config_dir
+
+    shipped = shipped_config_dir()
+    if shipped is None or not (shipped / "demo-cards.yaml").is_file():
+        raise FileNotFoundError("the demo card set (config/demo-cards.yaml) is not here; run the demo from a Klick checkout")
+    home = Path(home) if home is not None else _default_home()
+    home.mkdir(parents=True, exist_ok=True)
+    socket = home / "bridge.sock"
+    if len(str(socket)) > MAX_SOCKET_PATH:
+        socket = Path(tempfile.mkdtemp(prefix="klick-demo-")) / "bridge.sock"
+    cards = shipped / "demo-cards.yaml"
+    text = (
+        "# Written by `klick launcher --demo`; changes are overwritten at the next demo start.\n"
+        "reader:\n  driver: sim\n  mode: slot\n"
+        "locale: sv\n"
+        "display:\n  fullscreen: false\n"
+        f"paths:\n  registry: {cards}\n  socket: {socket}\n"
+        "pilot:\n  device_name: demo\n  enrolled: true\n"
+    )
+    config = home / "klick.yaml"
+    write_atomic(config, text.encode("utf-8"))
+    return DemoHome(home, config, cards)
+
+
+def demo_uids(cards: Path) -> tuple[str, ...]:
+    """The UIDs keys 1-5 insert: the demo cards in file order."""
+    from cards.registry import load_registry
+
+    return tuple(card.uid for card in load_registry(cards).cards[:5])
+
+
+def start_bridge(demo: DemoHome, socket: Path, timeout: float = 10.0) -> subprocess.Popen:
+    """A real `klick bridge` with the simulated reader; returns once its socket answers."""
+    env = dict(os.environ, KLICK_HOME=str(demo.home))
+    log = open(demo.home / "bridge.log", "ab")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from klick.cli import main; main()", "bridge", "--config", str(demo.config),
+             "--driver", "sim"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True)
+    finally:
+        log.close()
+    deadline = time.monotonic() + timeout
+    import socket as _socket
+
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the demo bridge stopped at once; see {demo.home / 'bridge.log'}")
+        probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            probe.connect(str(socket))
+            return proc
+        except OSError:
+            time.sleep(0.05)
+        finally:
+            probe.close()
+    stop_bridge(proc)
+    raise RuntimeError(f"the demo bridge did not open {socket} within {timeout:.0f} s; see {demo.home / 'bridge.log'}")
+
+
+def stop_bridge(proc: subprocess.Popen, grace: float = 3.0) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(grace)
+    except ProcessLookupError:
+        pass

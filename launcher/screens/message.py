@@ -1,0 +1,58 @@
+"""The calm message screens: an unknown card, a lost reader, an action that could not start."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from launcher import theme
+from launcher.wording import failure_words
+from launcher.screens.widgets import BigButton, Filled, InfoSymbol, Text
+from launcher.session import ActionFailed, ReaderLost, UnknownCard
+
+
+class MessageScreen(Filled):
+    def __init__(self, ctx: Any, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.ctx = ctx
+        s = ctx.sizes
+        self.symbol = InfoSymbol(size_hint=(None, None), size=(s.touch * 1.6, s.touch * 1.6),
+                                 pos_hint={"center_x": 0.5, "top": 0.94})
+        self.title = Text(text="", font_size=s.px("title"), bold=True, size_hint=(0.9, 0.2),
+                          pos_hint={"center_x": 0.5, "top": 0.7})
+        self.body = Text(text="", font_size=s.px("body"), size_hint=(0.86, 0.2),
+                         pos_hint={"center_x": 0.5, "top": 0.5})
+        self.hint = Text(text="", font_size=s.px("body"), color=theme.rgba(theme.TEXT_SOFT), size_hint=(0.86, 0.16),
+                         pos_hint={"center_x": 0.5, "top": 0.29})
+        self.home = BigButton(ctx.w("Home"), ctx.on_home, font_px=s.px("button"), touch=s.touch,
+                              pos_hint={"right": 0.97, "y": 0.04})
+        for child in (self.symbol, self.title, self.body, self.hint):
+            self.add_widget(child)
+        self._has_home = False
+
+    def update(self, session: Any) -> None:
+        w, screen = self.ctx.w, session.screen
+        take_out = w("Take out the card to go back.") if session.mode == "slot" else w("Press Home to go back.")
+        if isinstance(screen, UnknownCard):
+            self.symbol.set_kind("unknown")
+            if screen.why == "disabled":
+                self.title.text = w("This card is switched off.")
+            elif screen.why == "carer":
+                self.title.text = w("This is a card for staff.")
+            else:
+                self.title.text = w("This card is not set up yet.")
+            self.body.text = w("Ask your contact person for help.")
+            self.hint.text = take_out
+        elif isinstance(screen, ReaderLost):
+            self.symbol.set_kind("reader")
+            self.title.text = w("The card reader is not answering right now.")
+            self.body.text = w("It usually comes back by itself. You do not need to do anything.")
+            contact = self.ctx.cfg.help_contact
+            self.hint.text = w("Need help? Call {contact}.", contact=contact) if contact else ""
+        elif isinstance(screen, ActionFailed):
+            self.symbol.set_kind("failed")
+            self.title.text, self.body.text = failure_words(w, screen.card, screen.reason)
+            self.hint.text = take_out
+        want_home = session.shows_home_button
+        if want_home != self._has_home:
+            self._has_home = want_home
+            (self.add_widget if want_home else self.remove_widget)(self.home)

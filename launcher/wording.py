@@ -1,0 +1,49 @@
+"""Sentences built from a card or a date: pure, so the words can be checked without a screen."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+__all__ = ["WEEKDAYS", "MONTHS", "date_words", "status_words", "failure_words"]
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+          "October", "November", "December")
+
+
+def date_words(w: Any, when: _dt.date) -> str:
+    """"måndag 23 november": names from the catalogs, so no system locale has to be installed."""
+    return w("{weekday} {day} {month}", weekday=w(WEEKDAYS[when.weekday()]), day=when.day,
+             month=w(MONTHS[when.month - 1]))
+
+
+def status_words(w: Any, card: Any, phase: str, mode: str) -> str:
+    """What the resident is told while the action starts, and after a program closed itself."""
+    if phase == "finished":
+        return w("Finished. Take out the card.") if mode == "slot" else w("Finished.")
+    action = card.action
+    kind = getattr(action, "type", "")
+    if kind == "video_call":
+        return w("Calling {name}…", name=action.name or card.label)
+    if kind == "svt_play":
+        return w("Starting SVT Play…")
+    if kind == "photo_album":
+        return w("Opening the pictures…")
+    if kind == "web":
+        return w("Opening {label}…", label=card.label)
+    return w("Starting {label}…", label=card.label)
+
+
+def failure_words(w: Any, card: Any, reason: str) -> tuple[str, str]:
+    """(title, explanation) for a failed action, in words a resident or a visitor can act on."""
+    title = w("{label} could not start.", label=card.label)
+    explain = {
+        "missing": w("A program it needs is not installed on this tablet."),
+        "not_allowed": w("The tablet is not allowed to start it."),
+        "exited": w("It closed by itself."),
+        "no_action": w("Nothing is set up for this card yet."),
+        "no_pictures": w("There are no pictures in the album yet."),
+        "cannot_start": w("Something on the tablet stopped it."),
+    }.get(reason, w("Something on the tablet stopped it."))
+    return title, explain
