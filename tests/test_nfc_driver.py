@@ -4,7 +4,11 @@ nfcpy can emulate a FeliCa (Type 3) tag out of the box: the emulator process bel
 on a free UDP port on 127.0.0.1 as ``LocalTarget('212F')``, and the bridge's nfc driver senses
 for it at ``udp:127.0.0.1:PORT``. Killing the emulator is lifting the card.
 
-Run as a script (``python tests/test_nfc_driver.py PORT IDM``) this file is that emulator.
+ISO 14443-A has no emulation in nfcpy; :func:`emulate_type2` is a small NTAG213 responder
+over ``clf.listen``/``clf.exchange``, so the 106A path is proven against the same radio.
+
+Run as a script (``python tests/test_nfc_driver.py PORT ID``) this file is that emulator:
+a 16-digit ID is a FeliCa IDm, a 14-digit one a 7-byte Type 2 UID.
 """
 
 from __future__ import annotations
@@ -44,8 +48,79 @@ def emulate(port: int, idm_hex: str) -> None:
         clf.connect(card={"on-startup": on_startup, "on-connect": lambda tag: True})
 
 
+def _bcc(data: bytes) -> int:
+    value = 0
+    for byte in data:
+        value ^= byte
+    return value
+
+
+def emulate_type2(port: int, uid_hex: str) -> None:
+    """Be an NTAG213 (ISO 14443-A, Type 2) with a 7-byte UID on udp:127.0.0.1:PORT until killed.
+
+    nfcpy has no Type 2 emulation, so this answers the frames itself over clf.listen and
+    clf.exchange: anticollision (cascade level 1 and 2), READ (0x30) and GET_VERSION (0x60).
+    Anything else gets no answer, as a real tag goes mute.
+    """
+    import nfc
+    import nfc.clf
+    import nfc.clf.udp
+
+    nfc.clf.udp.Device._bind_socket = lambda self, t: (self.socket.bind(("127.0.0.1", self.addr[1])), True)[1]
+    uid = bytes.fromhex(uid_hex)
+    assert len(uid) == 7
+    cl1, cl2 = bytes([0x88]) + uid[:3], uid[3:]
+    memory = bytearray(45 * 4)
+    memory[0:9] = uid[:3] + bytes([_bcc(cl1)]) + uid[3:] + bytes([_bcc(cl2)])
+    memory[12:16] = bytes.fromhex("E1101200")  # capability container: NDEF, 144 bytes
+    memory[16:19] = bytes.fromhex("0300FE")  # an empty NDEF message
+
+    def answer(cmd):
+        if cmd is None:
+            return None
+        cmd = bytes(cmd)
+        if cmd in (b"\x26", b"\x52"):
+            return bytearray.fromhex("4400")
+        if cmd == b"\x93\x20":
+            return bytearray(cl1 + bytes([_bcc(cl1)]))
+        if cmd == b"\x93\x70" + cl1 + bytes([_bcc(cl1)]):
+            return bytearray(b"\x04")  # cascade: more UID to come
+        if cmd == b"\x95\x20":
+            return bytearray(cl2 + bytes([_bcc(cl2)]))
+        if cmd == b"\x95\x70" + cl2 + bytes([_bcc(cl2)]):
+            return bytearray(b"\x00")  # complete, Type 2
+        if len(cmd) == 2 and cmd[0] == 0x30:
+            start = (cmd[1] % 45) * 4
+            return bytearray((memory + memory)[start:start + 16])
+        if cmd == b"\x60":
+            return bytearray.fromhex("0004040201000F03")  # NTAG213
+        return None
+
+    target = nfc.clf.LocalTarget("106A")
+    target.sens_res = bytearray.fromhex("4400")
+    target.sdd_res = bytearray(uid)
+    target.sel_res = bytearray(b"\x00")
+    clf = nfc.ContactlessFrontend(f"udp:127.0.0.1:{port}")
+    print("ready", flush=True)
+    while True:
+        activated = clf.listen(target, 1.0)
+        if activated is None:
+            continue
+        cmd = activated.tt2_cmd
+        while True:
+            try:
+                cmd = clf.exchange(answer(cmd), 5.0)
+            except nfc.clf.BrokenLinkError:
+                break  # the reader switched its field off
+            except nfc.clf.CommunicationError:
+                cmd = None
+
+
 if __name__ == "__main__":
-    emulate(int(sys.argv[1]), sys.argv[2])
+    if len(sys.argv[2]) == 14:
+        emulate_type2(int(sys.argv[1]), sys.argv[2])
+    else:
+        emulate(int(sys.argv[1]), sys.argv[2])
     sys.exit(0)
 
 
@@ -132,6 +207,16 @@ def test_an_emulated_felica_tag_comes_and_goes(driver_on_udp):
     # Another card on the same reader, without restarting anything.
     tag = emulate_tag("0123456789ABCDEF")
     assert sink.next("seen") == ("seen", "0123456789ABCDEF")
+    tag.lift()
+    assert sink.next("gone", "seen") == ("gone",)
+
+
+@pytest.mark.slow
+def test_an_emulated_type2_tag_comes_and_goes(driver_on_udp):
+    sink, emulate_tag = driver_on_udp
+    assert sink.next("status")[1] == "connected"
+    tag = emulate_tag("04A2B3C4D5E680")  # 7 bytes: the responder is an NTAG213
+    assert sink.next("seen") == ("seen", "04A2B3C4D5E680")
     tag.lift()
     assert sink.next("gone", "seen") == ("gone",)
 
