@@ -294,7 +294,7 @@ def _write_zip(out: Path, text: str, dirs: list[str], files: list[tuple[str, Pat
                 for arc, src in files:
                     info = zipfile.ZipInfo(arc, _FIXED_TIME)
                     info.external_attr = (stat.S_IFREG | 0o644) << 16
-                    info.compress_type = zipfile.ZIP_DEFLATED
+                    info.compress_type = zipfile.ZIP_STORED  # pictures are compressed already
                     with open(src, "rb") as source, zf.open(info, "w") as dest:
                         shutil.copyfileobj(source, dest, _CHUNK)
             fh.flush()
