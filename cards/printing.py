@@ -228,7 +228,10 @@ def _define_face(canvas, index: int, card: Card, locale: str, HexColor, stringWi
     canvas.rect(0, 0, w, h, stroke=0, fill=1)
     band = BAND_MM * MM
     canvas.setFillColor(HexColor(card.colour))
-    canvas.rect(0, h - band, w, band, stroke=0, fill=1)
+    pale = _luminance(card.colour) > 0.8  # a white band on white paper needs an edge to be seen
+    canvas.setStrokeColor(HexColor("#888888"))
+    canvas.setLineWidth(0.5)
+    canvas.rect(0, h - band, w, band, stroke=1 if pale else 0, fill=1)
     # The label, as large as the band allows.
     size, lines = fit_text(card.label, lambda t, s: stringWidth(t, FONT_BOLD, s), w - 2 * pad, band - 2 * pad * 0.6,
                            LABEL_MAX_PT, LABEL_MIN_PT)
