@@ -278,3 +278,31 @@ class _Discard(io.TextIOBase):
 def test_every_table_names_its_columns():
     for table in TABLES.values():
         assert "card" in table.columns and "device" in table.columns
+
+
+def test_progress_bar_only_on_a_terminal(home, tmp_path):
+    """On a terminal the tester sees a bar; in a pipe or a log file there is none."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    klick = str(Path(sys.executable).parent / "klick")
+    args = [klick, "export", "usage", "--out", str(tmp_path / "u.csv")]
+    piped = subprocess.run(args, capture_output=True, text=True, env=os.environ.copy(), timeout=60)
+    assert piped.returncode == 0 and "Exporting" not in piped.stderr
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=slave, env=os.environ.copy())
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert proc.wait(timeout=60) == 0
+    assert b"Exporting events" in seen and b"Wrote" in seen
