@@ -17,6 +17,12 @@ from launcher import theme
 __all__ = ["Filled", "Text", "BigButton", "FaceButton", "SlotPicture", "InfoSymbol", "ReaderDot"]
 
 
+def _centre(widget: Widget) -> tuple[float, float]:
+    """From pos and size, not ``widget.center``: that cached alias can still hold the old value
+    while a ``pos`` callback runs, and the drawing would land where the widget used to be."""
+    return widget.x + widget.width / 2, widget.y + widget.height / 2
+
+
 class Filled(FloatLayout):
     """A layout painting its own background, so a screenshot of it is what the glass shows."""
 
@@ -105,7 +111,7 @@ class FaceButton(ButtonBehavior, Widget):
     def _draw(self, *_: Any) -> None:
         self.canvas.clear()
         d = min(self.width, self.height)
-        cx, cy = self.center
+        cx, cy = _centre(self)
         with self.canvas:
             Color(*theme.rgba(theme.BUTTON_BG, 0.8 if self.state == "down" else 1.0))
             Ellipse(pos=(cx - d / 2, cy - d / 2), size=(d, d))
@@ -180,7 +186,7 @@ class InfoSymbol(Widget):
     def _draw(self, *_: Any) -> None:
         self.canvas.clear()
         d = min(self.width, self.height)
-        cx, cy = self.center
+        cx, cy = _centre(self)
         with self.canvas:
             Color(*theme.rgba(theme.PANEL))
             Ellipse(pos=(cx - d / 2, cy - d / 2), size=(d, d))
@@ -216,4 +222,5 @@ class ReaderDot(Widget):
         d = min(self.width, self.height) * 0.6
         with self.canvas:
             Color(*theme.rgba(theme.READY if self.ready else theme.WAITING))
-            Ellipse(pos=(self.center_x - d / 2, self.center_y - d / 2), size=(d, d))
+            cx, cy = _centre(self)
+            Ellipse(pos=(cx - d / 2, cy - d / 2), size=(d, d))

@@ -1,0 +1,227 @@
+"""The launcher's pure parts: call URLs and browser argv, running and ending a process group,
+the album's order, WCAG contrast of every colour pair, text and touch sizes, the catalogs."""
+
+from __future__ import annotations
+
+import ast
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+from hypothesis import given, strategies as st
+
+from cards.colours import PALETTE
+from cards.model import Command, PhotoAlbum, SvtPlay, VideoCall, Web
+from klick.config import load_config
+from launcher import actions, theme
+from launcher.i18n import LANGUAGES, Words, catalog_path, compile_mo, parse_po
+from launcher.keys import KeyComboError, parse_keys
+from launcher.wording import MONTHS, WEEKDAYS
+
+LAUNCHER = Path(__file__).resolve().parent.parent / "launcher"
+
+
+@pytest.fixture
+def cfg():
+    return load_config()
+
+
+# --- actions ----------------------------------------------------------------------------------
+
+def test_jitsi_url_skips_prejoin_and_encodes_the_name():
+    url = actions.jitsi_url("https://meet.example.se/", "familjen-andersson", 'Åsa "Mormor" & co')
+    base, fragment = url.split("#")
+    assert base == "https://meet.example.se/familjen-andersson"
+    assert fragment.startswith("config.prejoinConfig.enabled=false&userInfo.displayName=")
+    name = fragment.split("userInfo.displayName=")[1]
+    assert "&" not in name and " " not in name and '"' not in name
+    assert unquote(name) == '"Åsa \\"Mormor\\" & co"'
+
+
+def test_teams_skype_and_svt_addresses():
+    assert actions.teams_url("anna@example.se") == "https://teams.microsoft.com/l/call/0/0?users=anna@example.se"
+    assert actions.skype_uri("anna.andersson") == "skype:anna.andersson?call"
+    assert actions.svt_url("svt1", "") == "https://www.svtplay.se/kanaler/svt1"
+    assert actions.svt_url("", "/rapport") == "https://www.svtplay.se/rapport"
+
+
+def test_browser_argv_uses_profiles_and_grants_media_only_for_calls(cfg):
+    call = actions.plan(VideoCall("jitsi", "https://meet.example.se", "room", "Mamma"), cfg)
+    web = actions.plan(Web("https://www.smhi.se"), cfg)
+    tv = actions.plan(SvtPlay(channel="svt1"), cfg)
+    assert call.argv[: len(cfg.browser.command)] == cfg.browser.command
+    assert f"--user-data-dir={cfg.browser.call_profile}" in call.argv
+    assert "--use-fake-ui-for-media-stream" in call.argv
+    for other in (web, tv):
+        assert f"--user-data-dir={cfg.browser.profile}" in other.argv
+        assert "--use-fake-ui-for-media-stream" not in other.argv
+    assert web.argv[-1] == "https://www.smhi.se"
+    assert actions.plan(VideoCall("teams", user="a@b.se"), cfg).argv[-1].startswith("https://teams.microsoft.com/l/call/0/0?users=")
+    assert actions.plan(VideoCall("skype", user="anna"), cfg).argv == ("xdg-open", "skype:anna?call")
+
+
+def test_command_argv_is_data_never_a_shell(cfg):
+    step = actions.plan(Command(("echo", "Anna; rm -rf ~", "$(reboot)")), cfg)
+    assert step.argv == ("echo", "Anna; rm -rf ~", "$(reboot)")
+    source = "\n".join(p.read_text() for p in LAUNCHER.rglob("*.py"))
+    assert "shell=True" not in source and "os.system" not in source
+
+
+def test_album_plan_and_empty_album(cfg, tmp_path):
+    assert actions.plan(PhotoAlbum(tmp_path), cfg) == actions.BuiltInAlbum(tmp_path)
+    assert actions.plan(PhotoAlbum(None, ""), cfg) == actions.Unrunnable("no_pictures")
+    assert actions.album_pictures(tmp_path) == []
+    assert actions.album_pictures(tmp_path / "gone") == []
+
+
+def test_album_newest_first_by_date_in_name_then_mtime(tmp_path):
+    for name, age in (("2024-05-01 fest.jpg", 0), ("IMG_20250102.png", 0), ("katten.png", 10), ("hund.png", 4000 * 86400),
+                      ("notes.txt", 0)):
+        p = tmp_path / name
+        p.write_bytes(b"x")
+        t = time.time() - age
+        os.utime(p, (t, t))
+    names = [p.name for p in actions.album_pictures(tmp_path)]
+    assert names[0] == "katten.png"
+    assert names.index("IMG_20250102.png") < names.index("2024-05-01 fest.jpg") < names.index("hund.png")
+    assert "notes.txt" not in names
+
+
+def test_missing_program_is_an_action_error_not_a_crash():
+    with pytest.raises(actions.ActionError) as err:
+        actions.start_program(("/nonexistent/klick-radio",), "radio")
+    assert err.value.reason == "missing"
+
+
+def test_stop_ends_the_whole_process_group(tmp_path):
+    pidfile = tmp_path / "child.pid"
+    script = (f"import subprocess, sys, time; c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+              f"open({str(pidfile)!r}, 'w').write(str(c.pid)); time.sleep(60)")
+    prog = actions.start_program((sys.executable, "-c", script), "test")
+    deadline = time.monotonic() + 10
+    while not pidfile.exists() or not pidfile.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    child = int(pidfile.read_text())
+    assert os.getpgid(child) == prog.pid != os.getpgid(0)
+    prog.stop(grace=2.0, wait=True)
+    assert prog.poll() is not None
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    """Running, not merely a zombie waiting for a parent (PID 1 in a container may never reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def test_stop_kills_a_program_that_ignores_sigterm():
+    prog = actions.start_program((sys.executable, "-c",
+                                  "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True); time.sleep(60)"),
+                                 "stubborn")
+    time.sleep(0.3)
+    prog.stop(grace=0.5, wait=True)
+    assert prog.poll() == -signal.SIGKILL
+
+
+# --- theme ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("where,fg,bg", theme.SCREEN_PAIRS)
+def test_every_screen_colour_pair_reaches_7_to_1(where, fg, bg):
+    assert theme.contrast(fg, bg) >= 7.0, where
+
+
+def test_contrast_matches_wcag_reference_values():
+    assert theme.contrast("#000000", "#FFFFFF") == pytest.approx(21.0)
+    assert theme.contrast("#777777", "#FFFFFF") == pytest.approx(4.48, abs=0.01)
+
+
+@given(st.from_regex(r"#[0-9A-F]{6}", fullmatch=True))
+def test_a_card_label_reaches_7_to_1_on_any_card_colour(colour):
+    style = theme.card_text_style(colour)
+    assert theme.contrast(style.text, style.band or colour) >= 7.0
+
+
+def test_palette_colours_mostly_need_no_band():
+    bands = [name for name, colour in PALETTE.items() if theme.card_text_style(colour).band]
+    assert set(bands) <= {"green", "red"}
+
+
+def test_nothing_on_the_screens_is_red():
+    for name in ("BG", "TEXT", "TEXT_SOFT", "BUTTON_BG", "BUTTON_TEXT", "PANEL", "READY", "WAITING"):
+        r, g, b = (int(getattr(theme, name)[i:i + 2], 16) for i in (1, 3, 5))
+        assert not (r > 150 and r > g * 1.6 and r > b * 1.6), name
+
+
+@pytest.mark.parametrize("scale", [1.0, 1.25, 1.5])
+@pytest.mark.parametrize("size", [(1280, 800), (1024, 600), (1920, 1080), (800, 1280)])
+def test_text_at_least_32_px_and_targets_at_least_16_mm(scale, size):
+    s = theme.sizes_for(*size, text_scale=scale, dpi=160)
+    assert min(s.text.values()) >= 32 * scale - 0.5
+    assert s.touch >= 16 / 25.4 * 160
+    assert theme.sizes_for(1280, 800, 1.0, 320).touch >= 16 / 25.4 * 320
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+def test_quit_keys():
+    combo = parse_keys("ctrl+alt+q")
+    assert combo.matches("q", ["ctrl", "alt", "numlock"])
+    assert not combo.matches("q", ["ctrl"])
+    assert not combo.matches("escape", [])
+    for bad in ("q", "escape", "ctrl+alt", "hyper+q"):
+        with pytest.raises(KeyComboError):
+            parse_keys(bad)
+
+
+# --- words ------------------------------------------------------------------------------------
+
+def _msgids_in_source() -> set[str]:
+    ids = set(WEEKDAYS) | set(MONTHS)
+    for path in LAUNCHER.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+                    and isinstance(node.args[0].value, str):
+                f = node.func
+                if (isinstance(f, ast.Name) and f.id == "w") or (isinstance(f, ast.Attribute) and f.attr == "w"):
+                    ids.add(node.args[0].value)
+    return ids
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_string_on_screen_is_translated(language):
+    entries = parse_po(catalog_path(language).read_text(encoding="utf-8"))
+    used = _msgids_in_source()
+    assert len(used) > 40
+    missing = sorted(m for m in used if not entries.get(m))
+    assert missing == []
+    unused = sorted(set(entries) - used - {""})
+    assert unused == []
+
+
+def test_swedish_is_swedish_and_fields_survive():
+    sv, en = Words("sv"), Words("en")
+    assert sv("Put in a card") == "Sätt i ett kort"
+    assert sv("This card is not set up yet.") + " " + sv("Ask your contact person for help.") == \
+        "Det här kortet är inte inställt än. Be din kontaktperson om hjälp."
+    assert sv("Calling {name}…", name="Anna") == "Ringer Anna…"
+    assert en("Calling {name}…", name="Anna") == "Calling Anna…"
+    assert Words("de")("Home") == "Hem"  # an unknown language falls back to Swedish
+
+
+def test_mo_compiler_round_trips_through_gettext():
+    import gettext
+    import io
+
+    entries = {"": "Content-Type: text/plain; charset=UTF-8\n", "a": "å", 'q"uote\n': "c\\d"}
+    t = gettext.GNUTranslations(io.BytesIO(compile_mo(entries)))
+    assert t.gettext("a") == "å" and t.gettext('q"uote\n') == "c\\d" and t.gettext("other") == "other"
+    text = 'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n#, fuzzy\nmsgid "x"\nmsgstr "y"\n\nmsgid "long"\nmsgstr "a"\n"b"\n'
+    assert parse_po(text) == {"": "Content-Type: text/plain; charset=UTF-8\n", "long": "ab"}

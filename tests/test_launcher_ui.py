@@ -1,0 +1,317 @@
+"""The real launcher, headless: a real bridge, real events, real pixels, a real usage database.
+
+One Kivy app per process: the module starts this same file as a script in a subprocess, which
+runs the launcher offscreen (SDL draws into memory) next to a real `klick bridge` with the
+simulated reader, drives it through every screen, saves a PNG of each under
+artifacts/screens/, and writes what it saw to a JSON file. The tests below read that file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "artifacts" / "screens"
+ANNA, RAPPORT, ALBUM = "04A2B3C4D5E680", "04B1C2D3E4F501", "04D3E4F5061728"
+MISSING_PROGRAM_CARD, UNKNOWN = "04E0E1E2E3E4E5", "04FFFFFFFFFF01"
+
+pytestmark = pytest.mark.ui
+
+
+def write_home(home: Path) -> Path:
+    """Settings, cards and questionnaire for the run; the browser is a harmless long sleep."""
+    demo = (REPO / "config" / "demo-cards.yaml").read_text(encoding="utf-8")
+    cards = demo.replace("picture: demo/", f"picture: {REPO}/config/demo/").replace("folder: demo/", f"folder: {REPO}/config/demo/")
+    cards += f"""
+  - uid: "{MISSING_PROGRAM_CARD}"
+    label: Radio
+    colour: orange
+    action:
+      type: command
+      argv: ["/nonexistent/klick-no-such-radio", "--play"]
+"""
+    (home / "cards.yaml").write_text(cards, encoding="utf-8")
+    (home / "questionnaire.yaml").write_text("""version: 1
+limits:
+  per_day: 10
+  quiet_hours: none
+questions:
+  - id: how_did_it_go
+    kind: smiley5
+    text:
+      sv: Hur gick det?
+      en: How did that go?
+    triggers:
+      - after_uses: 1
+""", encoding="utf-8")
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+    (home / "klick.yaml").write_text(f"""reader:
+  driver: sim
+locale: sv
+help_contact: "Eva i hemtjänsten, 042-10 20 30"
+browser:
+  command: {json.dumps(sleeper)}
+paths:
+  socket: {home / "b.sock"}
+pilot:
+  device_name: test-ui
+  enrolled: true
+""", encoding="utf-8")
+    return home / "klick.yaml"
+
+
+# --- the driver (runs in the subprocess) -------------------------------------------------------
+
+def _drive(home: Path, out: Path) -> None:
+    os.environ.update(KLICK_HOME=str(home), KIVY_NO_ARGS="1", KIVY_NO_CONSOLELOG="1", KIVY_NO_FILELOG="1",
+                      KIVY_HOME=str(home / "kivy"), KLICK_LAUNCHER_OFFSCREEN="1")
+    os.environ.pop("DISPLAY", None)
+    os.environ.pop("WAYLAND_DISPLAY", None)
+    from klick.config import load_config
+    from launcher.kivy_setup import configure_kivy
+
+    cfg = load_config(home / "klick.yaml")
+    bridge = subprocess.Popen([sys.executable, "-c", "from klick.cli import main; main()", "bridge",
+                               "--config", str(home / "klick.yaml")],
+                              stdout=open(home / "bridge.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    configure_kivy(cfg, offscreen=True)
+    from kivy.clock import Clock
+    from kivy.uix.label import Label
+
+    from launcher import session as S, theme
+    from launcher.app import LauncherApp
+    from launcher.screens.widgets import BigButton, FaceButton
+
+    results: dict = {"steps": [], "screens": {}, "errors": []}
+    shown: list[str] = []
+    touch_min = theme.mm_to_px(theme.MIN_TOUCH_MM, cfg.display.dpi)
+
+    def measure(app: LauncherApp, name: str) -> None:
+        fonts, targets = [], []
+        for widget in app.root_widget.walk(restrict=True):
+            if isinstance(widget, Label) and widget.text.strip() and widget.opacity > 0:
+                fonts.append([widget.text[:40], float(widget.font_size)])
+            if isinstance(widget, (BigButton, FaceButton)):
+                targets.append([getattr(widget, "text", "face"), float(widget.width), float(widget.height)])
+        results["screens"][name] = {"fonts": fonts, "targets": targets, "touch_min": touch_min}
+
+    def shot(app: LauncherApp, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        app.screenshot(ARTIFACTS / f"{name}.png")
+        measure(app, name)
+
+    def scenario(app: LauncherApp):
+        session = app.session
+
+        def on(kind: type) -> bool:
+            return isinstance(session.screen, kind)
+
+        yield lambda: on(S.Home) and session.reader == "connected" and session.bridge_connected
+        yield 0.3
+        shot(app, "home")
+        results["steps"].append("home")
+
+        app.send_to_bridge({"command": "insert", "uid": ANNA})
+        first_frame: dict = {}
+
+        def grab(name: str, screen: object, _t: object) -> None:
+            if name == "card" and "done" not in first_frame:
+                first_frame["done"] = True
+                shot(app, "card")  # the first frame after the event, before the call starts
+        app.shown_listeners.append(grab)
+        yield lambda: on(S.ShowingCard) and session.screen.phase == "running" and app.program is not None
+        app.shown_listeners.remove(grab)
+        results["card_first_frame"] = "done" in first_frame
+        results["call_argv"] = app.program.proc.args
+        pid = app.program.pid
+        results["steps"].append("card")
+        app.send_to_bridge({"command": "remove"})
+        yield lambda: on(S.Home)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                break
+            yield 0.1
+        else:
+            results["errors"].append("the call's process group was still there 5 s after the card came out")
+        results["steps"].append("removed")
+
+        app.send_to_bridge({"command": "insert", "uid": MISSING_PROGRAM_CARD})
+        yield lambda: on(S.ActionFailed)
+        yield 0.2
+        results["failed_reason"] = session.screen.reason
+        shot(app, "action_failed")
+        app.send_to_bridge({"command": "remove"})
+        yield lambda: on(S.Home)
+        results["steps"].append("failed")
+
+        app.send_to_bridge({"command": "insert", "uid": UNKNOWN})
+        yield lambda: on(S.UnknownCard)
+        yield 0.2
+        shot(app, "unknown_card")
+        app.send_to_bridge({"command": "remove"})
+        yield lambda: on(S.Home)
+        results["steps"].append("unknown")
+
+        app.send_to_bridge({"command": "insert", "uid": ALBUM})
+        yield lambda: on(S.ShowingCard) and app.album_card is not None
+        yield 0.5
+        album = app.screens["album"]
+        results["album_order"] = [Path(p).name for p in album.pictures]
+        shot(app, "photo_album")
+        album.toggle_pause()
+        yield 0.2
+        results["album_paused"] = album.paused
+        shot(app, "photo_album_paused")
+        app.send_to_bridge({"command": "remove"})
+        yield lambda: on(S.Home)
+        results["album_running_after_removal"] = album.running
+        results["steps"].append("album")
+
+        app.send_to_bridge({"command": "unplug"})
+        yield lambda: on(S.ReaderLost)
+        yield 0.2
+        shot(app, "reader_lost")
+        app.send_to_bridge({"command": "replug"})
+        yield lambda: on(S.Home) and session.reader == "connected"
+        results["steps"].append("reader")
+
+        yield 0.2
+        results["prompt_asked"] = app.ask_for_prompt()
+        if results["prompt_asked"]:
+            yield 0.3
+            shot(app, "prompt")
+            faces = [w for w in app.root_widget.walk(restrict=True) if isinstance(w, FaceButton)]
+            happy = [f for f in faces if f.value == 5][0]
+            happy.dispatch("on_press")
+            happy.dispatch("on_release")
+            yield lambda: on(S.Home)
+            results["steps"].append("prompt")
+
+        # English, for the catalogue: the same home screen words in the other language.
+        results["shown"] = shown
+
+    def probe(app: LauncherApp) -> None:
+        app.shown_listeners.append(lambda name, *_: shown.append(name))
+        steps = scenario(app)
+        state = {"wait": None, "until": 0.0, "deadline": time.monotonic() + 40}
+
+        def tick(_dt: float) -> None:
+            try:
+                if time.monotonic() > state["deadline"]:
+                    results["errors"].append(f"timed out after steps {results['steps']}, screen {app.session.screen}")
+                    return finish()
+                if state["wait"] is not None and not state["wait"]():
+                    return
+                if time.monotonic() < state["until"]:
+                    return
+                state["wait"] = None
+                step = next(steps)
+                if callable(step):
+                    state["wait"] = step
+                else:
+                    state["until"] = time.monotonic() + float(step)
+            except StopIteration:
+                finish()
+            except Exception as exc:  # report, never hang
+                import traceback
+
+                results["errors"].append(traceback.format_exc())
+                finish()
+
+        def finish() -> None:
+            event.cancel()
+            out.write_text(json.dumps(results, default=str), encoding="utf-8")
+            app.quit()
+
+        event = Clock.schedule_interval(tick, 0.02)
+
+    try:
+        LauncherApp(cfg, probe=probe).run()
+    finally:
+        bridge.terminate()
+        try:
+            bridge.wait(5)
+        except subprocess.TimeoutExpired:
+            bridge.kill()
+
+
+# --- the tests (pytest side) ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> dict:
+    home = tmp_path_factory.mktemp("ui")
+    write_home(home)
+    out = home / "results.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["KLICK_HOME"] = str(home)
+    proc = subprocess.run([sys.executable, __file__, str(home), str(out)], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=REPO)
+    assert out.exists(), f"the launcher run wrote no results (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+    results = json.loads(out.read_text())
+    results["home"] = str(home)
+    return results
+
+
+def test_run_had_no_errors(run):
+    assert run["errors"] == []
+
+
+def test_card_screen_is_the_first_frame_then_the_call_starts(run):
+    assert run["card_first_frame"]
+    argv = run["call_argv"]
+    assert "--use-fake-ui-for-media-stream" in argv
+    assert any(a.startswith("https://meet.jit.si/klick-demo-familjen-andersson#config.prejoinConfig.enabled=false") for a in argv)
+    assert "removed" in run["steps"]
+
+
+def test_failed_and_unknown_and_reader_lost_screens(run):
+    assert run["failed_reason"] == "missing"
+    for step in ("failed", "unknown", "reader"):
+        assert step in run["steps"]
+
+
+def test_album_newest_first_pausable_and_ends_with_the_card(run):
+    assert run["album_order"] == ["2026-08-stranden.png", "2026-06-midsommar.png", "2026-01-snogubbe.png"]
+    assert run["album_paused"] is True
+    assert run["album_running_after_removal"] is False
+
+
+def test_prompt_answered_and_stored_in_the_usage_database(run):
+    assert run["prompt_asked"] is True
+    assert "prompt" in run["steps"]
+    db = sqlite3.connect(Path(run["home"]) / "usage.db")
+    rows = db.execute("SELECT question_id, value FROM answers").fetchall()
+    assert rows == [("how_did_it_go", "5")]
+
+
+def test_usage_log_holds_the_card_events(run):
+    db = sqlite3.connect(Path(run["home"]) / "usage.db")
+    kinds = [k for (k,) in db.execute("SELECT kind FROM events ORDER BY id")]
+    for kind in ("card_present", "action_started", "action_ended", "card_removed", "unknown_card", "action_failed",
+                 "reader_status", "prompt_shown", "prompt_answered"):
+        assert kind in kinds, kind
+
+
+@pytest.mark.parametrize("name", ["home", "card", "unknown_card", "reader_lost", "action_failed", "prompt", "photo_album"])
+def test_every_screen_saved_with_big_text_and_big_targets(run, name):
+    assert (ARTIFACTS / f"{name}.png").stat().st_size > 2000
+    screen = run["screens"][name]
+    for text, size in screen["fonts"]:
+        assert size >= 32, f"{name}: {text!r} is {size} px"
+    for text, width, height in screen["targets"]:
+        assert min(width, height) >= screen["touch_min"], f"{name}: {text!r} is {width}x{height} px"
+
+
+if __name__ == "__main__":
+    _drive(Path(sys.argv[1]), Path(sys.argv[2]))
