@@ -30,9 +30,15 @@ class DemoHome:
     cards: Path
 
 
+#: Where the demo keeps its settings, log and database, if not the checkout's .klick-demo/.
+DEMO_HOME_ENV = "KLICK_DEMO_HOME"
+
+
 def _default_home() -> Path:
     from klick.config import shipped_config_dir
 
+    if os.environ.get(DEMO_HOME_ENV):
+        return Path(os.environ[DEMO_HOME_ENV])
     shipped = shipped_config_dir()
     if shipped is not None and os.access(shipped.parent, os.W_OK):
         return shipped.parent / ".klick-demo"

@@ -55,6 +55,7 @@ questions:
     sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
     (home / "klick.yaml").write_text(f"""reader:
   driver: sim
+  grace_ms: 0
 locale: sv
 help_contact: "Eva i hemtjänsten, 042-10 20 30"
 browser:
@@ -145,6 +146,14 @@ def _drive(home: Path, out: Path) -> None:
         else:
             results["errors"].append("the call's process group was still there 5 s after the card came out")
         results["steps"].append("removed")
+
+        # A red card: neither black nor white reaches 7:1 on it, so its words sit on a dark band.
+        app.send_to_bridge({"command": "insert", "uid": RAPPORT})
+        yield lambda: on(S.ShowingCard) and session.screen.phase == "running"
+        yield 0.2
+        shot(app, "card_on_band")
+        app.send_to_bridge({"command": "remove"})
+        yield lambda: on(S.Home)
 
         app.send_to_bridge({"command": "insert", "uid": MISSING_PROGRAM_CARD})
         yield lambda: on(S.ActionFailed)

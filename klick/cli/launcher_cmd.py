@@ -26,6 +26,7 @@ def launcher(config_path: str | None, demo: bool, offscreen: bool, screenshot: s
     offscreen = offscreen or os.environ.get(OFFSCREEN_ENV) == "1"
     if not offscreen and not has_display():
         fail("No screen to show the launcher on (DISPLAY and WAYLAND_DISPLAY are not set).", EXIT_USAGE)
+    _log_to_stderr()
     bridge = None
     uids: tuple[str, ...] = ()
     if demo:
@@ -68,3 +69,18 @@ def launcher(config_path: str | None, demo: bool, offscreen: bool, screenshot: s
             from launcher.demo import stop_bridge
 
             stop_bridge(bridge)
+
+
+def _log_to_stderr() -> None:
+    """The launcher's own messages (a broken card file, a missing usage database) go to stderr,
+    which systemd puts in the journal; Kivy's console log stays off unless --verbose."""
+    import logging
+
+    logger = logging.getLogger("klick")
+    if not any(getattr(h, "_klick_launcher", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("klick launcher: %(message)s"))
+        handler._klick_launcher = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

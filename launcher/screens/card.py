@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from kivy.graphics import Color, RoundedRectangle
 from kivy.uix.image import Image
 
 from launcher import theme
@@ -17,7 +16,7 @@ class CardScreen(Filled):
         super().__init__(**kw)
         self.ctx = ctx
         s = ctx.sizes
-        self.frame = Filled(size_hint=(0.42, 0.68), pos_hint={"x": 0.05, "center_y": 0.55})
+        self.frame = Filled(size_hint=(None, None))
         self.frame.bg = theme.rgba(theme.WHITE)
         self.picture = Image(size_hint=(0.4, 0.64), pos_hint={"x": 0.06, "center_y": 0.55}, fit_mode="contain")
         self.band = Filled(size_hint=(0.47, 0.6), pos_hint={"right": 0.97, "center_y": 0.55})
@@ -29,8 +28,17 @@ class CardScreen(Filled):
                               pos_hint={"right": 0.97, "y": 0.04})
         for child in (self.frame, self.picture, self.band, self.label, self.status):
             self.add_widget(child)
+        # A white mount hugging the picture as drawn, whatever its shape.
+        self.picture.bind(norm_image_size=self._mount, pos=self._mount, size=self._mount)
         self._card_uid = None
         self._has_home = False
+
+    def _mount(self, *_: Any) -> None:
+        w, h = self.picture.norm_image_size
+        pad = self.ctx.sizes.margin / 2
+        self.frame.size = (w + 2 * pad, h + 2 * pad)
+        self.frame.pos = (self.picture.x + (self.picture.width - w) / 2 - pad,
+                          self.picture.y + (self.picture.height - h) / 2 - pad)
 
     def update(self, session: Any) -> None:
         screen = session.screen
