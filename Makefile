@@ -50,3 +50,18 @@ deps:
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+
+# The appliance (as root): everything under /opt/klick, /etc/klick, /var/lib/klick, the systemd
+# units and the udev rule, enabled. Running it again changes nothing. Variables:
+#   DESTDIR=/image  install into an image or scratch root (nothing started, no apt)
+#   SKIP_VENV=1     leave out the venv (the tests do; the soak suite builds it)
+#   SKIP_APT=1      do not install cage, chromium and the run-time libraries
+#   PIP_ARGS=...    extra arguments for the venv's pip install
+#   PURGE=1         uninstall-appliance also removes settings, cards, usage log and the klick user
+.PHONY: install-appliance uninstall-appliance
+
+install-appliance:
+	DESTDIR="$(DESTDIR)" SKIP_VENV="$(SKIP_VENV)" SKIP_APT="$(SKIP_APT)" PIP_ARGS="$(PIP_ARGS)" sh config/appliance/install.sh
+
+uninstall-appliance:
+	DESTDIR="$(DESTDIR)" PURGE="$(PURGE)" sh config/appliance/uninstall.sh
