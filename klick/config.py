@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from klick.problems import FileProblems, Problem
-from klick.yamlfile import YamlDoc, line_of, read_yaml
+from klick.yamlfile import YamlDoc, line_of, read_yaml, show_value
 
 __all__ = [
     "Config",
@@ -160,7 +160,7 @@ def _choice(*options: str) -> Checker:
     def check(value: Any) -> str:
         if not isinstance(value, str) or value not in options:
             listed = " or ".join(f'"{o}"' for o in options) if len(options) <= 3 else ", ".join(f'"{o}"' for o in options)
-            raise _Bad(f"must be {listed}, not {_show(value)}")
+            raise _Bad(f"must be {listed}, not {show_value(value)}")
         return value
     return check
 
@@ -168,7 +168,7 @@ def _choice(*options: str) -> Checker:
 def _int(low: int, high: int) -> Checker:
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _Bad(f"must be a whole number, not {_show(value)}")
+            raise _Bad(f"must be a whole number, not {show_value(value)}")
         if not low <= value <= high:
             raise _Bad(f"must be between {low} and {high}, not {value}")
         return value
@@ -177,7 +177,7 @@ def _int(low: int, high: int) -> Checker:
 
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise _Bad(f"must be true or false, not {_show(value)}")
+        raise _Bad(f"must be true or false, not {show_value(value)}")
     return value
 
 
@@ -187,13 +187,13 @@ def _text(value: Any) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, str):
-        raise _Bad(f"must be text, not {_show(value)}")
+        raise _Bad(f"must be text, not {show_value(value)}")
     return value
 
 
 def _path(value: Any) -> Path:
     if not isinstance(value, str) or not value.strip():
-        raise _Bad(f"must be a file path, not {_show(value)}")
+        raise _Bad(f"must be a file path, not {show_value(value)}")
     return Path(os.path.expanduser(value))
 
 
@@ -215,19 +215,7 @@ def _date(value: Any) -> _dt.date | None:
     try:
         return _dt.date.fromisoformat(str(value))
     except ValueError:
-        raise _Bad(f"must be a date written like 2026-11-23, not {_show(value)}") from None
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "empty"
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, dict)):
-        return "a list" if isinstance(value, list) else "a group of settings"
-    return str(value)
+        raise _Bad(f"must be a date written like 2026-11-23, not {show_value(value)}") from None
 
 
 _SECTIONS: dict[str, tuple[type, dict[str, Checker]]] = {

@@ -44,7 +44,7 @@ from typing import Any
 import yaml
 
 from klick.problems import FileProblems, Problem
-from klick.yamlfile import YamlDoc, line_of, read_yaml
+from klick.yamlfile import YamlDoc, line_of, read_yaml, show_value
 
 __all__ = [
     "KINDS", "ACTION_TYPES", "WEEKDAYS", "Text", "Option", "Trigger", "Question", "Limits",
@@ -236,21 +236,9 @@ def _plain(doc: YamlDoc, node: yaml.Node) -> Any:
 def _int(doc: YamlDoc, node: yaml.Node, name: str, low: int, high: int) -> int | None:
     value = _plain(doc, node)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        doc.error(node, f"{name} must be a whole number from {low} to {high}, not {_show(value)}")
+        doc.error(node, f"{name} must be a whole number from {low} to {high}, not {show_value(value)}")
         return None
     return value
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "empty"
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, dict)):
-        return "a list" if isinstance(value, list) else "a group of settings"
-    return str(value)
 
 
 def _read_limits(doc: YamlDoc, node: yaml.Node) -> Limits:
@@ -271,7 +259,7 @@ def _read_limits(doc: YamlDoc, node: yaml.Node) -> Limits:
         else:
             parsed = _parse_span(raw)
             if parsed is None:
-                doc.error(qnode, f'limits.quiet_hours must be two times like "20:00-09:00", not {_show(raw)}')
+                doc.error(qnode, f'limits.quiet_hours must be two times like "20:00-09:00", not {show_value(raw)}')
             else:
                 values["quiet_hours"] = parsed
     return Limits(
@@ -316,7 +304,7 @@ def _read_question(doc: YamlDoc, node: yaml.Node, *, top: bool) -> Question | No
     else:
         raw = _plain(doc, f["id"][1])
         if not isinstance(raw, str) or not _ID.fullmatch(raw):
-            doc.error(f["id"][1], f"{where} id {_show(raw)} must be a short name of small letters, digits and _ (like how_did_it_go)")
+            doc.error(f["id"][1], f"{where} id {show_value(raw)} must be a short name of small letters, digits and _ (like how_did_it_go)")
             ok = False
         else:
             qid = raw
@@ -329,7 +317,7 @@ def _read_question(doc: YamlDoc, node: yaml.Node, *, top: bool) -> Question | No
     else:
         raw = _plain(doc, f["kind"][1])
         if raw not in KINDS:
-            doc.error(f["kind"][1], f"{name}: kind must be one of {', '.join(KINDS)}, not {_show(raw)}")
+            doc.error(f["kind"][1], f"{name}: kind must be one of {', '.join(KINDS)}, not {show_value(raw)}")
             ok = False
         else:
             kind = raw
@@ -387,7 +375,7 @@ def _read_question(doc: YamlDoc, node: yaml.Node, *, top: bool) -> Question | No
             for v in values:
                 word = _answer_word(v)
                 if word not in allowed:
-                    doc.error(fmap["when"][1], f"{name}: follow_up when {_show(v)} is not one of its answers ({', '.join(sorted(allowed))})")
+                    doc.error(fmap["when"][1], f"{name}: follow_up when {show_value(v)} is not one of its answers ({', '.join(sorted(allowed))})")
                     ok = False
                 else:
                     words.append(word)
@@ -420,7 +408,7 @@ def _read_text(doc: YamlDoc, node: yaml.Node, name: str) -> Text | None:
             continue
         value = _plain(doc, f[lang][1])
         if not isinstance(value, str) or not value.strip():
-            doc.error(f[lang][1], f"{name}.{lang} must be words, not {_show(value)}")
+            doc.error(f[lang][1], f"{name}.{lang} must be words, not {show_value(value)}")
             continue
         if len(value) > MAX_TEXT:
             doc.error(f[lang][1], f"{name}.{lang} is {len(value)} characters; at most {MAX_TEXT} fit on the screen in large type")
@@ -502,7 +490,7 @@ def _read_trigger(doc: YamlDoc, node: yaml.Node, name: str) -> Trigger | None:
             return None
         action_type = _plain(doc, f["action_type"][1])
         if action_type not in ACTION_TYPES:
-            doc.error(f["action_type"][1], f"{name}: action_type must be one of {', '.join(ACTION_TYPES)}, not {_show(action_type)}")
+            doc.error(f["action_type"][1], f"{name}: action_type must be one of {', '.join(ACTION_TYPES)}, not {show_value(action_type)}")
             return None
     per_card = False
     if "per_card" in f:
@@ -516,21 +504,21 @@ def _read_trigger(doc: YamlDoc, node: yaml.Node, name: str) -> Trigger | None:
     if kind == "after_uses":
         items = value if isinstance(value, list) else [value]
         if not items or any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 10_000 for v in items):
-            doc.error(vnode, f"{name}: after_uses must be a whole number from 1 (or a list like [1, 2, 3]), not {_show(value)}")
+            doc.error(vnode, f"{name}: after_uses must be a whole number from 1 (or a list like [1, 2, 3]), not {show_value(value)}")
             return None
         return Trigger(kind, uses=tuple(sorted(set(items))), per_card=per_card, action_type=action_type)
     if kind == "days_after_first_use":
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3650:
-            doc.error(vnode, f"{name}: days_after_first_use must be a whole number of days, not {_show(value)}")
+            doc.error(vnode, f"{name}: days_after_first_use must be a whole number of days, not {show_value(value)}")
             return None
         return Trigger(kind, days=value)
     if kind == "after_session_minutes":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 24 * 60:
-            doc.error(vnode, f"{name}: after_session_minutes must be a number of minutes above 0, not {_show(value)}")
+            doc.error(vnode, f"{name}: after_session_minutes must be a number of minutes above 0, not {show_value(value)}")
             return None
         return Trigger(kind, minutes=float(value), action_type=action_type)
     day = WEEKDAYS.get(str(value).strip().lower()) if isinstance(value, str) else None
     if day is None:
-        doc.error(vnode, f"{name}: weekday must be a day's name like friday (or fredag), not {_show(value)}")
+        doc.error(vnode, f"{name}: weekday must be a day's name like friday (or fredag), not {show_value(value)}")
         return None
     return Trigger(kind, weekday=day)

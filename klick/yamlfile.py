@@ -234,6 +234,19 @@ def parse_yaml_bytes(data: bytes, doc: YamlDoc, what: str = "file") -> YamlDoc:
     return doc
 
 
+def show_value(value: Any) -> str:
+    """A value as a message quotes it back: "slto", 12, true, empty, a list."""
+    if value is None:
+        return "empty"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return "a list" if isinstance(value, list) else "a group of settings"
+    return str(value)
+
+
 def _yaml_hint(problem: str) -> str:
     if "mapping values are not allowed" in problem:
         return " (is a ':' missing a space after it, or is the line indented wrongly?)"

@@ -8,21 +8,13 @@ from pathlib import Path
 
 import click
 
-from klick.cli.common import EXIT_INVALID, EXIT_USAGE, config_option, fail, get_config, plain_errors, print_problems
+from klick.cli.common import (
+    EXIT_INVALID, EXIT_USAGE, config_option, fail, get_config, plain_errors, print_problems, registry_option,
+    registry_path_for as _registry_path,
+)
 from klick.uid import UidError, normalise_uid
 
 ACTION_CHOICES = ["video_call", "svt_play", "photo_album", "web", "command"]
-
-
-def registry_option(func):
-    return click.option("--registry", "registry_path", type=click.Path(dir_okay=False), default=None,
-                        help="Card file to use instead of the one in the settings (paths.registry).")(func)
-
-
-def _registry_path(config_path: str | None, registry_path: str | None) -> Path:
-    if registry_path:
-        return Path(registry_path)
-    return get_config(config_path).paths.registry
 
 
 def _load(path: Path, *, missing_ok: bool = False):

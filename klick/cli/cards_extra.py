@@ -11,20 +11,12 @@ from pathlib import Path
 
 import click
 
-from klick.cli.common import EXIT_INVALID, EXIT_USAGE, config_option, fail, get_config, plain_errors, print_problems
+from klick.cli.common import (
+    EXIT_INVALID, EXIT_USAGE, config_option, fail, get_config, plain_errors, print_problems, registry_option,
+    registry_path_for as _registry_path,
+)
 
 __all__ = ["print_cmd", "pack", "unpack"]
-
-
-def _registry_option(func):
-    return click.option("--registry", "registry_path", type=click.Path(dir_okay=False), default=None,
-                        help="Card file to use instead of the one in the settings (paths.registry).")(func)
-
-
-def _registry_path(config_path: str | None, registry_path: str | None) -> Path:
-    if registry_path:
-        return Path(registry_path)
-    return get_config(config_path).paths.registry
 
 
 def _locale(config_path: str | None, locale: str | None) -> str:
@@ -60,7 +52,7 @@ def _load_registry(path: Path):
 @click.option("--backs", is_flag=True, help="Add a page of card backs after each page of faces (for duplex printing).")
 @click.option("--locale", type=click.Choice(["sv", "en"]), default=None, help="Language of the words on the cards.")
 @config_option
-@_registry_option
+@registry_option
 @plain_errors
 def print_cmd(uids: tuple[str, ...], out: str, backs: bool, locale: str | None, config_path: str | None,
               registry_path: str | None) -> None:
@@ -103,7 +95,7 @@ def print_cmd(uids: tuple[str, ...], out: str, backs: bool, locale: str | None, 
 @click.command()
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="The bundle to write, e.g. mamma.klick.")
 @config_option
-@_registry_option
+@registry_option
 @plain_errors
 def pack(out: str, config_path: str | None, registry_path: str | None) -> None:
     """Put the card set (cards.yaml, its pictures and photo albums) into one bundle file.
@@ -128,7 +120,7 @@ def pack(out: str, config_path: str | None, registry_path: str | None) -> None:
 @click.command()
 @click.argument("bundle", type=click.Path(dir_okay=False))
 @config_option
-@_registry_option
+@registry_option
 @plain_errors
 def unpack(bundle: str, config_path: str | None, registry_path: str | None) -> None:
     """Replace the card set with the one in a bundle; the old card file is kept as .bak.

@@ -19,6 +19,21 @@ config_option = click.option(
 )
 
 
+registry_option = click.option(
+    "--registry", "registry_path", type=click.Path(dir_okay=False), default=None,
+    help="Card file to use instead of the one in the settings (paths.registry).",
+)
+
+
+def registry_path_for(config_path: str | None, registry_path: str | None):
+    """The card file a command works on: --registry, else paths.registry from the settings."""
+    from pathlib import Path
+
+    if registry_path:
+        return Path(registry_path)
+    return get_config(config_path).paths.registry
+
+
 def get_config(config_path: str | None) -> Config:
     """Load settings, or print every problem and exit 2."""
     try:
