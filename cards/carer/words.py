@@ -1,0 +1,122 @@
+"""Every word the carer tool shows, in Swedish and English, side by side so neither can lag behind.
+
+The registry's own messages are in English (they are also read by installers in a terminal);
+:func:`problem_words` puts the ones a carer can meet in the editor into plain Swedish, and leaves
+any other message as it is rather than hide it.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["WORDS", "LANGUAGES", "words", "problem_words"]
+
+LANGUAGES = ("sv", "en")
+
+#: key → (Swedish, English). ``{name}`` fields are filled in by :func:`words`.
+WORDS: dict[str, tuple[str, str]] = {
+    "title": ("Klick – korten", "Klick – the cards"),
+    "cards_heading": ("Korten", "The cards"),
+    "no_cards": ("Inga kort ännu. Tryck på ”Programmera ett nytt kort”.",
+                 "No cards yet. Press “Program a new card”."),
+    "new_card": ("Programmera ett nytt kort", "Program a new card"),
+    "undo": ("Ångra", "Undo"),
+    "undo_nothing": ("Det finns inget att ångra.", "There is nothing to undo."),
+    "undone": ("Ångrat. Korten är som förut.", "Undone. The cards are as they were."),
+    "saved": ("Sparat: {label}.", "Saved: {label}."),
+    "removed": ("Kortet {label} är borttaget. Tryck ”Ångra” om det blev fel.",
+                "The card {label} is removed. Press “Undo” if that was a mistake."),
+    "place_card": ("Lägg kortet på läsaren", "Put the card on the reader"),
+    "place_card_hint": ("Kortet läses av direkt. Ett kort som redan är programmerat öppnas så att du kan ändra det.",
+                        "The card is read at once. A card that is already set up opens so you can change it."),
+    "cancel": ("Avbryt", "Cancel"),
+    "back": ("Tillbaka", "Back"),
+    "what_does_it_do": ("Vad ska kortet göra?", "What should the card do?"),
+    "card_id": ("Kortets nummer: {uid}", "Card number: {uid}"),
+    "kind_call": ("Ring någon", "Call someone"),
+    "kind_svt": ("Titta på SVT", "Watch SVT"),
+    "kind_photos": ("Visa foton", "Show photos"),
+    "kind_web": ("Öppna en webbsida", "Open a web page"),
+    "kind_command": ("Avancerat: starta ett program", "Advanced: start a program"),
+    "kind_carer": ("Kontaktpersonens kort", "Carer card"),
+    "change_kind": ("Byt vad kortet gör", "Change what the card does"),
+    "field_label": ("Namn på kortet", "Name on the card"),
+    "field_colour": ("Färg", "Colour"),
+    "field_picture": ("Bild", "Picture"),
+    "field_provider": ("Tjänst", "Service"),
+    "field_server": ("Jitsi-server (börjar med https://)", "Jitsi server (starts with https://)"),
+    "field_room": ("Rummets namn", "Room name"),
+    "field_display_name": ("Namnet de andra ser i samtalet", "The name the others see in the call"),
+    "field_user": ("Vem ska ringas (e-post i Teams)", "Who to call (Teams e-mail)"),
+    "field_skype_name": ("Skype-namn", "Skype name"),
+    "field_channel": ("Kanal", "Channel"),
+    "field_program": ("… eller ett program (delen efter svtplay.se, t.ex. /rapport)",
+                      "… or a programme (the part after svtplay.se, e.g. /rapport)"),
+    "field_folder": ("Mappen med fotona", "The folder with the photos"),
+    "field_album_url": ("Webbadress till albumet om mappen saknas (valfritt)",
+                        "Web address of the album if the folder is missing (optional)"),
+    "field_url": ("Webbadress (börjar med https://)", "Web address (starts with https://)"),
+    "field_argv": ("Programmet och dess argument", "The program and its arguments"),
+    "choose_picture": ("Välj bild …", "Choose picture …"),
+    "no_picture": ("Ingen bild", "No picture"),
+    "remove_picture": ("Ta bort bilden", "Remove picture"),
+    "choose_folder": ("Välj mapp …", "Choose folder …"),
+    "choose": ("Välj", "Choose"),
+    "no_channel": ("Ingen kanal", "No channel"),
+    "save": ("Spara", "Save"),
+    "delete_card": ("Ta bort kortet", "Remove the card"),
+    "preview": ("Så ser kortet ut", "How the card looks"),
+    "fix_fields": ("Kortet är inte sparat. Rätta det som står i rött.",
+                   "The card is not saved. Fix what is written in red."),
+    "choose_kind_first": ("Välj vad kortet ska göra.", "Choose what the card should do."),
+    "reader_bridge": ("Läsaren (via Klick-bryggan): {state}", "Reader (through the Klick bridge): {state}"),
+    "reader_direct": ("Läsaren: {state}", "Reader: {state}"),
+    "state_connected": ("redo", "ready"),
+    "state_searching": ("letar …", "searching …"),
+    "state_lost": ("hittas inte", "not found"),
+    "state_starting": ("startar …", "starting …"),
+    "bundle_note": ("Kortsamlingen {name} – ändringar sparas i filen.",
+                    "Card set {name} – changes are saved in the file."),
+    "quote_unpaired": ("Ett citattecken saknar sin partner.", "A quote mark has no partner."),
+    "file_problem": ("Korten kunde inte läsas: {reason}", "The cards could not be read: {reason}"),
+    "save_failed": ("Kunde inte spara: {reason}", "Could not save: {reason}"),
+}
+
+_PROBLEMS_SV: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"\w+ must not be empty$"), "Fyll i det här."),
+    (re.compile(r"\w+ must be a web address starting with https://"), "Skriv en webbadress som börjar med https://"),
+    (re.compile(r"room may hold only"), "Rummets namn får bara ha a–z, siffror, punkt, _ och - "
+                                        "(inga mellanslag, inga å, ä, ö)."),
+    (re.compile(r"label is (\d+) letters long; keep it to (\d+)"), r"Namnet är \1 tecken; högst \2 får plats på kortet."),
+    (re.compile(r"svt_play needs either a channel"), "Välj en kanal eller skriv ett program – inte båda."),
+    (re.compile(r"channel must be one of"), "Välj en av kanalerna."),
+    (re.compile(r"program must be the part of the SVT Play address"),
+     "Skriv delen av SVT Play-adressen efter svtplay.se, till exempel /rapport."),
+    (re.compile(r"photo_album needs a folder"), "Välj mappen med fotona."),
+    (re.compile(r"the photo folder (.+) does not exist yet"), r"Mappen \1 finns inte ännu."),
+    (re.compile(r"the picture (.+) does not exist"), r"Bilden \1 finns inte; kortet visar bara färg och namn."),
+    (re.compile(r"argv must be"), "Skriv programmet först, sedan dess argument."),
+    (re.compile(r"command needs argv"), "Skriv programmet först, sedan dess argument."),
+    (re.compile(r"holds an invisible control character"), "Texten har ett osynligt tecken; skriv om den."),
+    (re.compile(r"is already set up on line"), "Det här kortet är redan programmerat."),
+    (re.compile(r"^colour "), "Välj en av färgerna."),
+    (re.compile(r"\w+ must be text$"), "Skriv text här."),
+]
+
+
+def words(key: str, locale: str = "sv", **fields: object) -> str:
+    """The text for ``key``; Swedish unless the locale is English."""
+    sv, en = WORDS[key]
+    text = en if locale == "en" else sv
+    return text.format(**fields) if fields else text
+
+
+def problem_words(message: str, locale: str = "sv") -> str:
+    """A registry message in the carer's language: the English as is, or its Swedish version."""
+    if locale == "en":
+        return message[:1].upper() + message[1:]
+    for pattern, swedish in _PROBLEMS_SV:
+        match = pattern.search(message)
+        if match:
+            return match.expand(swedish)
+    return message[:1].upper() + message[1:]
