@@ -112,6 +112,10 @@ def drive(home: Path, out: Path, locale: str) -> None:
         tap(widget)
         yield 0.1
 
+    def click_widget(widget):
+        tap(widget)
+        yield 0.1
+
     def field_messages() -> dict:
         return {name: f.message.text for name, f in app.fields.items() if f.message.text}
 
@@ -175,6 +179,15 @@ def drive(home: Path, out: Path, locale: str) -> None:
         yield from fill("label", "Vädret i Lund")
         yield from fill("url", "https://www.smhi.se/")
         yield from click("swatch_yellow")
+        yield from click("choose_picture")
+        yield until(lambda: getattr(app, "popup", None) is not None and app.popup.parent is not None, "file chooser")
+        app.chooser.path = str(home / "pictures")
+        yield 0.5
+        shot("8-chooser")
+        app.chooser.selection = [str(home / "pictures" / "anna.png")]
+        yield from click_widget(app.popup.content.children[0].children[-1])  # "Välj"
+        yield until(lambda: app.popup.parent is None, "chooser closed")
+        note("picture chosen", picture=app.form.picture, preview_picture=str(app.preview.face.picture))
         yield from click("save")
         yield until(lambda: app.page == "list", "saved web card")
         yield 0.2
@@ -294,8 +307,8 @@ def drive_english(home: Path, out: Path) -> None:
         try:
             shot("2-kind")
             app.choose_kind("svt")
-            app.change("program", "rapport")
-            app.change("label", "x" * 45)
+            app.w["input_program"].text = "rapport"  # as typed: the field tells the form
+            app.w["input_label"].text = "x" * 45
             app.save()
             record["messages"] = {n: f.message.text for n, f in app.fields.items() if f.message.text}
             record["message"] = app.message.text
@@ -455,6 +468,13 @@ def test_saving_writes_the_card_file_and_undo_restores_it_byte_for_byte(run):
     assert undone["file"] == run["original"]
     assert undone["cards"] == [f"card_{ANNA}"] and undone["undo_disabled"]
     assert "Ångrat" in undone["message"]
+
+
+def test_a_picture_is_chosen_with_the_file_chooser_and_saved_relative(run):
+    chosen = run["steps"]["picture chosen"]
+    picture = str(run["home"] / "pictures" / "anna.png")
+    assert chosen["picture"] == picture and chosen["preview_picture"] == picture
+    assert _cards(run["steps"]["web saved"]["file"])[WEB]["picture"] == "pictures/anna.png"
 
 
 def test_a_known_card_opens_its_own_page_and_escape_goes_back(run):

@@ -240,6 +240,8 @@ class CarerApp(App):
         self.shown_errors = False
         self.reader_text = words("reader_direct", self.locale, state=words("state_starting", self.locale))
         self.source = CardSource(cfg, self._card_from_thread, self._status_from_thread) if card_source else None
+        if self.source is None:
+            self.reader_text = ""
         self.title = words("title", self.locale)
 
     def t(self, key: str, **fields: object) -> str:

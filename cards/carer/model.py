@@ -237,6 +237,8 @@ def check_form(form: CardForm, registry: Registry, base: Path, locale: str = "sv
                 errors.setdefault("uid", []).append(problem_words(problem.message, locale))
             continue
         name = lines.get(problem.line, "uid")
+        if name == "kind" and "kind" in errors:
+            continue  # "this card has no action": already said, in the carer's words
         target = errors if problem.severity == "error" else warnings
         message = problem_words(problem.message, locale)
         if message not in target.get(name, []):
@@ -273,7 +275,9 @@ def _line_fields(text: str, form: CardForm) -> dict[int, str]:
             out[value.start_mark.line + 1] = main
         else:
             mark(key, value, {"colour": "colour", "label": "label", "picture": "picture"}.get(key.value, "uid"))
-    out[card.start_mark.line + 1] = "uid"
+    # The card's first line: problems about the card as a whole, which without a choice of
+    # what it does can only be that it does nothing yet.
+    out[card.start_mark.line + 1] = "kind" if form.kind is None and form.role != "carer" else "uid"
     return out
 
 

@@ -98,6 +98,7 @@ _PROBLEMS_SV: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"argv must be"), "Skriv programmet först, sedan dess argument."),
     (re.compile(r"command needs argv"), "Skriv programmet först, sedan dess argument."),
     (re.compile(r"holds an invisible control character"), "Texten har ett osynligt tecken; skriv om den."),
+    (re.compile(r"this card has no action"), "Välj vad kortet ska göra."),
     (re.compile(r"is already set up on line"), "Det här kortet är redan programmerat."),
     (re.compile(r"^colour "), "Välj en av färgerna."),
     (re.compile(r"\w+ must be text$"), "Skriv text här."),
