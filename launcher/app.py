@@ -278,7 +278,10 @@ class LauncherApp(App):
         if self._pending_shown is not None:
             shown, self._pending_shown = self._pending_shown, None
             for listener in list(self.shown_listeners):
-                listener(*shown)
+                try:
+                    listener(*shown)
+                except Exception:  # an observer's failure must never hold up the card's action
+                    log.exception("a screen listener failed")
         if self._pending_start is not None:
             card, self._pending_start = self._pending_start, None
             self._start_action(card)
@@ -319,7 +322,25 @@ class LauncherApp(App):
     # -- for tests, benchmarks and `klick launcher --screenshot` ------------------------------
     def screenshot(self, path: str | Path) -> Path:
         """The whole screen as a PNG, drawn into memory (works offscreen too)."""
+        from kivy.graphics import ClearBuffers, ClearColor, Fbo
+
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        self.root_widget.export_to_png(str(p))
+        # Every layer on the window, so the docked on-screen keyboard is in the picture too.
+        fbo = Fbo(size=Window.size, with_stencilbuffer=True)
+        with fbo:
+            ClearColor(0, 0, 0, 1)
+            ClearBuffers()
+        # A canvas can have one parent: each layer is lent to the Fbo and put back where it was.
+        layers = [(child.canvas, Window.canvas.indexof(child.canvas)) for child in reversed(Window.children)]
+        for layer, _ in layers:
+            Window.canvas.remove(layer)
+            fbo.add(layer)
+        try:
+            fbo.draw()
+        finally:
+            for layer, index in reversed(layers):
+                fbo.remove(layer)
+                Window.canvas.insert(index, layer)
+        fbo.texture.save(str(p), flipped=True)
         return p

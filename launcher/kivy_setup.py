@@ -53,5 +53,7 @@ def configure_kivy(cfg: Any, *, verbose: bool = False, offscreen: bool = False) 
     Config.set("kivy", "pause_on_minimize", "0")
     # The resident types only in a questionnaire's free-text answer, with the on-screen keyboard.
     Config.set("kivy", "keyboard_mode", "systemanddock")
+    # Kivy ships no Swedish layout: ours has å, ä, ö and only a few, large keys.
+    Config.set("kivy", "keyboard_layout", str(Path(__file__).resolve().parent / "keyboards" / "sv.json"))
     # No red dots on right-click (multitouch emulation): nothing red, nothing surprising.
     Config.set("input", "mouse", "mouse,multitouch_on_demand")

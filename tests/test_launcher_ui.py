@@ -207,8 +207,20 @@ def _drive(home: Path, out: Path) -> None:
             yield lambda: on(S.Home)
             results["steps"].append("prompt")
 
-        # English, for the catalogue: the same home screen words in the other language.
+        # Demo keys drive the simulated reader through the bridge; Escape does nothing.
+        from kivy.core.window import Window
+
+        Window.dispatch("on_key_down", 49, 0, "1", [])
+        yield lambda: on(S.ShowingCard) and session.screen.card.uid == ANNA
+        Window.dispatch("on_key_down", 27, 0, None, [])
+        Window.dispatch("on_key_down", 48, 0, "0", [])
+        yield lambda: on(S.Home)
+        results["steps"].append("demo_keys")
         results["shown"] = shown
+        out.write_text(json.dumps(results, default=str), encoding="utf-8")
+        results["quit_by_keys"] = True
+        Window.dispatch("on_key_down", ord("q"), 0, "q", ["ctrl", "alt"])
+        yield 30  # the app stops; this step never ends
 
     def probe(app: LauncherApp) -> None:
         app.shown_listeners.append(lambda name, *_: shown.append(name))
@@ -240,13 +252,14 @@ def _drive(home: Path, out: Path) -> None:
 
         def finish() -> None:
             event.cancel()
+            results["quit_by_keys"] = False
             out.write_text(json.dumps(results, default=str), encoding="utf-8")
             app.quit()
 
         event = Clock.schedule_interval(tick, 0.02)
 
     try:
-        LauncherApp(cfg, probe=probe).run()
+        LauncherApp(cfg, probe=probe, demo_uids=(ANNA, RAPPORT)).run()
     finally:
         bridge.terminate()
         try:
@@ -269,11 +282,17 @@ def run(tmp_path_factory) -> dict:
     assert out.exists(), f"the launcher run wrote no results (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
     results = json.loads(out.read_text())
     results["home"] = str(home)
+    results["returncode"] = proc.returncode
     return results
 
 
 def test_run_had_no_errors(run):
     assert run["errors"] == []
+
+
+def test_demo_keys_drive_the_reader_escape_is_ignored_and_quit_keys_close(run):
+    assert "demo_keys" in run["steps"]
+    assert run["returncode"] == 0  # closed by ctrl+alt+q; the results were written just before
 
 
 def test_card_screen_is_the_first_frame_then_the_call_starts(run):

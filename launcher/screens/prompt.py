@@ -11,6 +11,32 @@ from launcher import theme
 from launcher.screens.widgets import BigButton, FaceButton, Filled, Text
 
 
+class BigTextInput(TextInput):
+    """A text field whose on-screen keyboard is as big as the rest of the screen: the default
+    one is a 700x200 px strip with 20 px letters, unusable at 16 mm targets and poor sight."""
+
+    def __init__(self, sizes: Any, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.sizes = sizes
+        self.bind(focus=self._keyboard_on_focus)
+
+    def _keyboard_on_focus(self, _widget: Any, focused: bool) -> None:
+        if focused:
+            from kivy.clock import Clock
+
+            Clock.schedule_once(lambda _dt: self._grow_keyboard(), 0)
+
+    def _grow_keyboard(self) -> None:
+        from kivy.core.window import Window
+        from kivy.uix.vkeyboard import VKeyboard
+
+        for child in Window.children:
+            if isinstance(child, VKeyboard):
+                child.font_size = self.sizes.px("small")
+                child.size = (Window.width, min(5 * self.sizes.touch, Window.height * 0.62))
+                child.pos = (0, 0)
+
+
 class PromptScreen(Filled):
     def __init__(self, ctx: Any, **kw: Any) -> None:
         super().__init__(**kw)
@@ -39,6 +65,11 @@ class PromptScreen(Filled):
         self.answers.size_hint = (0.92, 0.36)
         self.answers.pos_hint = {"center_x": 0.5, "center_y": 0.5}
         self.later.text = w("Not now")
+        if self.later.parent is not self:
+            self.later.parent.remove_widget(self.later)
+            self.later.size_hint = (None, None)
+            self.later.pos_hint = {"right": 0.97, "y": 0.04}
+            self.add_widget(self.later)
         if prompt.kind == "smiley5":
             for value in range(1, 6):
                 self.answers.add_widget(FaceButton(value, lambda v: ctx.on_answer(v)))
@@ -57,9 +88,9 @@ class PromptScreen(Filled):
                 button.bind(size=lambda b, sz: setattr(b, "text_size", (sz[0] - s.margin, None)))
         else:  # free_text: always optional; the on-screen keyboard docks at the bottom
             self.answers.padding = [0, 0]
-            self.answers.size_hint = (0.92, 0.2)
-            self.answers.pos_hint = {"center_x": 0.5, "top": 0.7}
-            self.entry = TextInput(font_size=s.px("body"), multiline=False, size_hint=(1, 1),
+            self.answers.size_hint = (0.94, 0.18)
+            self.answers.pos_hint = {"center_x": 0.5, "top": 0.74}
+            self.entry = BigTextInput(s, font_size=s.px("body"), multiline=False, size_hint=(1, 1),
                                    foreground_color=theme.rgba(theme.BUTTON_TEXT),
                                    background_color=theme.rgba(theme.BUTTON_BG), background_normal="",
                                    background_active="", cursor_color=theme.rgba(theme.BUTTON_TEXT))
@@ -67,5 +98,9 @@ class PromptScreen(Filled):
                              font_px=s.px("button"), touch=s.touch, size_hint=(None, 1))
             self.answers.add_widget(self.entry)
             self.answers.add_widget(send)
+            # The on-screen keyboard docks over the lower half: "Skip" sits beside "Send", above it.
             self.later.text = w("Skip")
+            self.remove_widget(self.later)
+            self.later.size_hint = (None, 1)
+            self.answers.add_widget(self.later)
         self.answers.padding = self.answers.padding if prompt.kind == "yes_no" else [0, 0]
