@@ -345,3 +345,15 @@ def test_klick_carer_help_names_the_pin_and_bundles(klick):
     result = klick("carer", "--help")
     assert result.returncode == 0 and "pin" in result.stdout and ".klick" in result.stdout
     assert klick("carer", "pin", "--help").returncode == 0
+
+
+def test_the_live_check_of_one_card_agrees_with_the_whole_file_check_but_for_the_clash():
+    registry = load_registry(DEMO)
+    base = DEMO.resolve().parent
+    for form in (call(), call(room="a b"), call(label=""), call(kind="web", url="http://x")):
+        whole = check_form(form, registry, base)
+        alone = check_form(form, registry, base, whole_file=False)
+        assert whole.errors == alone.errors and whole.warnings == alone.warnings
+    clash = call(uid=registry.cards[0].uid)
+    assert "uid" in check_form(clash, registry, base).errors
+    assert check_form(clash, registry, base, whole_file=False).ok

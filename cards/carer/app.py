@@ -515,7 +515,8 @@ class CarerApp(App):
         self.w["preview"] = self.preview
 
     def _show_problems(self, checked=None) -> None:
-        checked = checked or check_form(self.form, self.session.registry, self.session.base, self.locale)
+        checked = checked or check_form(self.form, self.session.registry, self.session.base, self.locale,
+                                        whole_file=False)
         for name, field in self.fields.items():
             field.show(checked.errors.get(name, []), checked.warnings.get(name, []))
         general = checked.errors.get("uid", []) + checked.errors.get("kind", [])

@@ -201,16 +201,22 @@ class _Dumper(yaml.SafeDumper):
 _Dumper.add_representer(str, lambda d, s: d.represent_scalar("tag:yaml.org,2002:str", s, style='"'))
 
 
-def card_file_text(form: CardForm, registry: Registry, base: Path) -> tuple[str, int]:
+def card_file_text(form: CardForm, registry: Registry, base: Path, whole_file: bool = True) -> tuple[str, int]:
     """The whole card file with this form's card last (in place of its old self); and its first line.
 
     The other cards are written exactly as a save would write them, so a clash with one of them
-    (the same UID) is found as the file check would find it.
+    (the same UID) is found as the file check would find it. Without ``whole_file`` only this
+    card is written: every check but the clash, fast enough to run on each keystroke.
     """
     card_dict, _ = form_to_dict(form)
     # A new card is added beside every card there is (so a UID already in use is refused, as in
     # the file); an edited card takes its own old place.
-    others = registry if form.is_new else Registry(tuple(c for c in registry.cards if c.uid != form.uid))
+    if not whole_file:
+        others = Registry(())
+    elif form.is_new:
+        others = registry
+    else:
+        others = Registry(tuple(c for c in registry.cards if c.uid != form.uid))
     head = registry_to_yaml(others, base)
     if head.rstrip().endswith("cards: []"):
         head = head.rstrip()[: -len("[]")].rstrip() + "\n"
@@ -219,8 +225,13 @@ def card_file_text(form: CardForm, registry: Registry, base: Path) -> tuple[str,
     return head + chunk, head.count("\n") + 1
 
 
-def check_form(form: CardForm, registry: Registry, base: Path, locale: str = "sv") -> Checked:
-    """Check the form exactly as ``klick cards check`` would check the file it makes."""
+def check_form(form: CardForm, registry: Registry, base: Path, locale: str = "sv", *,
+               whole_file: bool = True) -> Checked:
+    """Check the form exactly as ``klick cards check`` would check the file it makes.
+
+    ``whole_file=False`` checks the card alone (not whether its UID is taken): for live feedback
+    while typing; a save always checks the whole file.
+    """
     errors: dict[str, list[str]] = {}
     warnings: dict[str, list[str]] = {}
     if form.kind is None and form.role != "carer":
@@ -228,7 +239,7 @@ def check_form(form: CardForm, registry: Registry, base: Path, locale: str = "sv
     _, early = form_to_dict(form)
     for name, key in early.items():
         errors.setdefault(name, []).append(words(key, locale))
-    text, first = card_file_text(form, registry, base)
+    text, first = card_file_text(form, registry, base, whole_file)
     checked, problems = parse_registry_text(text, base, "cards.yaml")
     lines = _line_fields(text, form)
     for problem in problems:
