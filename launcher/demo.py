@@ -66,10 +66,31 @@ def prepare_demo_home(home: Path | None = None) -> DemoHome:
         "display:\n  fullscreen: false\n"
         f"paths:\n  registry: {cards}\n  socket: {socket}\n"
         "pilot:\n  device_name: demo\n  enrolled: true\n"
+        + _browser_setting()
     )
     config = home / "klick.yaml"
     write_atomic(config, text.encode("utf-8"))
     return DemoHome(home, config, cards)
+
+
+def _browser_setting() -> str:
+    """The demo's browser: the default Chromium when it is installed, else the stand-in.
+
+    Without a browser, every web card would go straight to "could not start"; the stand-in
+    keeps the card screen up instead and logs the address a tablet would open.
+    """
+    import json
+    import shutil
+
+    from klick.config import DEFAULT_BROWSER
+
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            command = [name, *DEFAULT_BROWSER[1:]]
+            break
+    else:
+        command = [sys.executable, "-m", "launcher.demo_browser"]
+    return "browser:\n  command: " + json.dumps(command) + "\n"
 
 
 def demo_uids(cards: Path) -> tuple[str, ...]:
