@@ -18,29 +18,45 @@ Rules (DESIGN.md, "The card's life"):
   reader is back, which returns home by itself.
 * a questionnaire prompt appears only on an idle home screen; a card put in while it shows
   puts it off ("snooze"), it is never lost.
+* a carer card opens the PIN pad, and the right PIN the carer screen; taking the card out (in
+  tap mode: tapping it again) always leaves. No PIN configured: a plain "not set up" and nothing
+  else. Three wrong PINs: home, a calm notice, and a pause before the PIN pad opens again.
+* after a reconnect the bridge greets with its state: a status line, then the card in the slot
+  if there is one. A card the launcher shows that the greeting leaves out was taken out while
+  nobody listened, and counts as removed.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Optional, Union
 
 from klick.events import CardPresent, CardRemoved, Event, ReaderStatus
 
 __all__ = [
-    "Home", "ShowingCard", "UnknownCard", "ReaderLost", "ActionFailed", "Asking", "Screen",
+    "Home", "ShowingCard", "UnknownCard", "ReaderLost", "ActionFailed", "Asking", "CarerPin",
+    "CarerNotSetUp", "CarerMode", "Screen", "UnknownSeen", "PIN_TRIES", "PIN_PAUSE_S", "UNKNOWN_KEPT",
     "StartAction", "StopAction", "Record", "Speak", "PromptShown", "PromptAnswered",
     "PromptSnoozed", "PromptDismissed", "Effect", "Session", "FAILURE_REASONS",
 ]
 
 #: Why an action could not run, each with its own plain-words message on the screen.
 FAILURE_REASONS = ("missing", "not_allowed", "exited", "no_action", "no_pictures", "cannot_start")
+#: Wrong PINs in a row before the PIN pad closes, and how long it then stays closed: long enough
+#: to make guessing slow, short enough that a carer who mistyped is not locked out for the day.
+PIN_TRIES = 3
+PIN_PAUSE_S = 60.0
+#: How many unknown cards the carer screen remembers (newest first).
+UNKNOWN_KEPT = 5
 
 
 # --- screens ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Home:
+    #: "" or "carer_paused": the PIN pad is closed for a while after too many wrong PINs.
+    notice: str = ""
     name = "home"
 
 
@@ -57,7 +73,7 @@ class ShowingCard:
 @dataclass(frozen=True)
 class UnknownCard:
     uid: str
-    #: unknown (not in the card file), disabled (switched off by a carer), carer (a staff card).
+    #: unknown (not in the card file) or disabled (switched off by a carer).
     why: str = "unknown"
     name = "unknown"
 
@@ -82,7 +98,39 @@ class Asking:
     name = "prompt"
 
 
-Screen = Union[Home, ShowingCard, UnknownCard, ReaderLost, ActionFailed, Asking]
+@dataclass(frozen=True)
+class CarerPin:
+    """The number pad a carer card opens; ``failures`` wrong PINs so far."""
+
+    card: Any
+    failures: int = 0
+    name = "carer_pin"
+
+
+@dataclass(frozen=True)
+class CarerNotSetUp:
+    """A carer card on a device with no PIN configured: a plain message, nothing else."""
+
+    card: Any
+    name = "carer_not_set_up"
+
+
+@dataclass(frozen=True)
+class CarerMode:
+    card: Any
+    name = "carer"
+
+
+Screen = Union[Home, ShowingCard, UnknownCard, ReaderLost, ActionFailed, Asking, CarerPin, CarerNotSetUp, CarerMode]
+_CARER_SCREENS = (CarerPin, CarerNotSetUp, CarerMode)
+
+
+@dataclass(frozen=True)
+class UnknownSeen:
+    """An unknown card put in, for the carer screen: its UID and when (seconds since the epoch)."""
+
+    uid: str
+    at: float
 
 
 # --- effects ----------------------------------------------------------------------------------
@@ -162,6 +210,17 @@ class Session:
     running: Any = None
     #: The UID the reader last reported as in the slot (slot mode only).
     present: Optional[str] = None
+    #: A carer PIN is configured; without one a carer card opens nothing.
+    carer_pin_set: bool = False
+    #: Unknown cards put in, newest first (also those from before a restart, if the app adds them).
+    unknown_seen: tuple = ()
+    #: Wall-clock time, injectable so the PIN pause can be tested without waiting.
+    clock: Callable[[], float] = time.time
+    carer_paused_until: float = 0.0
+    #: Where the reconnect greeting is: None, "status" (expecting its status line) or "card"
+    #: (the status came; a card line may follow).
+    greeting: Optional[str] = None
+    greeting_count: int = 0
 
     # -- derived ----------------------------------------------------------------------------
     @property
@@ -171,13 +230,14 @@ class Session:
     @property
     def idle(self) -> bool:
         """On home with nothing running and a working reader: the only time to ask a question."""
-        return isinstance(self.screen, Home) and self.running is None and self.reader == "connected"
+        return (isinstance(self.screen, Home) and not self.screen.notice and self.running is None
+                and self.present is None and self.reader == "connected")
 
     @property
     def shows_home_button(self) -> bool:
         """Tap mode has no "card out", so every screen but home offers a way back."""
-        if isinstance(self.screen, (Home, Asking, ReaderLost)):
-            return False
+        if isinstance(self.screen, (Home, Asking, ReaderLost, *_CARER_SCREENS)):
+            return False  # the carer screens carry their own "Cancel" and "Done"
         if self.mode == "tap":
             return True
         # A kept built-in action (photo album) whose card is out needs a way home too.
@@ -185,6 +245,14 @@ class Session:
 
     # -- inputs -----------------------------------------------------------------------------
     def event(self, ev: Event) -> list[Effect]:
+        if self.greeting == "status" and isinstance(ev, ReaderStatus):
+            self.greeting = "card"
+            return self._status(ev)
+        if self.greeting == "card":
+            self.greeting = None
+            if isinstance(ev, CardPresent) and ev.uid == self.present:
+                return []  # still in the slot, as the launcher thought: nothing happened
+            return self._gone_while_away() + self.event(ev)
         if isinstance(ev, ReaderStatus):
             return self._status(ev)
         if isinstance(ev, CardPresent):
@@ -196,9 +264,72 @@ class Session:
     def connection(self, connected: bool) -> list[Effect]:
         """The bridge socket came or went. Going away is not "reader lost": systemd restarts it."""
         self.bridge_connected = connected
-        if not connected and self.reader == "connected":
-            self.reader = "searching"
+        if connected:
+            self.greeting = "status"
+            self.greeting_count += 1
+        else:
+            self.greeting = None
+            if self.reader == "connected":
+                self.reader = "searching"
         return []
+
+    def greeting_over(self, count: Optional[int] = None) -> list[Effect]:
+        """The bridge's greeting has had time to arrive (its lines are sent at once on connect).
+
+        If it named no card, the card the launcher still shows left the slot while the bridge
+        was away. ``count`` is :attr:`greeting_count` when the wait began, so a wait that
+        outlived its connection does nothing.
+        """
+        if self.greeting != "card" or (count is not None and count != self.greeting_count):
+            return []
+        self.greeting = None
+        return self._gone_while_away()
+
+    def _gone_while_away(self) -> list[Effect]:
+        if self.mode == "tap" or self.present is None:
+            return []
+        return self._removed(self.present, detail="reconnect")
+
+    # -- carer mode ---------------------------------------------------------------------------
+    def carer_pin(self, right: bool) -> list[Effect]:
+        """The PIN typed on the pad was checked (the app checks the hash; this decides)."""
+        screen = self.screen
+        if not isinstance(screen, CarerPin):
+            return []
+        if right:
+            self.screen = CarerMode(screen.card)
+            return []
+        failures = screen.failures + 1
+        if failures < PIN_TRIES:
+            self.screen = CarerPin(screen.card, failures)
+            return []
+        self.carer_paused_until = self.clock() + PIN_PAUSE_S
+        self.screen = Home(notice="carer_paused")
+        return []
+
+    def carer_leave(self) -> list[Effect]:
+        """"Cancel" on the PIN pad or "Done" on the carer screen; the carer card may still be in."""
+        effects: list[Effect] = []
+        if isinstance(self.screen, _CARER_SCREENS):
+            if self.mode == "tap" and self.present is not None:
+                effects.append(Record("card_removed", uid=self.present, detail="tap"))
+                self.present = None
+            self.screen = Home()
+        return effects
+
+    def tick(self) -> list[Effect]:
+        """Time passed: the notice of a PIN pause goes when the pause is over."""
+        if isinstance(self.screen, Home) and self.screen.notice and self.clock() >= self.carer_paused_until:
+            self.screen = Home()
+        return []
+
+    def unknown_cards(self) -> list[UnknownSeen]:
+        """Unknown cards seen, newest first, leaving out any that have been set up since."""
+        return [seen for seen in self.unknown_seen if self.lookup(seen.uid) is None]
+
+    def remember_unknown(self, uid: str, at: float) -> None:
+        kept = [s for s in self.unknown_seen if s.uid != uid]
+        self.unknown_seen = tuple([UnknownSeen(uid, at), *kept][:UNKNOWN_KEPT])
 
     def home_pressed(self) -> list[Effect]:
         effects: list[Effect] = []
@@ -206,6 +337,8 @@ class Session:
             return effects
         if isinstance(self.screen, Asking):
             return self.prompt_later()
+        if isinstance(self.screen, _CARER_SCREENS) and self.mode == "slot":
+            return self.carer_leave()
         effects += self._stop("home_button")
         if self.mode == "tap" and self.present is not None:
             effects.append(Record("card_removed", uid=self.present, detail="tap"))
@@ -328,11 +461,13 @@ class Session:
         card = self.lookup(uid)
         if card is None:
             self.screen = UnknownCard(uid, "unknown")
+            self.remember_unknown(uid, self.clock())
             return effects + [Record("unknown_card", uid=uid)]
+        if card.enabled and card.role == "carer":
+            return effects + [Record("card_present", uid=card.uid, detail="carer")] + self._carer_in(card)
         if not card.enabled or card.role != "resident":
-            why = "disabled" if not card.enabled else "carer"
-            self.screen = UnknownCard(card.uid, why)
-            return effects + [Record("card_present", uid=card.uid, detail=why)]
+            self.screen = UnknownCard(card.uid, "disabled")
+            return effects + [Record("card_present", uid=card.uid, detail="disabled")]
         effects.append(Record("card_present", uid=card.uid, action_type=_type(card)))
         if card.action is None:
             self.screen = ActionFailed(card, "no_action")
@@ -341,10 +476,19 @@ class Session:
         self.screen = ShowingCard(card)
         return effects + [Speak(card.label), StartAction(card)]
 
-    def _removed(self, uid: str) -> list[Effect]:
+    def _carer_in(self, card: Any) -> list[Effect]:
+        if not self.carer_pin_set:
+            self.screen = CarerNotSetUp(card)
+        elif self.clock() < self.carer_paused_until:
+            self.screen = Home(notice="carer_paused")
+        else:
+            self.screen = CarerPin(card)
+        return []
+
+    def _removed(self, uid: str, detail: Optional[str] = None) -> list[Effect]:
         if self.mode == "tap":
             return []
-        effects: list[Effect] = [Record("card_removed", uid=uid)]
+        effects: list[Effect] = [Record("card_removed", uid=uid, detail=detail)]
         if self.present is not None and self.present != uid:
             return effects  # an old card's late removal; the slot holds another one
         self.present = None
@@ -358,7 +502,7 @@ class Session:
                 return effects
             effects += self._stop("removed")
             self.screen = Home()
-        elif isinstance(screen, (UnknownCard, ActionFailed)):
+        elif isinstance(screen, (UnknownCard, ActionFailed, *_CARER_SCREENS)):
             self.screen = Home()
         return effects
 
@@ -374,4 +518,6 @@ class Session:
             return screen.card.uid
         if isinstance(screen, UnknownCard):
             return screen.uid
+        if isinstance(screen, _CARER_SCREENS):
+            return screen.card.uid
         return None

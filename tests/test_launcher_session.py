@@ -97,7 +97,7 @@ def test_a_tap_only_reader_forces_tap_mode_and_home_button_ends():
 
 def test_unknown_disabled_staff_and_empty_cards_never_run_anything():
     for uid, screen in ((UNKNOWN, S.UnknownCard(UNKNOWN)), (OFF.uid, S.UnknownCard(OFF.uid, "disabled")),
-                        (STAFF.uid, S.UnknownCard(STAFF.uid, "carer")), (EMPTY.uid, S.ActionFailed(EMPTY, "no_action"))):
+                        (STAFF.uid, S.CarerNotSetUp(STAFF)), (EMPTY.uid, S.ActionFailed(EMPTY, "no_action"))):
         s = new()
         fx = s.event(CardPresent(uid))
         assert s.screen == screen
@@ -160,6 +160,182 @@ def test_a_late_removal_of_another_card_is_ignored():
     assert s.screen == S.ShowingCard(RADIO)
 
 
+# --- the reconnect gap ---------------------------------------------------------------------------
+
+def reconnect(s: S.Session, *greeting) -> list:
+    """The bridge went away and came back; its greeting is a status line, then maybe a card."""
+    fx = s.connection(False) + s.connection(True)
+    for ev in greeting:
+        fx += s.event(ev)
+    return fx
+
+
+def test_a_card_taken_out_while_the_bridge_was_away_counts_as_removed():
+    s = new()
+    s.event(CardPresent(ANNA.uid))
+    s.action_started(ANNA)
+    fx = reconnect(s, ReaderStatus("connected"))
+    assert kinds(fx, S.StopAction) == [] and s.running == ANNA  # a card line may still follow the status
+    fx += s.greeting_over(s.greeting_count)
+    assert kinds(fx, S.StopAction) == [S.StopAction(ANNA, "removed")]
+    assert S.Record("card_removed", uid=ANNA.uid, detail="reconnect") in fx
+    assert isinstance(s.screen, S.Home) and s.running is None and s.present is None
+
+
+def test_the_greeting_naming_the_card_changes_nothing():
+    s = new()
+    s.event(CardPresent(ANNA.uid))
+    fx = reconnect(s, ReaderStatus("connected"), CardPresent(ANNA.uid))
+    assert kinds(fx, S.StopAction) == [] and kinds(fx, S.StartAction) == []
+    assert s.screen == S.ShowingCard(ANNA) and s.running == ANNA
+    assert s.greeting_over(s.greeting_count) == []
+
+
+def test_the_greeting_naming_another_card_ends_the_old_and_starts_the_new():
+    s = new()
+    s.event(CardPresent(ANNA.uid))
+    fx = reconnect(s, ReaderStatus("connected"), CardPresent(RADIO.uid))
+    assert kinds(fx, S.StopAction) == [S.StopAction(ANNA, "removed")]
+    assert kinds(fx, S.StartAction) == [S.StartAction(RADIO)]
+    assert s.screen == S.ShowingCard(RADIO)
+
+
+def test_any_other_line_after_the_status_ends_the_greeting_too():
+    s = new()
+    s.event(CardPresent(ANNA.uid))
+    fx = reconnect(s, ReaderStatus("connected"), ReaderStatus("connected"))
+    assert kinds(fx, S.StopAction) == [S.StopAction(ANNA, "removed")]
+    assert isinstance(s.screen, S.Home)
+
+
+def test_a_kept_card_removed_in_the_gap_keeps_running():
+    s = new()
+    s.event(CardPresent(WEB.uid))
+    reconnect(s, ReaderStatus("connected"))
+    fx = s.greeting_over()
+    assert kinds(fx, S.StopAction) == [] and s.running == WEB and isinstance(s.screen, S.Home)
+
+
+def test_a_stale_greeting_wait_does_nothing_and_tap_mode_ignores_the_gap():
+    s = new()
+    s.event(CardPresent(ANNA.uid))
+    reconnect(s, ReaderStatus("connected"))
+    old = s.greeting_count
+    reconnect(s, ReaderStatus("connected"))
+    assert s.greeting_over(old) == [] and s.running == ANNA
+    t = new("tap")
+    t.event(CardPresent(ANNA.uid))
+    fx = reconnect(t, ReaderStatus("connected"), CardPresent(ANNA.uid))  # still lying on the reader
+    assert kinds(fx, S.StopAction) == [] and t.running == ANNA  # the greeting is not a second tap
+    assert t.greeting_over() == [] and t.running == ANNA
+
+
+def test_carer_mode_ends_when_the_greeting_leaves_the_carer_card_out():
+    s = carer_session()
+    s.event(CardPresent(STAFF.uid))
+    s.carer_pin(True)
+    reconnect(s, ReaderStatus("connected"))
+    s.greeting_over()
+    assert isinstance(s.screen, S.Home)
+
+
+# --- carer mode ------------------------------------------------------------------------------------
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def carer_session(mode: str = "slot", clock=None) -> S.Session:
+    s = S.Session(lookup=CARDS.get, configured_mode=mode, carer_pin_set=True, clock=clock or Clock())
+    s.event(ReaderStatus("connected"))
+    return s
+
+
+def test_carer_card_opens_the_pin_pad_and_the_right_pin_the_carer_screen():
+    s = carer_session()
+    fx = s.event(CardPresent(STAFF.uid))
+    assert s.screen == S.CarerPin(STAFF) and kinds(fx, S.StartAction) == []
+    assert S.Record("card_present", uid=STAFF.uid, detail="carer") in fx
+    s.carer_pin(False)
+    assert s.screen == S.CarerPin(STAFF, 1)
+    s.carer_pin(True)
+    assert s.screen == S.CarerMode(STAFF)
+    assert not s.shows_home_button and not s.idle
+    s.event(CardRemoved(STAFF.uid))
+    assert isinstance(s.screen, S.Home)
+
+
+def test_no_pin_configured_shows_only_that_it_is_not_set_up():
+    s = new()
+    s.event(CardPresent(STAFF.uid))
+    assert s.screen == S.CarerNotSetUp(STAFF)
+    assert s.carer_pin(True) == [] and s.screen == S.CarerNotSetUp(STAFF)  # no way past it
+    s.event(CardRemoved(STAFF.uid))
+    assert isinstance(s.screen, S.Home)
+
+
+def test_three_wrong_pins_go_home_with_a_notice_and_a_pause():
+    clock = Clock()
+    s = carer_session(clock=clock)
+    s.event(CardPresent(STAFF.uid))
+    for _ in range(S.PIN_TRIES):
+        s.carer_pin(False)
+    assert s.screen == S.Home(notice="carer_paused") and not s.idle
+    s.event(CardRemoved(STAFF.uid))
+    s.event(CardPresent(STAFF.uid))
+    assert s.screen == S.Home(notice="carer_paused")  # the pad stays closed during the pause
+    assert s.carer_pin(True) == [] and isinstance(s.screen, S.Home)
+    s.event(CardRemoved(STAFF.uid))
+    clock.t += S.PIN_PAUSE_S
+    s.tick()
+    assert s.screen == S.Home() and s.idle
+    s.event(CardPresent(STAFF.uid))
+    assert s.screen == S.CarerPin(STAFF)
+
+
+def test_cancel_and_done_go_home_and_a_resident_card_ends_carer_mode():
+    s = carer_session()
+    s.event(CardPresent(STAFF.uid))
+    s.carer_leave()
+    assert isinstance(s.screen, S.Home)
+    s.event(CardPresent(ANNA.uid))
+    assert s.screen == S.ShowingCard(ANNA)
+    t = carer_session("tap")
+    t.event(CardPresent(STAFF.uid))
+    t.carer_pin(True)
+    fx = t.event(CardPresent(STAFF.uid))  # a second tap leaves
+    assert isinstance(t.screen, S.Home) and S.Record("card_removed", uid=STAFF.uid, detail="tap") in fx
+
+
+def test_reader_lost_ends_carer_mode():
+    s = carer_session()
+    s.event(CardPresent(STAFF.uid))
+    s.carer_pin(True)
+    s.event(ReaderStatus("lost"))
+    assert isinstance(s.screen, S.ReaderLost)
+
+
+def test_unknown_cards_are_remembered_newest_first_until_set_up():
+    clock = Clock()
+    known = dict(CARDS)
+    s = S.Session(lookup=known.get, carer_pin_set=True, clock=clock)
+    for uid in ("04AA000000000001", "04AA000000000002", "04AA000000000001"):
+        clock.t += 10
+        s.event(CardPresent(uid))
+        s.event(CardRemoved(uid))
+    assert [u.uid for u in s.unknown_cards()] == ["04AA000000000001", "04AA000000000002"]
+    assert s.unknown_cards()[0].at == clock.t
+    known["04AA000000000001"] = ANNA
+    assert [u.uid for u in s.unknown_cards()] == ["04AA000000000002"]
+    for n in range(10):
+        s.remember_unknown(f"04BB0000000000{n:02d}", n)
+    assert len(s.unknown_seen) == S.UNKNOWN_KEPT
+
+
 # --- properties --------------------------------------------------------------------------------
 
 uids = st.sampled_from([*CARDS, UNKNOWN])
@@ -167,7 +343,8 @@ inputs = st.one_of(
     st.builds(CardPresent, uids),
     st.builds(CardRemoved, uids),
     st.builds(ReaderStatus, st.sampled_from(["connected", "searching", "lost"]), mode=st.sampled_from(["slot", "tap"])),
-    st.sampled_from(["home", "prompt", "answer", "later", "fail", "exit", "started", "conn_up", "conn_down"]),
+    st.sampled_from(["home", "prompt", "answer", "later", "fail", "exit", "started", "conn_up", "conn_down",
+                     "greeted", "pin_ok", "pin_bad", "carer_leave", "tick"]),
 )
 
 
@@ -185,13 +362,18 @@ def drive(s: S.Session, item) -> list:
         "started": lambda: s.action_started(running) if running else [],
         "conn_up": lambda: s.connection(True),
         "conn_down": lambda: s.connection(False),
+        "greeted": s.greeting_over,
+        "pin_ok": lambda: s.carer_pin(True),
+        "pin_bad": lambda: s.carer_pin(False),
+        "carer_leave": s.carer_leave,
+        "tick": s.tick,
     }[item]()
 
 
 @settings(max_examples=400, deadline=None)
 @given(st.sampled_from(["slot", "tap"]), st.lists(inputs, max_size=40))
 def test_starts_and_stops_always_balance(mode, items):
-    s = S.Session(lookup=CARDS.get, configured_mode=mode)
+    s = S.Session(lookup=CARDS.get, configured_mode=mode, carer_pin_set=True)
     started: list = []
     for item in items:
         before = s.running
@@ -219,10 +401,11 @@ def test_starts_and_stops_always_balance(mode, items):
 @settings(max_examples=200, deadline=None)
 @given(st.lists(inputs, max_size=30), st.sampled_from(list(CARDS)))
 def test_in_slot_mode_taking_a_closing_card_out_always_ends_at_home(items, uid):
-    s = S.Session(lookup=CARDS.get, configured_mode="slot")
+    s = S.Session(lookup=CARDS.get, configured_mode="slot", carer_pin_set=True)
     for item in items:
         drive(s, item)
     s.event(ReaderStatus("connected", mode="slot"))
+    s.greeting_over()
     if isinstance(s.screen, S.Asking):
         s.prompt_later()
     s.event(CardPresent(uid))

@@ -1,4 +1,5 @@
-"""The calm message screens: an unknown card, a lost reader, an action that could not start."""
+"""The calm message screens: an unknown card, a lost reader, an action that could not start,
+a carer card on a tablet without a carer PIN."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from launcher import theme
 from launcher.wording import failure_words
 from launcher.screens.widgets import BigButton, Filled, InfoSymbol, Text
-from launcher.session import ActionFailed, ReaderLost, UnknownCard
+from launcher.session import ActionFailed, CarerNotSetUp, ReaderLost, UnknownCard
 
 
 class MessageScreen(Filled):
@@ -36,8 +37,6 @@ class MessageScreen(Filled):
             self.symbol.set_kind("unknown")
             if screen.why == "disabled":
                 self.title.text = w("This card is switched off.")
-            elif screen.why == "carer":
-                self.title.text = w("This is a card for staff.")
             else:
                 self.title.text = w("This card is not set up yet.")
             self.body.text = w("Ask your contact person for help.")
@@ -48,6 +47,12 @@ class MessageScreen(Filled):
             self.body.text = w("It usually comes back by itself. You do not need to do anything.")
             contact = self.ctx.cfg.help_contact
             self.hint.text = w("Need help? Call {contact}.", contact=contact) if contact else ""
+        elif isinstance(screen, CarerNotSetUp):
+            # Seen only by a carer holding a staff card: say exactly what to do, and nothing else.
+            self.symbol.set_kind("unknown")
+            self.title.text = w("Carer mode is not set up on this tablet.")
+            self.body.text = w("Choose a PIN on a computer with the command: klick carer pin")
+            self.hint.text = take_out
         elif isinstance(screen, ActionFailed):
             self.symbol.set_kind("failed")
             self.title.text, self.body.text = failure_words(w, screen.card, screen.reason)
