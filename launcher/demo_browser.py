@@ -13,8 +13,8 @@ import sys
 
 def main(argv: list[str]) -> None:
     address = next((a for a in argv if not a.startswith("-")), "(no address)")
-    print(f"demo: no browser is installed; a tablet would open {address}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"demo: no browser is installed; a tablet would open {address}", flush=True)
     while True:
         signal.pause()
 
