@@ -208,24 +208,19 @@ def _serial_reader(cfg: Config) -> Finding:
 
 
 def _serial_ports() -> list[tuple[str, str]]:
-    try:
-        from serial.tools import list_ports
-    except ImportError:
-        return []
-    try:
-        return sorted((p.device, p.description or "") for p in list_ports.comports())
-    except OSError:
-        return []
+    from firmware_bridge.serial_driver import list_serial_ports
+
+    return list_serial_ports()
 
 
 def _nfc_reader(cfg: Config) -> Finding:
     path = cfg.reader.device or "usb"
-    try:
-        import nfc  # noqa: F401
-    except ImportError:
+    from firmware_bridge.nfc_driver import nfcpy_installed, probe
+
+    if not nfcpy_installed():
         return Finding("Reader", False, "nfcpy, which talks to NFC readers, is not installed",
                        "reinstall Klick (`make venv`), which installs nfcpy")
-    outcome = _within(NFC_PROBE_TIMEOUT_S, lambda: _open_nfc(path))
+    outcome = _within(NFC_PROBE_TIMEOUT_S, lambda: probe(path))
     if outcome is None:
         return Finding("Reader", False, f"the NFC reader at \"{path}\" did not answer within {NFC_PROBE_TIMEOUT_S:.0f} s",
                        "unplug the reader and plug it in again")
@@ -234,27 +229,6 @@ def _nfc_reader(cfg: Config) -> Finding:
         return Finding("Reader", True, f"the NFC reader answers at \"{path}\" ({detail})")
     return Finding("Reader", False, f"no NFC reader found at \"{path}\": {detail}",
                    "plug the reader in, or set reader.device (e.g. usb, usb:072f:2200 or tty:USB0:pn532)")
-
-
-def _open_nfc(path: str) -> tuple[bool, str]:
-    import errno
-
-    import nfc
-
-    try:
-        clf = nfc.ContactlessFrontend(path)
-    except IOError as exc:
-        if exc.errno == errno.EACCES:
-            return False, "this user may not open it (see Permissions)"
-        if exc.errno == errno.EBUSY:
-            return False, "another program (perhaps the bridge) has it open"
-        return False, "nothing answered there"
-    except Exception as exc:  # nfcpy raises its own kinds for a malformed path
-        return False, f"nfcpy could not use it ({exc})"
-    try:
-        return True, str(clf)
-    finally:
-        clf.close()
 
 
 def _within(seconds: float, job: Callable[[], Any]) -> Any:
@@ -288,19 +262,9 @@ def _hid_reader(cfg: Config) -> Finding:
 
 
 def _input_devices() -> list[tuple[str, str]]:
-    import evdev
+    from firmware_bridge.hid_driver import input_devices
 
-    out = []
-    for path in evdev.list_devices():
-        try:
-            dev = evdev.InputDevice(path)
-        except OSError:
-            continue
-        try:
-            out.append((path, dev.name or ""))
-        finally:
-            dev.close()
-    return out
+    return input_devices()
 
 
 # --- permissions -------------------------------------------------------------------------------

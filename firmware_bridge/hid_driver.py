@@ -128,3 +128,20 @@ class HidDriver:
             return
         self._last_status = (state, detail)
         self.sink.status(state, detail, "tap")
+
+
+def input_devices() -> list[tuple[str, str]]:
+    """(path, name) of every input device, for `klick doctor`; raises ImportError without evdev."""
+    import evdev
+
+    out = []
+    for path in evdev.list_devices():
+        try:
+            dev = evdev.InputDevice(path)
+        except OSError:
+            continue
+        try:
+            out.append((path, dev.name or ""))
+        finally:
+            dev.close()
+    return out

@@ -134,3 +134,31 @@ class NfcDriver:
             return
         self._last_status = (state, detail)
         self.sink.status(state, detail, self.reader.mode)
+
+
+def nfcpy_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("nfc") is not None
+
+
+def probe(path: str) -> tuple[bool, str]:
+    """Open and close the NFC reader at ``path`` once, for `klick doctor`: (found, plain detail)."""
+    import errno
+
+    import nfc
+
+    try:
+        clf = nfc.ContactlessFrontend(path)
+    except IOError as exc:
+        if exc.errno == errno.EACCES:
+            return False, "this user may not open it (see Permissions)"
+        if exc.errno == errno.EBUSY:
+            return False, "another program (perhaps the bridge) has it open"
+        return False, "nothing answered there"
+    except Exception as exc:  # nfcpy raises its own kinds for a malformed path
+        return False, f"nfcpy could not use it ({exc})"
+    try:
+        return True, str(clf)
+    finally:
+        clf.close()

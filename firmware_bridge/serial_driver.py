@@ -207,3 +207,15 @@ class SerialDriver:
         finally:
             self.decoder_errors += decoder.errors
             self._decoder = None
+
+
+def list_serial_ports() -> list[tuple[str, str]]:
+    """(device, description) for every serial port, for `klick doctor`; empty without pyserial."""
+    try:
+        from serial.tools import list_ports
+    except ImportError:
+        return []
+    try:
+        return sorted((p.device, p.description or "") for p in list_ports.comports())
+    except OSError:
+        return []
