@@ -41,6 +41,7 @@ def main(argv: list[str]) -> int:
     modules = sorted(HERE.glob("bench_*.py"))
     if only:
         modules = [m for m in modules if m.stem.removeprefix("bench_") in only]
+    began = time.perf_counter()
     print(f"Klick benchmarks on {machine()}")
     if not modules:
         print("nothing yet")
@@ -60,14 +61,26 @@ def main(argv: list[str]) -> int:
             traceback.print_exc()
             rows.append((topic, "FAILED (see above)", "-"))
         rows.append((topic, "(bench wall time)", f"{time.perf_counter() - started:.1f} s"))
-    w1 = max(len(r[0]) for r in rows)
-    w2 = max(len(r[1]) for r in rows)
     print()
-    print(f"{'topic':<{w1}}  {'figure':<{w2}}  value")
-    print(f"{'-' * w1}  {'-' * w2}  -----")
+    print(table(rows))
+    failed = sum(1 for r in rows if r[1].startswith("FAILED"))
+    print(f"\n{len(modules)} benches, {len(rows) - len(modules) - failed} figures"
+          + (f", {failed} FAILED" if failed else "") + f", {time.perf_counter() - began:.0f} s in all.")
+    return 1 if failed else 0
+
+
+def table(rows: list[tuple[str, str, str]]) -> str:
+    """One table; each topic named once, a blank line between topics, values aligned."""
+    w1 = max(len("topic"), *(len(r[0]) for r in rows))
+    w2 = max(len("figure"), *(len(r[1]) for r in rows))
+    lines = [f"{'topic':<{w1}}  {'figure':<{w2}}  value", f"{'-' * w1}  {'-' * w2}  {'-' * 5}"]
+    previous = None
     for topic, figure, value in rows:
-        print(f"{topic:<{w1}}  {figure:<{w2}}  {value}")
-    return 0
+        if previous is not None and topic != previous:
+            lines.append("")
+        lines.append(f"{topic if topic != previous else '':<{w1}}  {figure:<{w2}}  {value}")
+        previous = topic
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
