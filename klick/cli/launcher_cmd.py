@@ -49,20 +49,9 @@ def launcher(config_path: str | None, demo: bool, offscreen: bool, screenshot: s
         configure_kivy(cfg, verbose=verbose, offscreen=offscreen)
         from launcher.app import LauncherApp
 
-        probe = None
-        if screenshot:
-            def probe(app: LauncherApp) -> None:
-                from kivy.clock import Clock
+        from launcher.probes import home_screenshot
 
-                def shoot(_dt: float) -> None:
-                    app.screenshot(screenshot)
-                    app.quit()
-
-                def shown(name: str, *_: object) -> None:
-                    if name == "home":
-                        app.shown_listeners.remove(shown)
-                        Clock.schedule_once(shoot, 0.3)  # a few frames, so the layout has settled
-                app.shown_listeners.append(shown)
+        probe = home_screenshot(screenshot) if screenshot else None
         LauncherApp(cfg, demo_uids=uids, probe=probe).run()
     finally:
         if bridge is not None:

@@ -1,0 +1,25 @@
+"""Hooks the command line can hand the launcher app; Kivy stays inside launcher/."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+
+def home_screenshot(path: str) -> Callable:
+    """A probe that saves the home screen as a PNG once it is drawn, then closes the app."""
+
+    def probe(app) -> None:
+        from kivy.clock import Clock
+
+        def shoot(_dt: float) -> None:
+            app.screenshot(path)
+            app.quit()
+
+        def shown(name: str, *_: object) -> None:
+            if name == "home":
+                app.shown_listeners.remove(shown)
+                Clock.schedule_once(shoot, 0.3)  # a few frames, so the layout has settled
+
+        app.shown_listeners.append(shown)
+
+    return probe
