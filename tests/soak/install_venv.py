@@ -49,11 +49,13 @@ def run(quick: bool = False) -> list[tuple[str, str, str, bool]]:
             return [("install-appliance with venv", "FAILED: " + (first.stderr or first.stdout)[-200:], "installs", False)]
         before = manifest(dest)
         second = subprocess.run(["sh", str(REPO / "config/appliance/install.sh")], env=env, capture_output=True, text=True)
+        after = manifest(dest)  # before anything below runs the venv's python (which writes .pyc)
         venv = dest / "opt/klick/venv"
         script = (venv / "bin/klick").read_text().splitlines()[0] if (venv / "bin/klick").exists() else ""
+        # From a neutral folder: run from the checkout, '' on sys.path would find ./klick instead.
         where = subprocess.run([str(venv / "bin/python"), "-c", "import klick; print(klick.__file__)"],
-                               capture_output=True, text=True).stdout.strip()
-        changed = sum(1 for k in set(before) | set(manifest(dest)) if before.get(k) != manifest(dest).get(k))
+                               capture_output=True, text=True, cwd=tmp).stdout.strip()
+        changed = sum(1 for k in set(before) | set(after) if before.get(k) != after.get(k))
         return [
             ("install-appliance with venv: first run", f"{took:.0f} s, {len(before):,} paths", "installs",
              first.returncode == 0),

@@ -26,6 +26,7 @@ class Sink:
     def __init__(self) -> None:
         self.cond = threading.Condition()
         self.states: list[tuple[str, float]] = []
+        self.details: list[str] = []
         self.cards: list[str] = []
 
     def seen(self, uid: str, at: float) -> None:
@@ -42,6 +43,7 @@ class Sink:
     def status(self, state: str, detail: str, mode: str = "slot") -> None:
         with self.cond:
             self.states.append((state, time.monotonic()))
+            self.details.append(f"{state}: {detail}")
             self.cond.notify_all()
 
     def count(self, state: str) -> int:
@@ -67,6 +69,7 @@ def soak(cycles: int, seed: int = 11) -> dict[str, float]:
     thread = threading.Thread(target=driver.run, args=(stop,), daemon=True)
     thread.start()
     times: list[float] = []
+    notes: list[str] = []
     failed = 0
     cards_seen = 0
     try:
@@ -78,6 +81,10 @@ def soak(cycles: int, seed: int = 11) -> dict[str, float]:
             ok = sink.wait(lambda: sink.count("connected") > connected_before, 10.0)
             if not ok:
                 failed += 1
+                late = sink.wait(lambda: sink.count("connected") > connected_before, 30.0)
+                notes.append(f"replug {n + 1}: not connected after 10 s"
+                             + (f"; connected after {time.monotonic() - plugged:.1f} s" if late else "; not even after 40 s")
+                             + f"; driver said: {sink.details[-3:]}")
             else:
                 at = next(t for s, t in reversed(sink.states) if s == "connected")
                 times.append(at - plugged)
@@ -95,11 +102,13 @@ def soak(cycles: int, seed: int = 11) -> dict[str, float]:
         folder.rmdir()
     return dict(cycles=cycles, reconnected=len(times), failed=failed, cards_seen=cards_seen,
                 worst=max(times) if times else float("nan"), median=sorted(times)[len(times) // 2] if times else float("nan"),
-                connections=driver.connections)
+                connections=driver.connections, notes=notes)
 
 
 def run(quick: bool = False) -> list[tuple[str, str, str, bool]]:
     s = soak(QUICK if quick else FULL)
+    for note in s["notes"]:
+        print("    " + note, flush=True)
     return [
         (f"replug ({s['cycles']}x): reconnections", f"{s['reconnected']}/{s['cycles']}", f"{s['cycles']}/{s['cycles']}",
          s["reconnected"] == s["cycles"]),
