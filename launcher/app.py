@@ -19,16 +19,20 @@ from kivy.clock import Clock
 from kivy.core.window import Keyboard, Window
 
 from klick.bridge_client import BridgeClient
-from launcher import actions, session as S, theme
+from klick.pin import check_pin
+from launcher import actions, carer, session as S, theme
 from launcher.i18n import Words
 from launcher.keys import KeyComboError, parse_keys
 from launcher.screens.album import AlbumScreen
 from launcher.screens.card import CardScreen
+from launcher.screens.carer import CarerScreen
 from launcher.screens.home import HomeScreen
+from launcher.screens.keyboard import use_big_keyboard
 from launcher.screens.message import MessageScreen
+from launcher.screens.pin import PinScreen
 from launcher.screens.prompt import PromptScreen
 from launcher.screens.widgets import Filled
-from launcher.services import RegistryWatch, open_feedback, open_usage
+from launcher.services import RegistryWatch, open_feedback, open_usage, recent_unknown
 
 __all__ = ["LauncherApp"]
 
@@ -39,6 +43,9 @@ log = logging.getLogger("klick.launcher")
 PROMPT_POLL_S = 20.0
 PROMPT_SETTLE_S = 3.0
 REGISTRY_POLL_S = 2.0
+#: After a reconnect the bridge sends its greeting at once; a card it has not named by then
+#: was taken out while the launcher was not listening.
+GREETING_WAIT_S = 1.0
 _KEY_NAMES = {code: name for name, code in Keyboard.keycodes.items()}
 
 
@@ -79,14 +86,20 @@ class LauncherApp(App):
         self.registry = RegistryWatch(self.cfg.paths.registry)
         self.usage = open_usage(self.cfg)
         self.feedback = open_feedback(self.cfg, self.usage)
-        self.session = S.Session(lookup=self.registry.get, configured_mode=self.cfg.reader.mode)
+        self.session = S.Session(lookup=self.registry.get, configured_mode=self.cfg.reader.mode,
+                                 carer_pin_set=bool(self.cfg.carer.pin_hash.strip()))
+        for uid, at in reversed(recent_unknown(self.usage, S.UNKNOWN_KEPT)):
+            self.session.remember_unknown(uid, at)
         actions.ensure_profiles(self.cfg)
+        use_big_keyboard(Window, self.sizes, self.cfg.display.dpi)
         self.screens = {
             "home": HomeScreen(self),
             "card": CardScreen(self),
             "message": MessageScreen(self),
             "prompt": PromptScreen(self),
             "album": AlbumScreen(self),
+            "pin": PinScreen(self),
+            "carer": CarerScreen(self),
         }
         self.root_widget = Filled()
         self.screens["home"].tick(_dt.datetime.now())
@@ -121,7 +134,13 @@ class LauncherApp(App):
         Clock.schedule_once(lambda _dt: self.handle_event(event, received), -1)
 
     def _connection(self, connected: bool) -> None:
-        Clock.schedule_once(lambda _dt: self._apply_and_render(self.session.connection(connected)), -1)
+        Clock.schedule_once(lambda _dt: self._connected(connected), -1)
+
+    def _connected(self, connected: bool) -> None:
+        self._apply_and_render(self.session.connection(connected))
+        if connected:
+            count = self.session.greeting_count
+            Clock.schedule_once(lambda _dt: self._apply_and_render(self.session.greeting_over(count)), GREETING_WAIT_S)
 
     def handle_event(self, event: Any, received: Optional[float] = None) -> None:
         self._apply_and_render(self.session.event(event), received)
@@ -144,6 +163,22 @@ class LauncherApp(App):
             self._apply_and_render(self.session.prompt_dismiss())
         else:
             self._apply_and_render(self.session.prompt_later())
+
+    # -- carer mode -------------------------------------------------------------------------
+    def on_pin(self, digits: str) -> None:
+        self._apply_and_render(self.session.carer_pin(check_pin(digits, self.cfg.carer.pin_hash)))
+
+    def on_carer_leave(self) -> None:
+        self._apply_and_render(self.session.carer_leave())
+
+    def save_carer_card(self, card: Any) -> None:
+        """Save a card programmed in carer mode; it works the moment the carer card is out.
+
+        Raises :class:`launcher.carer.ProgramError` with the reason it was not saved.
+        """
+        carer.program_card(self.cfg.paths.registry, card)
+        self.registry.check()
+        log.info("Carer mode programmed the card %s (%s).", card.uid, card.action.type)
 
     def send_to_bridge(self, command: dict) -> bool:
         return self.client.send(command)
@@ -257,6 +292,12 @@ class LauncherApp(App):
             return "message"
         if isinstance(screen, S.Asking):
             return "prompt"
+        if isinstance(screen, S.CarerPin):
+            return "pin"
+        if isinstance(screen, S.CarerMode):
+            return "carer"
+        if isinstance(screen, S.CarerNotSetUp):
+            return "message"
         return "home"
 
     def render(self, received: Optional[float] = None) -> None:
@@ -264,6 +305,8 @@ class LauncherApp(App):
         key = self._screen_key(screen)
         widget = self.screens[key]
         if widget is not self._current:
+            if self._current is not None:
+                self._drop_keyboard(self._current)
             self.root_widget.clear_widgets()
             self.root_widget.add_widget(widget)
             self._current = widget
@@ -273,6 +316,17 @@ class LauncherApp(App):
             self._pending_shown = (key, screen, received)
             if isinstance(screen, S.Home):
                 self._idle_since = time.monotonic()
+
+    @staticmethod
+    def _drop_keyboard(widget: Any) -> None:
+        """A text field on a screen that goes away keeps its focus, and with it the on-screen
+        keyboard, over whatever comes next (home!): take the focus away first."""
+        from kivy.uix.textinput import TextInput
+
+        for child in widget.walk(restrict=True):
+            if isinstance(child, TextInput) and child.focus:
+                child.focus = False
+        Window.release_all_keyboards()
 
     def _after_flip(self, *_: Any) -> None:
         if self._pending_shown is not None:
@@ -291,6 +345,8 @@ class LauncherApp(App):
         now = time.monotonic()
         if self._current is self.screens["home"]:
             self.screens["home"].tick(_dt.datetime.now())
+            if self.session.screen.notice:
+                self._apply_and_render(self.session.tick())
         if self.program is not None:
             code = self.program.poll()
             if code is not None:

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any, Optional
 
-__all__ = ["open_usage", "open_feedback", "RegistryWatch"]
+__all__ = ["open_usage", "open_feedback", "RegistryWatch", "recent_unknown"]
 
 log = logging.getLogger("klick.launcher")
 
@@ -38,6 +38,35 @@ def open_feedback(cfg: Any, usage: Optional[Any]) -> Optional[Any]:
     except Exception as exc:  # QuestionnaireError and I/O: no questions today, the screen still works
         log.error("No questions are asked: %s", exc)
         return None
+
+
+def recent_unknown(usage: Optional[Any], limit: int = 5) -> list[tuple[str, float]]:
+    """(uid, when) of the newest unknown cards in the usage log, newest first, each UID once.
+
+    So the carer screen also lists cards put in before a restart. Without consent the log keeps
+    no card events, and this is empty; the session's own memory still holds this run's cards.
+    """
+    if usage is None:
+        return []
+    from klick.usage import from_iso
+
+    try:
+        with usage.lock:
+            rows = usage.conn.execute("SELECT uid, at FROM events WHERE kind = 'unknown_card' AND uid IS NOT NULL "
+                                      "ORDER BY id DESC LIMIT 200").fetchall()
+    except Exception as exc:  # sqlite3.Error and a closed log: the list is a help, not a must
+        log.warning("Unknown cards could not be read from the usage log: %s", exc)
+        return []
+    seen: dict[str, float] = {}
+    for uid, at in rows:
+        if uid not in seen:
+            try:
+                seen[uid] = from_iso(at)
+            except ValueError:
+                continue
+        if len(seen) >= limit:
+            break
+    return list(seen.items())
 
 
 class RegistryWatch:

@@ -16,6 +16,7 @@ __all__ = [
     "ALBUM_BG", "ALBUM_TEXT", "BAND_DARK", "BAND_LIGHT",
     "SCREEN_PAIRS", "contrast", "luminance", "rgba", "card_text_style", "CardTextStyle",
     "Sizes", "sizes_for", "MIN_TEXT_PX", "MIN_TOUCH_MM", "mm_to_px",
+    "KEY_BG", "KEY_DOWN", "KEY_TEXT", "KEYBOARD_BG", "KeyboardSize", "keyboard_size",
 ]
 
 #: Deep, calm navy with warm white text: high contrast without the glare of a white screen.
@@ -37,6 +38,11 @@ BAND_DARK = "#111111"
 BAND_LIGHT = "#FFFFFF"
 BLACK = "#111111"
 WHITE = "#FFFFFF"
+#: The on-screen keyboard: light keys like every button, on the panel colour; a pressed key warms.
+KEY_BG = BUTTON_BG
+KEY_DOWN = "#F7D58B"
+KEY_TEXT = BUTTON_TEXT
+KEYBOARD_BG = PANEL
 
 #: (where, foreground, background) for every text drawn on a fixed background.
 SCREEN_PAIRS: tuple[tuple[str, str, str], ...] = (
@@ -47,6 +53,8 @@ SCREEN_PAIRS: tuple[tuple[str, str, str], ...] = (
     ("label on dark band", WHITE, BAND_DARK),
     ("label on light band", BLACK, BAND_LIGHT),
     ("text on drawn panel", TEXT, PANEL),
+    ("keyboard key", KEY_TEXT, KEY_BG),
+    ("keyboard key pressed", KEY_TEXT, KEY_DOWN),
 )
 
 
@@ -140,3 +148,40 @@ def sizes_for(width: int, height: int, text_scale: float, dpi: int) -> Sizes:
     text = {role: max(round(px * text_scale * fit), math.ceil(floor)) for role, px in BASE_TEXT_PX.items()}
     touch = max(mm_to_px(MIN_TOUCH_MM, dpi), round(120 * fit))
     return Sizes(text=text, touch=touch, margin=round(40 * fit))
+
+
+#: Share of the screen the on-screen keyboard may cover at most: above it must stay room for
+#: the question (or the carer's title) and the one text field with its buttons.
+KEYBOARD_MAX_SHARE = 0.70
+#: Pixels between two keys (half on each side), and between the keys and the keyboard's edge.
+KEY_GAP = 6
+KEYBOARD_EDGE = 10
+
+
+@dataclass(frozen=True)
+class KeyboardSize:
+    """The docked on-screen keyboard: its height, its keys' size and letters, and whether the
+    keys reach the 16 mm touch target (``fits``); if not, they are as large as the screen allows."""
+
+    height: int
+    key_w: int
+    key_h: int
+    font_px: int
+    fits: bool
+
+
+def keyboard_size(width: int, height: int, sizes: Sizes, dpi: int, cols: int, rows: int) -> KeyboardSize:
+    """Keys at least 16 mm at ``dpi`` in both directions when the screen allows; letters as big
+    as body text but never over 60% of a key, and never under the 32 px floor.
+
+    Mirrors Kivy's VKeyboard arithmetic (relative unit, whole pixels, margin per key side), so
+    the key sizes here are the ones drawn.
+    """
+    need = mm_to_px(MIN_TOUCH_MM, dpi)
+    wanted = rows * (need + KEY_GAP + 1) + 2 * KEYBOARD_EDGE
+    kb_height = min(wanted, math.floor(height * KEYBOARD_MAX_SHARE))
+    key_w = int((width - 2 * KEYBOARD_EDGE) / cols - KEY_GAP)
+    key_h = int((kb_height - 2 * KEYBOARD_EDGE) / rows - KEY_GAP)
+    font = max(min(sizes.px("body"), int(min(key_w, key_h) * 0.6)), MIN_TEXT_PX)
+    return KeyboardSize(height=kb_height, key_w=key_w, key_h=key_h, font_px=font,
+                        fits=min(key_w, key_h) >= need)

@@ -225,3 +225,96 @@ def test_mo_compiler_round_trips_through_gettext():
     assert t.gettext("a") == "å" and t.gettext('q"uote\n') == "c\\d" and t.gettext("other") == "other"
     text = 'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n#, fuzzy\nmsgid "x"\nmsgstr "y"\n\nmsgid "long"\nmsgstr "a"\n"b"\n'
     assert parse_po(text) == {"": "Content-Type: text/plain; charset=UTF-8\n", "long": "ab"}
+
+
+# --- on-screen keyboard -------------------------------------------------------------------------
+
+def test_keyboard_keys_reach_16_mm_and_32_px_at_the_default_size(cfg):
+    from launcher.screens.keyboard import layout_shape
+
+    cols, rows = layout_shape()
+    s = theme.sizes_for(1280, 800, cfg.text_scale, cfg.display.dpi)
+    k = theme.keyboard_size(1280, 800, s, cfg.display.dpi, cols, rows)
+    need = theme.mm_to_px(theme.MIN_TOUCH_MM, cfg.display.dpi)
+    assert k.fits and min(k.key_w, k.key_h) >= need
+    assert k.font_px >= 32 and k.font_px <= min(k.key_w, k.key_h)
+    assert k.height <= 800 * theme.KEYBOARD_MAX_SHARE
+
+
+@pytest.mark.parametrize("size,dpi", [((1024, 600), 160), ((800, 1280), 160), ((1280, 800), 300)])
+def test_keyboard_on_a_screen_too_small_says_so_and_keeps_32_px(size, dpi):
+    s = theme.sizes_for(*size, 1.0, dpi)
+    k = theme.keyboard_size(*size, s, dpi, 11, 5)
+    assert not k.fits and k.font_px >= 32 and k.height <= size[1] * theme.KEYBOARD_MAX_SHARE
+
+
+def test_keyboard_colours_reach_7_to_1():
+    assert theme.contrast(theme.KEY_TEXT, theme.KEY_BG) >= 7.0
+    assert theme.contrast(theme.KEY_TEXT, theme.KEY_DOWN) >= 7.0
+
+
+def test_keyboard_layout_has_swedish_letters_and_what_an_address_needs():
+    import json
+
+    from launcher.screens.keyboard import LAYOUT_FILE
+
+    layout = json.loads(LAYOUT_FILE.read_text(encoding="utf-8"))
+    typed = {key[1] for name, row in layout.items() if name.startswith(("normal_", "shift_")) for key in row}
+    assert {"å", "ä", "ö", "Å", "Ä", "Ö", ".", "/", "-", "@"} <= typed
+    for mode in ("normal", "shift"):
+        for line in range(1, layout["rows"] + 1):
+            assert sum(key[3] for key in layout[f"{mode}_{line}"]) == layout["cols"], (mode, line)
+
+
+# --- carer mode: programming a card on the tablet -----------------------------------------------
+
+def test_web_address_is_made_whole_or_refused():
+    from launcher.carer import web_address
+
+    assert web_address(" smhi.se ") == "https://smhi.se"
+    assert web_address("www.svt.se/nyheter") == "https://www.svt.se/nyheter"
+    assert web_address("http://example.se") == "http://example.se"
+    for bad in ("", "inte en adress", "smhi", "ftp://x.se", "javascript:alert(1)", ".se", "x."):
+        assert web_address(bad) is None, bad
+
+
+def test_carer_choices_make_cards_the_registry_accepts(tmp_path):
+    from cards.registry import load_registry
+    from launcher import carer
+
+    (tmp_path / "cards.yaml").write_text('cards:\n  - uid: "04CA4E4000000001"\n    label: Personal\n    role: carer\n',
+                                         encoding="utf-8")
+    album = tmp_path / "photos" / "Sommaren"
+    album.mkdir(parents=True)
+    (album / "a.jpg").write_bytes(b"x")
+    (tmp_path / "photos" / "Tom").mkdir()
+    assert carer.photo_folders(tmp_path / "photos") == [album]
+    uids = ["04000000000011", "04000000000012", "04000000000013", "04000000000014"]
+    made = [carer.card_for(uids[0], "photos", album), carer.card_for(uids[1], "svt1"),
+            carer.card_for(uids[2], "rapport"), carer.card_for(uids[3], "web", "smhi.se")]
+    for card in made:
+        carer.program_card(tmp_path / "cards.yaml", card)
+    registry = load_registry(tmp_path / "cards.yaml")
+    assert [registry.get(u).label for u in uids] == ["Sommaren", "SVT1", "Rapport", "smhi.se"]
+    assert registry.get(uids[0]).action.folder == album
+    assert actions.svt_url(registry.get(uids[2]).action.channel, registry.get(uids[2]).action.program) == \
+        "https://www.svtplay.se/rapport"
+    assert registry.get("04CA4E4000000001").role == "carer"
+    assert (tmp_path / "cards.yaml.bak").exists()
+    with pytest.raises(carer.ProgramError) as err:
+        carer.program_card(tmp_path / "cards.yaml", carer.card_for(uids[1], "rapport"))
+    assert err.value.reason == "known"
+    with pytest.raises(carer.ProgramError) as err:
+        carer.card_for(uids[0], "web", "inte en adress")
+    assert err.value.reason == "address"
+
+
+def test_a_broken_card_file_is_left_alone(tmp_path):
+    from launcher import carer
+
+    broken = "cards:\n  - uid: [\n"
+    (tmp_path / "cards.yaml").write_text(broken, encoding="utf-8")
+    with pytest.raises(carer.ProgramError) as err:
+        carer.program_card(tmp_path / "cards.yaml", carer.card_for("04000000000011", "svt1"))
+    assert err.value.reason == "card_file"
+    assert (tmp_path / "cards.yaml").read_text(encoding="utf-8") == broken

@@ -37,6 +37,13 @@ class HomeScreen(Filled):
         self.date.text = date_words(self.ctx.w, now.date())
 
     def update(self, session: Any) -> None:
+        s, notice = self.ctx.sizes, session.screen.notice
+        if notice:  # after three wrong carer PINs: calm words in place of "put in a card", for a minute
+            self.insert.text = self.ctx.w("That was not the right PIN. Carer mode opens again in a minute.")
+            self.insert.font_size = s.px("body")
+        else:
+            self.insert.text = self.ctx.w("Put in a card")
+            self.insert.font_size = round(s.px("title") * 1.15)
         ready = session.reader == "connected" and session.bridge_connected
         self.dot.ready = 1 if ready else 0
         self.reader_text.text = self.ctx.w("The card reader is ready") if ready else self.ctx.w("Waiting for the card reader")

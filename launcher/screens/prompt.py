@@ -7,34 +7,8 @@ from typing import Any
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.textinput import TextInput
 
-from launcher import theme
+from launcher.screens.keyboard import BigTextInput, above_keyboard
 from launcher.screens.widgets import BigButton, FaceButton, Filled, Text
-
-
-class BigTextInput(TextInput):
-    """A text field whose on-screen keyboard is as big as the rest of the screen: the default
-    one is a 700x200 px strip with 20 px letters, unusable at 16 mm targets and poor sight."""
-
-    def __init__(self, sizes: Any, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.sizes = sizes
-        self.bind(focus=self._keyboard_on_focus)
-
-    def _keyboard_on_focus(self, _widget: Any, focused: bool) -> None:
-        if focused:
-            from kivy.clock import Clock
-
-            Clock.schedule_once(lambda _dt: self._grow_keyboard(), 0)
-
-    def _grow_keyboard(self) -> None:
-        from kivy.core.window import Window
-        from kivy.uix.vkeyboard import VKeyboard
-
-        for child in Window.children:
-            if isinstance(child, VKeyboard):
-                child.font_size = self.sizes.px("small")
-                child.size = (Window.width, min(5 * self.sizes.touch, Window.height * 0.62))
-                child.pos = (0, 0)
 
 
 class PromptScreen(Filled):
@@ -60,6 +34,9 @@ class PromptScreen(Filled):
         self._prompt_id = prompt.id
         ctx, s, w = self.ctx, self.ctx.sizes, self.ctx.w
         self.question.text = prompt.text.get(ctx.cfg.locale)
+        self.question.font_size = s.px("title")
+        self.question.size_hint = (0.9, 0.26)
+        self.question.pos_hint = {"center_x": 0.5, "top": 0.96}
         self.answers.clear_widgets()
         self.entry = None
         self.answers.size_hint = (0.92, 0.36)
@@ -88,12 +65,14 @@ class PromptScreen(Filled):
                 button.bind(size=lambda b, sz: setattr(b, "text_size", (sz[0] - s.margin, None)))
         else:  # free_text: always optional; the on-screen keyboard docks at the bottom
             self.answers.padding = [0, 0]
-            self.answers.size_hint = (0.94, 0.18)
-            self.answers.pos_hint = {"center_x": 0.5, "top": 0.74}
-            self.entry = BigTextInput(s, font_size=s.px("body"), multiline=False, size_hint=(1, 1),
-                                   foreground_color=theme.rgba(theme.BUTTON_TEXT),
-                                   background_color=theme.rgba(theme.BUTTON_BG), background_normal="",
-                                   background_active="", cursor_color=theme.rgba(theme.BUTTON_TEXT))
+            row, keyboard_top = self.above_keyboard()
+            self.answers.size_hint = (0.94, row)
+            self.answers.pos_hint = {"center_x": 0.5, "y": keyboard_top}
+            # The keyboard covers most of the screen: the question gets what is left, in body size.
+            self.question.font_size = s.px("body")
+            self.question.size_hint = (0.94, 0.985 - keyboard_top - row - 0.01)
+            self.question.pos_hint = {"center_x": 0.5, "top": 0.985}
+            self.entry = BigTextInput(s, size_hint=(1, 1))
             send = BigButton(w("Send"), lambda: ctx.on_answer(self.entry.text.strip() or None, free_text=True),
                              font_px=s.px("button"), touch=s.touch, size_hint=(None, 1))
             self.answers.add_widget(self.entry)
@@ -104,3 +83,8 @@ class PromptScreen(Filled):
             self.later.size_hint = (None, 1)
             self.answers.add_widget(self.later)
         self.answers.padding = self.answers.padding if prompt.kind == "yes_no" else [0, 0]
+
+    def above_keyboard(self) -> tuple[float, float]:
+        """(height of the answer row, top of the docked keyboard), as parts of the screen height."""
+        return above_keyboard(self.ctx)
+
