@@ -7,7 +7,9 @@ printed, never asserted: a busy 2-core machine must not turn a benchmark into a 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import subprocess
 import platform
 import sys
 import time
@@ -36,7 +38,23 @@ def machine() -> str:
     return f"{platform.node()}: {cpu}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}, {platform.system()} {platform.release()}"
 
 
+def run_one(path: Path) -> int:
+    """Run one bench module and print its rows as one JSON line (the parent reads the last line)."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        rows = [list(row) for row in module.run()]
+    except Exception:
+        traceback.print_exc()
+        return 1
+    print(json.dumps(rows, ensure_ascii=False))
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--one"]:
+        return run_one(Path(argv[1]))
     only = set(argv)
     modules = sorted(HERE.glob("bench_*.py"))
     if only:
@@ -50,15 +68,12 @@ def main(argv: list[str]) -> int:
     for path in modules:
         topic = path.stem.removeprefix("bench_")
         print(f"... {topic}", flush=True)
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        module = importlib.util.module_from_spec(spec)
         started = time.perf_counter()
-        try:
-            spec.loader.exec_module(module)
-            for figure, value in module.run():
-                rows.append((topic, figure, value))
-        except Exception:
-            traceback.print_exc()
+        # Each bench in its own process, so a peak-RSS figure is that bench's own peak.
+        proc = subprocess.run([sys.executable, __file__, "--one", str(path)], stdout=subprocess.PIPE, text=True)
+        if proc.returncode == 0:
+            rows += [(topic, figure, value) for figure, value in json.loads(proc.stdout.strip().splitlines()[-1])]
+        else:
             rows.append((topic, "FAILED (see above)", "-"))
         rows.append((topic, "(bench wall time)", f"{time.perf_counter() - started:.1f} s"))
     print()
