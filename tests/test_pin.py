@@ -87,7 +87,9 @@ def _klick_on_a_tty(args, answers, env):
                 if not chunk:
                     break
                 seen += chunk
-                prompts = seen.count(b"(digits):") + seen.count(b"again:")
+                # Click writes the prompt, then getpass turns echo off with TCSAFLUSH (dropping
+                # anything typed so far) and writes one space: answer only after that space.
+                prompts = seen.count(b"(digits): ") + seen.count(b"again: ")
                 if sent < min(prompts, len(answers)):
                     os.write(master, answers[sent].encode() + b"\r")
                     sent += 1
