@@ -60,11 +60,7 @@ class SimDriver:
             sim, self.sim = self.sim, None
             if sim is not None:
                 self._counter = sim.counter
-                sim.close()
-                try:
-                    self.link.unlink()
-                except FileNotFoundError:
-                    pass
+                sim.close()  # takes the link away too, as udev would
 
     def replug(self) -> Simulator:
         """Plug a reader back in: a fresh simulator on a new pty behind the same path."""

@@ -43,7 +43,8 @@ class Simulator:
     """Firmware on the far side of a pty. Start with :meth:`start`; :meth:`close` is an unplug.
 
     ``link``: a path to keep pointed at the slave (like udev's ``/dev/klick-reader``); it is
-    re-pointed atomically, so a new simulator on the same link is a replug.
+    re-pointed atomically, so a new simulator on the same link is a replug, and removed again
+    by :meth:`close`.
     """
 
     def __init__(
@@ -102,7 +103,13 @@ class Simulator:
         return self
 
     def close(self) -> None:
-        """Unplug: stop the firmware and close both ends of the pty, so the host sees EIO."""
+        """Unplug: stop the firmware, take the link away and close both ends of the pty.
+
+        The host sees EIO on the port it holds and ENOENT at the link, as when udev removes
+        /dev/klick-reader. The link goes *before* the pty: once the host lets go of it, the
+        kernel hands this pty's number to the next program that asks (another test run's
+        simulator, a terminal), and a link left behind would lead the host straight into it.
+        """
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
@@ -110,11 +117,22 @@ class Simulator:
             if self.closed:
                 return
             self.closed = True
+            self._unlink()
             for fd in (self.master, self._slave):
                 try:
                     os.close(fd)
                 except OSError:
                     pass
+
+    def _unlink(self) -> None:
+        """Remove the link if it still leads here; a newer simulator may own it already."""
+        if self.link is None:
+            return
+        try:
+            if os.readlink(self.link) == self.path:
+                os.unlink(self.link)
+        except OSError:
+            pass  # gone already, or not a link we made
 
     def __enter__(self) -> "Simulator":
         return self.start()

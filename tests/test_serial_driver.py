@@ -6,6 +6,7 @@ the simulator speaks the protocol on the master. Waits are generous and nothing 
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -253,3 +254,53 @@ def test_sim_driver_runs_the_real_serial_path_and_survives_a_replug():
         thread.join(timeout=WAIT)
     assert not thread.is_alive()
     assert not drv.link.parent.exists()  # its temporary directory is cleaned up
+
+
+def test_an_unplugged_reader_leaves_no_link_into_a_pty_someone_else_gets_next(rig):
+    """udev removes /dev/klick-reader when the reader goes; the simulator must do the same.
+
+    A link left pointing at /dev/pts/N after the unplug led the driver, on its next try, into
+    whatever the kernel handed pty number N to next: another process's simulator (another test
+    run) or a terminal. The driver "connected" to that stranger and stayed there, deaf to the
+    reader plugged in behind the link. The kernel hands out the lowest free number, so the
+    stranger here usually gets exactly the number the unplugged reader had.
+    """
+    attempts = threading.Condition()
+    tries = [0]
+    real_open = rig.driver._open
+
+    def counting_open():
+        with attempts:
+            tries[0] += 1
+            attempts.notify_all()
+        return real_open()
+
+    rig.driver._open = counting_open
+    sim = rig.plug()
+    rig.start()
+    rig.sink.wait("status", "connected")
+    sim.close()
+    assert not os.path.lexists(rig.link)
+    rig.sink.wait("status", "lost")
+    stranger = Simulator().start()  # another program's pty; nothing points at it
+    try:
+        with attempts:  # two tries at the link while the stranger's pty exists
+            after = tries[0]
+            attempts.wait_for(lambda: tries[0] >= after + 2 or rig.driver.connected, WAIT)
+        assert stranger.received == [], "the driver opened another program's pty and talked to it"
+        assert not rig.driver.connected
+        rig.plug(card=b"\x0c\x0d")
+        rig.sink.wait("seen", "0C0D")
+        assert rig.sink.count("status", "connected") == 2
+        assert stranger.received == []
+    finally:
+        stranger.close()
+
+
+def test_closing_an_old_simulator_leaves_a_newer_ones_link_alone(tmp_path):
+    link = tmp_path / "klick-reader"
+    with Simulator(link=link) as old:
+        with Simulator(link=link) as new:
+            old.close()
+            assert os.readlink(link) == new.path
+        assert not os.path.lexists(link)
