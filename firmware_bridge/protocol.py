@@ -553,7 +553,10 @@ class HostSession:
     sends STATUS (whose answer is taken as the truth). A command that runs out of resends, or
     three seconds without any valid frame, ends the session with :class:`Down`; the driver then
     reconnects. During the handshake a missing ACK is not fatal: a reader that resets when the
-    port opens sends its start-up HELLO late, so only the watchdog ends the wait.
+    port opens sends its start-up HELLO late, so only the watchdog ends the wait. Until HELLO
+    only HELLO feeds that watchdog: a reader that beats but never says HELLO (its answer lost on
+    the line) is asked again at each heartbeat and, failing that, reopened after three seconds,
+    rather than kept in the handshake for ever by its own heartbeats.
     """
 
     resend_after: float = RESEND_AFTER
@@ -603,7 +606,8 @@ class HostSession:
     def receive(self, msg: Message, now: float) -> list[Action]:
         if self.state in ("new", "down"):
             return []
-        self.watchdog.kick(now)
+        if self.state == "ready" or isinstance(msg, Hello):
+            self.watchdog.kick(now)
         if isinstance(msg, Ack):
             self.tracker.ack(msg.seq)
             return []
@@ -625,6 +629,8 @@ class HostSession:
         if isinstance(msg, ErrorMsg):
             return [Note(f"the card reader reports error {msg.code}: {msg.text}")]
         if self.state != "ready":
+            if isinstance(msg, Heartbeat) and not self.tracker.waiting_for(Identify):
+                return self._send(Identify(), now)  # alive, but our question got lost
             return []  # events before HELLO: the STATUS after it tells the truth
         if isinstance(msg, (CardPresentMsg, CardRemovedMsg)):
             level: Action = Present(msg.uid) if isinstance(msg, CardPresentMsg) else Absent()

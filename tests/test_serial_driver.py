@@ -304,3 +304,28 @@ def test_closing_an_old_simulator_leaves_a_newer_ones_link_alone(tmp_path):
             old.close()
             assert os.readlink(link) == new.path
         assert not os.path.lexists(link)
+
+
+def _sent(actions: list) -> list:
+    return [m for a in actions if isinstance(a, p.Write) for _, m in p.Decoder().feed(a.frame)]
+
+
+def test_a_handshake_whose_hello_is_lost_is_not_kept_alive_by_heartbeats_forever():
+    """Pure session, injected clock: IDENTIFY and its three resends go unanswered, the reader
+    keeps sending heartbeats. The host asks again, and if HELLO still never comes the session
+    ends (the driver then reopens the port), instead of waiting in the handshake for ever."""
+    s = p.HostSession()
+    assert _sent(s.start(0.0)) == [p.Identify()]
+    resent = [m for t in (0.1, 0.2, 0.3, 0.4, 0.5) for m in _sent(s.tick(t))]
+    assert resent == [p.Identify()] * 3
+    again = _sent(s.receive(p.Heartbeat(0), 1.0))  # a live reader that missed the question
+    assert again == [p.Identify()]
+    ended: list = []
+    step = 20  # 50 ms steps from 1 s on, a heartbeat every second, for up to 30 s
+    while not ended and step < 600:
+        step += 1
+        now = step * 0.05
+        acts = s.tick(now) + (s.receive(p.Heartbeat(0), now) if step % 20 == 0 else [])
+        ended = [a for a in acts if isinstance(a, p.Down)]
+    assert ended == [p.Down(p.NOT_ANSWERING)]
+    assert now <= p.HEARTBEAT_TIMEOUT + 0.01  # counted from the first IDENTIFY, not the last beat
