@@ -18,6 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # when run as the launcher's script
+
+from tests.launcher_harness import offscreen_env, run_scenario, start_bridge, stop_bridge  # noqa: E402
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,17 +80,12 @@ carer:
 # --- the driver (runs in the subprocess) -------------------------------------------------------
 
 def _drive(home: Path, out: Path) -> None:
-    os.environ.update(KLICK_HOME=str(home), KIVY_NO_ARGS="1", KIVY_NO_CONSOLELOG="1", KIVY_NO_FILELOG="1",
-                      KIVY_HOME=str(home / "kivy"), KLICK_LAUNCHER_OFFSCREEN="1")
-    os.environ.pop("DISPLAY", None)
-    os.environ.pop("WAYLAND_DISPLAY", None)
+    offscreen_env(home)
     from klick.config import load_config
     from launcher.kivy_setup import configure_kivy
 
     cfg = load_config(home / "klick.yaml")
-    bridge = subprocess.Popen([sys.executable, "-c", "from klick.cli import main; main()", "bridge",
-                               "--config", str(home / "klick.yaml")],
-                              stdout=open(home / "bridge.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    bridge = start_bridge(home)
     configure_kivy(cfg, offscreen=True)
     from kivy.clock import Clock
     from kivy.core.window import Window
@@ -266,47 +265,12 @@ def _drive(home: Path, out: Path) -> None:
         results["steps"].append("wrong_pin")
 
     def probe(app: LauncherApp) -> None:
-        steps = scenario(app)
-        state = {"wait": None, "until": 0.0, "deadline": time.monotonic() + 40}
-
-        def tick(_dt: float) -> None:
-            try:
-                if time.monotonic() > state["deadline"]:
-                    results["errors"].append(f"timed out after steps {results['steps']}, screen {app.session.screen}")
-                    return finish()
-                if state["wait"] is not None and not state["wait"]():
-                    return
-                if time.monotonic() < state["until"]:
-                    return
-                state["wait"] = None
-                step = next(steps)
-                if callable(step):
-                    state["wait"] = step
-                else:
-                    state["until"] = time.monotonic() + float(step)
-            except StopIteration:
-                finish()
-            except Exception:  # report, never hang
-                import traceback
-
-                results["errors"].append(traceback.format_exc())
-                finish()
-
-        def finish() -> None:
-            event.cancel()
-            out.write_text(json.dumps(results, default=str), encoding="utf-8")
-            app.quit()
-
-        event = Clock.schedule_interval(tick, 0.02)
+        run_scenario(app, scenario(app), results, out)
 
     try:
         LauncherApp(cfg, probe=probe).run()
     finally:
-        bridge.terminate()
-        try:
-            bridge.wait(5)
-        except subprocess.TimeoutExpired:
-            bridge.kill()
+        stop_bridge(bridge)
 
 
 # --- the tests (pytest side) ---------------------------------------------------------------------

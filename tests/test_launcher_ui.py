@@ -18,6 +18,10 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # when run as the launcher's script
+
+from tests.launcher_harness import offscreen_env, run_scenario, start_bridge, stop_bridge  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "artifacts" / "screens"
 ANNA, RAPPORT, ALBUM = "04A2B3C4D5E680", "04B1C2D3E4F501", "04D3E4F5061728"
@@ -72,17 +76,12 @@ pilot:
 # --- the driver (runs in the subprocess) -------------------------------------------------------
 
 def _drive(home: Path, out: Path) -> None:
-    os.environ.update(KLICK_HOME=str(home), KIVY_NO_ARGS="1", KIVY_NO_CONSOLELOG="1", KIVY_NO_FILELOG="1",
-                      KIVY_HOME=str(home / "kivy"), KLICK_LAUNCHER_OFFSCREEN="1")
-    os.environ.pop("DISPLAY", None)
-    os.environ.pop("WAYLAND_DISPLAY", None)
+    offscreen_env(home)
     from klick.config import load_config
     from launcher.kivy_setup import configure_kivy
 
     cfg = load_config(home / "klick.yaml")
-    bridge = subprocess.Popen([sys.executable, "-c", "from klick.cli import main; main()", "bridge",
-                               "--config", str(home / "klick.yaml")],
-                              stdout=open(home / "bridge.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    bridge = start_bridge(home)
     configure_kivy(cfg, offscreen=True)
     from kivy.clock import Clock
     from kivy.uix.label import Label
@@ -224,48 +223,13 @@ def _drive(home: Path, out: Path) -> None:
 
     def probe(app: LauncherApp) -> None:
         app.shown_listeners.append(lambda name, *_: shown.append(name))
-        steps = scenario(app)
-        state = {"wait": None, "until": 0.0, "deadline": time.monotonic() + 40}
-
-        def tick(_dt: float) -> None:
-            try:
-                if time.monotonic() > state["deadline"]:
-                    results["errors"].append(f"timed out after steps {results['steps']}, screen {app.session.screen}")
-                    return finish()
-                if state["wait"] is not None and not state["wait"]():
-                    return
-                if time.monotonic() < state["until"]:
-                    return
-                state["wait"] = None
-                step = next(steps)
-                if callable(step):
-                    state["wait"] = step
-                else:
-                    state["until"] = time.monotonic() + float(step)
-            except StopIteration:
-                finish()
-            except Exception as exc:  # report, never hang
-                import traceback
-
-                results["errors"].append(traceback.format_exc())
-                finish()
-
-        def finish() -> None:
-            event.cancel()
-            results["quit_by_keys"] = False
-            out.write_text(json.dumps(results, default=str), encoding="utf-8")
-            app.quit()
-
-        event = Clock.schedule_interval(tick, 0.02)
+        run_scenario(app, scenario(app), results, out,
+                     on_finish=lambda: results.update(quit_by_keys=False))
 
     try:
         LauncherApp(cfg, probe=probe, demo_uids=(ANNA, RAPPORT)).run()
     finally:
-        bridge.terminate()
-        try:
-            bridge.wait(5)
-        except subprocess.TimeoutExpired:
-            bridge.kill()
+        stop_bridge(bridge)
 
 
 # --- the tests (pytest side) ---------------------------------------------------------------------
