@@ -11,13 +11,18 @@ STAMP  := $(VENV)/.installed
 DEB_RUNTIME := libgl1 libegl1 libmtdev1 libusb-1.0-0
 DEB_TEST    := poppler-utils
 
-.PHONY: run test bench soak deps venv clean
+.PHONY: run test lint bench soak deps venv clean
 
 run: $(STAMP) deps
 	$(VENV)/bin/klick launcher --demo
 
 test: $(STAMP) deps
 	$(PY) -m pytest -q
+
+# The house rules a tool can check: style and formatting.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: $(STAMP) deps
 	$(PY) tests/bench/run_all.py

@@ -24,19 +24,28 @@ import unicodedata
 import warnings
 import zipfile
 import zlib
-from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from cards.model import Card, Command, PhotoAlbum
-from cards.registry import Registry, check_registry, parse_registry_text, registry_to_yaml, save_registry
-from cards.registry import RegistryError
+from cards.registry import Registry, RegistryError, check_registry, parse_registry_text, registry_to_yaml, save_registry
 from klick.atomic import backup_path
 from klick.problems import Problem
 
 __all__ = [
-    "BundleError", "PackResult", "UnpackResult", "Entry", "pack_bundle", "unpack_bundle", "check_entries",
-    "MAX_TOTAL_BYTES", "MAX_FILES", "MAX_PIXELS", "CARD_FILE", "SETS_DIR",
+    "BundleError",
+    "PackResult",
+    "UnpackResult",
+    "Entry",
+    "pack_bundle",
+    "unpack_bundle",
+    "check_entries",
+    "MAX_TOTAL_BYTES",
+    "MAX_FILES",
+    "MAX_PIXELS",
+    "CARD_FILE",
+    "SETS_DIR",
 ]
 
 #: The most a bundle may unpack to: a few hundred photos, not a disk image.
@@ -96,6 +105,7 @@ class Entry:
 
 # --- the pure part: is this list of names and sizes a card set? ------------------------------
 
+
 def check_entries(entries: Sequence[Entry], max_total: int = MAX_TOTAL_BYTES, max_files: int = MAX_FILES) -> list[str]:
     """Every reason the zip's directory is refused, in plain words; empty means it may be read."""
     reasons: list[str] = []
@@ -111,12 +121,14 @@ def check_entries(entries: Sequence[Entry], max_total: int = MAX_TOTAL_BYTES, ma
         if reason is None:
             reason = _type_problem(entry)
         if reason is None and not _in_layout(entry):
-            reason = (f"\"{entry.name}\" is not part of a card set (a bundle holds only {CARD_FILE}, "
-                      f"{TOP_FOLDERS[0]}/ and {TOP_FOLDERS[1]}/)")
+            reason = (
+                f'"{entry.name}" is not part of a card set (a bundle holds only {CARD_FILE}, '
+                f"{TOP_FOLDERS[0]}/ and {TOP_FOLDERS[1]}/)"
+            )
         if reason is None:
             key = unicodedata.normalize("NFC", entry.name.rstrip("/")).casefold()
             if key in seen:
-                reason = f"\"{entry.name}\" is in the bundle twice (also as \"{seen[key]}\")"
+                reason = f'"{entry.name}" is in the bundle twice (also as "{seen[key]}")'
             seen[key] = entry.name
         if reason is not None:
             reasons.append(reason)
@@ -130,7 +142,7 @@ def check_entries(entries: Sequence[Entry], max_total: int = MAX_TOTAL_BYTES, ma
         parts = name.split("/")
         for i in range(1, len(parts)):
             if "/".join(parts[:i]) in files:
-                reasons.append(f"\"{'/'.join(parts[:i])}\" is both a file and a folder in the bundle")
+                reasons.append(f'"{"/".join(parts[:i])}" is both a file and a folder in the bundle')
                 break
     if total > max_total:
         reasons.append(f"it would unpack to {_mb(total)}; a card set may be at most {_mb(max_total)}")
@@ -145,14 +157,14 @@ def _name_problem(name: str) -> str | None:
     if "\\" in name:
         return f"\"{name}\" uses a backslash in its name; a bundle uses only '/' between folders"
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        return f"\"{name}\" is an absolute path; everything in a bundle must stay inside it"
+        return f'"{name}" is an absolute path; everything in a bundle must stay inside it'
     parts = name.rstrip("/").split("/")
     if ".." in parts:
         return f"\"{name}\" points outside the bundle ('..'); everything in a bundle must stay inside it"
     if any(p in ("", ".") for p in parts):
         return f"\"{name}\" has an empty or '.' part in its path"
     if len(name) > MAX_PATH_CHARS or any(len(p.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for p in parts):
-        return f"\"{name[:60]}…\" has a name too long for the tablet's disk"
+        return f'"{name[:60]}…" has a name too long for the tablet\'s disk'
     if any(ord(c) < 32 for c in name):
         return f"{name!r} has control characters in its name"
     return None
@@ -161,13 +173,13 @@ def _name_problem(name: str) -> str | None:
 def _type_problem(entry: Entry) -> str | None:
     kind = stat.S_IFMT(entry.mode)
     if kind == stat.S_IFLNK:
-        return f"\"{entry.name}\" is a symbolic link; a bundle may hold only plain files"
+        return f'"{entry.name}" is a symbolic link; a bundle may hold only plain files'
     if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
-        return f"\"{entry.name}\" is a special file (not a plain file); a bundle may hold only plain files"
+        return f'"{entry.name}" is a special file (not a plain file); a bundle may hold only plain files'
     if entry.encrypted:
-        return f"\"{entry.name}\" is encrypted; a bundle must not be password-protected"
+        return f'"{entry.name}" is encrypted; a bundle must not be password-protected'
     if entry.size < 0:
-        return f"\"{entry.name}\" has a broken size"
+        return f'"{entry.name}" has a broken size'
     return None
 
 
@@ -188,6 +200,7 @@ def _mb(n: int) -> str:
 
 # --- pictures ----------------------------------------------------------------------------------
 
+
 def _image_problem(path: Path) -> str | None:
     """Why ``path`` is not a picture Klick can show, or None when it is one."""
     from PIL import Image
@@ -206,6 +219,7 @@ def _image_problem(path: Path) -> str | None:
 
 
 # --- packing -----------------------------------------------------------------------------------
+
 
 def pack_bundle(registry: Registry, registry_path: str | Path, out: str | Path) -> PackResult:
     """Write ``registry`` with its pictures and photo albums to the bundle ``out``, atomically.
@@ -238,9 +252,9 @@ def pack_bundle(registry: Registry, registry_path: str | Path, out: str | Path) 
                 if src in by_source:
                     picture = base / by_source[src]
                 elif not src.is_file():
-                    notes.append(f"The picture {card.picture} of card \"{card.label}\" does not exist; it is left out.")
+                    notes.append(f'The picture {card.picture} of card "{card.label}" does not exist; it is left out.')
                 elif (why := _image_problem(src)) is not None:
-                    notes.append(f"The picture {card.picture} of card \"{card.label}\" {why}; it is left out.")
+                    notes.append(f'The picture {card.picture} of card "{card.label}" {why}; it is left out.')
                 else:
                     arc = unique("pictures", src.name)
                     by_source[src] = arc
@@ -262,16 +276,20 @@ def pack_bundle(registry: Registry, registry_path: str | Path, out: str | Path) 
                                 continue
                             files.append((f"{arc_dir}/{rel.as_posix()}", path))
                     if skipped:
-                        notes.append(f"{skipped} file{'s' if skipped != 1 else ''} in {action.folder} "
-                                     f"{'are' if skipped != 1 else 'is'} not a picture and left out.")
+                        notes.append(
+                            f"{skipped} file{'s' if skipped != 1 else ''} in {action.folder} "
+                            f"{'are' if skipped != 1 else 'is'} not a picture and left out."
+                        )
                 action = replace(action, folder=base / by_source[src])
             cards.append(replace(card, picture=picture, action=action))
         text = registry_to_yaml(Registry(tuple(cards)), base)
 
     total = len(text.encode("utf-8")) + sum(src.stat().st_size for _, src in files)
     if total > MAX_TOTAL_BYTES:
-        raise BundleError(f"The card set with its pictures is {_mb(total)}; a bundle may be at most "
-                          f"{_mb(MAX_TOTAL_BYTES)}. Use fewer or smaller photos in the albums.")
+        raise BundleError(
+            f"The card set with its pictures is {_mb(total)}; a bundle may be at most "
+            f"{_mb(MAX_TOTAL_BYTES)}. Use fewer or smaller photos in the albums."
+        )
     if len(files) + len(dirs) + 1 > MAX_FILES:
         raise BundleError(f"The card set has {len(files)} pictures; a bundle may hold at most {MAX_FILES - 1}.")
     _write_zip(Path(out), text, dirs, files)
@@ -310,6 +328,7 @@ def _write_zip(out: Path, text: str, dirs: list[str], files: list[tuple[str, Pat
 
 
 # --- unpacking ---------------------------------------------------------------------------------
+
 
 def unpack_bundle(bundle: str | Path, registry_path: str | Path) -> UnpackResult:
     """Check the bundle completely, then make it the card set at ``registry_path``.
@@ -407,8 +426,9 @@ def _extract(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], staging: Path, l
                 written += len(chunk)
                 total += len(chunk)
                 if written > info.file_size or total > MAX_TOTAL_BYTES:
-                    raise _refuse(label, [f"\"{info.filename}\" unpacks to more than the bundle says "
-                                          f"(a zip bomb, or a damaged file)"])
+                    raise _refuse(
+                        label, [f'"{info.filename}" unpacks to more than the bundle says (a zip bomb, or a damaged file)']
+                    )
                 out.write(chunk)
         n_files += 1
     return n_files
@@ -430,17 +450,20 @@ def _check_unpacked(staging: Path, label: str) -> tuple[Registry, list[str]]:
     root = staging.resolve()
     for card in registry.cards:
         if card.picture is not None:
-            reasons += _inside(root, card.picture, f"the picture of card \"{card.label}\"", want_dir=False)
+            reasons += _inside(root, card.picture, f'the picture of card "{card.label}"', want_dir=False)
         if isinstance(card.action, PhotoAlbum) and card.action.folder is not None:
-            reasons += _inside(root, card.action.folder, f"the photo folder of card \"{card.label}\"", want_dir=True)
+            reasons += _inside(root, card.action.folder, f'the photo folder of card "{card.label}"', want_dir=True)
     for folder in TOP_FOLDERS:
         for path in sorted((staging / folder).rglob("*")) if (staging / folder).is_dir() else []:
             if path.is_file() and (why := _image_problem(path)) is not None:
                 reasons.append(f"{path.relative_to(staging).as_posix()} {why}")
     if reasons:
         raise _refuse(label, reasons)
-    notes = [f"Card \"{card.label}\" starts the program {card.action.argv[0]} on the tablet; "
-             f"make sure you know this bundle's sender." for card in registry.cards if isinstance(card.action, Command)]
+    notes = [
+        f'Card "{card.label}" starts the program {card.action.argv[0]} on the tablet; make sure you know this bundle\'s sender.'
+        for card in registry.cards
+        if isinstance(card.action, Command)
+    ]
     return registry, notes
 
 

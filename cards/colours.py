@@ -20,8 +20,16 @@ PALETTE: dict[str, str] = {
     "black": "#111111",
     "white": "#FFFFFF",
 }
-_SWEDISH = {"blå": "blue", "grön": "green", "röd": "red", "lila": "purple",
-            "orange": "orange", "gul": "yellow", "svart": "black", "vit": "white"}
+_SWEDISH = {
+    "blå": "blue",
+    "grön": "green",
+    "röd": "red",
+    "lila": "purple",
+    "orange": "orange",
+    "gul": "yellow",
+    "svart": "black",
+    "vit": "white",
+}
 _HEX = re.compile(r"#[0-9A-Fa-f]{6}")
 
 
@@ -32,7 +40,7 @@ class ColourError(ValueError):
 def parse_colour(text: object) -> str:
     """Return ``#RRGGBB`` (upper case) for a hex colour or a palette name in English or Swedish."""
     if not isinstance(text, str):
-        raise ColourError("must be a colour such as \"#1F4E9C\" or a name such as blue")
+        raise ColourError('must be a colour such as "#1F4E9C" or a name such as blue')
     word = text.strip().lower()
     word = _SWEDISH.get(word, word)
     if word in PALETTE:
@@ -40,4 +48,4 @@ def parse_colour(text: object) -> str:
     if _HEX.fullmatch(text.strip()):
         return text.strip().upper()
     names = ", ".join(PALETTE)
-    raise ColourError(f"must be a colour written like \"#1F4E9C\" or one of: {names}; not \"{text}\"")
+    raise ColourError(f'must be a colour written like "#1F4E9C" or one of: {names}; not "{text}"')

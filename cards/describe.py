@@ -6,8 +6,7 @@ from cards.model import Action, Card, Command, PhotoAlbum, SvtPlay, VideoCall, W
 
 __all__ = ["describe", "describe_action"]
 
-_CHANNEL_NAMES = {"svt1": "SVT1", "svt2": "SVT2", "svtbarn": "SVT Barn",
-                  "kunskapskanalen": "Kunskapskanalen", "svt24": "SVT24"}
+_CHANNEL_NAMES = {"svt1": "SVT1", "svt2": "SVT2", "svtbarn": "SVT Barn", "kunskapskanalen": "Kunskapskanalen", "svt24": "SVT24"}
 
 
 def describe(card: Card, locale: str = "sv") -> str:

@@ -21,17 +21,31 @@ import os
 import pwd
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from klick.config import Config, ConfigError, load_config
 from klick.events import CardPresent, CardRemoved, Event, ReaderStatus
 
 __all__ = [
-    "Finding", "Machine", "BridgeView", "run_doctor", "check_config", "check_registry_file", "check_reader",
-    "check_permissions", "check_bridge", "check_browser", "check_speech", "check_disk",
-    "UDEV_RULE", "DRIVER_GROUPS", "MIN_FREE_BYTES", "RFID_WORDS",
+    "Finding",
+    "Machine",
+    "BridgeView",
+    "run_doctor",
+    "check_config",
+    "check_registry_file",
+    "check_reader",
+    "check_permissions",
+    "check_bridge",
+    "check_browser",
+    "check_speech",
+    "check_disk",
+    "UDEV_RULE",
+    "DRIVER_GROUPS",
+    "MIN_FREE_BYTES",
+    "RFID_WORDS",
 ]
 
 UDEV_RULE = "99-klick.rules"
@@ -72,7 +86,7 @@ class Machine:
     min_free: int = MIN_FREE_BYTES
 
     @classmethod
-    def current(cls, env: dict[str, str] | None = None) -> "Machine":
+    def current(cls, env: dict[str, str] | None = None) -> Machine:
         env = dict(os.environ) if env is None else env
         uid = os.getuid()
         try:
@@ -99,6 +113,7 @@ class BridgeView:
 
 # --- the run -----------------------------------------------------------------------------------
 
+
 def run_doctor(config_path: str | Path | None = None, machine: Machine | None = None) -> list[Finding]:
     """Every check, in the order an installer reads them. Bad settings stop the rest: every
     other check depends on them."""
@@ -121,17 +136,26 @@ def run_doctor(config_path: str | Path | None = None, machine: Machine | None = 
 
 # --- settings and cards ------------------------------------------------------------------------
 
+
 def check_config(config_path: str | Path | None = None) -> tuple[Config | None, Finding]:
     try:
         cfg = load_config(config_path)
     except ConfigError as exc:
         first = exc.problems[0] if exc.problems else None
         more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
-        return None, Finding("Settings", False, f"the settings file cannot be used: {first}{more}",
-                             "fix that line; `klick config check` lists every problem. The other checks wait for it")
+        return None, Finding(
+            "Settings",
+            False,
+            f"the settings file cannot be used: {first}{more}",
+            "fix that line; `klick config check` lists every problem. The other checks wait for it",
+        )
     except OSError as exc:
-        return None, Finding("Settings", False, f"the settings file cannot be read: {exc.strerror or exc}",
-                             "check that the file exists and this user may read it")
+        return None, Finding(
+            "Settings",
+            False,
+            f"the settings file cannot be read: {exc.strerror or exc}",
+            "check that the file exists and this user may read it",
+        )
     where = str(cfg.source) if cfg.source else "no klick.yaml found, every setting is its default"
     return cfg, Finding("Settings", True, f"{where}; reader driver {cfg.reader.driver}, language {cfg.locale}")
 
@@ -141,18 +165,26 @@ def check_registry_file(cfg: Config) -> Finding:
 
     path = cfg.paths.registry
     if not path.exists():
-        return Finding("Cards", False, f"there is no card file at {path}, so no card does anything yet",
-                       "set up cards with `klick cards add`, or copy a set with `klick cards unpack`")
+        return Finding(
+            "Cards",
+            False,
+            f"there is no card file at {path}, so no card does anything yet",
+            "set up cards with `klick cards add`, or copy a set with `klick cards unpack`",
+        )
     try:
         registry, problems = check_registry(path)
     except OSError as exc:
-        return Finding("Cards", False, f"the card file {path} cannot be read: {exc.strerror or exc}",
-                       "check that this user may read it")
+        return Finding(
+            "Cards", False, f"the card file {path} cannot be read: {exc.strerror or exc}", "check that this user may read it"
+        )
     if registry is None:
         errors = [p for p in problems if p.severity == "error"]
-        return Finding("Cards", False, f"the card file has {len(errors)} problem{'s' if len(errors) != 1 else ''}, "
-                                       f"the first: {errors[0]}",
-                       f"`klick cards check {path}` shows every line to fix")
+        return Finding(
+            "Cards",
+            False,
+            f"the card file has {len(errors)} problem{'s' if len(errors) != 1 else ''}, the first: {errors[0]}",
+            f"`klick cards check {path}` shows every line to fix",
+        )
     n = len(registry)
     note = ""
     if registry.warnings:
@@ -162,6 +194,7 @@ def check_registry_file(cfg: Config) -> Finding:
 
 # --- the reader --------------------------------------------------------------------------------
 
+
 def check_reader(cfg: Config, bridge: BridgeView | None = None) -> Finding:
     """Is the configured reader there? The running bridge is asked first; only without one is the
     hardware looked for directly."""
@@ -170,11 +203,15 @@ def check_reader(cfg: Config, bridge: BridgeView | None = None) -> Finding:
         status = bridge.status
         detail = f": {status.detail.rstrip('.')}" if status.detail else ""
         if status.state == "connected":
-            return Finding("Reader", True, f"the bridge reports the {reader.driver} reader \"{reader.name}\" connected, "
-                                           f"{status.mode} mode{detail}")
+            return Finding(
+                "Reader",
+                True,
+                f'the bridge reports the {reader.driver} reader "{reader.name}" connected, {status.mode} mode{detail}',
+            )
         what = "is still looking for" if status.state == "searching" else "has lost"
-        return Finding("Reader", False, f"the bridge {what} the {reader.driver} reader \"{reader.name}\"{detail}",
-                       _reader_fix(reader.driver))
+        return Finding(
+            "Reader", False, f'the bridge {what} the {reader.driver} reader "{reader.name}"{detail}', _reader_fix(reader.driver)
+        )
     if reader.driver == "sim":
         return Finding("Reader", True, "the simulated reader (for the demo and tests); it needs no hardware")
     return {"serial": _serial_reader, "nfc": _nfc_reader, "hid": _hid_reader}[reader.driver](cfg)
@@ -194,14 +231,21 @@ def _serial_reader(cfg: Config) -> Finding:
     ports = _serial_ports()
     listed = ", ".join(f"{dev} ({desc})" if desc and desc != "n/a" else dev for dev, desc in ports) if ports else ""
     if not device:
-        return Finding("Reader", False, "reader.device is empty, so the bridge does not know where the serial reader is",
-                       "set reader.device in klick.yaml to /dev/klick-reader (the udev rule's name)"
-                       + (f" or one of: {listed}" if listed else ""))
+        return Finding(
+            "Reader",
+            False,
+            "reader.device is empty, so the bridge does not know where the serial reader is",
+            "set reader.device in klick.yaml to /dev/klick-reader (the udev rule's name)"
+            + (f" or one of: {listed}" if listed else ""),
+        )
     if not os.path.exists(device):
         found = f"serial ports on this machine: {listed}" if listed else "there are no serial ports on this machine at all"
-        return Finding("Reader", False, f"there is no serial device at {device}; {found}",
-                       "plug the reader in" + (", or set reader.device to the right port" if listed else
-                                               " and check its USB cable"))
+        return Finding(
+            "Reader",
+            False,
+            f"there is no serial device at {device}; {found}",
+            "plug the reader in" + (", or set reader.device to the right port" if listed else " and check its USB cable"),
+        )
     real = os.path.realpath(device)
     desc = next((d for dev, d in ports if os.path.realpath(dev) == real and d and d != "n/a"), "")
     return Finding("Reader", True, f"the serial reader is at {device}" + (f" ({desc})" if desc else ""))
@@ -218,17 +262,29 @@ def _nfc_reader(cfg: Config) -> Finding:
     from firmware_bridge.nfc_driver import nfcpy_installed, probe
 
     if not nfcpy_installed():
-        return Finding("Reader", False, "nfcpy, which talks to NFC readers, is not installed",
-                       "reinstall Klick (`make venv`), which installs nfcpy")
+        return Finding(
+            "Reader",
+            False,
+            "nfcpy, which talks to NFC readers, is not installed",
+            "reinstall Klick (`make venv`), which installs nfcpy",
+        )
     outcome = _within(NFC_PROBE_TIMEOUT_S, lambda: probe(path))
     if outcome is None:
-        return Finding("Reader", False, f"the NFC reader at \"{path}\" did not answer within {NFC_PROBE_TIMEOUT_S:.0f} s",
-                       "unplug the reader and plug it in again")
+        return Finding(
+            "Reader",
+            False,
+            f'the NFC reader at "{path}" did not answer within {NFC_PROBE_TIMEOUT_S:.0f} s',
+            "unplug the reader and plug it in again",
+        )
     ok, detail = outcome
     if ok:
-        return Finding("Reader", True, f"the NFC reader answers at \"{path}\" ({detail})")
-    return Finding("Reader", False, f"no NFC reader found at \"{path}\": {detail}",
-                   "plug the reader in, or set reader.device (e.g. usb, usb:072f:2200 or tty:USB0:pn532)")
+        return Finding("Reader", True, f'the NFC reader answers at "{path}" ({detail})')
+    return Finding(
+        "Reader",
+        False,
+        f'no NFC reader found at "{path}": {detail}',
+        "plug the reader in, or set reader.device (e.g. usb, usb:072f:2200 or tty:USB0:pn532)",
+    )
 
 
 def _within(seconds: float, job: Callable[[], Any]) -> Any:
@@ -245,17 +301,31 @@ def _hid_reader(cfg: Config) -> Finding:
     try:
         candidates = _input_devices()
     except ImportError:
-        return Finding("Reader", False, "python-evdev, which reads keyboard-style readers, is not installed",
-                       "reinstall Klick (`make venv`), which installs evdev")
+        return Finding(
+            "Reader",
+            False,
+            "python-evdev, which reads keyboard-style readers, is not installed",
+            "reinstall Klick (`make venv`), which installs evdev",
+        )
     looks = [(path, name) for path, name in candidates if any(w in name.lower() for w in RFID_WORDS)]
     listed = ", ".join(f"{path} ({name})" for path, name in looks)
     if not device:
-        return Finding("Reader", False, "reader.device is empty, so the bridge does not know which input device is the reader",
-                       f"set reader.device to {'one of: ' + listed if looks else 'the reader under /dev/input/by-id/'}")
+        return Finding(
+            "Reader",
+            False,
+            "reader.device is empty, so the bridge does not know which input device is the reader",
+            f"set reader.device to {'one of: ' + listed if looks else 'the reader under /dev/input/by-id/'}",
+        )
     if not os.path.exists(device):
-        found = f"input devices that look like RFID readers: {listed}" if looks else "no input device here looks like an RFID reader"
-        return Finding("Reader", False, f"there is no input device at {device}; {found}",
-                       "plug the reader in" + (", or set reader.device to it" if looks else ""))
+        found = (
+            f"input devices that look like RFID readers: {listed}" if looks else "no input device here looks like an RFID reader"
+        )
+        return Finding(
+            "Reader",
+            False,
+            f"there is no input device at {device}; {found}",
+            "plug the reader in" + (", or set reader.device to it" if looks else ""),
+        )
     real = os.path.realpath(device)
     name = next((n for p, n in candidates if os.path.realpath(p) == real), "")
     return Finding("Reader", True, f"the keyboard-style reader is at {device}" + (f" ({name})" if name else ""))
@@ -268,6 +338,7 @@ def _input_devices() -> list[tuple[str, str]]:
 
 
 # --- permissions -------------------------------------------------------------------------------
+
 
 def check_permissions(cfg: Config, machine: Machine) -> Finding:
     """The group the driver needs, and the udev rule that names the reader and sets its access."""
@@ -293,8 +364,10 @@ def check_permissions(cfg: Config, machine: Machine) -> Finding:
     rule = machine.rules_dir / UDEV_RULE
     if not rule.is_file():
         problems.append(f"the udev rule {rule} is missing, so the reader gets neither its fixed name nor its permissions")
-        fixes.append(f"install it from Klick's config folder (sudo cp {UDEV_RULE} {machine.rules_dir}/ && "
-                     "sudo udevadm control --reload && sudo udevadm trigger), then plug the reader in again")
+        fixes.append(
+            f"install it from Klick's config folder (sudo cp {UDEV_RULE} {machine.rules_dir}/ && "
+            "sudo udevadm control --reload && sudo udevadm trigger), then plug the reader in again"
+        )
     if problems:
         return Finding("Permissions", False, "; ".join(problems), "; ".join(fixes))
     return Finding("Permissions", True, f"{have}, and the udev rule {rule} is there")
@@ -302,14 +375,14 @@ def check_permissions(cfg: Config, machine: Machine) -> Finding:
 
 # --- the bridge --------------------------------------------------------------------------------
 
+
 def check_bridge(cfg: Config, timeout: float = BRIDGE_TIMEOUT_S) -> tuple[Finding, BridgeView | None]:
     """Connect to the bridge's socket and read what it says first: its reader status and any card."""
     from klick.bridge_client import BridgeUnavailable, iter_events
     from klick.events import EventError
 
     path = cfg.paths.socket
-    start = ("start it: `sudo systemctl start klick-bridge` on the tablet, or `klick bridge` in another "
-             "terminal on a desktop")
+    start = "start it: `sudo systemctl start klick-bridge` on the tablet, or `klick bridge` in another terminal on a desktop"
     if not path.exists():
         return Finding("Bridge", False, f"the card reader bridge is not running (no socket at {path})", start), None
     events: list[Event] = []
@@ -323,13 +396,21 @@ def check_bridge(cfg: Config, timeout: float = BRIDGE_TIMEOUT_S) -> tuple[Findin
     except TimeoutError:
         pass  # the greeting is over
     except EventError as exc:
-        return Finding("Bridge", False, f"something answers on {path} but does not speak Klick events ({exc})",
-                       f"stop whatever listens there, then {start}"), None
+        return Finding(
+            "Bridge",
+            False,
+            f"something answers on {path} but does not speak Klick events ({exc})",
+            f"stop whatever listens there, then {start}",
+        ), None
     except OSError as exc:
         return Finding("Bridge", False, f"the bridge socket {path} cannot be read: {exc.strerror or exc}", start), None
     if not events:
-        return Finding("Bridge", False, f"the bridge answers on {path} but said nothing within {timeout:.0f} s",
-                       "restart it: `sudo systemctl restart klick-bridge`"), None
+        return Finding(
+            "Bridge",
+            False,
+            f"the bridge answers on {path} but said nothing within {timeout:.0f} s",
+            "restart it: `sudo systemctl restart klick-bridge`",
+        ), None
     statuses = [e for e in events if isinstance(e, ReaderStatus)]
     status = statuses[-1] if statuses else None
     present: CardPresent | None = None
@@ -339,20 +420,25 @@ def check_bridge(cfg: Config, timeout: float = BRIDGE_TIMEOUT_S) -> tuple[Findin
         elif isinstance(event, CardRemoved):
             present = None
     view = BridgeView(status, present, tuple(events))
-    said = f"reader \"{status.reader}\" {status.state}" if status else "no reader status yet"
+    said = f'reader "{status.reader}" {status.state}' if status else "no reader status yet"
     card = f"; card {present.uid} is in the reader" if present else "; no card in the reader"
     return Finding("Bridge", True, f"the bridge answers on {path}: {said}{card}"), view
 
 
 # --- programs and disk -------------------------------------------------------------------------
 
+
 def check_browser(cfg: Config, machine: Machine) -> Finding:
     program = cfg.browser.command[0]
     found = shutil.which(program, path=machine.path)
     if found:
         return Finding("Browser", True, f"{program} is installed ({found})")
-    return Finding("Browser", False, f"the browser {program} (browser.command) is not installed here",
-                   "install it (sudo apt install chromium), or set browser.command in klick.yaml to a browser that is")
+    return Finding(
+        "Browser",
+        False,
+        f"the browser {program} (browser.command) is not installed here",
+        "install it (sudo apt install chromium), or set browser.command in klick.yaml to a browser that is",
+    )
 
 
 def check_speech(cfg: Config, machine: Machine) -> Finding:
@@ -361,8 +447,12 @@ def check_speech(cfg: Config, machine: Machine) -> Finding:
     found = shutil.which("espeak-ng", path=machine.path)
     if found:
         return Finding("Speech", True, f"speech is on and espeak-ng is installed ({found})")
-    return Finding("Speech", False, "speech is on (speech: true) but espeak-ng is not installed, so labels are not read aloud",
-                   "sudo apt install espeak-ng, or set speech: false in klick.yaml")
+    return Finding(
+        "Speech",
+        False,
+        "speech is on (speech: true) but espeak-ng is not installed, so labels are not read aloud",
+        "sudo apt install espeak-ng, or set speech: false in klick.yaml",
+    )
 
 
 def check_disk(cfg: Config, machine: Machine) -> Finding:
@@ -373,18 +463,30 @@ def check_disk(cfg: Config, machine: Machine) -> Finding:
     try:
         free = shutil.disk_usage(existing).free
     except OSError as exc:
-        return Finding("Disk", False, f"cannot tell the free space for the usage log in {folder}: {exc.strerror or exc}",
-                       "check that the folder exists and this user may read it")
+        return Finding(
+            "Disk",
+            False,
+            f"cannot tell the free space for the usage log in {folder}: {exc.strerror or exc}",
+            "check that the folder exists and this user may read it",
+        )
     if not os.access(existing, os.W_OK):
-        return Finding("Disk", False, f"this user may not write the usage log in {existing}",
-                       "give the klick user that folder (sudo chown), or set paths.usage_db to a folder it owns")
+        return Finding(
+            "Disk",
+            False,
+            f"this user may not write the usage log in {existing}",
+            "give the klick user that folder (sudo chown), or set paths.usage_db to a folder it owns",
+        )
     if free < machine.min_free:
-        return Finding("Disk", False, f"only {_size(free)} free for the usage log in {folder} (want {_size(machine.min_free)})",
-                       "free some space, or set paths.usage_db to a bigger disk")
+        return Finding(
+            "Disk",
+            False,
+            f"only {_size(free)} free for the usage log in {folder} (want {_size(machine.min_free)})",
+            "free some space, or set paths.usage_db to a bigger disk",
+        )
     return Finding("Disk", True, f"{_size(free)} free for the usage log in {folder}")
 
 
 def _size(n: int) -> str:
-    if n >= 1024 ** 3:
-        return f"{n / 1024 ** 3:.1f} GB"
-    return f"{n / 1024 ** 2:.0f} MB"
+    if n >= 1024**3:
+        return f"{n / 1024**3:.1f} GB"
+    return f"{n / 1024**2:.0f} MB"

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Union
+from typing import ClassVar
 
 __all__ = [
-    "VideoCall", "SvtPlay", "PhotoAlbum", "Web", "Command", "Action", "Card",
-    "ACTION_TYPES", "PROVIDERS", "SVT_CHANNELS",
+    "VideoCall",
+    "SvtPlay",
+    "PhotoAlbum",
+    "Web",
+    "Command",
+    "Action",
+    "Card",
+    "ACTION_TYPES",
+    "PROVIDERS",
+    "SVT_CHANNELS",
 ]
 
 PROVIDERS = ("jitsi", "teams", "skype")
@@ -57,7 +65,7 @@ class Command:
     argv: tuple[str, ...]
 
 
-Action = Union[VideoCall, SvtPlay, PhotoAlbum, Web, Command]
+Action = VideoCall | SvtPlay | PhotoAlbum | Web | Command
 ACTION_TYPES: dict[str, type] = {cls.type: cls for cls in (VideoCall, SvtPlay, PhotoAlbum, Web, Command)}
 
 

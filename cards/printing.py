@@ -12,16 +12,25 @@ The layout (which text size fits, where a face goes) is pure and separate from t
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from cards.describe import describe
 from cards.model import Card
 
 __all__ = [
-    "CARD_W_MM", "CARD_H_MM", "PER_PAGE", "PrintError", "PrintResult",
-    "find_fonts", "fit_text", "face_origin", "text_colour_for", "render_cards", "pdf_bytes",
+    "CARD_W_MM",
+    "CARD_H_MM",
+    "PER_PAGE",
+    "PrintError",
+    "PrintResult",
+    "find_fonts",
+    "fit_text",
+    "face_origin",
+    "text_colour_for",
+    "render_cards",
+    "pdf_bytes",
 ]
 
 MM = 72.0 / 25.4
@@ -53,6 +62,7 @@ class PrintResult:
 
 # --- pure layout --------------------------------------------------------------------------------
 
+
 def face_origin(index: int, *, back: bool = False) -> tuple[float, float]:
     """Bottom-left corner (mm from the page's bottom-left) of the face in slot ``index`` on its page.
 
@@ -70,8 +80,16 @@ def face_origin(index: int, *, back: bool = False) -> tuple[float, float]:
     return x, y
 
 
-def fit_text(text: str, width_of: Callable[[str, float], float], max_width: float, max_height: float,
-             max_size: float, min_size: float, max_lines: int = 2, line_gap: float = 1.15) -> tuple[float, list[str]]:
+def fit_text(
+    text: str,
+    width_of: Callable[[str, float], float],
+    max_width: float,
+    max_height: float,
+    max_size: float,
+    min_size: float,
+    max_lines: int = 2,
+    line_gap: float = 1.15,
+) -> tuple[float, list[str]]:
     """The largest size (and the lines) at which ``text`` fits the box, one line preferred.
 
     ``width_of(text, size)`` measures in the same unit as the box. Sizes step down by half a
@@ -103,8 +121,8 @@ def _split_lines(text: str, n: int) -> list[str] | None:
         best = min(range(1, len(words)), key=lambda i: abs(len(" ".join(words[:i])) - len(" ".join(words[i:]))))
         return [" ".join(words[:best]), " ".join(words[best:])]
     per = max(1, len(words) // n)
-    lines = [" ".join(words[i * per:(i + 1) * per]) for i in range(n - 1)]
-    lines.append(" ".join(words[(n - 1) * per:]))
+    lines = [" ".join(words[i * per : (i + 1) * per]) for i in range(n - 1)]
+    lines.append(" ".join(words[(n - 1) * per :]))
     return lines
 
 
@@ -112,7 +130,8 @@ def _luminance(hex_colour: str) -> float:
     def channel(c: int) -> float:
         v = c / 255
         return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
-    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
     return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
 
 
@@ -123,6 +142,7 @@ def text_colour_for(background: str) -> str:
 
 
 # --- fonts --------------------------------------------------------------------------------------
+
 
 def find_fonts() -> tuple[Path, Path]:
     """A regular and a bold TrueType font with å, ä and ö: DejaVu Sans, which matplotlib ships.
@@ -157,6 +177,7 @@ def _register_fonts() -> None:
 
 # --- drawing ------------------------------------------------------------------------------------
 
+
 def pdf_bytes(cards: Sequence[Card], *, locale: str = "sv", backs: bool = False) -> tuple[bytes, int]:
     """The PDF for ``cards`` and its page count. Raises :class:`PrintError` for no cards."""
     if not cards:
@@ -171,11 +192,10 @@ def pdf_bytes(cards: Sequence[Card], *, locale: str = "sv", backs: bool = False)
     canvas.setTitle("Klick — kort att skriva ut" if locale == "sv" else "Klick — cards to print")
     canvas.setAuthor("Klick")
     faces = [(i, card, _define_face(canvas, i, card, locale, HexColor, stringWidth)) for i, card in enumerate(cards)]
-    back_forms = ([_define_back(canvas, i, card, locale, HexColor, stringWidth) for i, card in enumerate(cards)]
-                  if backs else [])
+    back_forms = [_define_back(canvas, i, card, locale, HexColor, stringWidth) for i, card in enumerate(cards)] if backs else []
     pages = 0
     for start in range(0, len(cards), PER_PAGE):
-        chunk = faces[start:start + PER_PAGE]
+        chunk = faces[start : start + PER_PAGE]
         for i, _card, form in chunk:
             _place(canvas, form, face_origin(i))
         canvas.showPage()
@@ -214,8 +234,8 @@ def _crop_marks(canvas, x: float, y: float, w: float, h: float) -> None:
     canvas.setStrokeColorRGB(0, 0, 0)
     for cx, sx in ((x, -1), (x + w, 1)):
         for cy, sy in ((y, -1), (y + h, 1)):
-            canvas.line(cx + sx * off, cy, cx + sx * (off + length), cy)   # along the horizontal edge
-            canvas.line(cx, cy + sy * off, cx, cy + sy * (off + length))   # along the vertical edge
+            canvas.line(cx + sx * off, cy, cx + sx * (off + length), cy)  # along the horizontal edge
+            canvas.line(cx, cy + sy * off, cx, cy + sy * (off + length))  # along the vertical edge
     canvas.restoreState()
 
 
@@ -233,15 +253,18 @@ def _define_face(canvas, index: int, card: Card, locale: str, HexColor, stringWi
     canvas.setLineWidth(0.5)
     canvas.rect(0, h - band, w, band, stroke=1 if pale else 0, fill=1)
     # The label, as large as the band allows.
-    size, lines = fit_text(card.label, lambda t, s: stringWidth(t, FONT_BOLD, s), w - 2 * pad, band - 2 * pad * 0.6,
-                           LABEL_MAX_PT, LABEL_MIN_PT)
+    size, lines = fit_text(
+        card.label, lambda t, s: stringWidth(t, FONT_BOLD, s), w - 2 * pad, band - 2 * pad * 0.6, LABEL_MAX_PT, LABEL_MIN_PT
+    )
     canvas.setFillColor(HexColor(text_colour_for(card.colour)))
     canvas.setFont(FONT_BOLD, size)
     _centred_lines(canvas, lines, size, w / 2, h - band / 2)
     # The "what it does" line along the bottom.
     line_area = 7.0 * MM
     what = describe(card, locale) or card.label
-    lsize, llines = fit_text(what, lambda t, s: stringWidth(t, FONT, s), w - 2 * pad, line_area - 2, LINE_MAX_PT, LINE_MIN_PT, max_lines=1)
+    lsize, llines = fit_text(
+        what, lambda t, s: stringWidth(t, FONT, s), w - 2 * pad, line_area - 2, LINE_MAX_PT, LINE_MIN_PT, max_lines=1
+    )
     canvas.setFillColor(HexColor("#222222"))
     canvas.setFont(FONT, lsize)
     _centred_lines(canvas, llines, lsize, w / 2, line_area / 2 + 1)
@@ -267,14 +290,20 @@ def _define_back(canvas, index: int, card: Card, locale: str, HexColor, stringWi
         (FONT_BOLD, 14.0, card.label),
         (FONT, 8.0, describe(card, locale)),
         (FONT, 7.0, ("Kort-ID " if sv else "Card ID ") + card.uid),
-        (FONT, 7.0, "Sätt kortet i läsaren på surfplattans baksida." if sv else "Put the card into the reader behind the tablet."),
+        (
+            FONT,
+            7.0,
+            "Sätt kortet i läsaren på surfplattans baksida." if sv else "Put the card into the reader behind the tablet.",
+        ),
     ]
     y = h - pad
     canvas.setFillColor(HexColor("#111111"))
     for font, max_size, text in rows:
         if not text:
             continue
-        size, lines = fit_text(text, lambda t, s, f=font: stringWidth(t, f, s), w - 2 * pad, max_size * 1.2, max_size, 5.0, max_lines=1)
+        size, lines = fit_text(
+            text, lambda t, s, f=font: stringWidth(t, f, s), w - 2 * pad, max_size * 1.2, max_size, 5.0, max_lines=1
+        )
         y -= size * 1.5
         canvas.setFont(font, size)
         canvas.drawCentredString(w / 2, y, lines[0])

@@ -25,16 +25,26 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 
 from cards.colours import ColourError, parse_colour
 from cards.model import (
-    ACTION_TYPES, PROVIDERS, SVT_CHANNELS, Action, Card, Command, PhotoAlbum, SvtPlay, VideoCall, Web,
+    ACTION_TYPES,
+    PROVIDERS,
+    SVT_CHANNELS,
+    Action,
+    Card,
+    Command,
+    PhotoAlbum,
+    SvtPlay,
+    VideoCall,
+    Web,
 )
 from klick.atomic import write_atomic
 from klick.problems import FileProblems, Problem
@@ -42,8 +52,14 @@ from klick.uid import UidError, normalise_uid
 from klick.yamlfile import YamlDoc, line_of, read_yaml
 
 __all__ = [
-    "Registry", "RegistryError", "load_registry", "check_registry", "save_registry",
-    "registry_to_yaml", "parse_registry_text", "ALLOWED_URL_SCHEMES",
+    "Registry",
+    "RegistryError",
+    "load_registry",
+    "check_registry",
+    "save_registry",
+    "registry_to_yaml",
+    "parse_registry_text",
+    "ALLOWED_URL_SCHEMES",
 ]
 
 #: Only encrypted web pages; a card never opens file:, javascript: or plain http: addresses.
@@ -91,7 +107,7 @@ class Registry:
     def __len__(self) -> int:
         return len(self.cards)
 
-    def with_card(self, card: Card, *, replace_existing: bool = False) -> "Registry":
+    def with_card(self, card: Card, *, replace_existing: bool = False) -> Registry:
         """A new registry with ``card`` added (or put in place of the card with its UID)."""
         if card.uid in self._by_uid and not replace_existing:
             raise KeyError(card.uid)
@@ -100,7 +116,7 @@ class Registry:
             cards.append(card)
         return Registry(tuple(cards), self.path, self.warnings)
 
-    def without(self, uid: str) -> "Registry":
+    def without(self, uid: str) -> Registry:
         key = normalise_uid(uid)
         if key not in self._by_uid:
             raise KeyError(key)
@@ -108,6 +124,7 @@ class Registry:
 
 
 # --- reading ------------------------------------------------------------------------------------
+
 
 def load_registry(path: str | Path, *, missing_ok: bool = False) -> Registry:
     """Read and check a card file; raise :class:`RegistryError` listing every error.
@@ -178,8 +195,11 @@ def _read_cards(doc: YamlDoc, base: Path) -> list[Card]:
             continue
         if card.uid in first_seen:
             line, spelled = first_seen[card.uid]
-            doc.error(card.line, f"card {card.uid} is already set up on line {line} (written there as "
-                                 f"\"{spelled}\"); one card can do only one thing — remove one of them")
+            doc.error(
+                card.line,
+                f"card {card.uid} is already set up on line {line} (written there as "
+                f'"{spelled}"); one card can do only one thing — remove one of them',
+            )
             continue
         first_seen[card.uid] = (card.line, _raw_uid(item))
         cards.append(card)
@@ -208,7 +228,7 @@ def _read_card(doc: YamlDoc, node: yaml.Node, base: Path) -> Card | None:
     else:
         uid_node = f["uid"][1]
         if not isinstance(uid_node, yaml.ScalarNode) or uid_node.tag.endswith(":null"):
-            doc.error(uid_node, "uid must be the card's ID, such as \"04A2B3C4\"")
+            doc.error(uid_node, 'uid must be the card\'s ID, such as "04A2B3C4"')
         else:
             try:
                 # The raw scalar text: YAML must never turn 0012345678 into the number 12345678.
@@ -254,8 +274,17 @@ def _read_card(doc: YamlDoc, node: yaml.Node, base: Path) -> Card | None:
 
     if len([p for p in doc.problems if p.severity == "error"]) > errors_before:
         return None
-    return Card(uid=uid, label=label, action=action, colour=colour, picture=picture,
-                on_remove=on_remove, enabled=enabled, role=role, line=line)
+    return Card(
+        uid=uid,
+        label=label,
+        action=action,
+        colour=colour,
+        picture=picture,
+        on_remove=on_remove,
+        enabled=enabled,
+        role=role,
+        line=line,
+    )
 
 
 def _read_action(doc: YamlDoc, node: yaml.Node, base: Path) -> Action | None:
@@ -267,7 +296,7 @@ def _read_action(doc: YamlDoc, node: yaml.Node, base: Path) -> Action | None:
         return None
     kind = doc.value(f["type"][1])
     if kind not in ACTION_TYPES:
-        doc.error(f["type"][1], f"\"{kind}\" is not an action Klick knows; use one of: {', '.join(ACTION_TYPES)}")
+        doc.error(f["type"][1], f'"{kind}" is not an action Klick knows; use one of: {", ".join(ACTION_TYPES)}')
         return None
     fields = dict(f)
     del fields["type"]
@@ -295,7 +324,7 @@ def _read_action(doc: YamlDoc, node: yaml.Node, base: Path) -> Action | None:
         if bool(channel) == bool(program):
             doc.error(node, "svt_play needs either a channel (such as svt1) or a program (such as /rapport), not both")
         elif channel and channel not in SVT_CHANNELS:
-            doc.error(f["channel"][1], f"channel must be one of {', '.join(SVT_CHANNELS)}, not \"{channel}\"")
+            doc.error(f["channel"][1], f'channel must be one of {", ".join(SVT_CHANNELS)}, not "{channel}"')
         elif program and not _PROGRAM.fullmatch(program):
             doc.error(f["program"][1], "program must be the part of the SVT Play address after svtplay.se, such as /rapport")
         return SvtPlay(channel=channel, program=program)
@@ -321,8 +350,11 @@ def _read_action(doc: YamlDoc, node: yaml.Node, base: Path) -> Action | None:
     argv_node = f["argv"][1]
     value = doc.value(argv_node)
     if isinstance(value, str):
-        doc.error(argv_node, "argv must be a list (one word per line starting with '- '), not one string: "
-                             "Klick never runs commands through a shell")
+        doc.error(
+            argv_node,
+            "argv must be a list (one word per line starting with '- '), not one string: "
+            "Klick never runs commands through a shell",
+        )
         return None
     if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
         doc.error(argv_node, "argv must be a list of words, the first one the program")
@@ -362,7 +394,7 @@ def _choice_field(doc: YamlDoc, f: dict, key: str, options: Iterable[str], defau
         return default
     value = doc.value(f[key][1])
     if value not in options:
-        doc.error(f[key][1], f"{key} must be one of {', '.join(options)}, not \"{value}\"")
+        doc.error(f[key][1], f'{key} must be one of {", ".join(options)}, not "{value}"')
         return default
     return value
 
@@ -373,7 +405,7 @@ def _url_field(doc: YamlDoc, f: dict, key: str, where: str, required: bool = Fal
         return ""
     parts = urlsplit(text)
     if parts.scheme not in ALLOWED_URL_SCHEMES or not parts.netloc:
-        doc.error(f[key][1], f"{key} must be a web address starting with https://, not \"{text}\"")
+        doc.error(f[key][1], f'{key} must be a web address starting with https://, not "{text}"')
         return ""
     return text
 
@@ -391,6 +423,7 @@ def _resolve(base: Path, text: str) -> Path:
 
 # --- writing ------------------------------------------------------------------------------------
 
+
 class _Quoted(str):
     """A UID is always written in quotes, so no YAML reader anywhere can take it for a number."""
 
@@ -405,10 +438,13 @@ _Dumper.add_representer(_Quoted, lambda dumper, text: dumper.represent_scalar("t
 def registry_to_yaml(registry: Registry, base: Path) -> str:
     """The card file text for ``registry``; paths are written relative to ``base`` when inside it."""
     cards = [_card_to_dict(card, base) for card in registry.cards]
-    body = yaml.dump({"version": 1, "cards": cards}, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
-                     default_flow_style=False, width=100)
-    header = ("# Klick card set. Written by the carer tool; `klick cards check` checks it.\n"
-              "# Each card: uid, label, colour, picture, action, on_remove (close|keep).\n")
+    body = yaml.dump(
+        {"version": 1, "cards": cards}, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100
+    )
+    header = (
+        "# Klick card set. Written by the carer tool; `klick cards check` checks it.\n"
+        "# Each card: uid, label, colour, picture, action, on_remove (close|keep).\n"
+    )
     return header + body
 
 

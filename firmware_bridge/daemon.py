@@ -16,8 +16,9 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 from firmware_bridge.driver import make_driver
 from firmware_bridge.placelift import PlaceLift
@@ -115,8 +116,9 @@ class Bridge:
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, self._on_signal)
-        log.info("Klick bridge listening on %s (reader %r, driver %s).",
-                 self.cfg.paths.socket, self.reader, self.cfg.reader.driver)
+        log.info(
+            "Klick bridge listening on %s (reader %r, driver %s).", self.cfg.paths.socket, self.reader, self.cfg.reader.driver
+        )
         self._thread = threading.Thread(target=self._drive, name="reader-driver", daemon=True)
         self._thread.start()
         try:
@@ -174,8 +176,9 @@ class Bridge:
                     return
                 log.warning("The reader driver stopped by itself; starting it again in %g s.", pause)
             except Exception as exc:
-                log.error("The reader driver failed (%s: %s); starting it again in %g s.",
-                          type(exc).__name__, exc, pause, exc_info=True)
+                log.error(
+                    "The reader driver failed (%s: %s); starting it again in %g s.", type(exc).__name__, exc, pause, exc_info=True
+                )
                 self.sink.status("lost", "The reader program failed; trying again shortly.")
             if time.monotonic() - started > 60:
                 pause = RESTART_PAUSE
@@ -240,8 +243,10 @@ class Bridge:
             return reply
         action = getattr(self.driver, name, None)
         if action is None:
-            reply["error"] = (f"The reader uses the {self.cfg.reader.driver} driver, which cannot {name} cards; "
-                              "only the simulated reader (driver: sim) can.")
+            reply["error"] = (
+                f"The reader uses the {self.cfg.reader.driver} driver, which cannot {name} cards; "
+                "only the simulated reader (driver: sim) can."
+            )
             return reply
         if name == "insert":
             try:

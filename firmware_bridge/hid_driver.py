@@ -57,8 +57,10 @@ class HidDriver:
             device = self._open(evdev)
             if device is None:
                 where = self.reader.device or "any input device named like a card reader"
-                self._status("lost" if was_connected else "searching",
-                             f"No keyboard-style card reader found ({where}). Check that it is plugged in.")
+                self._status(
+                    "lost" if was_connected else "searching",
+                    f"No keyboard-style card reader found ({where}). Check that it is plugged in.",
+                )
                 stop.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue

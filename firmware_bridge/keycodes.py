@@ -18,11 +18,34 @@ KEY_UP, KEY_DOWN, KEY_REPEAT = 0, 1, 2
 #: Linux input key codes (linux/input-event-codes.h) → the character they stand for in an ID.
 KEY_CHARS: dict[int, str] = {
     # top row: KEY_1 = 2 ... KEY_9 = 10, KEY_0 = 11
-    2: "1", 3: "2", 4: "3", 5: "4", 6: "5", 7: "6", 8: "7", 9: "8", 10: "9", 11: "0",
+    2: "1",
+    3: "2",
+    4: "3",
+    5: "4",
+    6: "5",
+    7: "6",
+    8: "7",
+    9: "8",
+    10: "9",
+    11: "0",
     # keypad: KEY_KP7 = 71 ... KEY_KP0 = 82
-    71: "7", 72: "8", 73: "9", 75: "4", 76: "5", 77: "6", 79: "1", 80: "2", 81: "3", 82: "0",
+    71: "7",
+    72: "8",
+    73: "9",
+    75: "4",
+    76: "5",
+    77: "6",
+    79: "1",
+    80: "2",
+    81: "3",
+    82: "0",
     # hex letters: KEY_A = 30, KEY_B = 48, KEY_C = 46, KEY_D = 32, KEY_E = 18, KEY_F = 33
-    30: "A", 48: "B", 46: "C", 32: "D", 18: "E", 33: "F",
+    30: "A",
+    48: "B",
+    46: "C",
+    32: "D",
+    18: "E",
+    33: "F",
 }
 #: KEY_ENTER, KEY_KPENTER, KEY_TAB: the reader's "end of ID".
 TERMINATORS = frozenset({28, 96, 15})

@@ -52,7 +52,7 @@ class NfcDriver:
         while not stop.is_set():
             try:
                 clf = nfc.ContactlessFrontend(self.device)
-            except (IOError, OSError, ValueError) as exc:
+            except (OSError, ValueError) as exc:
                 log.debug("cannot open %s: %s", self.device, exc)
                 state = "lost" if was_connected else "searching"
                 self._status(state, f"No NFC reader found at {self.device}. Check that it is plugged in.")
@@ -64,7 +64,7 @@ class NfcDriver:
             self._status("connected", f"The NFC reader is connected ({clf.device}).")
             try:
                 self._serve(nfc, clf, stop)
-            except (IOError, OSError) as exc:
+            except OSError as exc:
                 log.debug("NFC reader failed: %s", exc)
                 self._level = None
                 self._status("lost", "The NFC reader was unplugged or stopped working.")
@@ -95,8 +95,11 @@ class NfcDriver:
     @staticmethod
     def _uid(tag, target) -> str | None:
         """The tag's identifier; a target nfcpy cannot activate still has its anticollision ID."""
-        raw = tag.identifier if tag is not None else (
-            target.sdd_res if target.sdd_res else (target.sensf_res[1:9] if target.sensf_res else None))
+        raw = (
+            tag.identifier
+            if tag is not None
+            else (target.sdd_res if target.sdd_res else (target.sensf_res[1:9] if target.sensf_res else None))
+        )
         if not raw:
             return None
         try:
@@ -116,8 +119,9 @@ class NfcDriver:
         elif target.sensf_res:
             again.sensf_req = bytearray.fromhex("00FFFF0000")
         found = clf.sense(again, iterations=1, interval=SENSE_INTERVAL)
-        return found is not None and (found.sdd_res == target.sdd_res if target.sdd_res
-                                      else found.sensf_res[1:9] == target.sensf_res[1:9])
+        return found is not None and (
+            found.sdd_res == target.sdd_res if target.sdd_res else found.sensf_res[1:9] == target.sensf_res[1:9]
+        )
 
     def _report(self, uid: str | None) -> None:
         if uid == self._level:
@@ -150,7 +154,7 @@ def probe(path: str) -> tuple[bool, str]:
 
     try:
         clf = nfc.ContactlessFrontend(path)
-    except IOError as exc:
+    except OSError as exc:
         if exc.errno == errno.EACCES:
             return False, "this user may not open it (see Permissions)"
         if exc.errno == errno.EBUSY:

@@ -18,7 +18,7 @@ events' ``at`` is injected, and :meth:`PlaceLift.next_deadline` tells the caller
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from klick.events import CardPresent, CardRemoved
 
@@ -104,8 +104,7 @@ class PlaceLift:
         events: list[CardEvent] = []
         while True:
             settle = self._settle_due()
-            grace = (self._missing_since + self.grace
-                     if self.present is not None and self._missing_since is not None else None)
+            grace = self._missing_since + self.grace if self.present is not None and self._missing_since is not None else None
             if settle is not None and settle <= now and (grace is None or settle <= grace):
                 # A new card settled: the old one (in its grace time) ends first.
                 if self.present is not None:

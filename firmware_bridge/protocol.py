@@ -17,16 +17,47 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Union
 
 __all__ = [
-    "SYNC", "MIN_FRAME", "MAX_FRAME", "MAX_PAYLOAD", "MAX_UID_BYTES", "PROTOCOL_VERSION",
-    "RESEND_AFTER", "MAX_RESENDS", "HEARTBEAT_INTERVAL", "HEARTBEAT_TIMEOUT",
-    "Hello", "CardPresentMsg", "CardRemovedMsg", "Heartbeat", "Ack", "ErrorMsg",
-    "Identify", "Led", "Beep", "Status", "Message", "MESSAGE_IDS",
-    "crc16_ccitt", "encode", "encode_payload", "decode_payload", "FieldError", "Decoder",
-    "CommandTracker", "Pending", "CounterWatch", "Watchdog",
-    "HostSession", "Write", "Present", "Absent", "Up", "Down", "Note",
+    "SYNC",
+    "MIN_FRAME",
+    "MAX_FRAME",
+    "MAX_PAYLOAD",
+    "MAX_UID_BYTES",
+    "PROTOCOL_VERSION",
+    "RESEND_AFTER",
+    "MAX_RESENDS",
+    "HEARTBEAT_INTERVAL",
+    "HEARTBEAT_TIMEOUT",
+    "Hello",
+    "CardPresentMsg",
+    "CardRemovedMsg",
+    "Heartbeat",
+    "Ack",
+    "ErrorMsg",
+    "Identify",
+    "Led",
+    "Beep",
+    "Status",
+    "Message",
+    "MESSAGE_IDS",
+    "crc16_ccitt",
+    "encode",
+    "encode_payload",
+    "decode_payload",
+    "FieldError",
+    "Decoder",
+    "CommandTracker",
+    "Pending",
+    "CounterWatch",
+    "Watchdog",
+    "HostSession",
+    "Write",
+    "Present",
+    "Absent",
+    "Up",
+    "Down",
+    "Note",
 ]
 
 SYNC = 0x7E
@@ -116,12 +147,19 @@ class Status:
     """Host → reader: tell me what is in the slot now, with the current counter."""
 
 
-Message = Union[Hello, CardPresentMsg, CardRemovedMsg, Heartbeat, Ack, ErrorMsg,
-                Identify, Led, Beep, Status]
+Message = Hello | CardPresentMsg | CardRemovedMsg | Heartbeat | Ack | ErrorMsg | Identify | Led | Beep | Status
 
 MESSAGE_IDS: dict[type, int] = {
-    Hello: 0x01, CardPresentMsg: 0x02, CardRemovedMsg: 0x03, Heartbeat: 0x04, Ack: 0x05,
-    ErrorMsg: 0x06, Identify: 0x81, Led: 0x82, Beep: 0x83, Status: 0x84,
+    Hello: 0x01,
+    CardPresentMsg: 0x02,
+    CardRemovedMsg: 0x03,
+    Heartbeat: 0x04,
+    Ack: 0x05,
+    ErrorMsg: 0x06,
+    Identify: 0x81,
+    Led: 0x82,
+    Beep: 0x83,
+    Status: 0x84,
 }
 _BY_ID = {v: k for k, v in MESSAGE_IDS.items()}
 HOST_COMMANDS = (Identify, Led, Beep, Status)
@@ -222,7 +260,7 @@ def _take_text(data: bytes, pos: int) -> tuple[str, int]:
     if pos >= len(data):
         raise FieldError("text length missing")
     n = data[pos]
-    raw = data[pos + 1: pos + 1 + n]
+    raw = data[pos + 1 : pos + 1 + n]
     if len(raw) != n:
         raise FieldError("text runs past the end of the message")
     if any(b > 0x7F for b in raw):
@@ -315,10 +353,13 @@ class Decoder:
         while 0 <= i < len(buf) - MIN_FRAME:
             start = i + 1
             n = buf[start]
-            if (MIN_FRAME <= n <= MAX_FRAME and start + n <= len(buf) and buf[start + 1] & 0xF0 == 0x10
-                    and buf[start + n - 1] == SYNC
-                    and crc16_ccitt(memoryview(buf)[start: start + n - 3])
-                    == (buf[start + n - 3] << 8) | buf[start + n - 2]):
+            if (
+                MIN_FRAME <= n <= MAX_FRAME
+                and start + n <= len(buf)
+                and buf[start + 1] & 0xF0 == 0x10
+                and buf[start + n - 1] == SYNC
+                and crc16_ccitt(memoryview(buf)[start : start + n - 3]) == (buf[start + n - 3] << 8) | buf[start + n - 2]
+            ):
                 return True
             i = buf.find(SYNC, start)
         return False
@@ -347,7 +388,7 @@ class Decoder:
                 self._resync()
                 continue
             seq = buf[1] & 0x0F
-            payload = bytes(buf[2: length - 3])
+            payload = bytes(buf[2 : length - 3])
             del buf[:length]
             try:
                 msg = decode_payload(payload)
@@ -538,7 +579,7 @@ class Note:
     text: str
 
 
-Action = Union[Write, Present, Absent, Up, Down, Note]
+Action = Write | Present | Absent | Up | Down | Note
 
 NOT_ANSWERING = "The card reader is not answering."
 STOPPED = "The card reader stopped sending signs of life. It may be unplugged."

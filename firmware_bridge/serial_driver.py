@@ -166,7 +166,9 @@ class SerialDriver:
                     up = True
                     self._connected.set()
                     h = a.hello
-                    self._status("connected", f"The card reader is connected ({h.kind or 'reader'}, firmware {h.firmware or 'unknown'}).")
+                    self._status(
+                        "connected", f"The card reader is connected ({h.kind or 'reader'}, firmware {h.firmware or 'unknown'})."
+                    )
                 elif isinstance(a, p.Down):
                     return a.detail
                 elif isinstance(a, p.Note):

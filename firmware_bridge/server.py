@@ -16,8 +16,9 @@ import selectors
 import socket
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["EventServer", "BridgeAlreadyRunning", "SocketPathError", "MAX_OUTPUT", "MAX_LINE"]
 
@@ -101,9 +102,7 @@ class EventServer:
         except FileNotFoundError:
             return
         if not stat.S_ISSOCK(mode):
-            raise SocketPathError(
-                f"{self.path} exists and is not a socket; move it away or choose another paths.socket."
-            )
+            raise SocketPathError(f"{self.path} exists and is not a socket; move it away or choose another paths.socket.")
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         probe.settimeout(1.0)
         try:

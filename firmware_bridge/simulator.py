@@ -96,7 +96,7 @@ class Simulator:
 
     # ---- life cycle -----------------------------------------------------------------------
 
-    def start(self) -> "Simulator":
+    def start(self) -> Simulator:
         self._send(p.Hello(self.protocol_version, self.firmware, self.kind))
         self._thread = threading.Thread(target=self._run, name="klick-sim-firmware", daemon=True)
         self._thread.start()
@@ -134,7 +134,7 @@ class Simulator:
         except OSError:
             pass  # gone already, or not a link we made
 
-    def __enter__(self) -> "Simulator":
+    def __enter__(self) -> Simulator:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -177,9 +177,7 @@ class Simulator:
     def wait_received(self, cls: type, count: int = 1, timeout: float = 10.0) -> bool:
         """Wait until the host has sent ``count`` commands of type ``cls`` (for tests)."""
         with self._received_cond:
-            return self._received_cond.wait_for(
-                lambda: sum(isinstance(m, cls) for m in self.received) >= count, timeout
-            )
+            return self._received_cond.wait_for(lambda: sum(isinstance(m, cls) for m in self.received) >= count, timeout)
 
     # ---- the firmware -----------------------------------------------------------------------
 

@@ -14,8 +14,9 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from klick.events import Event, EventError, decode_event
 
@@ -43,8 +44,9 @@ def _connect(path: str | Path, timeout: float | None = None) -> socket.socket:
         raise BridgeUnavailable(f"The card reader bridge is not running (nothing answers on {path}).") from exc
     except PermissionError as exc:
         sock.close()
-        raise BridgeUnavailable(f"This user may not talk to the card reader bridge on {path}; "
-                                "ask the installer to add it to the klick group.") from exc
+        raise BridgeUnavailable(
+            f"This user may not talk to the card reader bridge on {path}; ask the installer to add it to the klick group."
+        ) from exc
     except OSError as exc:
         sock.close()
         raise BridgeUnavailable(f"Cannot reach the card reader bridge on {path}: {exc.strerror or exc}.") from exc
@@ -85,7 +87,7 @@ def iter_events(socket_path: str | Path, timeout: float | None = None) -> Iterat
                     yield decode_event(line)
                 except EventError:
                     continue  # a reply meant for a command, or a newer event kind
-        except socket.timeout:
+        except TimeoutError:
             raise TimeoutError(f"no event from the bridge within {timeout} s") from None
         except ConnectionResetError:
             return
@@ -108,7 +110,7 @@ def request(socket_path: str | Path, command: dict[str, Any], timeout: float = 3
                 return body
             sock.settimeout(max(0.01, deadline - time.monotonic()))
         raise BridgeUnavailable("The card reader bridge closed the connection without answering.")
-    except socket.timeout:
+    except TimeoutError:
         raise TimeoutError(f"the card reader bridge did not answer within {timeout} s") from None
     finally:
         sock.close()

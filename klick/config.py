@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import yaml
 
@@ -162,6 +163,7 @@ def _choice(*options: str) -> Checker:
             listed = " or ".join(f'"{o}"' for o in options) if len(options) <= 3 else ", ".join(f'"{o}"' for o in options)
             raise _Bad(f"must be {listed}, not {show_value(value)}")
         return value
+
     return check
 
 
@@ -172,6 +174,7 @@ def _int(low: int, high: int) -> Checker:
         if not low <= value <= high:
             raise _Bad(f"must be between {low} and {high}, not {value}")
         return value
+
     return check
 
 
@@ -219,45 +222,63 @@ def _date(value: Any) -> _dt.date | None:
 
 
 _SECTIONS: dict[str, tuple[type, dict[str, Checker]]] = {
-    "reader": (ReaderConfig, {
-        "driver": _choice("sim", "serial", "nfc", "hid"),
-        "device": _text,
-        "name": _text,
-        "mode": _choice("slot", "tap"),
-        "settle_ms": _int(0, 5000),
-        "grace_ms": _int(0, 60000),
-        "baudrate": _int(1200, 4_000_000),
-    }),
-    "display": (DisplayConfig, {
-        "width": _int(320, 10000),
-        "height": _int(240, 10000),
-        "left": _int(-10000, 10000),
-        "top": _int(-10000, 10000),
-        "fullscreen": _bool,
-        "dpi": _int(50, 1000),
-        "quit_keys": _text,
-    }),
-    "browser": (BrowserConfig, {
-        "command": _argv,
-        "profile": _path,
-        "call_profile": _path,
-    }),
-    "paths": (PathsConfig, {
-        "registry": _path,
-        "usage_db": _path,
-        "questionnaire": _path,
-        "socket": _path,
-    }),
-    "pilot": (PilotConfig, {
-        "device_name": _text,
-        "enrolled": _bool,
-        "consent_date": _date,
-        "export_key": _text,
-        "retention_days": _int(1, 3650),
-    }),
-    "carer": (CarerConfig, {
-        "pin_hash": _text,
-    }),
+    "reader": (
+        ReaderConfig,
+        {
+            "driver": _choice("sim", "serial", "nfc", "hid"),
+            "device": _text,
+            "name": _text,
+            "mode": _choice("slot", "tap"),
+            "settle_ms": _int(0, 5000),
+            "grace_ms": _int(0, 60000),
+            "baudrate": _int(1200, 4_000_000),
+        },
+    ),
+    "display": (
+        DisplayConfig,
+        {
+            "width": _int(320, 10000),
+            "height": _int(240, 10000),
+            "left": _int(-10000, 10000),
+            "top": _int(-10000, 10000),
+            "fullscreen": _bool,
+            "dpi": _int(50, 1000),
+            "quit_keys": _text,
+        },
+    ),
+    "browser": (
+        BrowserConfig,
+        {
+            "command": _argv,
+            "profile": _path,
+            "call_profile": _path,
+        },
+    ),
+    "paths": (
+        PathsConfig,
+        {
+            "registry": _path,
+            "usage_db": _path,
+            "questionnaire": _path,
+            "socket": _path,
+        },
+    ),
+    "pilot": (
+        PilotConfig,
+        {
+            "device_name": _text,
+            "enrolled": _bool,
+            "consent_date": _date,
+            "export_key": _text,
+            "retention_days": _int(1, 3650),
+        },
+    ),
+    "carer": (
+        CarerConfig,
+        {
+            "pin_hash": _text,
+        },
+    ),
 }
 
 _TOP: dict[str, Checker] = {
@@ -267,11 +288,18 @@ _TOP: dict[str, Checker] = {
     "help_contact": _text,
 }
 
-_PATH_FIELDS = {("paths", "registry"), ("paths", "usage_db"), ("paths", "questionnaire"),
-                ("paths", "socket"), ("browser", "profile"), ("browser", "call_profile")}
+_PATH_FIELDS = {
+    ("paths", "registry"),
+    ("paths", "usage_db"),
+    ("paths", "questionnaire"),
+    ("paths", "socket"),
+    ("browser", "profile"),
+    ("browser", "call_profile"),
+}
 
 
 # --- finding and loading ----------------------------------------------------------------------
+
 
 def shipped_config_dir() -> Path | None:
     """The repository's ``config/`` folder (shipped defaults), when running from a checkout."""
@@ -338,7 +366,7 @@ def _check(doc: YamlDoc, values: dict[str, dict[str, Any]], top: dict[str, Any],
     root = doc.mapping(doc.root, "")
     name = Path(doc.path).name
     doc.unknown_keys(root, set(_SECTIONS) | set(_TOP), "")
-    for key, (key_node, value_node) in root.items():
+    for key, (_key_node, value_node) in root.items():
         if key in _TOP:
             _check_one(doc, key, _TOP[key], value_node, top, origins, name)
         elif key in _SECTIONS:
@@ -350,8 +378,16 @@ def _check(doc: YamlDoc, values: dict[str, dict[str, Any]], top: dict[str, Any],
                     _check_one(doc, f"{key}.{sub}", checkers[sub], sub_node, values[key], origins, name, sub)
 
 
-def _check_one(doc: YamlDoc, dotted: str, checker: Checker, node: yaml.Node, into: dict[str, Any],
-               origins: dict[str, str], name: str, key: str | None = None) -> None:
+def _check_one(
+    doc: YamlDoc,
+    dotted: str,
+    checker: Checker,
+    node: yaml.Node,
+    into: dict[str, Any],
+    origins: dict[str, str],
+    name: str,
+    key: str | None = None,
+) -> None:
     try:
         value = checker(doc.value(node))
     except _Bad as exc:
@@ -364,8 +400,9 @@ def _check_one(doc: YamlDoc, dotted: str, checker: Checker, node: yaml.Node, int
     origins[dotted] = f"{name}:{line_of(node)}"
 
 
-def _build(values: dict[str, dict[str, Any]], top: dict[str, Any], origins: dict[str, str],
-           source: Path | None, base: Path, home: Path) -> Config:
+def _build(
+    values: dict[str, dict[str, Any]], top: dict[str, Any], origins: dict[str, str], source: Path | None, base: Path, home: Path
+) -> Config:
     parts: dict[str, Any] = {}
     for section, (cls, _) in _SECTIONS.items():
         given = values[section]

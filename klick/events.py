@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 __all__ = [
     "CardPresent",
@@ -52,7 +52,7 @@ class ReaderStatus:
     at: float = field(default_factory=time.time)
 
 
-Event = Union[CardPresent, CardRemoved, ReaderStatus]
+Event = CardPresent | CardRemoved | ReaderStatus
 
 _NAMES = {CardPresent: "card_present", CardRemoved: "card_removed", ReaderStatus: "reader_status"}
 _TYPES = {name: cls for cls, name in _NAMES.items()}

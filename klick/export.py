@@ -21,18 +21,35 @@ import json
 import os
 import sqlite3
 import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, TextIO
+from typing import Any, TextIO
 from urllib.parse import quote
 
 from klick import __version__
 from klick.usage import DB_KIND, SCHEMA_VERSION, iso
 
 __all__ = [
-    "EXPORT_SCHEMA", "EXPORT_KIND", "ExportError", "Window", "Table", "TABLES",
-    "parse_day", "window", "card_hasher", "key_check", "open_readonly", "open_usage_db",
-    "open_export", "export_rows", "write_csv", "write_json", "write_sqlite", "merge", "replace_atomically",
+    "EXPORT_SCHEMA",
+    "EXPORT_KIND",
+    "ExportError",
+    "Window",
+    "Table",
+    "TABLES",
+    "parse_day",
+    "window",
+    "card_hasher",
+    "key_check",
+    "open_readonly",
+    "open_usage_db",
+    "open_export",
+    "export_rows",
+    "write_csv",
+    "write_json",
+    "write_sqlite",
+    "merge",
+    "replace_atomically",
 ]
 
 #: The layout of an export file. Merge and report read exactly this version.
@@ -48,6 +65,7 @@ class ExportError(Exception):
 
 
 # --- dates --------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Window:
@@ -79,10 +97,13 @@ def window(since: str | None, until: str | None) -> Window:
 
 # --- pseudonyms ---------------------------------------------------------------------------------
 
+
 def card_hasher(key: str) -> Callable[[str | None], str | None]:
     """A card ID → its keyed hash, the same on every device sharing the pilot's export key."""
     if not key:
-        raise ExportError("Set pilot.export_key in klick.yaml (a long secret, the same on every device of the pilot) so card IDs can be exported as keyed hashes.")
+        raise ExportError(
+            "Set pilot.export_key in klick.yaml (a long secret, the same on every device of the pilot) so card IDs can be exported as keyed hashes."
+        )
     secret = key.encode("utf-8")
     cache: dict[str, str] = {}
 
@@ -105,6 +126,7 @@ def key_check(key: str) -> str:
 
 
 # --- opening ------------------------------------------------------------------------------------
+
 
 def open_readonly(path: str | Path) -> sqlite3.Connection:
     p = Path(path)
@@ -138,7 +160,9 @@ def open_usage_db(path: str | Path) -> sqlite3.Connection:
         raise ExportError(f"{path} is an SQLite file, but not a Klick usage database.")
     if version > SCHEMA_VERSION:
         conn.close()
-        raise ExportError(f"{path} was written by a newer Klick (database version {version}; this Klick reads up to {SCHEMA_VERSION}); update Klick on this computer.")
+        raise ExportError(
+            f"{path} was written by a newer Klick (database version {version}; this Klick reads up to {SCHEMA_VERSION}); update Klick on this computer."
+        )
     return conn
 
 
@@ -148,7 +172,9 @@ def open_export(path: str | Path) -> tuple[sqlite3.Connection, dict[str, str]]:
     meta = _meta(conn)
     if meta.get("kind") == DB_KIND:
         conn.close()
-        raise ExportError(f"{path} is a device's usage database, not an export; run 'klick export usage --format sqlite' and 'klick export answers --format sqlite' on it first.")
+        raise ExportError(
+            f"{path} is a device's usage database, not an export; run 'klick export usage --format sqlite' and 'klick export answers --format sqlite' on it first."
+        )
     if meta.get("kind") != EXPORT_KIND:
         conn.close()
         raise ExportError(f"{path} is an SQLite file, but not a Klick export.")
@@ -156,11 +182,14 @@ def open_export(path: str | Path) -> tuple[sqlite3.Connection, dict[str, str]]:
     if version != EXPORT_SCHEMA:
         conn.close()
         newer = "a newer" if version > EXPORT_SCHEMA else "an older"
-        raise ExportError(f"{path} was exported by {newer} Klick (export format {version}; this Klick reads format {EXPORT_SCHEMA}); export every device with the same Klick version.")
+        raise ExportError(
+            f"{path} was exported by {newer} Klick (export format {version}; this Klick reads format {EXPORT_SCHEMA}); export every device with the same Klick version."
+        )
     return conn, meta
 
 
 # --- tables -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Table:
@@ -180,22 +209,41 @@ TABLES: dict[str, Table] = {
         ("device", "src_id", "at", "kind", "card", "action_type", "outcome", "detail"),
         ("uid", "label"),
         "SELECT id, device, id, at, kind, uid, action_type, outcome, detail FROM events",
-        "at", "usage"),
+        "at",
+        "usage",
+    ),
     "sessions": Table(
         "sessions",
         ("device", "src_id", "card", "action_type", "started_at", "ended_at", "duration_s", "end_reason"),
         ("uid", "label"),
         "SELECT id, device, id, uid, action_type, started_at, ended_at, duration_s, end_reason FROM sessions",
-        "started_at", "usage"),
+        "started_at",
+        "usage",
+    ),
     "answers": Table(
         "answers",
-        ("device", "src_id", "question_id", "trigger", "card", "action_type", "state", "created_at",
-         "shown_at", "closed_at", "answered_at", "value", "text"),
+        (
+            "device",
+            "src_id",
+            "question_id",
+            "trigger",
+            "card",
+            "action_type",
+            "state",
+            "created_at",
+            "shown_at",
+            "closed_at",
+            "answered_at",
+            "value",
+            "text",
+        ),
         ("uid", "label"),
         "SELECT p.id, p.device, p.id, p.question_id, p.trigger, p.uid, p.action_type, p.state, p.created_at,"
         " p.shown_at, p.closed_at, a.at, a.value, a.text FROM prompts p"
         " LEFT JOIN answers a ON a.id = (SELECT max(id) FROM answers WHERE prompt_id = p.id)",
-        "p.created_at", "answers"),
+        "p.created_at",
+        "answers",
+    ),
 }
 
 
@@ -211,8 +259,15 @@ def _filtered(table: Table, win: Window) -> tuple[str, list[str]]:
     return sql, args
 
 
-def export_rows(conn: sqlite3.Connection, table_name: str, win: Window, card: Callable[[str | None], str | None], *,
-                include_personal: bool = False, labels: Mapping[str, str] | None = None) -> tuple[tuple[str, ...], int, Iterator[tuple]]:
+def export_rows(
+    conn: sqlite3.Connection,
+    table_name: str,
+    win: Window,
+    card: Callable[[str | None], str | None],
+    *,
+    include_personal: bool = False,
+    labels: Mapping[str, str] | None = None,
+) -> tuple[tuple[str, ...], int, Iterator[tuple]]:
     """(columns, row count, rows) of one table, pseudonymised unless ``include_personal``.
 
     The rows are produced one batch at a time from an SQLite cursor. Free-text answers stay in:
@@ -249,6 +304,7 @@ def export_rows(conn: sqlite3.Connection, table_name: str, win: Window, card: Ca
 
 # --- writers ------------------------------------------------------------------------------------
 
+
 def write_csv(columns: Iterable[str], rows: Iterable[tuple], fh: TextIO) -> int:
     writer = csv.writer(fh, lineterminator="\n")
     writer.writerow(list(columns))
@@ -274,16 +330,19 @@ def write_json(columns: Iterable[str], rows: Iterable[tuple], fh: TextIO) -> int
 
 _EXPORT_DDL = {
     "events": "device TEXT NOT NULL, src_id INTEGER NOT NULL, at TEXT NOT NULL, kind TEXT NOT NULL, card TEXT,"
-              " action_type TEXT, outcome TEXT, detail TEXT, uid TEXT, label TEXT",
+    " action_type TEXT, outcome TEXT, detail TEXT, uid TEXT, label TEXT",
     "sessions": "device TEXT NOT NULL, src_id INTEGER NOT NULL, card TEXT, action_type TEXT, started_at TEXT NOT NULL,"
-                " ended_at TEXT, duration_s REAL, end_reason TEXT, uid TEXT, label TEXT",
+    " ended_at TEXT, duration_s REAL, end_reason TEXT, uid TEXT, label TEXT",
     "answers": "device TEXT NOT NULL, src_id INTEGER NOT NULL, question_id TEXT NOT NULL, trigger TEXT, card TEXT,"
-               " action_type TEXT, state TEXT, created_at TEXT NOT NULL, shown_at TEXT, closed_at TEXT,"
-               " answered_at TEXT, value TEXT, text TEXT, uid TEXT, label TEXT",
+    " action_type TEXT, state TEXT, created_at TEXT NOT NULL, shown_at TEXT, closed_at TEXT,"
+    " answered_at TEXT, value TEXT, text TEXT, uid TEXT, label TEXT",
 }
-_EXPORT_INDEXES = ("CREATE INDEX events_at ON events(at)", "CREATE INDEX events_kind ON events(kind)",
-                   "CREATE INDEX sessions_started ON sessions(started_at)",
-                   "CREATE INDEX answers_question ON answers(question_id)")
+_EXPORT_INDEXES = (
+    "CREATE INDEX events_at ON events(at)",
+    "CREATE INDEX events_kind ON events(kind)",
+    "CREATE INDEX sessions_started ON sessions(started_at)",
+    "CREATE INDEX answers_question ON answers(question_id)",
+)
 
 
 def create_export_db(conn: sqlite3.Connection, meta: Mapping[str, str]) -> None:
@@ -299,8 +358,12 @@ def create_export_db(conn: sqlite3.Connection, meta: Mapping[str, str]) -> None:
     conn.execute(f"PRAGMA user_version={EXPORT_SCHEMA}")
 
 
-def write_sqlite(parts: Iterable[tuple[str, tuple[str, ...], Iterable[tuple]]], out: Path, meta: Mapping[str, str],
-                 progress: Callable[[int], None] | None = None) -> int:
+def write_sqlite(
+    parts: Iterable[tuple[str, tuple[str, ...], Iterable[tuple]]],
+    out: Path,
+    meta: Mapping[str, str],
+    progress: Callable[[int], None] | None = None,
+) -> int:
     """An export file holding ``(table, columns, rows)`` parts; written aside, then renamed into place."""
     n = 0
 
@@ -360,6 +423,7 @@ def replace_atomically(out: Path, build: Callable[[Path], None]) -> None:
 
 # --- merge --------------------------------------------------------------------------------------
 
+
 def merge(inputs: list[Path], out: Path, progress: Callable[[Path], None] | None = None) -> dict[str, int]:
     """Merge export files into one pilot file; returns row counts per table.
 
@@ -381,14 +445,23 @@ def merge(inputs: list[Path], out: Path, progress: Callable[[Path], None] | None
     first = metas[0]
     for path, meta in zip(inputs[1:], metas[1:]):
         if meta.get("personal", "0") != first.get("personal", "0"):
-            raise ExportError(f"{path} {'includes' if meta.get('personal') == '1' else 'leaves out'} personal data and {inputs[0]} does not; export all devices the same way.")
+            raise ExportError(
+                f"{path} {'includes' if meta.get('personal') == '1' else 'leaves out'} personal data and {inputs[0]} does not; export all devices the same way."
+            )
         if meta.get("key_check") != first.get("key_check"):
-            raise ExportError(f"{path} was exported with a different pilot.export_key than {inputs[0]}; its card hashes would not match. Export every device with the same key.")
+            raise ExportError(
+                f"{path} was exported with a different pilot.export_key than {inputs[0]}; its card hashes would not match. Export every device with the same key."
+            )
     contents = sorted({part for m in metas for part in m.get("contents", "").split("+") if part})
     devices = sorted({d for m in metas for d in m.get("devices", "").split(",") if d})
-    meta_out = {"contents": "+".join(contents), "personal": first.get("personal", "0"),
-                "key_check": first.get("key_check", ""), "devices": ",".join(devices),
-                "merged_from": str(len(inputs)), "created_at": iso(_dt.datetime.now(_dt.timezone.utc).timestamp())}
+    meta_out = {
+        "contents": "+".join(contents),
+        "personal": first.get("personal", "0"),
+        "key_check": first.get("key_check", ""),
+        "devices": ",".join(devices),
+        "merged_from": str(len(inputs)),
+        "created_at": iso(_dt.datetime.now(_dt.UTC).timestamp()),
+    }
     counts: dict[str, int] = {}
 
     def build(tmp: Path) -> None:
@@ -430,7 +503,11 @@ def devices_in(conn: sqlite3.Connection, table_name: str) -> list[str]:
 
 def export_meta(contents: str, device: str | None, key: str, include_personal: bool, win: Window) -> dict[str, Any]:
     return {
-        "contents": contents, "personal": "1" if include_personal else "0", "key_check": key_check(key),
-        "devices": device or "", "since": win.since or "", "until": win.until or "",
-        "created_at": iso(_dt.datetime.now(_dt.timezone.utc).timestamp()),
+        "contents": contents,
+        "personal": "1" if include_personal else "0",
+        "key_check": key_check(key),
+        "devices": device or "",
+        "since": win.since or "",
+        "until": win.until or "",
+        "created_at": iso(_dt.datetime.now(_dt.UTC).timestamp()),
     }

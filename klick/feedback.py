@@ -16,12 +16,21 @@ import datetime as _dt
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from klick.prompting import (
-    DAY, FOLLOW_UP_SECONDS, OPEN_STATES, Candidate, Occasion, choose, count_keys, session_occasions,
-    time_occasions, uses_occasions,
+    DAY,
+    FOLLOW_UP_SECONDS,
+    OPEN_STATES,
+    Candidate,
+    Occasion,
+    choose,
+    count_keys,
+    session_occasions,
+    time_occasions,
+    uses_occasions,
 )
 from klick.questionnaire import Option, Question, Questionnaire, Text, load_questionnaire
 from klick.usage import UsageLog, from_iso, iso
@@ -57,8 +66,9 @@ class Prompt:
 
 
 class Feedback:
-    def __init__(self, usage: UsageLog, questionnaire: Questionnaire, *, now: Callable[[], float] = time.time,
-                 tz: _dt.tzinfo | None = None):
+    def __init__(
+        self, usage: UsageLog, questionnaire: Questionnaire, *, now: Callable[[], float] = time.time, tz: _dt.tzinfo | None = None
+    ):
         self.usage = usage
         self.questionnaire = questionnaire
         self.now = now
@@ -66,7 +76,7 @@ class Feedback:
         self.tz = tz
 
     @classmethod
-    def from_config(cls, cfg: Any, usage: UsageLog, *, now: Callable[[], float] = time.time) -> "Feedback":
+    def from_config(cls, cfg: Any, usage: UsageLog, *, now: Callable[[], float] = time.time) -> Feedback:
         """Raises :class:`klick.questionnaire.QuestionnaireError` when the file has problems."""
         return cls(usage, load_questionnaire(cfg.paths.questionnaire), now=now)
 
@@ -112,15 +122,28 @@ class Feedback:
             try:
                 conn.execute(
                     "INSERT INTO answers(prompt_id, device, question_id, value, text, at) VALUES (?,?,?,?,?,?)",
-                    (prompt_id, self.usage.device, question.id, stored_value, stored_text, iso(now)))
-                conn.execute("UPDATE prompts SET state='answered', closed_at=?, shown_at=coalesce(shown_at, ?) WHERE id=?",
-                             (iso(now), iso(now), prompt_id))
+                    (prompt_id, self.usage.device, question.id, stored_value, stored_text, iso(now)),
+                )
+                conn.execute(
+                    "UPDATE prompts SET state='answered', closed_at=?, shown_at=coalesce(shown_at, ?) WHERE id=?",
+                    (iso(now), iso(now), prompt_id),
+                )
                 if question.follow_up is not None and stored_value in question.follow_up_when:
                     new_id = conn.execute(
                         "INSERT INTO prompts(device, question_id, parent_id, trigger, uid, action_type, state, created_at, expires_at)"
                         " VALUES (?,?,?,?,?,?,?,?,?)",
-                        (self.usage.device, question.follow_up.id, prompt_id, "follow_up", row["uid"], row["action_type"],
-                         "queued", iso(now), iso(now + FOLLOW_UP_SECONDS))).lastrowid
+                        (
+                            self.usage.device,
+                            question.follow_up.id,
+                            prompt_id,
+                            "follow_up",
+                            row["uid"],
+                            row["action_type"],
+                            "queued",
+                            iso(now),
+                            iso(now + FOLLOW_UP_SECONDS),
+                        ),
+                    ).lastrowid
                     follow = _prompt(new_id, question.follow_up, True)
                 conn.execute("COMMIT")
             except BaseException:
@@ -131,7 +154,7 @@ class Feedback:
         return follow
 
     def snooze(self, prompt_id: int) -> None:
-        """"Not now": ask again after the questionnaire's snooze time (if it has not expired)."""
+        """ "Not now": ask again after the questionnaire's snooze time (if it has not expired)."""
         row = self._open_row(prompt_id)
         now = self.now()
         until = now + self.questionnaire.limits.snooze_minutes * 60
@@ -163,8 +186,9 @@ class Feedback:
 
         cursor = int(state.get("cursor:events", "0"))
         for eid, at, uid, action_type in conn.execute(
-                "SELECT id, at, uid, action_type FROM events WHERE kind='action_started' AND id > ? ORDER BY id LIMIT ?",
-                (cursor, SCAN_LIMIT)).fetchall():
+            "SELECT id, at, uid, action_type FROM events WHERE kind='action_started' AND id > ? ORDER BY id LIMIT ?",
+            (cursor, SCAN_LIMIT),
+        ).fetchall():
             when = from_iso(at)
             if state.get("first_use") is None:
                 state.set("first_use", at, keep=True)
@@ -179,8 +203,9 @@ class Feedback:
 
         cursor = int(state.get("cursor:sessions", "0"))
         for sid, uid, action_type, ended_at, duration in conn.execute(
-                "SELECT id, uid, action_type, ended_at, duration_s FROM sessions WHERE id > ? ORDER BY id LIMIT ?",
-                (cursor, SCAN_LIMIT)).fetchall():
+            "SELECT id, uid, action_type, ended_at, duration_s FROM sessions WHERE id > ? ORDER BY id LIMIT ?",
+            (cursor, SCAN_LIMIT),
+        ).fetchall():
             if ended_at is None:
                 break
             for occ in session_occasions(questions, uid, action_type, duration):
@@ -204,14 +229,24 @@ class Feedback:
                 conn.execute(
                     "INSERT INTO prompts(device, question_id, trigger, uid, action_type, state, created_at, expires_at)"
                     " VALUES (?,?,?,?,?,?,?,?)",
-                    (self.usage.device, occ.question_id, occ.trigger, occ.uid, occ.action_type, "queued",
-                     iso(now), iso(when + expire_s)))
+                    (
+                        self.usage.device,
+                        occ.question_id,
+                        occ.trigger,
+                        occ.uid,
+                        occ.action_type,
+                        "queued",
+                        iso(now),
+                        iso(when + expire_s),
+                    ),
+                )
             known = [q.id for q in questions] + [q.follow_up.id for q in questions if q.follow_up]
             marks = ",".join("?" * len(known))
             conn.execute(
                 f"UPDATE prompts SET state='expired', closed_at=? WHERE state IN ('queued','shown','snoozed')"
                 f" AND (expires_at <= ? OR question_id NOT IN ({marks}))",
-                (iso(now), iso(now), *known))
+                (iso(now), iso(now), *known),
+            )
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -223,17 +258,36 @@ class Feedback:
         local = self._local(now)
         day_start = local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
         shown_today = conn.execute(
-            "SELECT count(*) FROM prompts WHERE parent_id IS NULL AND shown_at >= ?", (iso(day_start),)).fetchone()[0]
+            "SELECT count(*) FROM prompts WHERE parent_id IS NULL AND shown_at >= ?", (iso(day_start),)
+        ).fetchone()[0]
         rows = conn.execute(
             "SELECT id, state, created_at, expires_at, parent_id, shown_at, snoozed_until, question_id FROM prompts"
-            " WHERE state IN ('queued','shown','snoozed')").fetchall()
+            " WHERE state IN ('queued','shown','snoozed')"
+        ).fetchall()
         names = {r[0]: r[7] for r in rows}
-        cands = [Candidate(r[0], r[1], from_iso(r[2]), from_iso(r[3]), r[4] is not None,
-                           from_iso(r[5]) if r[5] else None, from_iso(r[6]) if r[6] else None) for r in rows]
+        cands = [
+            Candidate(
+                r[0],
+                r[1],
+                from_iso(r[2]),
+                from_iso(r[3]),
+                r[4] is not None,
+                from_iso(r[5]) if r[5] else None,
+                from_iso(r[6]) if r[6] else None,
+            )
+            for r in rows
+        ]
         limits = self.questionnaire.limits
-        picked = choose(cands, now=now, action_running=action_running, quiet=limits.quiet_hours,
-                        minute_of_day=local.hour * 60 + local.minute, day_start=day_start,
-                        shown_today=shown_today, per_day=limits.per_day)
+        picked = choose(
+            cands,
+            now=now,
+            action_running=action_running,
+            quiet=limits.quiet_hours,
+            minute_of_day=local.hour * 60 + local.minute,
+            day_start=day_start,
+            shown_today=shown_today,
+            per_day=limits.per_day,
+        )
         if picked is None:
             return None
         question = self.questionnaire.find(names[picked.id])
@@ -244,7 +298,8 @@ class Feedback:
     def _open_row(self, prompt_id: int) -> dict[str, Any]:
         with self.usage.lock:
             row = self.usage.conn.execute(
-                "SELECT question_id, state, uid, action_type FROM prompts WHERE id=?", (prompt_id,)).fetchone()
+                "SELECT question_id, state, uid, action_type FROM prompts WHERE id=?", (prompt_id,)
+            ).fetchone()
         if row is None:
             raise PromptError(f"there is no prompt {prompt_id}")
         if row[1] not in OPEN_STATES:
@@ -301,5 +356,6 @@ class _State:
             self.conn.execute(
                 "INSERT INTO feedback_state(key, value, updated_at) VALUES (?,?,?)"
                 " ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at",
-                (key, value, updated))
+                (key, value, updated),
+            )
         self.dirty.clear()

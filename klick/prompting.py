@@ -8,15 +8,23 @@ check every rule (daily limit, quiet hours, never during an action, expiry, snoo
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from klick.questionnaire import Question, Trigger
 
 __all__ = [
-    "Occasion", "Candidate", "OPEN_STATES", "FOLLOW_UP_SECONDS",
-    "count_keys", "uses_occasions", "session_occasions", "time_occasions",
-    "in_quiet_hours", "is_due", "choose",
+    "Occasion",
+    "Candidate",
+    "OPEN_STATES",
+    "FOLLOW_UP_SECONDS",
+    "count_keys",
+    "uses_occasions",
+    "session_occasions",
+    "time_occasions",
+    "in_quiet_hours",
+    "is_due",
+    "choose",
 ]
 
 #: States in which a prompt may still be put on the screen.
@@ -56,8 +64,9 @@ def _uses_for(t: Trigger, counts: Mapping[str, int], uid: str | None, action_typ
     return counts.get("uses:any")
 
 
-def uses_occasions(questions: Iterable[Question], counts: Mapping[str, int], uid: str | None,
-                   action_type: str | None) -> list[Occasion]:
+def uses_occasions(
+    questions: Iterable[Question], counts: Mapping[str, int], uid: str | None, action_type: str | None
+) -> list[Occasion]:
     """Occasions from one use, given the counters *after* counting it (so the 1st use sees 1)."""
     out: list[Occasion] = []
     for q in questions:
@@ -71,8 +80,9 @@ def uses_occasions(questions: Iterable[Question], counts: Mapping[str, int], uid
     return out
 
 
-def session_occasions(questions: Iterable[Question], uid: str | None, action_type: str | None,
-                      duration_s: float | None) -> list[Occasion]:
+def session_occasions(
+    questions: Iterable[Question], uid: str | None, action_type: str | None, duration_s: float | None
+) -> list[Occasion]:
     out: list[Occasion] = []
     if duration_s is None:
         return out
@@ -88,8 +98,7 @@ def session_occasions(questions: Iterable[Question], uid: str | None, action_typ
     return out
 
 
-def time_occasions(questions: Iterable[Question], first_use_at: float | None, now: float,
-                   local: _dt.datetime) -> list[Occasion]:
+def time_occasions(questions: Iterable[Question], first_use_at: float | None, now: float, local: _dt.datetime) -> list[Occasion]:
     """Occasions from the calendar; each carries a key so it fires once (per day for weekdays)."""
     out: list[Occasion] = []
     for q in questions:
@@ -131,8 +140,17 @@ def is_due(c: Candidate, now: float) -> bool:
     return c.state != "snoozed" or (c.snoozed_until is not None and now >= c.snoozed_until)
 
 
-def choose(candidates: Iterable[Candidate], *, now: float, action_running: bool, quiet: tuple[int, int] | None,
-           minute_of_day: int, day_start: float, shown_today: int, per_day: int) -> Candidate | None:
+def choose(
+    candidates: Iterable[Candidate],
+    *,
+    now: float,
+    action_running: bool,
+    quiet: tuple[int, int] | None,
+    minute_of_day: int,
+    day_start: float,
+    shown_today: int,
+    per_day: int,
+) -> Candidate | None:
     """The prompt to put on the home screen now, or None.
 
     Never while an action runs, never in quiet hours. A follow-up comes first and does not count

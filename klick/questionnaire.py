@@ -47,8 +47,18 @@ from klick.problems import FileProblems, Problem
 from klick.yamlfile import YamlDoc, line_of, read_yaml, show_value
 
 __all__ = [
-    "KINDS", "ACTION_TYPES", "WEEKDAYS", "Text", "Option", "Trigger", "Question", "Limits",
-    "Questionnaire", "QuestionnaireError", "load_questionnaire", "check_questionnaire",
+    "KINDS",
+    "ACTION_TYPES",
+    "WEEKDAYS",
+    "Text",
+    "Option",
+    "Trigger",
+    "Question",
+    "Limits",
+    "Questionnaire",
+    "QuestionnaireError",
+    "load_questionnaire",
+    "check_questionnaire",
 ]
 
 KINDS = ("smiley5", "yes_no", "choice", "free_text")
@@ -56,8 +66,20 @@ KINDS = ("smiley5", "yes_no", "choice", "free_text")
 #: import cards/. A test keeps the two lists equal.
 ACTION_TYPES = ("video_call", "svt_play", "photo_album", "web", "command")
 WEEKDAYS = {
-    "monday": 0, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4, "saturday": 5, "sunday": 6,
-    "måndag": 0, "tisdag": 1, "onsdag": 2, "torsdag": 3, "fredag": 4, "lördag": 5, "söndag": 6,
+    "monday": 0,
+    "tuesday": 1,
+    "wednesday": 2,
+    "thursday": 3,
+    "friday": 4,
+    "saturday": 5,
+    "sunday": 6,
+    "måndag": 0,
+    "tisdag": 1,
+    "onsdag": 2,
+    "torsdag": 3,
+    "fredag": 4,
+    "lördag": 5,
+    "söndag": 6,
 }
 #: Shown in large type on a 10-inch screen to someone with poor sight: short questions only.
 MAX_TEXT = 120
@@ -111,10 +133,16 @@ class Trigger:
 
 
 SMILEY_OPTIONS = tuple(
-    Option(str(i + 1), Text(sv, en)) for i, (sv, en) in enumerate([
-        ("Mycket dåligt", "Very bad"), ("Dåligt", "Bad"), ("Sådär", "So-so"),
-        ("Bra", "Good"), ("Mycket bra", "Very good"),
-    ])
+    Option(str(i + 1), Text(sv, en))
+    for i, (sv, en) in enumerate(
+        [
+            ("Mycket dåligt", "Very bad"),
+            ("Dåligt", "Bad"),
+            ("Sådär", "So-so"),
+            ("Bra", "Good"),
+            ("Mycket bra", "Very good"),
+        ]
+    )
 )
 YES_NO_OPTIONS = (Option("yes", Text("Ja", "Yes")), Option("no", Text("Nej", "No")))
 
@@ -126,7 +154,7 @@ class Question:
     text: Text
     options: tuple[Option, ...] = ()
     triggers: tuple[Trigger, ...] = ()
-    follow_up: "Question | None" = None
+    follow_up: Question | None = None
     #: Answer values that lead to the follow-up question.
     follow_up_when: tuple[str, ...] = ()
     line: int | None = None
@@ -160,6 +188,7 @@ class Questionnaire:
 
 
 # --- reading ------------------------------------------------------------------------------------
+
 
 def load_questionnaire(path: str | Path) -> Questionnaire:
     """Read and check the file; raise :class:`QuestionnaireError` with every problem."""
@@ -202,7 +231,9 @@ def _read(doc: YamlDoc, path: Path) -> Questionnaire:
                 for id_node in _id_nodes(item):
                     qid = id_node.value
                     if qid in seen:
-                        doc.error(id_node, f"the question id '{qid}' is used twice (first on line {seen[qid]}); each id must be unique")
+                        doc.error(
+                            id_node, f"the question id '{qid}' is used twice (first on line {seen[qid]}); each id must be unique"
+                        )
                     else:
                         seen[qid] = line_of(id_node)
                 q = _read_question(doc, item, top=True)
@@ -304,7 +335,10 @@ def _read_question(doc: YamlDoc, node: yaml.Node, *, top: bool) -> Question | No
     else:
         raw = _plain(doc, f["id"][1])
         if not isinstance(raw, str) or not _ID.fullmatch(raw):
-            doc.error(f["id"][1], f"{where} id {show_value(raw)} must be a short name of small letters, digits and _ (like how_did_it_go)")
+            doc.error(
+                f["id"][1],
+                f"{where} id {show_value(raw)} must be a short name of small letters, digits and _ (like how_did_it_go)",
+            )
             ok = False
         else:
             qid = raw
@@ -375,7 +409,10 @@ def _read_question(doc: YamlDoc, node: yaml.Node, *, top: bool) -> Question | No
             for v in values:
                 word = _answer_word(v)
                 if word not in allowed:
-                    doc.error(fmap["when"][1], f"{name}: follow_up when {show_value(v)} is not one of its answers ({', '.join(sorted(allowed))})")
+                    doc.error(
+                        fmap["when"][1],
+                        f"{name}: follow_up when {show_value(v)} is not one of its answers ({', '.join(sorted(allowed))})",
+                    )
                     ok = False
                 else:
                     words.append(word)
@@ -457,7 +494,10 @@ def _read_options(doc: YamlDoc, node: yaml.Node, name: str) -> tuple[Option, ...
 
 def _read_triggers(doc: YamlDoc, node: yaml.Node, name: str) -> tuple[Trigger, ...] | None:
     if not isinstance(node, yaml.SequenceNode) or not node.value:
-        doc.error(node, f"{name}: triggers must be a list, each starting with '- after_uses: ...' (or days_after_first_use, after_session_minutes, weekday)")
+        doc.error(
+            node,
+            f"{name}: triggers must be a list, each starting with '- after_uses: ...' (or days_after_first_use, after_session_minutes, weekday)",
+        )
         return None
     out: list[Trigger] = []
     ok = True
@@ -477,8 +517,11 @@ def _read_trigger(doc: YamlDoc, node: yaml.Node, name: str) -> Trigger | None:
     kinds = [k for k in f if k in _TRIGGER_KEYS]
     doc.unknown_keys(f, _TRIGGER_KEYS | {"action_type", "per_card"}, "trigger")
     if len(kinds) != 1:
-        doc.error(node, f"{name}: each trigger has exactly one of after_uses, days_after_first_use, after_session_minutes, weekday"
-                  + (f" (this one has {', '.join(kinds)})" if kinds else ""))
+        doc.error(
+            node,
+            f"{name}: each trigger has exactly one of after_uses, days_after_first_use, after_session_minutes, weekday"
+            + (f" (this one has {', '.join(kinds)})" if kinds else ""),
+        )
         return None
     kind = kinds[0]
     vnode = f[kind][1]
@@ -490,7 +533,10 @@ def _read_trigger(doc: YamlDoc, node: yaml.Node, name: str) -> Trigger | None:
             return None
         action_type = _plain(doc, f["action_type"][1])
         if action_type not in ACTION_TYPES:
-            doc.error(f["action_type"][1], f"{name}: action_type must be one of {', '.join(ACTION_TYPES)}, not {show_value(action_type)}")
+            doc.error(
+                f["action_type"][1],
+                f"{name}: action_type must be one of {', '.join(ACTION_TYPES)}, not {show_value(action_type)}",
+            )
             return None
     per_card = False
     if "per_card" in f:
@@ -504,7 +550,9 @@ def _read_trigger(doc: YamlDoc, node: yaml.Node, name: str) -> Trigger | None:
     if kind == "after_uses":
         items = value if isinstance(value, list) else [value]
         if not items or any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 10_000 for v in items):
-            doc.error(vnode, f"{name}: after_uses must be a whole number from 1 (or a list like [1, 2, 3]), not {show_value(value)}")
+            doc.error(
+                vnode, f"{name}: after_uses must be a whole number from 1 (or a list like [1, 2, 3]), not {show_value(value)}"
+            )
             return None
         return Trigger(kind, uses=tuple(sorted(set(items))), per_card=per_card, action_type=action_type)
     if kind == "days_after_first_use":

@@ -23,22 +23,34 @@ from klick.usage import from_iso
 
 __all__ = ["write_report", "collect", "Figures"]
 
-DURATION_BINS = [(0, 1, "under 1 min"), (1, 5, "1–5 min"), (5, 15, "5–15 min"), (15, 30, "15–30 min"),
-                 (30, 60, "30–60 min"), (60, None, "over 1 hour")]
-STATE_NAMES = {"answered": "answered", "dismissed": "declined", "expired": "expired unanswered",
-               "snoozed": "snoozed", "shown": "shown, no answer yet", "queued": "not yet asked"}
+DURATION_BINS = [
+    (0, 1, "under 1 min"),
+    (1, 5, "1–5 min"),
+    (5, 15, "5–15 min"),
+    (15, 30, "15–30 min"),
+    (30, 60, "30–60 min"),
+    (60, None, "over 1 hour"),
+]
+STATE_NAMES = {
+    "answered": "answered",
+    "dismissed": "declined",
+    "expired": "expired unanswered",
+    "snoozed": "snoozed",
+    "shown": "shown, no answer yet",
+    "queued": "not yet asked",
+}
 
 
 @dataclass
 class Figures:
     meta: dict[str, str]
     totals: dict[str, int]
-    per_day: list[tuple[str, int, int]] = field(default_factory=list)            # day, uses, devices
-    per_type: list[tuple[str, int, float]] = field(default_factory=list)         # type, uses, median minutes
-    durations: list[tuple[str, int]] = field(default_factory=list)               # bin, sessions
-    answers: dict[str, list[tuple[str, int]]] = field(default_factory=dict)       # question → (answer, n)
-    asked: dict[str, dict[str, int]] = field(default_factory=dict)                # question → state → n
-    outages: list[tuple[str, int, float]] = field(default_factory=list)          # day, outages, minutes
+    per_day: list[tuple[str, int, int]] = field(default_factory=list)  # day, uses, devices
+    per_type: list[tuple[str, int, float]] = field(default_factory=list)  # type, uses, median minutes
+    durations: list[tuple[str, int]] = field(default_factory=list)  # bin, sessions
+    answers: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # question → (answer, n)
+    asked: dict[str, dict[str, int]] = field(default_factory=dict)  # question → state → n
+    outages: list[tuple[str, int, float]] = field(default_factory=list)  # day, outages, minutes
     first_day: str | None = None
     last_day: str | None = None
 
@@ -51,25 +63,32 @@ def collect(conn: Any, meta: dict[str, str]) -> Figures:
         "sessions": q("SELECT count(*) FROM sessions")[0][0],
         "questions": q("SELECT count(*) FROM answers")[0][0],
         "answered": q("SELECT count(*) FROM answers WHERE state='answered'")[0][0],
-        "devices": q("SELECT count(*) FROM (SELECT device FROM events UNION SELECT device FROM sessions"
-                     " UNION SELECT device FROM answers)")[0][0],
+        "devices": q(
+            "SELECT count(*) FROM (SELECT device FROM events UNION SELECT device FROM sessions UNION SELECT device FROM answers)"
+        )[0][0],
     }
     f = Figures(meta, totals)
-    span = q("SELECT min(d), max(d) FROM (SELECT min(substr(at,1,10)) d FROM events UNION ALL SELECT max(substr(at,1,10)) FROM events"
-             " UNION ALL SELECT min(substr(started_at,1,10)) FROM sessions UNION ALL SELECT max(substr(started_at,1,10)) FROM sessions)")
+    span = q(
+        "SELECT min(d), max(d) FROM (SELECT min(substr(at,1,10)) d FROM events UNION ALL SELECT max(substr(at,1,10)) FROM events"
+        " UNION ALL SELECT min(substr(started_at,1,10)) FROM sessions UNION ALL SELECT max(substr(started_at,1,10)) FROM sessions)"
+    )
     f.first_day, f.last_day = span[0]
     f.per_day = q("SELECT substr(started_at,1,10) d, count(*), count(DISTINCT device) FROM sessions GROUP BY d ORDER BY d")
     for action_type, n in q("SELECT coalesce(action_type, 'not known'), count(*) FROM sessions GROUP BY 1 ORDER BY 2 DESC, 1"):
         median = _median(conn, action_type)
         f.per_type.append((action_type, n, median))
-    cases = " ".join(
-        f"WHEN duration_s < {hi * 60} THEN {i}" for i, (_, hi, _) in enumerate(DURATION_BINS) if hi is not None)
-    got = dict(q(f"SELECT CASE {cases} ELSE {len(DURATION_BINS) - 1} END b, count(*) FROM sessions"
-                 " WHERE duration_s IS NOT NULL GROUP BY b"))
+    cases = " ".join(f"WHEN duration_s < {hi * 60} THEN {i}" for i, (_, hi, _) in enumerate(DURATION_BINS) if hi is not None)
+    got = dict(
+        q(
+            f"SELECT CASE {cases} ELSE {len(DURATION_BINS) - 1} END b, count(*) FROM sessions"
+            " WHERE duration_s IS NOT NULL GROUP BY b"
+        )
+    )
     f.durations = [(label, got.get(i, 0)) for i, (_, _, label) in enumerate(DURATION_BINS)]
     for question, value, n in q(
-            "SELECT question_id, CASE WHEN value IS NOT NULL THEN value ELSE 'written answer' END, count(*)"
-            " FROM answers WHERE state='answered' GROUP BY 1, 2 ORDER BY 1, 2"):
+        "SELECT question_id, CASE WHEN value IS NOT NULL THEN value ELSE 'written answer' END, count(*)"
+        " FROM answers WHERE state='answered' GROUP BY 1, 2 ORDER BY 1, 2"
+    ):
         f.answers.setdefault(question, []).append((value, n))
     for question, state, n in q("SELECT question_id, state, count(*) FROM answers GROUP BY 1, 2 ORDER BY 1, 2"):
         f.asked.setdefault(question, {})[state] = n
@@ -83,8 +102,10 @@ def _median(conn: Any, action_type: str) -> float:
     n = conn.execute(f"SELECT count(*) FROM sessions WHERE duration_s IS NOT NULL AND {where}", args).fetchone()[0]
     if not n:
         return 0.0
-    row = conn.execute(f"SELECT duration_s FROM sessions WHERE duration_s IS NOT NULL AND {where}"
-                       f" ORDER BY duration_s LIMIT 1 OFFSET ?", (*args, (n - 1) // 2)).fetchone()
+    row = conn.execute(
+        f"SELECT duration_s FROM sessions WHERE duration_s IS NOT NULL AND {where} ORDER BY duration_s LIMIT 1 OFFSET ?",
+        (*args, (n - 1) // 2),
+    ).fetchone()
     return row[0] / 60.0
 
 
@@ -93,18 +114,19 @@ def _outages(conn: Any) -> list[tuple[str, int, float]]:
     per_day: dict[str, list[float]] = {}
     down: dict[str, float] = {}
     for device, at, state in conn.execute(
-            "SELECT device, at, outcome FROM events WHERE kind='reader_status' ORDER BY device, at"):
+        "SELECT device, at, outcome FROM events WHERE kind='reader_status' ORDER BY device, at"
+    ):
         t = from_iso(at)
         if state == "lost" and device not in down:
             down[device] = t
         elif state == "connected" and device in down:
             start = down.pop(device)
-            day = _dt.datetime.fromtimestamp(start, _dt.timezone.utc).date().isoformat()
+            day = _dt.datetime.fromtimestamp(start, _dt.UTC).date().isoformat()
             entry = per_day.setdefault(day, [0, 0.0])
             entry[0] += 1
             entry[1] += (t - start) / 60.0
-    for device, start in down.items():  # still down at the end of the data
-        day = _dt.datetime.fromtimestamp(start, _dt.timezone.utc).date().isoformat()
+    for start in down.values():  # still down at the end of the data
+        day = _dt.datetime.fromtimestamp(start, _dt.UTC).date().isoformat()
         per_day.setdefault(day, [0, 0.0])[0] += 1
     return [(day, int(v[0]), round(v[1], 1)) for day, v in sorted(per_day.items())]
 
@@ -131,9 +153,19 @@ def _plots(f: Figures) -> dict[str, str]:
     from matplotlib.ticker import MaxNLocator
 
     whole = lambda axis: axis.set_major_locator(MaxNLocator(integer=True))  # noqa: E731 counts have no fractions
-    plt.rcParams.update({"font.size": 18, "axes.titlesize": 22, "axes.labelsize": 19, "xtick.labelsize": 16,
-                         "ytick.labelsize": 16, "legend.fontsize": 16, "axes.spines.top": False,
-                         "axes.spines.right": False, "figure.facecolor": "white"})
+    plt.rcParams.update(
+        {
+            "font.size": 18,
+            "axes.titlesize": 22,
+            "axes.labelsize": 19,
+            "xtick.labelsize": 16,
+            "ytick.labelsize": 16,
+            "legend.fontsize": 16,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "figure.facecolor": "white",
+        }
+    )
     out: dict[str, str] = {}
     if f.per_day:
         days = [_dt.date.fromisoformat(d) for d, _, _ in f.per_day]
@@ -239,15 +271,18 @@ def render(f: Figures, pngs: dict[str, str], source: str) -> str:
     personal = f.meta.get("personal") == "1"
     span = f"{f.first_day} to {f.last_day}" if f.first_day else "no dates"
     parts = [
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>Klick pilot report</title><style>{CSS}</style></head><body>",
         "<h1>Klick pilot report</h1>",
         f"<p>From <b>{html.escape(source)}</b>: {t['devices']:,} devices, {html.escape(span)} (UTC). "
         f"{t['events']:,} events, {t['sessions']:,} sessions, {t['questions']:,} questions asked, "
         f"{t['answered']:,} answered.</p>",
-        ("<p class=\"note\">This file <b>includes personal data</b> (card IDs and labels). Keep it as the pilot's data protection plan says.</p>"
-         if personal else "<p>Card IDs in this file are keyed hashes; devices are named by their pseudonyms.</p>"),
+        (
+            '<p class="note">This file <b>includes personal data</b> (card IDs and labels). Keep it as the pilot\'s data protection plan says.</p>'
+            if personal
+            else "<p>Card IDs in this file are keyed hashes; devices are named by their pseudonyms.</p>"
+        ),
         "<h2>Uses per day</h2>",
         _img(pngs.get("per_day"), "Bar chart of cards placed per day"),
         _table(["day", "uses", "devices in use"], f.per_day, {1, 2}),
@@ -264,14 +299,18 @@ def render(f: Figures, pngs: dict[str, str], source: str) -> str:
     parts.append(_table(["question", "answer", "answers"], answer_rows, {2}))
     states = sorted({s for d in f.asked.values() for s in d})
     parts.append("<p>How each question fared:</p>")
-    parts.append(_table(["question"] + [STATE_NAMES.get(s, s) for s in states],
-                        [(q, *(d.get(s, 0) for s in states)) for q, d in f.asked.items()],
-                        set(range(1, len(states) + 1))))
+    parts.append(
+        _table(
+            ["question"] + [STATE_NAMES.get(s, s) for s in states],
+            [(q, *(d.get(s, 0) for s in states)) for q, d in f.asked.items()],
+            set(range(1, len(states) + 1)),
+        )
+    )
     parts += [
         "<h2>Reader outages</h2>",
         _img(pngs.get("outages"), "Bar chart of minutes without a working reader per day"),
         _table(["day", "outages", "minutes down"], f.outages, {1, 2}),
-        f"<p style=\"margin-top:3rem;color:#555\">Made by klick report on {_dt.date.today().isoformat()}.</p>",
+        f'<p style="margin-top:3rem;color:#555">Made by klick report on {_dt.date.today().isoformat()}.</p>',
         "</body></html>\n",
     ]
     return "\n".join(parts)

@@ -50,8 +50,5 @@ def normalise_uid(raw: str | bytes | bytearray) -> str:
         raise UidError(f"the card ID is {len(text)} characters long; at most {MAX_UID_CHARS} are expected")
     if not _HEX.fullmatch(text):
         bad = next(ch for ch in text if ch not in "0123456789ABCDEF")
-        raise UidError(
-            f"the card ID {raw.strip()!r} contains {bad!r}; "
-            "a card ID is made of the digits 0-9 and the letters A-F"
-        )
+        raise UidError(f"the card ID {raw.strip()!r} contains {bad!r}; a card ID is made of the digits 0-9 and the letters A-F")
     return text

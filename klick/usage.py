@@ -25,9 +25,10 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import sqlite_utils
 
@@ -55,10 +56,16 @@ SCHEMA_VERSION = 1
 DB_KIND = "klick-usage"
 
 KINDS = (
-    "card_present", "card_removed", "unknown_card",
-    "action_started", "action_failed", "action_ended",
+    "card_present",
+    "card_removed",
+    "unknown_card",
+    "action_started",
+    "action_failed",
+    "action_ended",
     "reader_status",
-    "prompt_shown", "prompt_answered", "prompt_dismissed",
+    "prompt_shown",
+    "prompt_answered",
+    "prompt_dismissed",
 )
 #: Everything but reader health tells how a person used the device: stored only with consent.
 CARD_KINDS = frozenset(KINDS) - {"reader_status"}
@@ -73,17 +80,19 @@ class UsageDbError(Exception):
 
 # --- time ---------------------------------------------------------------------------------------
 
+
 def iso(t: float) -> str:
     """UTC, fixed width, so that text order is time order and SQL can compare it."""
-    stamp = _dt.datetime.fromtimestamp(t, _dt.timezone.utc)
+    stamp = _dt.datetime.fromtimestamp(t, _dt.UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
 
 
 def from_iso(text: str) -> float:
-    return _dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=_dt.timezone.utc).timestamp()
+    return _dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=_dt.UTC).timestamp()
 
 
 # --- device pseudonym ---------------------------------------------------------------------------
+
 
 def device_pseudonym(device_name: str = "", machine_id_file: str | Path = "/etc/machine-id") -> str:
     """The name a device goes by in the data: the installer's pseudonym, or a hash of the machine.
@@ -105,6 +114,7 @@ def device_pseudonym(device_name: str = "", machine_id_file: str | Path = "/etc/
 
 # --- sessions: pure rules -----------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class OpenSession:
     uid: str
@@ -123,8 +133,9 @@ class SessionOp:
     reason: str | None = None
 
 
-def session_step(current: OpenSession | None, kind: str, uid: str | None, action_type: str | None,
-                 outcome: str | None, at: float) -> tuple[OpenSession | None, list[SessionOp]]:
+def session_step(
+    current: OpenSession | None, kind: str, uid: str | None, action_type: str | None, outcome: str | None, at: float
+) -> tuple[OpenSession | None, list[SessionOp]]:
     """The open session after one event, and the changes to make.
 
     Rules: a card placed opens a session (closing one left open by another card, whose removal
@@ -158,32 +169,55 @@ def session_step(current: OpenSession | None, kind: str, uid: str | None, action
 
 # --- schema -------------------------------------------------------------------------------------
 
+
 def _migrate_to_1(db: sqlite_utils.Database) -> None:
     db["meta"].create({"key": str, "value": str}, pk="key", not_null={"value"})
     db["events"].create(
-        {"id": int, "at": str, "device": str, "kind": str, "uid": str, "action_type": str,
-         "outcome": str, "detail": str},
-        pk="id", not_null={"at", "device", "kind"},
+        {"id": int, "at": str, "device": str, "kind": str, "uid": str, "action_type": str, "outcome": str, "detail": str},
+        pk="id",
+        not_null={"at", "device", "kind"},
     )
     db["events"].create_index(["at"])
     db["events"].create_index(["kind", "id"])
     db["sessions"].create(
-        {"id": int, "device": str, "uid": str, "action_type": str, "started_at": str,
-         "ended_at": str, "duration_s": float, "end_reason": str},
-        pk="id", not_null={"device", "uid", "started_at"},
+        {
+            "id": int,
+            "device": str,
+            "uid": str,
+            "action_type": str,
+            "started_at": str,
+            "ended_at": str,
+            "duration_s": float,
+            "end_reason": str,
+        },
+        pk="id",
+        not_null={"device", "uid", "started_at"},
     )
     db["sessions"].create_index(["started_at"])
     db["prompts"].create(
-        {"id": int, "device": str, "question_id": str, "parent_id": int, "trigger": str,
-         "uid": str, "action_type": str, "state": str, "created_at": str, "expires_at": str,
-         "shown_at": str, "snoozed_until": str, "closed_at": str},
-        pk="id", not_null={"device", "question_id", "trigger", "state", "created_at", "expires_at"},
+        {
+            "id": int,
+            "device": str,
+            "question_id": str,
+            "parent_id": int,
+            "trigger": str,
+            "uid": str,
+            "action_type": str,
+            "state": str,
+            "created_at": str,
+            "expires_at": str,
+            "shown_at": str,
+            "snoozed_until": str,
+            "closed_at": str,
+        },
+        pk="id",
+        not_null={"device", "question_id", "trigger", "state", "created_at", "expires_at"},
     )
     db["prompts"].create_index(["state"])
     db["answers"].create(
-        {"id": int, "prompt_id": int, "device": str, "question_id": str, "value": str,
-         "text": str, "at": str},
-        pk="id", not_null={"prompt_id", "device", "question_id", "at"},
+        {"id": int, "prompt_id": int, "device": str, "question_id": str, "value": str, "text": str, "at": str},
+        pk="id",
+        not_null={"prompt_id", "device", "question_id", "at"},
     )
     db["answers"].create_index(["at"])
     # Cursors and use counters of the questionnaire engine; updated_at lets retention reach them.
@@ -208,17 +242,22 @@ def _prepare(conn: sqlite3.Connection, path: Path, now: float) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.DatabaseError as exc:
-        raise UsageDbError(f"{path} is not a Klick usage database (SQLite says: {exc}); move it aside and Klick starts a new one.") from None
+        raise UsageDbError(
+            f"{path} is not a Klick usage database (SQLite says: {exc}); move it aside and Klick starts a new one."
+        ) from None
     if version > SCHEMA_VERSION:
         raise UsageDbError(
             f"{path} was written by a newer Klick (database version {version}; this Klick knows up to "
-            f"{SCHEMA_VERSION}). Update Klick on this device, or move the file aside.")
+            f"{SCHEMA_VERSION}). Update Klick on this device, or move the file aside."
+        )
     if version == 0 and tables:
         raise UsageDbError(f"{path} is an SQLite file, but not a Klick usage database; move it aside and Klick starts a new one.")
     if version > 0:
         row = conn.execute("SELECT value FROM meta WHERE key='kind'").fetchone() if "meta" in tables else None
         if row is None or row[0] != DB_KIND:
-            raise UsageDbError(f"{path} is an SQLite file, but not a Klick usage database; move it aside and Klick starts a new one.")
+            raise UsageDbError(
+                f"{path} is an SQLite file, but not a Klick usage database; move it aside and Klick starts a new one."
+            )
     if version == SCHEMA_VERSION:
         return
     db = sqlite_utils.Database(conn)
@@ -237,11 +276,13 @@ def _prepare(conn: sqlite3.Connection, path: Path, now: float) -> None:
 
 # --- the log ------------------------------------------------------------------------------------
 
+
 class UsageLog:
     """The open usage database of this device. One per process; safe to call from any thread."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, *, device: str, enrolled: bool,
-                 retention_days: int, now: Callable[[], float]):
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, *, device: str, enrolled: bool, retention_days: int, now: Callable[[], float]
+    ):
         self.conn = conn
         self.path = path
         self.device = device
@@ -259,8 +300,9 @@ class UsageLog:
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, *, device: str, enrolled: bool, retention_days: int = 365,
-             now: Callable[[], float] = time.time) -> "UsageLog":
+    def open(
+        cls, path: str | Path, *, device: str, enrolled: bool, retention_days: int = 365, now: Callable[[], float] = time.time
+    ) -> UsageLog:
         """Open (creating or migrating) the database; prune old rows; close a session left open.
 
         Raises :class:`UsageDbError` for a foreign, corrupt or newer file.
@@ -282,15 +324,19 @@ class UsageLog:
         return self
 
     @classmethod
-    def from_config(cls, cfg: Any, *, now: Callable[[], float] = time.time) -> "UsageLog":
-        return cls.open(cfg.paths.usage_db, device=device_pseudonym(cfg.pilot.device_name),
-                        enrolled=cfg.pilot.enrolled, retention_days=cfg.pilot.retention_days, now=now)
+    def from_config(cls, cfg: Any, *, now: Callable[[], float] = time.time) -> UsageLog:
+        return cls.open(
+            cfg.paths.usage_db,
+            device=device_pseudonym(cfg.pilot.device_name),
+            enrolled=cfg.pilot.enrolled,
+            retention_days=cfg.pilot.retention_days,
+            now=now,
+        )
 
     def _close_dangling(self) -> None:
         """A session still open at start was cut by a crash or power cut: end it at the last event."""
         with self.lock:
-            row = self.conn.execute(
-                "SELECT id, started_at FROM sessions WHERE ended_at IS NULL ORDER BY id").fetchall()
+            row = self.conn.execute("SELECT id, started_at FROM sessions WHERE ended_at IS NULL ORDER BY id").fetchall()
             if not row:
                 return
             last = self.conn.execute("SELECT max(at) FROM events").fetchone()[0]
@@ -299,12 +345,21 @@ class UsageLog:
                 end = max(last or started, started)
                 self.conn.execute(
                     "UPDATE sessions SET ended_at=?, duration_s=?, end_reason='restart' WHERE id=?",
-                    (end, from_iso(end) - from_iso(started), sid))
+                    (end, from_iso(end) - from_iso(started), sid),
+                )
             self.conn.execute("COMMIT")
 
     # -- writing ------------------------------------------------------------------------------
-    def record(self, kind: str, *, uid: str | None = None, action_type: str | None = None,
-               outcome: str | None = None, detail: str | None = None, at: float | None = None) -> int | None:
+    def record(
+        self,
+        kind: str,
+        *,
+        uid: str | None = None,
+        action_type: str | None = None,
+        outcome: str | None = None,
+        detail: str | None = None,
+        at: float | None = None,
+    ) -> int | None:
         """Store one event and update the sessions; returns the event's id, or None if not stored.
 
         For ``reader_status`` put the reader's state (connected, searching, lost) in ``outcome``.
@@ -356,7 +411,8 @@ class UsageLog:
                     stamp = iso(at)
                     last_id = conn.execute(
                         "INSERT INTO events(at, device, kind, uid, action_type, outcome, detail) VALUES (?,?,?,?,?,?,?)",
-                        (stamp, self.device, kind, uid, action_type, outcome, detail)).lastrowid
+                        (stamp, self.device, kind, uid, action_type, outcome, detail),
+                    ).lastrowid
                     if kind in ("card_present", "card_removed", "action_started", "reader_status"):
                         self._apply_session(kind, uid, action_type, outcome, at)
                 conn.execute("COMMIT")
@@ -377,19 +433,22 @@ class UsageLog:
             if op.op == "close" and self._open_id is not None and self._open is not None:
                 self.conn.execute(
                     "UPDATE sessions SET ended_at=?, duration_s=?, end_reason=? WHERE id=?",
-                    (iso(op.at), max(0.0, op.at - self._open.started_at), op.reason, self._open_id))
+                    (iso(op.at), max(0.0, op.at - self._open.started_at), op.reason, self._open_id),
+                )
                 self._open_id = None
             elif op.op == "open":
                 self._open_id = self.conn.execute(
                     "INSERT INTO sessions(device, uid, action_type, started_at) VALUES (?,?,?,?)",
-                    (self.device, op.uid, op.action_type, iso(op.at))).lastrowid
+                    (self.device, op.uid, op.action_type, iso(op.at)),
+                ).lastrowid
             elif op.op == "set_type" and self._open_id is not None:
                 self.conn.execute("UPDATE sessions SET action_type=? WHERE id=?", (op.action_type, self._open_id))
         self._open = new
 
     def _reload_open(self) -> None:
         row = self.conn.execute(
-            "SELECT id, uid, started_at, action_type FROM sessions WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1").fetchone()
+            "SELECT id, uid, started_at, action_type FROM sessions WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1"
+        ).fetchone()
         self._loaded = True
         if row is None:
             self._open, self._open_id = None, None
@@ -451,7 +510,7 @@ class UsageLog:
                 pass
             self.conn.close()
 
-    def __enter__(self) -> "UsageLog":
+    def __enter__(self) -> UsageLog:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -10,9 +10,10 @@ them into plain values ourselves so that the expansion of aliases has a budget.
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -66,7 +67,7 @@ class YamlDoc:
             raise cls(self.sorted_problems())
 
     def sorted_problems(self) -> list[Problem]:
-        return sorted(self.problems, key=lambda p: (p.line or 0))
+        return sorted(self.problems, key=lambda p: p.line or 0)
 
     # -- walking --------------------------------------------------------------------------
     def mapping(self, node: yaml.Node | None, where: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
@@ -92,7 +93,9 @@ class YamlDoc:
             out[key] = (key_node, value_node)
         return out
 
-    def unknown_keys(self, fields: dict[str, tuple[yaml.Node, yaml.Node]], known: Iterator[str] | set[str] | tuple[str, ...], where: str) -> None:
+    def unknown_keys(
+        self, fields: dict[str, tuple[yaml.Node, yaml.Node]], known: Iterator[str] | set[str] | tuple[str, ...], where: str
+    ) -> None:
         known = set(known)
         for key, (key_node, _) in fields.items():
             if key not in known:
@@ -170,7 +173,10 @@ def read_yaml(path: str | Path, *, what: str = "file", max_bytes: int = MAX_FILE
     try:
         size = p.stat().st_size
         if size > max_bytes:
-            doc.error(None, f"this {what} is {size / 1_000_000:.1f} MB; a {what} is at most {max_bytes // 1000} kB. Is it the right file?")
+            doc.error(
+                None,
+                f"this {what} is {size / 1_000_000:.1f} MB; a {what} is at most {max_bytes // 1000} kB. Is it the right file?",
+            )
             return doc
         with open(p, "rb") as fh:
             data = fh.read(max_bytes + 1)
@@ -191,13 +197,17 @@ def read_yaml(path: str | Path, *, what: str = "file", max_bytes: int = MAX_FILE
 
 def parse_yaml_bytes(data: bytes, doc: YamlDoc, what: str = "file") -> YamlDoc:
     if data.startswith(b"\xef\xbb\xbf"):
-        doc.warning(1, "the file starts with an invisible byte-order mark (BOM); Klick ignores it, and saving from Klick removes it")
+        doc.warning(
+            1, "the file starts with an invisible byte-order mark (BOM); Klick ignores it, and saving from Klick removes it"
+        )
         data = data[3:]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        doc.error(line, f"this line has a character that is not UTF-8 text (byte 0x{data[exc.start]:02X}); save the file as UTF-8")
+        doc.error(
+            line, f"this line has a character that is not UTF-8 text (byte 0x{data[exc.start]:02X}); save the file as UTF-8"
+        )
         return doc
     bad_tab = False
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -229,7 +239,10 @@ def parse_yaml_bytes(data: bytes, doc: YamlDoc, what: str = "file") -> YamlDoc:
         try:
             _count_expanded(doc.root, [MAX_NODES])
         except _BudgetExceeded:
-            doc.error(None, f"the {what} expands to more than {MAX_NODES:,} entries through aliases ('&' and '*'); it looks like an attack and is refused")
+            doc.error(
+                None,
+                f"the {what} expands to more than {MAX_NODES:,} entries through aliases ('&' and '*'); it looks like an attack and is refused",
+            )
             doc.root = None
     return doc
 

@@ -17,12 +17,24 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 from urllib.parse import quote
 
 __all__ = [
-    "External", "BuiltInAlbum", "Unrunnable", "Plan", "plan", "jitsi_url", "teams_url", "skype_uri",
-    "svt_url", "browser_argv", "ActionError", "RunningProgram", "start_program", "album_pictures",
+    "External",
+    "BuiltInAlbum",
+    "Unrunnable",
+    "Plan",
+    "plan",
+    "jitsi_url",
+    "teams_url",
+    "skype_uri",
+    "svt_url",
+    "browser_argv",
+    "ActionError",
+    "RunningProgram",
+    "start_program",
+    "album_pictures",
     "PICTURE_SUFFIXES",
 ]
 
@@ -52,10 +64,11 @@ class Unrunnable:
     detail: str = ""
 
 
-Plan = Union[External, BuiltInAlbum, Unrunnable]
+Plan = External | BuiltInAlbum | Unrunnable
 
 
 # --- URLs -------------------------------------------------------------------------------------
+
 
 def jitsi_url(server: str, room: str, display_name: str) -> str:
     """A Jitsi room that skips the pre-join page and shows the resident's name.
@@ -106,8 +119,7 @@ def plan(action: Any, cfg: Any) -> Plan:
     kind = getattr(action, "type", None)
     if kind == "video_call":
         if action.provider == "jitsi":
-            return External(browser_argv(cfg, jitsi_url(action.server, action.room, action.display_name), call=True),
-                            "browser")
+            return External(browser_argv(cfg, jitsi_url(action.server, action.room, action.display_name), call=True), "browser")
         if action.provider == "teams":
             return External(browser_argv(cfg, teams_url(action.user), call=True), "browser")
         if action.provider == "skype":
@@ -157,6 +169,7 @@ def album_pictures(folder: Path) -> list[Path]:
 
 # --- running ----------------------------------------------------------------------------------
 
+
 class ActionError(Exception):
     """The program could not be started; ``reason`` is one of session.FAILURE_REASONS."""
 
@@ -178,7 +191,7 @@ class RunningProgram:
     def pid(self) -> int:
         return self.proc.pid
 
-    def poll(self) -> Optional[int]:
+    def poll(self) -> int | None:
         return self.proc.poll()
 
     def stop(self, grace: float = STOP_GRACE, wait: bool = False) -> None:
@@ -212,7 +225,7 @@ class RunningProgram:
             pass
 
 
-def start_program(argv: tuple[str, ...], program: str, *, log_file: Optional[Path] = None) -> RunningProgram:
+def start_program(argv: tuple[str, ...], program: str, *, log_file: Path | None = None) -> RunningProgram:
     """Start ``argv`` (never through a shell) in a new session; raise :class:`ActionError`."""
     if not argv:
         raise ActionError("no_action", "empty command")
@@ -226,8 +239,9 @@ def start_program(argv: tuple[str, ...], program: str, *, log_file: Optional[Pat
         except OSError:
             handle = None
     try:
-        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                start_new_session=True, close_fds=True)
+        proc = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, close_fds=True
+        )
     except FileNotFoundError:
         raise ActionError("missing", f"{argv[0]} is not installed") from None
     except PermissionError:
@@ -253,7 +267,12 @@ def speak(text: str, language: str) -> None:
     """Say ``text`` with espeak-ng if it is installed; silence is fine when it is not."""
     voice = "sv" if language == "sv" else "en"
     try:
-        subprocess.Popen(["espeak-ng", "-v", voice, "--", text], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        subprocess.Popen(
+            ["espeak-ng", "-v", voice, "--", text],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     except OSError:
         pass

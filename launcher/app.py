@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from kivy.app import App
 from kivy.clock import Clock
@@ -20,7 +21,8 @@ from kivy.core.window import Keyboard, Window
 
 from klick.bridge_client import BridgeClient
 from klick.pin import check_pin
-from launcher import actions, carer, session as S, theme
+from launcher import actions, carer, theme
+from launcher import session as S
 from launcher.i18n import Words
 from launcher.keys import KeyComboError, parse_keys
 from launcher.screens.album import AlbumScreen
@@ -52,8 +54,9 @@ _KEY_NAMES = {code: name for name, code in Keyboard.keycodes.items()}
 class LauncherApp(App):
     title = "Klick"
 
-    def __init__(self, cfg: Any, *, demo_uids: tuple[str, ...] = (), probe: Optional[Callable[["LauncherApp"], None]] = None,
-                 **kw: Any) -> None:
+    def __init__(
+        self, cfg: Any, *, demo_uids: tuple[str, ...] = (), probe: Callable[[LauncherApp], None] | None = None, **kw: Any
+    ) -> None:
         super().__init__(**kw)
         self.cfg = cfg
         self.w = Words(cfg.locale)
@@ -61,12 +64,12 @@ class LauncherApp(App):
         self.probe = probe
         #: Called as listener(screen_name, session_screen, t_event) after the frame that first shows
         #: a new screen is on the glass; t_event is the perf_counter when its event arrived (or None).
-        self.shown_listeners: list[Callable[[str, Any, Optional[float]], None]] = []
-        self.program: Optional[actions.RunningProgram] = None
+        self.shown_listeners: list[Callable[[str, Any, float | None], None]] = []
+        self.program: actions.RunningProgram | None = None
         self.program_card: Any = None
         self.album_card: Any = None
         self._pending_start: Any = None
-        self._pending_shown: Optional[tuple[str, Any, Optional[float]]] = None
+        self._pending_shown: tuple[str, Any, float | None] | None = None
         self._last_screen: Any = None
         self._current: Any = None
         self._quitting = False
@@ -86,8 +89,9 @@ class LauncherApp(App):
         self.registry = RegistryWatch(self.cfg.paths.registry)
         self.usage = open_usage(self.cfg)
         self.feedback = open_feedback(self.cfg, self.usage)
-        self.session = S.Session(lookup=self.registry.get, configured_mode=self.cfg.reader.mode,
-                                 carer_pin_set=bool(self.cfg.carer.pin_hash.strip()))
+        self.session = S.Session(
+            lookup=self.registry.get, configured_mode=self.cfg.reader.mode, carer_pin_set=bool(self.cfg.carer.pin_hash.strip())
+        )
         for uid, at in reversed(recent_unknown(self.usage, S.UNKNOWN_KEPT)):
             self.session.remember_unknown(uid, at)
         actions.ensure_profiles(self.cfg)
@@ -142,7 +146,7 @@ class LauncherApp(App):
             count = self.session.greeting_count
             Clock.schedule_once(lambda _dt: self._apply_and_render(self.session.greeting_over(count)), GREETING_WAIT_S)
 
-    def handle_event(self, event: Any, received: Optional[float] = None) -> None:
+    def handle_event(self, event: Any, received: float | None = None) -> None:
         self._apply_and_render(self.session.event(event), received)
 
     def on_home(self) -> None:
@@ -183,7 +187,7 @@ class LauncherApp(App):
     def send_to_bridge(self, command: dict) -> bool:
         return self.client.send(command)
 
-    def _on_key(self, _window: Any, key: int, _scancode: int, codepoint: Optional[str], modifiers: list) -> bool:
+    def _on_key(self, _window: Any, key: int, _scancode: int, codepoint: str | None, modifiers: list) -> bool:
         name = _KEY_NAMES.get(key, codepoint or "")
         if self.quit_combo.matches(name, modifiers):
             self.quit()
@@ -205,7 +209,7 @@ class LauncherApp(App):
         return not (self._quitting or not self.cfg.display.fullscreen)
 
     # -- effects ------------------------------------------------------------------------------
-    def _apply_and_render(self, effects: list, received: Optional[float] = None) -> None:
+    def _apply_and_render(self, effects: list, received: float | None = None) -> None:
         self.apply(effects)
         self.render(received)
 
@@ -219,8 +223,9 @@ class LauncherApp(App):
     def _apply_one(self, effect: Any) -> None:
         if isinstance(effect, S.Record):
             if self.usage is not None:
-                self.usage.record(effect.kind, uid=effect.uid, action_type=effect.action_type,
-                                  outcome=effect.outcome, detail=effect.detail)
+                self.usage.record(
+                    effect.kind, uid=effect.uid, action_type=effect.action_type, outcome=effect.outcome, detail=effect.detail
+                )
         elif isinstance(effect, S.StartAction):
             self._pending_start = effect.card
         elif isinstance(effect, S.StopAction):
@@ -254,8 +259,9 @@ class LauncherApp(App):
         step = actions.plan(card.action, self.cfg)
         if isinstance(step, actions.External):
             try:
-                self.program = actions.start_program(step.argv, step.program,
-                                                     log_file=Path(self.cfg.paths.home) / "launcher-actions.log")
+                self.program = actions.start_program(
+                    step.argv, step.program, log_file=Path(self.cfg.paths.home) / "launcher-actions.log"
+                )
                 self.program_card = card
             except actions.ActionError as exc:
                 self._apply_and_render(self.session.action_failed(card, exc.reason, exc.detail))
@@ -300,7 +306,7 @@ class LauncherApp(App):
             return "message"
         return "home"
 
-    def render(self, received: Optional[float] = None) -> None:
+    def render(self, received: float | None = None) -> None:
         screen = self.session.screen
         key = self._screen_key(screen)
         widget = self.screens[key]
@@ -360,8 +366,12 @@ class LauncherApp(App):
         if now - self._last_registry_poll >= REGISTRY_POLL_S:
             self._last_registry_poll = now
             self.registry.check()
-        if (self.feedback is not None and self.session.idle and now - self._idle_since >= PROMPT_SETTLE_S
-                and now - self._last_prompt_poll >= PROMPT_POLL_S):
+        if (
+            self.feedback is not None
+            and self.session.idle
+            and now - self._idle_since >= PROMPT_SETTLE_S
+            and now - self._last_prompt_poll >= PROMPT_POLL_S
+        ):
             self.ask_for_prompt()
 
     def ask_for_prompt(self) -> bool:

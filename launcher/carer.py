@@ -11,22 +11,30 @@ read back so the app can use it at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any
 from urllib.parse import urlsplit
 
 from cards.colours import PALETTE
 from cards.model import Card, PhotoAlbum, SvtPlay, Web
 
-__all__ = ["CHOICES", "PICTURE_SUFFIXES", "ProgramError", "photo_root", "photo_folders", "web_address",
-           "card_for", "program_card", "MAX_FOLDERS"]
+__all__ = [
+    "CHOICES",
+    "PICTURE_SUFFIXES",
+    "ProgramError",
+    "photo_root",
+    "photo_folders",
+    "web_address",
+    "card_for",
+    "program_card",
+    "MAX_FOLDERS",
+]
 
 #: What a carer can choose on the tablet, in the order of the buttons.
 CHOICES = ("photos", "svt1", "rapport", "web")
 #: A distinct palette colour for each choice, so cards programmed here tell apart at a glance.
-_COLOURS = {"photos": PALETTE["orange"], "svt1": PALETTE["blue"], "rapport": PALETTE["yellow"],
-            "web": PALETTE["purple"]}
+_COLOURS = {"photos": PALETTE["orange"], "svt1": PALETTE["blue"], "rapport": PALETTE["yellow"], "web": PALETTE["purple"]}
 PICTURE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"}
 #: Folder buttons that fit on one screen at 16 mm each.
 MAX_FOLDERS = 6
@@ -78,7 +86,7 @@ def photo_folders(root: Path, cards: Iterable[Card] = (), limit: int = MAX_FOLDE
     return out[:limit]
 
 
-def web_address(text: str) -> Optional[str]:
+def web_address(text: str) -> str | None:
     """The address a carer typed, made whole (``smhi.se`` → ``https://smhi.se``); None if it is
     not one. A tablet keyboard makes "https://" tedious, so it is added when missing."""
     text = (text or "").strip()

@@ -65,8 +65,7 @@ def prepare_demo_home(home: Path | None = None) -> DemoHome:
         "locale: sv\n"
         "display:\n  fullscreen: false\n"
         f"paths:\n  registry: {cards}\n  socket: {socket}\n"
-        "pilot:\n  device_name: demo\n  enrolled: true\n"
-        + _browser_setting()
+        "pilot:\n  device_name: demo\n  enrolled: true\n" + _browser_setting()
     )
     config = home / "klick.yaml"
     write_atomic(config, text.encode("utf-8"))
@@ -106,9 +105,22 @@ def start_bridge(demo: DemoHome, socket: Path, timeout: float = 10.0) -> subproc
     log = open(demo.home / "bridge.log", "ab")
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-c", "from klick.cli import main; main()", "bridge", "--config", str(demo.config),
-             "--driver", "sim"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True)
+            [
+                sys.executable,
+                "-c",
+                "from klick.cli import main; main()",
+                "bridge",
+                "--config",
+                str(demo.config),
+                "--driver",
+                "sim",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=env,
+            start_new_session=True,
+        )
     finally:
         log.close()
     deadline = time.monotonic() + timeout

@@ -11,7 +11,7 @@ import ast
 import gettext
 import io
 import struct
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 __all__ = ["LOCALE_DIR", "LANGUAGES", "parse_po", "compile_mo", "translations", "Words"]
@@ -103,7 +103,7 @@ def catalog_path(language: str) -> Path:
     return LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
-@lru_cache(maxsize=None)
+@cache
 def translations(language: str) -> gettext.NullTranslations:
     """The compiled catalog for ``sv`` or ``en``; an unknown language falls back to Swedish."""
     if language not in LANGUAGES:

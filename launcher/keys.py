@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 __all__ = ["KeyCombo", "parse_keys", "KeyComboError"]
 
-MODIFIERS = {"ctrl": "ctrl", "control": "ctrl", "alt": "alt", "shift": "shift", "meta": "meta",
-             "super": "meta", "win": "meta"}
+MODIFIERS = {"ctrl": "ctrl", "control": "ctrl", "alt": "alt", "shift": "shift", "meta": "meta", "super": "meta", "win": "meta"}
 
 
 class KeyComboError(ValueError):

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 __all__ = ["open_usage", "open_feedback", "RegistryWatch", "recent_unknown"]
 
 log = logging.getLogger("klick.launcher")
 
 
-def open_usage(cfg: Any) -> Optional[Any]:
+def open_usage(cfg: Any) -> Any | None:
     from klick.usage import UsageDbError, UsageLog
 
     try:
@@ -26,7 +26,7 @@ def open_usage(cfg: Any) -> Optional[Any]:
         return None
 
 
-def open_feedback(cfg: Any, usage: Optional[Any]) -> Optional[Any]:
+def open_feedback(cfg: Any, usage: Any | None) -> Any | None:
     if usage is None:
         return None
     try:
@@ -40,7 +40,7 @@ def open_feedback(cfg: Any, usage: Optional[Any]) -> Optional[Any]:
         return None
 
 
-def recent_unknown(usage: Optional[Any], limit: int = 5) -> list[tuple[str, float]]:
+def recent_unknown(usage: Any | None, limit: int = 5) -> list[tuple[str, float]]:
     """(uid, when) of the newest unknown cards in the usage log, newest first, each UID once.
 
     So the carer screen also lists cards put in before a restart. Without consent the log keeps
@@ -52,8 +52,9 @@ def recent_unknown(usage: Optional[Any], limit: int = 5) -> list[tuple[str, floa
 
     try:
         with usage.lock:
-            rows = usage.conn.execute("SELECT uid, at FROM events WHERE kind = 'unknown_card' AND uid IS NOT NULL "
-                                      "ORDER BY id DESC LIMIT 200").fetchall()
+            rows = usage.conn.execute(
+                "SELECT uid, at FROM events WHERE kind = 'unknown_card' AND uid IS NOT NULL ORDER BY id DESC LIMIT 200"
+            ).fetchall()
     except Exception as exc:  # sqlite3.Error and a closed log: the list is a help, not a must
         log.warning("Unknown cards could not be read from the usage log: %s", exc)
         return []
@@ -74,14 +75,14 @@ class RegistryWatch:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._stamp: Optional[tuple[int, int]] = None
+        self._stamp: tuple[int, int] | None = None
         from cards.registry import Registry
 
         self.registry = Registry((), self.path)
-        self.problem: Optional[str] = None
+        self.problem: str | None = None
         self.check()
 
-    def _current_stamp(self) -> Optional[tuple[int, int]]:
+    def _current_stamp(self) -> tuple[int, int] | None:
         try:
             st = self.path.stat()
         except OSError:

@@ -29,16 +29,38 @@ Rules (DESIGN.md, "The card's life"):
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Optional, Union
+from typing import Any
 
 from klick.events import CardPresent, CardRemoved, Event, ReaderStatus
 
 __all__ = [
-    "Home", "ShowingCard", "UnknownCard", "ReaderLost", "ActionFailed", "Asking", "CarerPin",
-    "CarerNotSetUp", "CarerMode", "Screen", "UnknownSeen", "PIN_TRIES", "PIN_PAUSE_S", "UNKNOWN_KEPT",
-    "StartAction", "StopAction", "Record", "Speak", "PromptShown", "PromptAnswered",
-    "PromptSnoozed", "PromptDismissed", "Effect", "Session", "FAILURE_REASONS",
+    "Home",
+    "ShowingCard",
+    "UnknownCard",
+    "ReaderLost",
+    "ActionFailed",
+    "Asking",
+    "CarerPin",
+    "CarerNotSetUp",
+    "CarerMode",
+    "Screen",
+    "UnknownSeen",
+    "PIN_TRIES",
+    "PIN_PAUSE_S",
+    "UNKNOWN_KEPT",
+    "StartAction",
+    "StopAction",
+    "Record",
+    "Speak",
+    "PromptShown",
+    "PromptAnswered",
+    "PromptSnoozed",
+    "PromptDismissed",
+    "Effect",
+    "Session",
+    "FAILURE_REASONS",
 ]
 
 #: Why an action could not run, each with its own plain-words message on the screen.
@@ -52,6 +74,7 @@ UNKNOWN_KEPT = 5
 
 
 # --- screens ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Home:
@@ -121,7 +144,7 @@ class CarerMode:
     name = "carer"
 
 
-Screen = Union[Home, ShowingCard, UnknownCard, ReaderLost, ActionFailed, Asking, CarerPin, CarerNotSetUp, CarerMode]
+Screen = Home | ShowingCard | UnknownCard | ReaderLost | ActionFailed | Asking | CarerPin | CarerNotSetUp | CarerMode
 _CARER_SCREENS = (CarerPin, CarerNotSetUp, CarerMode)
 
 
@@ -134,6 +157,7 @@ class UnknownSeen:
 
 
 # --- effects ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class StartAction:
@@ -151,10 +175,10 @@ class Record:
     """One usage-log row (kinds as in klick.usage.KINDS)."""
 
     kind: str
-    uid: Optional[str] = None
-    action_type: Optional[str] = None
-    outcome: Optional[str] = None
-    detail: Optional[str] = None
+    uid: str | None = None
+    action_type: str | None = None
+    outcome: str | None = None
+    detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,7 +195,7 @@ class PromptShown:
 class PromptAnswered:
     prompt: Any
     value: Any
-    text: Optional[str] = None
+    text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -184,11 +208,10 @@ class PromptDismissed:
     prompt: Any
 
 
-Effect = Union[StartAction, StopAction, Record, Speak, PromptShown, PromptAnswered, PromptSnoozed,
-               PromptDismissed]
+Effect = StartAction | StopAction | Record | Speak | PromptShown | PromptAnswered | PromptSnoozed | PromptDismissed
 
 
-def _type(card: Any) -> Optional[str]:
+def _type(card: Any) -> str | None:
     return card.action.type if card is not None and card.action is not None else None
 
 
@@ -209,7 +232,7 @@ class Session:
     #: The card whose action runs now (on screen, or kept after removal), if any.
     running: Any = None
     #: The UID the reader last reported as in the slot (slot mode only).
-    present: Optional[str] = None
+    present: str | None = None
     #: A carer PIN is configured; without one a carer card opens nothing.
     carer_pin_set: bool = False
     #: Unknown cards put in, newest first (also those from before a restart, if the app adds them).
@@ -219,7 +242,7 @@ class Session:
     carer_paused_until: float = 0.0
     #: Where the reconnect greeting is: None, "status" (expecting its status line) or "card"
     #: (the status came; a card line may follow).
-    greeting: Optional[str] = None
+    greeting: str | None = None
     greeting_count: int = 0
 
     # -- derived ----------------------------------------------------------------------------
@@ -230,8 +253,13 @@ class Session:
     @property
     def idle(self) -> bool:
         """On home with nothing running and a working reader: the only time to ask a question."""
-        return (isinstance(self.screen, Home) and not self.screen.notice and self.running is None
-                and self.present is None and self.reader == "connected")
+        return (
+            isinstance(self.screen, Home)
+            and not self.screen.notice
+            and self.running is None
+            and self.present is None
+            and self.reader == "connected"
+        )
 
     @property
     def shows_home_button(self) -> bool:
@@ -273,7 +301,7 @@ class Session:
                 self.reader = "searching"
         return []
 
-    def greeting_over(self, count: Optional[int] = None) -> list[Effect]:
+    def greeting_over(self, count: int | None = None) -> list[Effect]:
         """The bridge's greeting has had time to arrive (its lines are sent at once on connect).
 
         If it named no card, the card the launcher still shows left the slot while the bridge
@@ -308,7 +336,7 @@ class Session:
         return []
 
     def carer_leave(self) -> list[Effect]:
-        """"Cancel" on the PIN pad or "Done" on the carer screen; the carer card may still be in."""
+        """ "Cancel" on the PIN pad or "Done" on the carer screen; the carer card may still be in."""
         effects: list[Effect] = []
         if isinstance(self.screen, _CARER_SCREENS):
             if self.mode == "tap" and self.present is not None:
@@ -351,8 +379,9 @@ class Session:
         if self.running is None or self.running.uid != card.uid:
             return []
         self.running = None
-        effects: list[Effect] = [Record("action_failed", uid=card.uid, action_type=_type(card),
-                                        outcome=reason, detail=detail or None)]
+        effects: list[Effect] = [
+            Record("action_failed", uid=card.uid, action_type=_type(card), outcome=reason, detail=detail or None)
+        ]
         if isinstance(self.screen, ShowingCard) and self.screen.card.uid == card.uid:
             self.screen = ActionFailed(card, reason, detail)
         return effects
@@ -384,7 +413,7 @@ class Session:
         self.screen = Asking(prompt)
         return [PromptShown(prompt)]
 
-    def prompt_answer(self, value: Any, text: Optional[str] = None) -> list[Effect]:
+    def prompt_answer(self, value: Any, text: str | None = None) -> list[Effect]:
         if not isinstance(self.screen, Asking):
             return []
         prompt = self.screen.prompt
@@ -485,7 +514,7 @@ class Session:
             self.screen = CarerPin(card)
         return []
 
-    def _removed(self, uid: str, detail: Optional[str] = None) -> list[Effect]:
+    def _removed(self, uid: str, detail: str | None = None) -> list[Effect]:
         if self.mode == "tap":
             return []
         effects: list[Effect] = [Record("card_removed", uid=uid, detail=detail)]
@@ -512,7 +541,7 @@ class Session:
         card, self.running = self.running, None
         return [StopAction(card, why), Record("action_ended", uid=card.uid, action_type=_type(card), outcome=why)]
 
-    def _shown_uid(self) -> Optional[str]:
+    def _shown_uid(self) -> str | None:
         screen = self.screen
         if isinstance(screen, (ShowingCard, ActionFailed)):
             return screen.card.uid

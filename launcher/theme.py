@@ -12,11 +12,35 @@ import math
 from dataclasses import dataclass
 
 __all__ = [
-    "BG", "TEXT", "TEXT_SOFT", "BUTTON_BG", "BUTTON_TEXT", "PANEL", "READY", "WAITING",
-    "ALBUM_BG", "ALBUM_TEXT", "BAND_DARK", "BAND_LIGHT",
-    "SCREEN_PAIRS", "contrast", "luminance", "rgba", "card_text_style", "CardTextStyle",
-    "Sizes", "sizes_for", "MIN_TEXT_PX", "MIN_TOUCH_MM", "mm_to_px",
-    "KEY_BG", "KEY_DOWN", "KEY_TEXT", "KEYBOARD_BG", "KeyboardSize", "keyboard_size",
+    "BG",
+    "TEXT",
+    "TEXT_SOFT",
+    "BUTTON_BG",
+    "BUTTON_TEXT",
+    "PANEL",
+    "READY",
+    "WAITING",
+    "ALBUM_BG",
+    "ALBUM_TEXT",
+    "BAND_DARK",
+    "BAND_LIGHT",
+    "SCREEN_PAIRS",
+    "contrast",
+    "luminance",
+    "rgba",
+    "card_text_style",
+    "CardTextStyle",
+    "Sizes",
+    "sizes_for",
+    "MIN_TEXT_PX",
+    "MIN_TOUCH_MM",
+    "mm_to_px",
+    "KEY_BG",
+    "KEY_DOWN",
+    "KEY_TEXT",
+    "KEYBOARD_BG",
+    "KeyboardSize",
+    "keyboard_size",
 ]
 
 #: Deep, calm navy with warm white text: high contrast without the glare of a white screen.
@@ -64,7 +88,7 @@ def _channel(c: float) -> float:
 
 def _rgb(hex_colour: str) -> tuple[float, float, float]:
     h = hex_colour.lstrip("#")
-    return tuple(int(h[i:i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]
+    return tuple(int(h[i : i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]
 
 
 def luminance(hex_colour: str) -> float:
@@ -183,5 +207,4 @@ def keyboard_size(width: int, height: int, sizes: Sizes, dpi: int, cols: int, ro
     key_w = int((width - 2 * KEYBOARD_EDGE) / cols - KEY_GAP)
     key_h = int((kb_height - 2 * KEYBOARD_EDGE) / rows - KEY_GAP)
     font = max(min(sizes.px("body"), int(min(key_w, key_h) * 0.6)), MIN_TEXT_PX)
-    return KeyboardSize(height=kb_height, key_w=key_w, key_h=key_h, font_px=font,
-                        fits=min(key_w, key_h) >= need)
+    return KeyboardSize(height=kb_height, key_w=key_w, key_h=key_h, font_px=font, fits=min(key_w, key_h) >= need)

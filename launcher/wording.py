@@ -8,14 +8,25 @@ from typing import Any
 __all__ = ["WEEKDAYS", "MONTHS", "date_words", "status_words", "failure_words"]
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
-          "October", "November", "December")
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 def date_words(w: Any, when: _dt.date) -> str:
-    """"måndag 23 november": names from the catalogs, so no system locale has to be installed."""
-    return w("{weekday} {day} {month}", weekday=w(WEEKDAYS[when.weekday()]), day=when.day,
-             month=w(MONTHS[when.month - 1]))
+    """ "måndag 23 november": names from the catalogs, so no system locale has to be installed."""
+    return w("{weekday} {day} {month}", weekday=w(WEEKDAYS[when.weekday()]), day=when.day, month=w(MONTHS[when.month - 1]))
 
 
 def status_words(w: Any, card: Any, phase: str, mode: str) -> str:

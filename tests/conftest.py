@@ -26,8 +26,9 @@ def klick_home(tmp_path, monkeypatch) -> Path:
 
 def run_klick(*args: str, env: dict | None = None, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run the real `klick` console script, as a carer would."""
-    return subprocess.run([KLICK, *args], capture_output=True, text=True, env=env or os.environ.copy(),
-                          input=input, timeout=timeout)
+    return subprocess.run(
+        [KLICK, *args], capture_output=True, text=True, env=env or os.environ.copy(), input=input, timeout=timeout
+    )
 
 
 @pytest.fixture

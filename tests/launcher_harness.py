@@ -14,23 +14,32 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 
 def offscreen_env(home: Path) -> None:
     """Kivy draws into memory; its settings and logs stay in the test's home."""
-    os.environ.update(KLICK_HOME=str(home), KIVY_NO_ARGS="1", KIVY_NO_CONSOLELOG="1", KIVY_NO_FILELOG="1",
-                      KIVY_HOME=str(home / "kivy"), KLICK_LAUNCHER_OFFSCREEN="1")
+    os.environ.update(
+        KLICK_HOME=str(home),
+        KIVY_NO_ARGS="1",
+        KIVY_NO_CONSOLELOG="1",
+        KIVY_NO_FILELOG="1",
+        KIVY_HOME=str(home / "kivy"),
+        KLICK_LAUNCHER_OFFSCREEN="1",
+    )
     os.environ.pop("DISPLAY", None)
     os.environ.pop("WAYLAND_DISPLAY", None)
 
 
 def start_bridge(home: Path) -> subprocess.Popen:
     """A real `klick bridge` on the home's klick.yaml, logging to bridge.log."""
-    return subprocess.Popen([sys.executable, "-c", "from klick.cli import main; main()", "bridge",
-                             "--config", str(home / "klick.yaml")],
-                            stdout=open(home / "bridge.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", "from klick.cli import main; main()", "bridge", "--config", str(home / "klick.yaml")],
+        stdout=open(home / "bridge.log", "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def stop_bridge(bridge: subprocess.Popen) -> None:
@@ -41,8 +50,9 @@ def stop_bridge(bridge: subprocess.Popen) -> None:
         bridge.kill()
 
 
-def run_scenario(app, scenario: Iterator, results: dict, out: Path, *, timeout: float = 40,
-                 on_finish: Callable[[], None] | None = None) -> None:
+def run_scenario(
+    app, scenario: Iterator, results: dict, out: Path, *, timeout: float = 40, on_finish: Callable[[], None] | None = None
+) -> None:
     """Step ``scenario`` every 20 ms; write ``results`` to ``out`` and quit when it ends."""
     from kivy.clock import Clock
 

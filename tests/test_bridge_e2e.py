@@ -31,8 +31,9 @@ def home(tmp_path, monkeypatch):
     short.mkdir()
     monkeypatch.setenv("KLICK_HOME", str(tmp_path))
     (tmp_path / "klick.yaml").write_text(
-        "reader:\n  driver: serial\n  device: {dev}\n  settle_ms: 80\n  grace_ms: 300\n"
-        "paths:\n  socket: {sock}\n".format(dev=short / "klick-reader", sock=short / "bridge.sock")
+        "reader:\n  driver: serial\n  device: {dev}\n  settle_ms: 80\n  grace_ms: 300\npaths:\n  socket: {sock}\n".format(
+            dev=short / "klick-reader", sock=short / "bridge.sock"
+        )
     )
     yield tmp_path
     for child in short.iterdir():
@@ -45,8 +46,9 @@ class Bridge:
         self.home = home
         self.socket = Path(f"/tmp/klick-e2e-{os.getpid()}-{id(home) % 100000}") / "bridge.sock"
         self.log = home / "bridge.log"
-        self.proc = subprocess.Popen([*KLICK, "bridge", *args], stdout=subprocess.DEVNULL,
-                                     stderr=self.log.open("wb"), env=dict(os.environ))
+        self.proc = subprocess.Popen(
+            [*KLICK, "bridge", *args], stdout=subprocess.DEVNULL, stderr=self.log.open("wb"), env=dict(os.environ)
+        )
         deadline = time.monotonic() + 20
         while True:
             try:

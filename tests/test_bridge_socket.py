@@ -30,7 +30,7 @@ from klick.events import CardPresent, CardRemoved, ReaderStatus, decode_event
 class ScriptedDriver:
     """A driver whose field the test controls; ``crash`` makes run() raise like a buggy driver."""
 
-    def __init__(self, reader, sink, script: "Script") -> None:
+    def __init__(self, reader, sink, script: Script) -> None:
         self.sink = sink
         self.script = script
 
@@ -83,7 +83,7 @@ class Running:
         self.path = bridge.cfg.paths.socket
         self.thread = threading.Thread(target=bridge.run, kwargs={"handle_signals": False}, daemon=True)
 
-    def __enter__(self) -> "Running":
+    def __enter__(self) -> Running:
         self.bridge.open()
         self.thread.start()
         return self
@@ -142,6 +142,7 @@ class Lines:
 
 
 # --- greeting and events -----------------------------------------------------------------------
+
 
 def test_a_new_client_gets_the_state_first_then_the_events(home):
     script = Script()
@@ -207,6 +208,7 @@ def test_a_tap_reader_reports_tap_mode_and_present_then_removed(home):
 
 # --- rude and slow clients ---------------------------------------------------------------------
 
+
 def test_a_slow_client_is_dropped_and_never_blocks_a_fast_one(home):
     script = Script()
     with start(script) as run:
@@ -223,7 +225,7 @@ def test_a_slow_client_is_dropped_and_never_blocks_a_fast_one(home):
         for i in range(4000):
             script.seen(f"{i:08X}")
             if i % 200 == 199:
-                until(lambda: len(got) >= 2 * i - 2)
+                until(lambda i=i: len(got) >= 2 * i - 2)
         script.gone()
         reader.join(30)
         assert [e.uid for e in got if isinstance(e, CardPresent)] == [f"{i:08X}" for i in range(4000)]
@@ -236,7 +238,7 @@ def test_malformed_client_input_is_ignored_and_the_client_kept(home):
         sock = raw_client(run.path)
         lines = Lines(sock)
         next(lines)
-        sock.sendall(b"hello\n{not json\n[1,2]\n{\"no\": \"command\"}\n\xff\xfe\n\n")
+        sock.sendall(b'hello\n{not json\n[1,2]\n{"no": "command"}\n\xff\xfe\n\n')
         sock.sendall(b'{"command": "status"}\n')
         replies = []
         while not replies:
@@ -284,6 +286,7 @@ def test_a_line_that_never_ends_is_cut_off(home):
 
 # --- driver supervision ------------------------------------------------------------------------
 
+
 def test_a_crashing_driver_is_reported_lost_and_restarted(home, monkeypatch):
     monkeypatch.setattr(daemon_mod, "RESTART_PAUSE", 0.05)
     script = Script()
@@ -302,6 +305,7 @@ def test_a_crashing_driver_is_reported_lost_and_restarted(home, monkeypatch):
 
 
 # --- the client library ------------------------------------------------------------------------
+
 
 def test_iter_events_says_plainly_when_no_bridge_runs(home):
     with pytest.raises(BridgeUnavailable, match="not running"):

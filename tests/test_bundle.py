@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import stat
@@ -12,18 +11,28 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cards.bundle import (
-    MAX_FILES, MAX_TOTAL_BYTES, BundleError, Entry, SETS_DIR, check_entries, pack_bundle, unpack_bundle,
+    MAX_FILES,
+    MAX_TOTAL_BYTES,
+    SETS_DIR,
+    BundleError,
+    Entry,
+    check_entries,
+    pack_bundle,
+    unpack_bundle,
 )
 from cards.registry import load_registry
 from tests.conftest import REPO
 
 DEMO = REPO / "config" / "demo-cards.yaml"
 PNG = (REPO / "config" / "demo" / "pictures" / "anna.png").read_bytes()
-CARDS = ("version: 1\ncards:\n  - uid: \"04AA\"\n    label: Anna\n    picture: pictures/anna.png\n"
-         "    action: {type: web, url: 'https://example.se'}\n")
+CARDS = (
+    'version: 1\ncards:\n  - uid: "04AA"\n    label: Anna\n    picture: pictures/anna.png\n'
+    "    action: {type: web, url: 'https://example.se'}\n"
+)
 
 
 def tree_hash(folder: Path) -> str:
@@ -59,6 +68,7 @@ def make_zip(path: Path, members: list[tuple[str, bytes]], *, mode: int = stat.S
 
 
 # --- the round trip ----------------------------------------------------------------------------
+
 
 def test_pack_then_unpack_round_trip_through_the_real_command(klick, home, tmp_path):
     bundle = tmp_path / "mamma.klick"
@@ -105,10 +115,10 @@ def test_older_unpacked_sets_go_once_nothing_names_them(home, tmp_path):
     bundle = make_zip(tmp_path / "b.klick", [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG)])
     first = unpack_bundle(bundle, home / "cards.yaml").folder
     second = unpack_bundle(bundle, home / "cards.yaml").folder
-    assert first.is_dir() and second.is_dir()          # the backup still names the first
+    assert first.is_dir() and second.is_dir()  # the backup still names the first
     third = unpack_bundle(bundle, home / "cards.yaml").folder
     assert not first.exists() and second.is_dir() and third.is_dir()
-    assert (home / "demo" / "pictures" / "anna.png").is_file()   # files outside card-sets are never touched
+    assert (home / "demo" / "pictures" / "anna.png").is_file()  # files outside card-sets are never touched
 
 
 def test_pack_leaves_out_a_missing_picture_with_a_note_and_still_unpacks(home, tmp_path):
@@ -122,12 +132,13 @@ def test_pack_leaves_out_a_missing_picture_with_a_note_and_still_unpacks(home, t
 
 
 def test_a_command_card_unpacks_with_a_note_about_it(home, tmp_path):
-    text = "version: 1\ncards:\n  - uid: \"0A\"\n    label: Klocka\n    action: {type: command, argv: [xclock]}\n"
+    text = 'version: 1\ncards:\n  - uid: "0A"\n    label: Klocka\n    action: {type: command, argv: [xclock]}\n'
     result = unpack_bundle(make_zip(tmp_path / "b.klick", [("cards.yaml", text.encode())]), home / "cards.yaml")
     assert any("xclock" in note for note in result.notes)
 
 
 # --- hostile bundles: refused, and nothing changed ----------------------------------------------
+
 
 def _lying_sizes(path: Path) -> Path:
     """A member whose header says 100 bytes while it inflates to 2 MB."""
@@ -135,12 +146,12 @@ def _lying_sizes(path: Path) -> Path:
     data = bytearray(path.read_bytes())
     with zipfile.ZipFile(path) as zf:
         info = zf.getinfo("pictures/anna.png")
-    struct.pack_into("<I", data, info.header_offset + 22, 100)                      # local header
-    cd = data.find(b"PK\x01\x02")                                                 # central entries
+    struct.pack_into("<I", data, info.header_offset + 22, 100)  # local header
+    cd = data.find(b"PK\x01\x02")  # central entries
     while cd >= 0:
         name_len = struct.unpack_from("<H", data, cd + 28)[0]
-        if data[cd + 46:cd + 46 + name_len] == b"pictures/anna.png":
-            struct.pack_into("<I", data, cd + 24, 100)                              # central directory
+        if data[cd + 46 : cd + 46 + name_len] == b"pictures/anna.png":
+            struct.pack_into("<I", data, cd + 24, 100)  # central directory
         cd = data.find(b"PK\x01\x02", cd + 4)
     path.write_bytes(bytes(data))
     return path
@@ -158,7 +169,7 @@ def _encrypted(path: Path) -> Path:
     cd = data.find(b"PK\x01\x02")
     while cd >= 0:
         name_len = struct.unpack_from("<H", data, cd + 28)[0]
-        if data[cd + 46:cd + 46 + name_len] == b"pictures/anna.png":
+        if data[cd + 46 : cd + 46 + name_len] == b"pictures/anna.png":
             struct.pack_into("<H", data, cd + 8, 1)
         cd = data.find(b"PK\x01\x02", cd + 4)
     path.write_bytes(bytes(data))
@@ -203,30 +214,58 @@ def _duplicate(path: Path) -> Path:
 
 HOSTILE = {
     "dotdot": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("../evil", b"x")]), "outside the bundle"),
-    "dotdot_inside": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/../../evil.png", PNG)]), "outside the bundle"),
+    "dotdot_inside": (
+        lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/../../evil.png", PNG)]),
+        "outside the bundle",
+    ),
     "absolute": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("/tmp/evil.png", PNG)]), "absolute path"),
     "drive": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("C:/evil.png", PNG)]), "absolute path"),
     "backslash": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures\\..\\..\\evil.png", PNG)]), "backslash"),
     "symlink": (_symlink, "symbolic link"),
-    "fifo": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/pipe", b"")], mode=stat.S_IFIFO | 0o644), "special file"),
+    "fifo": (
+        lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/pipe", b"")], mode=stat.S_IFIFO | 0o644),
+        "special file",
+    ),
     "over_100_mb": (_huge, "at most 100 MB"),
     "lying_sizes": (_lying_sizes, "damaged"),
     "too_many_files": (_too_many, "at most 2000"),
     "duplicate": (_duplicate, "twice"),
-    "duplicate_case": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG),
-                                              ("pictures/ANNA.png", PNG)]), "twice"),
-    "file_and_folder": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/a", PNG),
-                                               ("pictures/a/b.png", PNG)]), "both a file and a folder"),
-    "settings_file": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("klick.yaml", b"browser: {command: [sh]}")]), "not part of a card set"),
+    "duplicate_case": (
+        lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG), ("pictures/ANNA.png", PNG)]),
+        "twice",
+    ),
+    "file_and_folder": (
+        lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/a", PNG), ("pictures/a/b.png", PNG)]),
+        "both a file and a folder",
+    ),
+    "settings_file": (
+        lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("klick.yaml", b"browser: {command: [sh]}")]),
+        "not part of a card set",
+    ),
     "encrypted": (_encrypted, "encrypted"),
     "not_a_zip": (lambda p: (p.write_text("cards:\n"), p)[1], "not a zip file"),
-    "truncated": (lambda p: (p.write_bytes(make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG)]).read_bytes()[:-30]), p)[1], "not a zip file"),
+    "truncated": (
+        lambda p: (
+            p.write_bytes(make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG)]).read_bytes()[:-30]),
+            p,
+        )[1],
+        "not a zip file",
+    ),
     "no_cards": (lambda p: make_zip(p, [("pictures/anna.png", PNG)]), "no cards.yaml"),
     "broken_yaml": (lambda p: make_zip(p, [("cards.yaml", b"cards:\n  - uid: [\n")]), "card file has problems"),
     "not_utf8": (lambda p: make_zip(p, [("cards.yaml", "label: \xe5".encode("latin-1"))]), "not UTF-8"),
-    "picture_not_image": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/anna.png", b"#!/bin/sh\nrm -rf ~\n")]), "not a picture"),
-    "picture_outside": (lambda p: make_zip(p, [("cards.yaml", CARDS.replace("pictures/anna.png", "/etc/hostname").encode())]), "outside the bundle"),
-    "picture_escapes": (lambda p: make_zip(p, [("cards.yaml", CARDS.replace("pictures/anna.png", "../cards.yaml").encode())]), "outside the bundle"),
+    "picture_not_image": (
+        lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/anna.png", b"#!/bin/sh\nrm -rf ~\n")]),
+        "not a picture",
+    ),
+    "picture_outside": (
+        lambda p: make_zip(p, [("cards.yaml", CARDS.replace("pictures/anna.png", "/etc/hostname").encode())]),
+        "outside the bundle",
+    ),
+    "picture_escapes": (
+        lambda p: make_zip(p, [("cards.yaml", CARDS.replace("pictures/anna.png", "../cards.yaml").encode())]),
+        "outside the bundle",
+    ),
     "picture_missing": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode())]), "not in the bundle"),
 }
 
@@ -245,8 +284,9 @@ def test_hostile_bundle_is_refused_and_nothing_changes(kind, home, tmp_path):
 
 
 def test_unpack_of_dotdot_evil_exits_1_and_changes_nothing(klick, home, tmp_path):
-    bundle = make_zip(tmp_path / "evil.klick", [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG),
-                                                ("../evil", b"gotcha")])
+    bundle = make_zip(
+        tmp_path / "evil.klick", [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG), ("../evil", b"gotcha")]
+    )
     before = tree_hash(home)
     result = klick("cards", "unpack", str(bundle))
     assert result.returncode == 1

@@ -49,7 +49,9 @@ def drive(home: Path, out: Path, locale: str) -> None:
 
     cfg = replace(load_config(), locale=locale)
     session = EditorSession(cfg.paths.registry)
-    from cards.carer.app import CarerApp  # Kivy loads here
+    from cards.carer.app import CarerApp  # Kivy loads here, with the carer window's settings
+
+    # isort: split
     from kivy.clock import Clock
     from kivy.core.window import Window
     from kivy.tests.common import UnitTestTouch
@@ -61,8 +63,14 @@ def drive(home: Path, out: Path, locale: str) -> None:
     shots.mkdir(parents=True, exist_ok=True)
 
     def note(name: str, **extra) -> None:
-        entry = {"step": name, "page": app.page, "message": app.message.text, "status": app.status.text,
-                 "file": registry_file.read_text("utf-8") if registry_file.exists() else None, **extra}
+        entry = {
+            "step": name,
+            "page": app.page,
+            "message": app.message.text,
+            "status": app.status.text,
+            "file": registry_file.read_text("utf-8") if registry_file.exists() else None,
+            **extra,
+        }
         record["steps"].append(entry)
 
     def shot(name: str) -> None:
@@ -151,8 +159,13 @@ def drive(home: Path, out: Path, locale: str) -> None:
         yield from fill("server", "https://meet.example.se")
         yield from fill("room", "familjen-berg")
         yield 0.1
-        note("fixed", fields_shown=field_messages(), preview_label=app.preview.face.label,
-             preview_colour=app.preview.face.colour, preview_words=app.preview_words.text)
+        note(
+            "fixed",
+            fields_shown=field_messages(),
+            preview_label=app.preview.face.label,
+            preview_colour=app.preview.face.colour,
+            preview_words=app.preview_words.text,
+        )
         shot("5-form")
         key(115, "s", ["ctrl"])
         yield until(lambda: app.page == "list", "back to the list after saving")
@@ -201,8 +214,9 @@ def drive(home: Path, out: Path, locale: str) -> None:
         yield 0.5
         klick("simulate", "insert", ANNA)
         yield until(lambda: app.page == "edit", "the known card's own page")
-        note("known card", uid=app.form.uid, label=app.w["input_label"].text, is_new=app.form.is_new,
-             has_delete="delete" in app.w)
+        note(
+            "known card", uid=app.form.uid, label=app.w["input_label"].text, is_new=app.form.is_new, has_delete="delete" in app.w
+        )
         shot("7-known")
         key(27)
         yield until(lambda: app.page == "list", "Escape goes back")
@@ -280,7 +294,9 @@ def drive_english(home: Path, out: Path) -> None:
 
     cfg = replace(load_config(), locale="en")
     session = EditorSession(cfg.paths.registry)
-    from cards.carer.app import CarerApp
+    from cards.carer.app import CarerApp  # Kivy loads here, with the carer window's settings
+
+    # isort: split
     from kivy.clock import Clock
     from kivy.core.window import Window
 
@@ -362,14 +378,15 @@ def _make_home(root: Path) -> tuple[Path, Path]:
     short = Path(f"/tmp/klick-carer-{os.getpid()}-{int(time.monotonic() * 1000) % 100000}")
     short.mkdir()
     (home / "klick.yaml").write_text(
-        "reader:\n  driver: sim\n  settle_ms: 60\n  grace_ms: 200\n"
-        f"paths:\n  socket: {short / 'bridge.sock'}\n")
+        f"reader:\n  driver: sim\n  settle_ms: 60\n  grace_ms: 200\npaths:\n  socket: {short / 'bridge.sock'}\n"
+    )
     (home / "cards.yaml").write_text(
         "# The family's cards (a comment the carer wrote; undo must bring it back)\n"
         "version: 1\ncards:\n"
-        f"  - uid: \"{ANNA}\"\n    label: Anna\n    colour: blue\n    picture: pictures/anna.png\n"
+        f'  - uid: "{ANNA}"\n    label: Anna\n    colour: blue\n    picture: pictures/anna.png\n'
         "    action:\n      type: video_call\n      provider: jitsi\n      server: https://meet.jit.si\n"
-        "      room: klick-demo-familjen\n      display_name: Mamma\n")
+        "      room: klick-demo-familjen\n      display_name: Mamma\n"
+    )
     return home, short
 
 
@@ -394,17 +411,24 @@ def run(tmp_path_factory):
                 assert time.monotonic() < deadline, "the bridge did not start"
                 time.sleep(0.05)
         out = home / "record.json"
-        done = subprocess.run([sys.executable, __file__, str(home), str(out), "sv"], env=env,
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, __file__, str(home), str(out), "sv"], env=env, capture_output=True, text=True, timeout=120
+        )
         assert out.exists(), f"the driver wrote no record:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         record = json.loads(out.read_text())
         assert not record["errors"], record["errors"][0]
         en_out = home / "record-en.json"
-        done = subprocess.run([sys.executable, __file__, str(home), str(en_out), "en"], env=env,
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, __file__, str(home), str(en_out), "en"], env=env, capture_output=True, text=True, timeout=60
+        )
         assert en_out.exists(), done.stderr[-3000:]
-        yield {"home": home, "env": env, "original": original, "steps": {s["step"]: s for s in record["steps"]},
-               "en": json.loads(en_out.read_text())}
+        yield {
+            "home": home,
+            "env": env,
+            "original": original,
+            "steps": {s["step"]: s for s in record["steps"]},
+            "en": json.loads(en_out.read_text()),
+        }
     finally:
         if bridge.poll() is None:
             bridge.send_signal(signal.SIGTERM)
@@ -433,8 +457,7 @@ def test_a_new_card_gets_its_uid_from_the_bridge_and_offers_the_five_choices(run
 
 
 def test_each_choice_shows_only_the_fields_it_needs(run):
-    assert run["steps"]["call fields"]["fields"] == ["label", "provider", "server", "room", "display_name",
-                                                     "colour", "picture"]
+    assert run["steps"]["call fields"]["fields"] == ["label", "provider", "server", "room", "display_name", "colour", "picture"]
     assert run["steps"]["web fields"]["fields"] == ["label", "url", "colour", "picture"]
 
 
@@ -459,8 +482,12 @@ def test_saving_writes_the_card_file_and_undo_restores_it_byte_for_byte(run):
     saved = run["steps"]["saved"]
     cards = _cards(saved["file"])
     assert cards[NEW]["label"] == "Mormor" and cards[NEW]["colour"] == "#1B6E3A"
-    assert cards[NEW]["action"] == {"type": "video_call", "provider": "jitsi", "server": "https://meet.example.se",
-                                    "room": "familjen-berg"}
+    assert cards[NEW]["action"] == {
+        "type": "video_call",
+        "provider": "jitsi",
+        "server": "https://meet.example.se",
+        "room": "familjen-berg",
+    }
     assert cards[ANNA]["label"] == "Anna"
     assert sorted(saved["cards"]) == sorted([f"card_{ANNA}", f"card_{NEW}"])
     assert "Sparat: Mormor" in saved["message"]

@@ -18,10 +18,19 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cards.carer.model import (
-    KINDS, SWATCHES, CardForm, check_form, face_of, form_from_card, form_to_dict, new_form, visible_fields,
+    KINDS,
+    SWATCHES,
+    CardForm,
+    check_form,
+    face_of,
+    form_from_card,
+    form_to_dict,
+    new_form,
+    visible_fields,
 )
 from cards.carer.session import EditorSession, SessionError
 from cards.carer.words import WORDS, problem_words, words
@@ -49,6 +58,7 @@ def call(uid="04AA01", **kw) -> CardForm:
 
 
 # ---- forms ----------------------------------------------------------------------------------
+
 
 def test_every_demo_card_round_trips_through_its_form():
     registry = load_registry(DEMO)
@@ -82,34 +92,38 @@ def test_a_teams_call_keeps_no_jitsi_leftovers():
 
 
 def test_command_text_is_split_like_a_shell_without_running_one():
-    checked = check_form(replace(new_form("04AB"), kind="command", label="Klocka", argv="xclock -title 'Min klocka'"),
-                         EMPTY, Path("/tmp"))
+    checked = check_form(
+        replace(new_form("04AB"), kind="command", label="Klocka", argv="xclock -title 'Min klocka'"), EMPTY, Path("/tmp")
+    )
     assert checked.card.action.argv == ("xclock", "-title", "Min klocka")
     bad = check_form(replace(new_form("04AB"), kind="command", label="Klocka", argv="xclock 'oj"), EMPTY, Path("/tmp"))
     assert bad.errors == {"argv": ["Ett citattecken saknar sin partner."]}
 
 
-@pytest.mark.parametrize("changes, field, words_in_message", [
-    ({"label": ""}, "label", "Fyll i"),
-    ({"label": "x" * 41}, "label", "41 tecken"),
-    ({"server": "http://meet.example.se"}, "server", "https://"),
-    ({"server": ""}, "server", "Fyll i"),
-    ({"room": "familj en"}, "room", "mellanslag"),
-    ({"room": "släkten"}, "room", "å, ä, ö"),
-    ({"room": ""}, "room", "Fyll i"),
-    ({"provider": "teams", "user": ""}, "user", "Fyll i"),
-    ({"provider": "skype", "skype_name": ""}, "skype_name", "Fyll i"),
-    ({"kind": "svt"}, "channel", "kanal"),
-    ({"kind": "svt", "channel": "svt1", "program": "/rapport"}, "channel", "inte båda"),
-    ({"kind": "svt", "program": "rapport"}, "program", "/rapport"),
-    ({"kind": "photos"}, "folder", "mappen med fotona"),
-    ({"kind": "photos", "folder": "bilder", "album_url": "ftp://x"}, "album_url", "https://"),
-    ({"kind": "web", "url": "javascript:alert(1)"}, "url", "https://"),
-    ({"kind": "web", "url": ""}, "url", "Fyll i"),
-    ({"kind": "command", "argv": ""}, "argv", "programmet"),
-    ({"kind": None}, "kind", "Välj vad kortet ska göra"),
-    ({"label": "Ann\x07a"}, "label", "osynligt"),
-])
+@pytest.mark.parametrize(
+    "changes, field, words_in_message",
+    [
+        ({"label": ""}, "label", "Fyll i"),
+        ({"label": "x" * 41}, "label", "41 tecken"),
+        ({"server": "http://meet.example.se"}, "server", "https://"),
+        ({"server": ""}, "server", "Fyll i"),
+        ({"room": "familj en"}, "room", "mellanslag"),
+        ({"room": "släkten"}, "room", "å, ä, ö"),
+        ({"room": ""}, "room", "Fyll i"),
+        ({"provider": "teams", "user": ""}, "user", "Fyll i"),
+        ({"provider": "skype", "skype_name": ""}, "skype_name", "Fyll i"),
+        ({"kind": "svt"}, "channel", "kanal"),
+        ({"kind": "svt", "channel": "svt1", "program": "/rapport"}, "channel", "inte båda"),
+        ({"kind": "svt", "program": "rapport"}, "program", "/rapport"),
+        ({"kind": "photos"}, "folder", "mappen med fotona"),
+        ({"kind": "photos", "folder": "bilder", "album_url": "ftp://x"}, "album_url", "https://"),
+        ({"kind": "web", "url": "javascript:alert(1)"}, "url", "https://"),
+        ({"kind": "web", "url": ""}, "url", "Fyll i"),
+        ({"kind": "command", "argv": ""}, "argv", "programmet"),
+        ({"kind": None}, "kind", "Välj vad kortet ska göra"),
+        ({"label": "Ann\x07a"}, "label", "osynligt"),
+    ],
+)
 def test_each_problem_is_shown_next_to_its_own_field(changes, field, words_in_message):
     checked = check_form(call(**changes), EMPTY, Path("/tmp"))
     assert not checked.ok and checked.card is None
@@ -172,6 +186,7 @@ def test_any_text_in_one_field_is_reported_at_that_field_only(field, text):
 
 # ---- the face ----------------------------------------------------------------------------
 
+
 def test_the_face_follows_the_form(demo):
     base = demo.parent
     form = call(label="Mormor", colour=PALETTE["green"], picture="demo/pictures/anna.png")
@@ -182,8 +197,10 @@ def test_the_face_follows_the_form(demo):
     assert face_of(form, base, "en").words == "Video call to Mormor"
     assert face_of(form.set("picture", "nowhere.png"), base).picture is None
     assert face_of(new_form("04").set("kind", "svt").set("channel", "svt1"), base).words == "Visar SVT1 direkt på SVT Play"
-    assert face_of(new_form("04").set("kind", "web").set("url", "https://www.smhi.se/x"), base).words == \
-        "Öppnar webbsidan www.smhi.se"
+    assert (
+        face_of(new_form("04").set("kind", "web").set("url", "https://www.smhi.se/x"), base).words
+        == "Öppnar webbsidan www.smhi.se"
+    )
 
 
 def test_swatches_are_the_high_contrast_palette_and_readable():
@@ -193,6 +210,7 @@ def test_swatches_are_the_high_contrast_palette_and_readable():
 
 
 # ---- saving and undo -------------------------------------------------------------------------
+
 
 def test_save_then_undo_restores_the_file_byte_for_byte(demo):
     before = demo.read_bytes()
@@ -279,6 +297,7 @@ def test_a_bundle_is_edited_and_saved_back(demo, tmp_path):
 
 # ---- words --------------------------------------------------------------------------------------
 
+
 def test_every_word_is_in_both_languages_with_the_same_blanks():
     for key, (sv, en) in WORDS.items():
         assert sv.strip() and en.strip(), key
@@ -293,6 +312,7 @@ def test_an_unknown_registry_message_is_shown_as_it_is():
 
 # ---- the reader, and no Kivy outside the window --------------------------------------------------
 
+
 def test_without_a_bridge_the_configured_reader_is_opened_directly(tmp_path):
     from cards.carer.reader import CardSource
     from firmware_bridge.simulator import Simulator
@@ -302,7 +322,8 @@ def test_without_a_bridge_the_configured_reader_is_opened_directly(tmp_path):
     short.mkdir(exist_ok=True)
     try:
         (tmp_path / "klick-home" / "klick.yaml").write_text(
-            f"reader:\n  driver: serial\n  device: {short / 'reader'}\npaths:\n  socket: {short / 'none.sock'}\n")
+            f"reader:\n  driver: serial\n  device: {short / 'reader'}\npaths:\n  socket: {short / 'none.sock'}\n"
+        )
         cfg = load_config()
         seen: list[str] = []
         states: list[str] = []
@@ -325,16 +346,21 @@ def test_without_a_bridge_the_configured_reader_is_opened_directly(tmp_path):
 
 
 def test_the_editor_logic_never_loads_kivy():
-    code = ("import sys, cards.carer.model, cards.carer.session, cards.carer.reader, cards.carer.words, "
-            "klick.cli.carer_cmd, klick.pin; assert 'kivy' not in sys.modules, 'kivy was loaded'")
+    code = (
+        "import sys, cards.carer.model, cards.carer.session, cards.carer.reader, cards.carer.words, "
+        "klick.cli.carer_cmd, klick.pin; assert 'kivy' not in sys.modules, 'kivy was loaded'"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert done.returncode == 0, done.stderr
 
 
 # ---- the command line (without opening a window) -------------------------------------------------
 
+
 def test_klick_carer_refuses_a_broken_card_file_in_plain_words(klick, klick_home):
-    (klick_home / "cards.yaml").write_text("version: 1\ncards:\n  - uid: \"04A1\"\n    label: X\n    action: {type: web, url: http://x}\n")
+    (klick_home / "cards.yaml").write_text(
+        'version: 1\ncards:\n  - uid: "04A1"\n    label: X\n    action: {type: web, url: http://x}\n'
+    )
     result = klick("carer")
     assert result.returncode == 1
     assert "cards.yaml:5" in result.stderr and "https://" in result.stderr and "klick cards check" in result.stderr

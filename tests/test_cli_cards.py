@@ -15,16 +15,35 @@ def test_check_demo_set_exits_0(klick):
 
 def test_uid_written_two_ways_exits_1_and_names_both_lines(klick, tmp_path):
     path = tmp_path / "cards.yaml"
-    path.write_text("cards:\n  - uid: '04:a2:b3:c4'\n    label: A\n    action: {type: web, url: 'https://a.se'}\n"
-                    "  - uid: 04A2B3C4\n    label: B\n    action: {type: web, url: 'https://b.se'}\n")
+    path.write_text(
+        "cards:\n  - uid: '04:a2:b3:c4'\n    label: A\n    action: {type: web, url: 'https://a.se'}\n"
+        "  - uid: 04A2B3C4\n    label: B\n    action: {type: web, url: 'https://b.se'}\n"
+    )
     result = klick("cards", "check", str(path))
     assert result.returncode == 1
     assert "cards.yaml:5:" in result.stderr and "line 2" in result.stderr
 
 
 def test_add_then_list_shows_the_card_and_yaml_stays_valid(klick, klick_home):
-    result = klick("cards", "add", "04:a2:b3:c4", "--label", "Anna", "--type", "video_call", "--provider", "jitsi",
-                   "--server", "https://meet.example.se", "--room", "familjen", "--display-name", "Mamma", "--colour", "blå")
+    result = klick(
+        "cards",
+        "add",
+        "04:a2:b3:c4",
+        "--label",
+        "Anna",
+        "--type",
+        "video_call",
+        "--provider",
+        "jitsi",
+        "--server",
+        "https://meet.example.se",
+        "--room",
+        "familjen",
+        "--display-name",
+        "Mamma",
+        "--colour",
+        "blå",
+    )
     assert result.returncode == 0, result.stderr
     result = klick("cards", "add", "0012345678", "--label", "Klocka", "--type", "command", "--", "xclock", "-digital")
     assert result.returncode == 0, result.stderr
@@ -76,10 +95,19 @@ def test_edit_and_remove(klick, klick_home):
 
 
 def test_every_command_has_help(klick):
-    for args in (["--help"], ["--version"], ["config", "--help"], ["config", "show", "--help"],
-                 ["cards", "--help"], ["cards", "list", "--help"], ["cards", "add", "--help"],
-                 ["cards", "edit", "--help"], ["cards", "remove", "--help"], ["cards", "check", "--help"],
-                 ["cards", "show", "--help"]):
+    for args in (
+        ["--help"],
+        ["--version"],
+        ["config", "--help"],
+        ["config", "show", "--help"],
+        ["cards", "--help"],
+        ["cards", "list", "--help"],
+        ["cards", "add", "--help"],
+        ["cards", "edit", "--help"],
+        ["cards", "remove", "--help"],
+        ["cards", "check", "--help"],
+        ["cards", "show", "--help"],
+    ):
         result = klick(*args)
         assert result.returncode == 0, args
         assert result.stdout.strip()

@@ -1,4 +1,4 @@
-from pathlib import Path
+import dataclasses
 
 import pytest
 
@@ -64,7 +64,8 @@ def test_error_names_file_line_and_fix(klick_home):
 def test_every_problem_is_reported_in_line_order(klick_home):
     (klick_home / "klick.yaml").write_text(
         "reader:\n  settle_ms: fast\n  grace: 3\nlocale: de\npilot:\n  enrolled: maybe\n  consent_date: 23/11/2026\n"
-        "browser:\n  command: chromium --kiosk\n")
+        "browser:\n  command: chromium --kiosk\n"
+    )
     with pytest.raises(ConfigError) as info:
         load_config()
     text = [str(p) for p in info.value.problems]
@@ -75,7 +76,7 @@ def test_every_problem_is_reported_in_line_order(klick_home):
 
 def test_config_is_frozen():
     cfg = Config()
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.locale = "en"  # type: ignore[misc]
 
 

@@ -16,8 +16,11 @@ def test_demo_uses_the_stand_in_browser_when_none_is_installed(tmp_path, monkeyp
 
 
 def test_stand_in_stays_open_says_the_address_and_ends_on_sigterm():
-    proc = subprocess.Popen([sys.executable, "-m", "launcher.demo_browser", "--kiosk", "https://www.svtplay.se/rapport"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "launcher.demo_browser", "--kiosk", "https://www.svtplay.se/rapport"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert "https://www.svtplay.se/rapport" in proc.stdout.readline()
         assert proc.poll() is None

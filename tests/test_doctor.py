@@ -16,7 +16,14 @@ import pytest
 import yaml
 
 from cards.doctor import (
-    MIN_FREE_BYTES, UDEV_RULE, BridgeView, Machine, check_bridge, check_disk, check_permissions, check_reader,
+    MIN_FREE_BYTES,
+    UDEV_RULE,
+    BridgeView,
+    Machine,
+    check_bridge,
+    check_disk,
+    check_permissions,
+    check_reader,
     run_doctor,
 )
 from klick.config import load_config
@@ -96,6 +103,7 @@ class FakeBridge:
 
 # --- the demo setup: every check fine -------------------------------------------------------------
 
+
 def test_demo_setup_with_a_real_bridge_exits_0_and_prints_each_check(setup, short_dir):
     bridge = subprocess.Popen([KLICK, "bridge"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -128,6 +136,7 @@ def test_without_a_bridge_the_bridge_is_the_one_thing_to_fix(setup):
 
 
 # --- each check, failing for its own reason -------------------------------------------------------
+
 
 def test_bad_settings_file_is_the_only_line(klick_home):
     (klick_home / "klick.yaml").write_text("reader:\n  driver: magic\n", encoding="utf-8")
@@ -215,8 +224,10 @@ def test_something_silent_on_the_socket(setup, short_dir):
 
 def test_bridge_greeting_is_reported_and_trusted_for_the_reader(setup, short_dir):
     setup(reader={"driver": "serial", "device": "/dev/klick-reader"})
-    greeting = [encode_event(ReaderStatus("connected", "reader", "The card reader is connected.")),
-                encode_event(CardPresent("04A2B3C4D5E680"))]
+    greeting = [
+        encode_event(ReaderStatus("connected", "reader", "The card reader is connected.")),
+        encode_event(CardPresent("04A2B3C4D5E680")),
+    ]
     server = FakeBridge(short_dir / "bridge.sock", greeting)
     try:
         result = doctor()
@@ -259,6 +270,7 @@ def test_speech_on_without_espeak_ng(setup, tmp_path):
 
 
 # --- the machine-dependent checks, through a Machine of the test's making --------------------------
+
 
 def test_permissions_need_the_group_and_the_udev_rule(setup, tmp_path):
     setup(reader={"driver": "serial", "device": "/dev/klick-no-such-reader"})

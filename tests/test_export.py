@@ -42,7 +42,7 @@ def make_device_db(path: Path, device: str, days: int = 3, start: float = T0) ->
     t = [start]
     clock = lambda: t[0]  # noqa: E731
     log = UsageLog.open(path, device=device, enrolled=True, retention_days=365, now=clock)
-    fb = Feedback(log, load_questionnaire(REPO / "config" / "questionnaire.yaml"), now=clock, tz=dt.timezone.utc)
+    fb = Feedback(log, load_questionnaire(REPO / "config" / "questionnaire.yaml"), now=clock, tz=dt.UTC)
     log.record("reader_status", outcome="connected")
     for day in range(days):
         t[0] = start + day * 86400
@@ -56,7 +56,12 @@ def make_device_db(path: Path, device: str, days: int = 3, start: float = T0) ->
                 fb.shown(p.id)
                 value = p.options[0].value if p.options else "Ljudet var för svagt"
                 p = fb.answer(p.id, value) or fb.next_prompt(False)
-        log.record("action_failed", uid=ANNA, action_type="video_call", detail="https://meet.example.se/familjen-andersson did not answer")
+        log.record(
+            "action_failed",
+            uid=ANNA,
+            action_type="video_call",
+            detail="https://meet.example.se/familjen-andersson did not answer",
+        )
         log.record("reader_status", outcome="lost", detail="USB reader unplugged")
         t[0] += 300
         log.record("reader_status", outcome="connected")
@@ -66,7 +71,9 @@ def make_device_db(path: Path, device: str, days: int = 3, start: float = T0) ->
 
 @pytest.fixture
 def home(klick_home):
-    (klick_home / "klick.yaml").write_text('pilot:\n  enrolled: true\n  device_name: hbg-07\n  export_key: "the pilot secret 2026"\n')
+    (klick_home / "klick.yaml").write_text(
+        'pilot:\n  enrolled: true\n  device_name: hbg-07\n  export_key: "the pilot secret 2026"\n'
+    )
     (klick_home / "cards.yaml").write_text(CARDS)
     make_device_db(klick_home / "usage.db", "hbg-07")
     return klick_home
@@ -135,11 +142,14 @@ def test_dates_select_whole_days(home, tmp_path):
     assert "Wrote" in result.stderr and "keyed hashes" in result.stderr
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--since", "yesterday"], "--since must be a date written like 2026-03-01, not 'yesterday'."),
-    (["--until", "2026-02-30"], "--until must be a date"),
-    (["--since", "2026-03-05", "--until", "2026-03-01"], "--until (2026-03-01) is before --since (2026-03-05)"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--since", "yesterday"], "--since must be a date written like 2026-03-01, not 'yesterday'."),
+        (["--until", "2026-02-30"], "--until must be a date"),
+        (["--since", "2026-03-05", "--until", "2026-03-01"], "--until (2026-03-01) is before --since (2026-03-05)"),
+    ],
+)
 def test_bad_dates_are_one_sentence_and_exit_2(home, args, words):
     result = run("export", "usage", *args)
     assert result.exit_code == 2
@@ -179,10 +189,12 @@ def test_export_never_changes_the_source(home, tmp_path):
     writer = UsageLog.open(source, device="hbg-07", enrolled=True, retention_days=365, now=lambda: T0 + 10 * 86400)
     writer.record("card_present", uid=ANNA, action_type="video_call")
     before = digest(source)
-    for args in (["usage", "--format", "csv", "--out", str(tmp_path / "u.csv")],
-                 ["usage", "--format", "json", "--out", str(tmp_path / "u.json"), "--include-personal"],
-                 ["usage", "--format", "sqlite", "--out", str(tmp_path / "u.sqlite")],
-                 ["answers", "--format", "sqlite", "--out", str(tmp_path / "a.sqlite")]):
+    for args in (
+        ["usage", "--format", "csv", "--out", str(tmp_path / "u.csv")],
+        ["usage", "--format", "json", "--out", str(tmp_path / "u.json"), "--include-personal"],
+        ["usage", "--format", "sqlite", "--out", str(tmp_path / "u.sqlite")],
+        ["answers", "--format", "sqlite", "--out", str(tmp_path / "a.sqlite")],
+    ):
         assert run("export", *args).exit_code == 0
     assert digest(source) == before
     # ...and the export saw the row still in the WAL.
@@ -236,8 +248,7 @@ def test_merge_refuses_foreign_files_usage_dbs_and_other_keys(home, tmp_path):
     out = tmp_path / "PILOT.sqlite"
     junk = tmp_path / "photo.jpg"
     junk.write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 2000)
-    for bad, words in ((junk, "is not a Klick database"),
-                       (home / "usage.db", "is a device's usage database, not an export")):
+    for bad, words in ((junk, "is not a Klick database"), (home / "usage.db", "is a device's usage database, not an export")):
         result = run("export", "merge", str(files[0]), str(bad), "--out", str(out))
         assert result.exit_code == 1 and words in result.stderr, result.stderr
         assert not out.exists()

@@ -14,13 +14,16 @@ from hypothesis import strategies as st
 from klick.feedback import Feedback, PromptError
 from klick.prompting import Candidate, choose, in_quiet_hours
 from klick.questionnaire import (
-    ACTION_TYPES, QuestionnaireError, check_questionnaire, load_questionnaire,
+    ACTION_TYPES,
+    QuestionnaireError,
+    check_questionnaire,
+    load_questionnaire,
 )
 from klick.usage import UsageLog
 
 MONDAY_NOON = 1772452800.0  # 2026-03-02 12:00 UTC, a Monday
 HOUR, DAY = 3600.0, 86400.0
-UTC = dt.timezone.utc
+UTC = dt.UTC
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "questionnaire.yaml"
 
 
@@ -77,6 +80,7 @@ def states(log: UsageLog) -> list[tuple[str, str]]:
 
 # --- the shipped questionnaire ----------------------------------------------------------------
 
+
 def test_shipped_questionnaire_is_valid():
     q, problems = check_questionnaire(SHIPPED)
     assert q is not None and problems == []
@@ -102,7 +106,12 @@ def test_first_use_asks_both_questions_then_the_follow_up(tmp_path):
     assert fb.next_prompt(True) is None  # never while an action runs
 
     p = fb.next_prompt(False)
-    assert (p.question_id, p.kind, p.text.get("sv"), p.text.get("en")) == ("how_did_it_go", "smiley5", "Hur gick det?", "How did that go?")
+    assert (p.question_id, p.kind, p.text.get("sv"), p.text.get("en")) == (
+        "how_did_it_go",
+        "smiley5",
+        "Hur gick det?",
+        "How did that go?",
+    )
     assert [o.value for o in p.options] == ["1", "2", "3", "4", "5"]
     fb.shown(p.id)
     assert fb.answer(p.id, 4) is None
@@ -119,8 +128,11 @@ def test_first_use_asks_both_questions_then_the_follow_up(tmp_path):
     assert fb.next_prompt(False) is None
 
     answers = log.conn.execute("SELECT question_id, value, text FROM answers ORDER BY id").fetchall()
-    assert answers == [("how_did_it_go", "4", None), ("anything_difficult", "yes", None),
-                       ("what_was_difficult", None, "Knappen var svår att hitta")]
+    assert answers == [
+        ("how_did_it_go", "4", None),
+        ("anything_difficult", "yes", None),
+        ("what_was_difficult", None, "Knappen var svår att hitta"),
+    ]
     kinds = [r[0] for r in log.conn.execute("SELECT kind FROM events WHERE kind LIKE 'prompt_%' ORDER BY id")]
     assert kinds == ["prompt_shown", "prompt_answered"] * 3
     log.close()
@@ -360,13 +372,19 @@ def test_from_config(tmp_path):
 
 # --- the rules, hammered -----------------------------------------------------------------------
 
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(
-    st.sampled_from(["use", "idle", "idle_running", "wait"]),
-    st.sampled_from(["01", "02", "03", "04", "05", "06"]),
-    st.floats(min_value=60, max_value=20 * HOUR),
-    st.sampled_from(["answer", "snooze", "dismiss", "ignore"]),
-), max_size=40))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["use", "idle", "idle_running", "wait"]),
+            st.sampled_from(["01", "02", "03", "04", "05", "06"]),
+            st.floats(min_value=60, max_value=20 * HOUR),
+            st.sampled_from(["answer", "snooze", "dismiss", "ignore"]),
+        ),
+        max_size=40,
+    )
+)
 def test_limits_hold_for_any_day(script):
     with tempfile.TemporaryDirectory() as folder:
         log, fb, clock = engine(Path(folder), SIMPLE.replace("per_day: 2", "per_day: 2"))

@@ -370,7 +370,10 @@ def test_a_card_that_drops_out_for_two_polls_is_not_removed_but_three_are(board)
     assert [m for m in rig.messages() if not isinstance(m, p.Heartbeat)] == []
     card.deaf = 3
     rig.advance(500)
-    assert [m for m in rig.messages() if not isinstance(m, p.Heartbeat)] == [p.CardRemovedMsg(2), p.CardPresentMsg(3, bytes.fromhex("0A0B0C0D"))]
+    assert [m for m in rig.messages() if not isinstance(m, p.Heartbeat)] == [
+        p.CardRemovedMsg(2),
+        p.CardPresentMsg(3, bytes.fromhex("0A0B0C0D")),
+    ]
 
 
 def test_a_swapped_card_ends_the_old_one_first(board):
@@ -379,8 +382,11 @@ def test_a_swapped_card_ends_the_old_one_first(board):
     rig.advance(100)
     board.insert("11223344")
     rig.advance(100)
-    assert rig.messages()[1:] == [p.CardPresentMsg(1, bytes.fromhex("0A0B0C0D")), p.CardRemovedMsg(2),
-                                  p.CardPresentMsg(3, bytes.fromhex("11223344"))]
+    assert rig.messages()[1:] == [
+        p.CardPresentMsg(1, bytes.fromhex("0A0B0C0D")),
+        p.CardRemovedMsg(2),
+        p.CardPresentMsg(3, bytes.fromhex("11223344")),
+    ]
 
 
 def test_commands_are_acked_with_their_seq_and_obeyed(board):
@@ -458,19 +464,33 @@ def test_the_maintenance_jumper_leaves_the_repl_alone(board, capsys):
 
 def test_message_ids_and_frames_match_the_host(board):
     kp = sys.modules["klick_proto"]
-    assert {name: getattr(kp, name) for name in ("HELLO", "CARD_PRESENT", "CARD_REMOVED", "HEARTBEAT", "ACK",
-                                                 "ERROR", "IDENTIFY", "LED", "BEEP", "STATUS")} == {
-        "HELLO": p.MESSAGE_IDS[p.Hello], "CARD_PRESENT": p.MESSAGE_IDS[p.CardPresentMsg],
-        "CARD_REMOVED": p.MESSAGE_IDS[p.CardRemovedMsg], "HEARTBEAT": p.MESSAGE_IDS[p.Heartbeat],
-        "ACK": p.MESSAGE_IDS[p.Ack], "ERROR": p.MESSAGE_IDS[p.ErrorMsg], "IDENTIFY": p.MESSAGE_IDS[p.Identify],
-        "LED": p.MESSAGE_IDS[p.Led], "BEEP": p.MESSAGE_IDS[p.Beep], "STATUS": p.MESSAGE_IDS[p.Status]}
+    assert {
+        name: getattr(kp, name)
+        for name in ("HELLO", "CARD_PRESENT", "CARD_REMOVED", "HEARTBEAT", "ACK", "ERROR", "IDENTIFY", "LED", "BEEP", "STATUS")
+    } == {
+        "HELLO": p.MESSAGE_IDS[p.Hello],
+        "CARD_PRESENT": p.MESSAGE_IDS[p.CardPresentMsg],
+        "CARD_REMOVED": p.MESSAGE_IDS[p.CardRemovedMsg],
+        "HEARTBEAT": p.MESSAGE_IDS[p.Heartbeat],
+        "ACK": p.MESSAGE_IDS[p.Ack],
+        "ERROR": p.MESSAGE_IDS[p.ErrorMsg],
+        "IDENTIFY": p.MESSAGE_IDS[p.Identify],
+        "LED": p.MESSAGE_IDS[p.Led],
+        "BEEP": p.MESSAGE_IDS[p.Beep],
+        "STATUS": p.MESSAGE_IDS[p.Status],
+    }
     assert kp.crc16(b"123456789") == 0x29B1 == p.crc16_ccitt(b"123456789")
     assert kp.PROTOCOL_VERSION == p.PROTOCOL_VERSION and kp.MAX_UID == p.MAX_UID_BYTES
 
 
 @settings(max_examples=200, deadline=None)
-@given(seq=st.integers(0, 15), counter=st.integers(0, 0xFFFF), uid=st.binary(min_size=1, max_size=20),
-       code=st.integers(0, 255), text=st.text("abcdefghij XYZ:0123", max_size=40))
+@given(
+    seq=st.integers(0, 15),
+    counter=st.integers(0, 0xFFFF),
+    uid=st.binary(min_size=1, max_size=20),
+    code=st.integers(0, 255),
+    text=st.text("abcdefghij XYZ:0123", max_size=40),
+)
 def test_every_reader_frame_is_byte_identical_to_the_hosts_encoding(seq, counter, uid, code, text):
     kp = _load("klick_proto")
     assert kp.frame(seq, kp.card_present(counter, uid)) == p.encode(p.CardPresentMsg(counter, uid), seq)
@@ -482,10 +502,15 @@ def test_every_reader_frame_is_byte_identical_to_the_hosts_encoding(seq, counter
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.binary(max_size=30), st.sampled_from([p.Identify(), p.Status(), p.Led(1, 2, 3),
-                                                                    p.Beep(500)]), st.integers(0, 15)),
-                max_size=8),
-       st.integers(1, 17))
+@given(
+    st.lists(
+        st.tuples(
+            st.binary(max_size=30), st.sampled_from([p.Identify(), p.Status(), p.Led(1, 2, 3), p.Beep(500)]), st.integers(0, 15)
+        ),
+        max_size=8,
+    ),
+    st.integers(1, 17),
+)
 def test_the_reader_decoder_finds_every_host_command_after_a_sync_byte(parts, chunk):
     """The host's promise, mirrored: a frame right after a 0x7E is found, however noisy the rest."""
     kp = _load("klick_proto")
@@ -497,7 +522,7 @@ def test_the_reader_decoder_finds_every_host_command_after_a_sync_byte(parts, ch
     dec = kp.Decoder()
     got = []
     for i in range(0, len(stream), chunk):
-        got += dec.feed(stream[i:i + chunk])
+        got += dec.feed(stream[i : i + chunk])
     # Noise can, rarely, complete a CRC-valid frame of its own: only count the ones we sent.
     assert [g for g in got if g in expected] == expected
     assert len(dec.buf) < 64
@@ -563,12 +588,16 @@ def pico_reader(board, tmp_path, monkeypatch):
     link, sock = short / "klick-reader", short / "bridge.sock"
     monkeypatch.setenv("KLICK_HOME", str(tmp_path))
     (tmp_path / "klick.yaml").write_text(
-        f"reader:\n  driver: serial\n  device: {link}\n  settle_ms: 80\n  grace_ms: 300\n"
-        f"paths:\n  socket: {sock}\n")
+        f"reader:\n  driver: serial\n  device: {link}\n  settle_ms: 80\n  grace_ms: 300\npaths:\n  socket: {sock}\n"
+    )
     firmware = FirmwareOnPty(board, link)
     log = (tmp_path / "bridge.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-c", "from klick.cli import main; main()", "bridge"],
-                            stdout=subprocess.DEVNULL, stderr=log, env=dict(os.environ))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from klick.cli import main; main()", "bridge"],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        env=dict(os.environ),
+    )
     try:
         from klick.bridge_client import BridgeUnavailable, request
 

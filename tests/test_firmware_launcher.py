@@ -29,8 +29,14 @@ pytestmark = pytest.mark.ui
 
 
 def _launcher(home: Path, out: Path) -> None:
-    os.environ.update(KLICK_HOME=str(home), KIVY_NO_ARGS="1", KIVY_NO_CONSOLELOG="1", KIVY_NO_FILELOG="1",
-                      KIVY_HOME=str(home / "kivy"), KLICK_LAUNCHER_OFFSCREEN="1")
+    os.environ.update(
+        KLICK_HOME=str(home),
+        KIVY_NO_ARGS="1",
+        KIVY_NO_CONSOLELOG="1",
+        KIVY_NO_FILELOG="1",
+        KIVY_HOME=str(home / "kivy"),
+        KLICK_LAUNCHER_OFFSCREEN="1",
+    )
     os.environ.pop("DISPLAY", None)
     from klick.config import load_config
     from launcher.kivy_setup import configure_kivy
@@ -91,11 +97,19 @@ def test_a_card_in_the_firmware_reader_shows_its_card_screen(pico_reader, tmp_pa
     sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
     (home / "cards.yaml").write_text(
         f'cards:\n  - uid: "{UID}"\n    label: Anna\n    colour: blue\n'
-        f"    action:\n      type: command\n      argv: {json.dumps(sleeper)}\n", encoding="utf-8")
+        f"    action:\n      type: command\n      argv: {json.dumps(sleeper)}\n",
+        encoding="utf-8",
+    )
     out = tmp_path / "seen.json"
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    proc = subprocess.Popen([sys.executable, __file__, str(home), str(out)], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, str(home), str(out)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(out, "ready", proc)
         board.insert(UID)

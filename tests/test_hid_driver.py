@@ -21,8 +21,9 @@ CODE_OF = {ch: code for code, ch in KEY_CHARS.items() if code < 71}  # top-row d
 KEYPAD = {"7": 71, "8": 72, "9": 73, "4": 75, "5": 76, "6": 77, "1": 79, "2": 80, "3": 81, "0": 82}
 
 
-def typed(text: str, codes: dict[str, int] = CODE_OF, shift: bool = False, enter: int = ENTER,
-          start: float = 0.0, step: float = 0.004) -> list[tuple[int, int, float]]:
+def typed(
+    text: str, codes: dict[str, int] = CODE_OF, shift: bool = False, enter: int = ENTER, start: float = 0.0, step: float = 0.004
+) -> list[tuple[int, int, float]]:
     """The events a reader sends for ``text`` + Enter: down/up for each key, 4 ms apart."""
     events, t = [], start
     for ch in text:
@@ -43,6 +44,7 @@ def decode(events) -> list[str]:
 
 # --- recorded sequences ------------------------------------------------------------------------
 
+
 def test_a_ten_digit_id_with_leading_zeros():
     assert decode(typed("0012345678")) == ["0012345678"]
 
@@ -51,10 +53,28 @@ def test_a_recorded_sycreader_burst():
     # Written out as a 125 kHz EM4100 keyboard reader sends it, one key event every 8 ms:
     # (code, value, seconds) for "0004567890" and Enter.
     recorded = [
-        (11, 1, 0.000), (11, 0, 0.008), (11, 1, 0.016), (11, 0, 0.024), (11, 1, 0.032), (11, 0, 0.040),
-        (5, 1, 0.048), (5, 0, 0.056), (6, 1, 0.064), (6, 0, 0.072), (7, 1, 0.080), (7, 0, 0.088),
-        (8, 1, 0.096), (8, 0, 0.104), (9, 1, 0.112), (9, 0, 0.120), (10, 1, 0.128), (10, 0, 0.136),
-        (11, 1, 0.144), (11, 0, 0.152), (28, 1, 0.160), (28, 0, 0.168),
+        (11, 1, 0.000),
+        (11, 0, 0.008),
+        (11, 1, 0.016),
+        (11, 0, 0.024),
+        (11, 1, 0.032),
+        (11, 0, 0.040),
+        (5, 1, 0.048),
+        (5, 0, 0.056),
+        (6, 1, 0.064),
+        (6, 0, 0.072),
+        (7, 1, 0.080),
+        (7, 0, 0.088),
+        (8, 1, 0.096),
+        (8, 0, 0.104),
+        (9, 1, 0.112),
+        (9, 0, 0.120),
+        (10, 1, 0.128),
+        (10, 0, 0.136),
+        (11, 1, 0.144),
+        (11, 0, 0.152),
+        (28, 1, 0.160),
+        (28, 0, 0.168),
     ]
     assert decode(recorded) == ["0004567890"]
 
@@ -124,6 +144,7 @@ def test_only_devices_named_like_readers_are_taken():
 
 
 # --- the driver --------------------------------------------------------------------------------
+
 
 class Recorder:
     def __init__(self) -> None:

@@ -41,8 +41,7 @@ def manifest(root: Path) -> dict[str, tuple]:
         elif path.is_dir():
             out[rel] = ("dir", oct(st.st_mode & 0o7777), st.st_uid, st.st_gid)
         else:
-            out[rel] = ("file", oct(st.st_mode & 0o7777), st.st_uid, st.st_gid,
-                        hashlib.sha256(path.read_bytes()).hexdigest())
+            out[rel] = ("file", oct(st.st_mode & 0o7777), st.st_uid, st.st_gid, hashlib.sha256(path.read_bytes()).hexdigest())
     return out
 
 
@@ -73,10 +72,17 @@ def test_install_lays_out_the_appliance_and_a_second_run_changes_nothing(tmp_pat
     assert (data.st_mode & 0o777, data.st_uid, data.st_gid) == (0o750, uid, gid)
     settings = (dest / "etc/klick/klick.yaml").stat()
     assert (settings.st_mode & 0o777, settings.st_uid, settings.st_gid) == (0o640, 0, gid)
-    for path in ("etc/klick/questionnaire.yaml", "etc/systemd/system/klick-bridge.service",
-                 "etc/systemd/system/klick-launcher.service", "etc/systemd/system/klick-retry@.timer",
-                 "etc/udev/rules.d/99-klick.rules", "etc/pam.d/klick-kiosk", "etc/modprobe.d/klick-nfc.conf",
-                 "opt/klick/share/firmware/main.py", "opt/klick/share/README.md"):
+    for path in (
+        "etc/klick/questionnaire.yaml",
+        "etc/systemd/system/klick-bridge.service",
+        "etc/systemd/system/klick-launcher.service",
+        "etc/systemd/system/klick-retry@.timer",
+        "etc/udev/rules.d/99-klick.rules",
+        "etc/pam.d/klick-kiosk",
+        "etc/modprobe.d/klick-nfc.conf",
+        "opt/klick/share/firmware/main.py",
+        "opt/klick/share/README.md",
+    ):
         assert (dest / path).is_file(), path
     assert not (dest / "opt/klick/venv").exists()  # SKIP_VENV=1
     wants = dest / "etc/systemd/system/multi-user.target.wants"

@@ -14,15 +14,15 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # when run as the launcher's script
 
-from tests.launcher_harness import offscreen_env, run_scenario, start_bridge, stop_bridge  # noqa: E402
 import yaml
+
+from tests.launcher_harness import offscreen_env, run_scenario, start_bridge, stop_bridge  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "artifacts" / "screens"
@@ -35,7 +35,8 @@ pytestmark = pytest.mark.ui
 def write_home(home: Path) -> Path:
     from klick.pin import hash_pin
 
-    (home / "cards.yaml").write_text(f"""cards:
+    (home / "cards.yaml").write_text(
+        f"""cards:
   - uid: "{ANNA}"
     label: Anna
     colour: blue
@@ -45,8 +46,11 @@ def write_home(home: Path) -> Path:
   - uid: "{CARER}"
     label: Personal
     role: carer
-""", encoding="utf-8")
-    (home / "questionnaire.yaml").write_text("""version: 1
+""",
+        encoding="utf-8",
+    )
+    (home / "questionnaire.yaml").write_text(
+        """version: 1
 limits:
   per_day: 10
   quiet_hours: none
@@ -58,9 +62,12 @@ questions:
       en: Anything else you want to tell us?
     triggers:
       - after_uses: 1
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
-    (home / "klick.yaml").write_text(f"""reader:
+    (home / "klick.yaml").write_text(
+        f"""reader:
   driver: sim
   grace_ms: 0
 locale: sv
@@ -73,11 +80,14 @@ pilot:
   enrolled: false
 carer:
   pin_hash: "{hash_pin(PIN)}"
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return home / "klick.yaml"
 
 
 # --- the driver (runs in the subprocess) -------------------------------------------------------
+
 
 def _drive(home: Path, out: Path) -> None:
     offscreen_env(home)
@@ -87,11 +97,11 @@ def _drive(home: Path, out: Path) -> None:
     cfg = load_config(home / "klick.yaml")
     bridge = start_bridge(home)
     configure_kivy(cfg, offscreen=True)
-    from kivy.clock import Clock
     from kivy.core.window import Window
     from kivy.uix.label import Label
 
-    from launcher import session as S, theme
+    from launcher import session as S
+    from launcher import theme
     from launcher.app import LauncherApp
     from launcher.screens.keyboard import BigKeyboard
     from launcher.screens.widgets import BigButton
@@ -135,11 +145,16 @@ def _drive(home: Path, out: Path) -> None:
                     colours.add(last)
             label_colours = {tuple(round(c * 255) for c in w.color[:3]) for w in kb.children if isinstance(w, Label)}
             sizes = [size for line in range(1, 6) for _pos, size in kb.layout_geometry[f"LINE_{line}"]]
-            keys = {"plates": sorted(colours), "labels": sorted(label_colours),
-                    "fonts": sorted({float(w.font_size) for w in kb.children if isinstance(w, Label)}),
-                    "min_key": [min(s[0] for s in sizes), min(s[1] for s in sizes)],
-                    "height": float(kb.height), "width": float(kb.width), "scale": float(kb.scale),
-                    "count": len(sizes)}
+            keys = {
+                "plates": sorted(colours),
+                "labels": sorted(label_colours),
+                "fonts": sorted({float(w.font_size) for w in kb.children if isinstance(w, Label)}),
+                "min_key": [min(s[0] for s in sizes), min(s[1] for s in sizes)],
+                "height": float(kb.height),
+                "width": float(kb.width),
+                "scale": float(kb.scale),
+                "count": len(sizes),
+            }
         results["screens"][name] = {"fonts": fonts, "targets": targets, "touch_min": touch_min, "keyboard": keys}
 
     def shot(app: LauncherApp, name: str) -> None:
@@ -226,8 +241,9 @@ def _drive(home: Path, out: Path) -> None:
         # has no consent (so no questionnaire runs); the question is handed to the session directly.
         from types import SimpleNamespace
 
-        question = SimpleNamespace(id=1, kind="free_text", options=(),
-                                   text={"sv": "Vill du berätta något mer om hur det gick?", "en": "Anything else?"})
+        question = SimpleNamespace(
+            id=1, kind="free_text", options=(), text={"sv": "Vill du berätta något mer om hur det gick?", "en": "Anything else?"}
+        )
         yield 0.2
         app._apply_and_render(session.prompt_due(question))
         results["prompt_asked"] = on(S.Asking)
@@ -275,6 +291,7 @@ def _drive(home: Path, out: Path) -> None:
 
 # --- the tests (pytest side) ---------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> dict:
     home = tmp_path_factory.mktemp("carer_ui")
@@ -282,8 +299,9 @@ def run(tmp_path_factory) -> dict:
     out = home / "results.json"
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env["KLICK_HOME"] = str(home)
-    proc = subprocess.run([sys.executable, __file__, str(home), str(out)], capture_output=True, text=True,
-                          timeout=120, env=env, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, __file__, str(home), str(out)], capture_output=True, text=True, timeout=120, env=env, cwd=REPO
+    )
     assert out.exists(), f"the launcher run wrote no results (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
     results = json.loads(out.read_text())
     results["home"] = str(home)
@@ -292,8 +310,7 @@ def run(tmp_path_factory) -> dict:
 
 def test_run_had_no_errors(run):
     assert run["errors"] == []
-    assert run["steps"] == ["home", "unknown", "carer_mode", "programmed", "carer_out", "new_card", "free_text",
-                            "wrong_pin"]
+    assert run["steps"] == ["home", "unknown", "carer_mode", "programmed", "carer_out", "new_card", "free_text", "wrong_pin"]
 
 
 def test_pin_is_masked_and_the_carer_screen_lists_the_unknown_card(run):
@@ -314,13 +331,19 @@ def test_programmed_card_is_in_the_card_file_and_klick_cards_list(run):
     home = Path(run["home"])
     data = yaml.safe_load((home / "cards.yaml").read_text(encoding="utf-8"))
     new = [c for c in data["cards"] if c["uid"] == NEW]
-    assert new == [{"uid": NEW, "label": "smhi.se", "colour": "#6A2C91", "action": {"type": "web", "url": "https://smhi.se"}}] \
-        or (len(new) == 1 and new[0]["action"] == {"type": "web", "url": "https://smhi.se"} and new[0]["label"] == "smhi.se")
+    assert new == [
+        {"uid": NEW, "label": "smhi.se", "colour": "#6A2C91", "action": {"type": "web", "url": "https://smhi.se"}}
+    ] or (len(new) == 1 and new[0]["action"] == {"type": "web", "url": "https://smhi.se"} and new[0]["label"] == "smhi.se")
     assert [c["uid"] for c in data["cards"]][:2] == [ANNA, CARER]  # the others untouched
     assert (home / "cards.yaml.bak").exists()
     env = {**os.environ, "KLICK_HOME": str(home)}
-    listed = subprocess.run([sys.executable, "-c", "from klick.cli import main; main()", "cards", "list",
-                             "--config", str(home / "klick.yaml")], capture_output=True, text=True, env=env, timeout=60)
+    listed = subprocess.run(
+        [sys.executable, "-c", "from klick.cli import main; main()", "cards", "list", "--config", str(home / "klick.yaml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert listed.returncode == 0, listed.stderr
     assert NEW in listed.stdout and "smhi.se" in listed.stdout
 
@@ -338,8 +361,9 @@ def test_three_wrong_pins_go_home_with_a_calm_notice_and_the_pad_stays_shut(run)
     assert run["reopened_during_pause"] == "Home(notice='carer_paused')"
 
 
-@pytest.mark.parametrize("name", ["carer_pin", "carer_mode", "carer_web_address", "carer_saved", "free_text_keyboard",
-                                  "carer_pin_paused"])
+@pytest.mark.parametrize(
+    "name", ["carer_pin", "carer_mode", "carer_web_address", "carer_saved", "free_text_keyboard", "carer_pin_paused"]
+)
 def test_carer_screens_saved_with_big_text_and_big_targets(run, name):
     assert (ARTIFACTS / f"{name}.png").stat().st_size > 2000
     screen = run["screens"][name]
@@ -357,7 +381,7 @@ def test_on_screen_keyboard_keys_are_16_mm_with_32_px_letters_at_7_to_1(run, nam
     assert kb["count"] == 45 and kb["scale"] == 1.0
     assert min(kb["min_key"]) >= run["screens"][name]["touch_min"], kb["min_key"]
     assert min(kb["fonts"]) >= 32
-    hexes = lambda rgb: "#%02X%02X%02X" % tuple(rgb)  # noqa: E731
+    hexes = lambda rgb: "#{:02X}{:02X}{:02X}".format(*tuple(rgb))  # noqa: E731
     assert len(kb["labels"]) == 1 and len(kb["plates"]) == 1
     assert theme.contrast(hexes(kb["labels"][0]), hexes(kb["plates"][0])) >= 7.0
     assert theme.contrast(theme.KEY_TEXT, theme.KEY_DOWN) >= 7.0  # a pressed key

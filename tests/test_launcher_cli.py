@@ -37,8 +37,9 @@ def test_the_cli_never_loads_kivy():
 def test_demo_starts_a_bridge_shows_home_and_stops_the_bridge(tmp_path):
     demo = tmp_path / "demo"
     shot = tmp_path / "home.png"
-    result = run_klick("launcher", "--demo", "--offscreen", "--screenshot", str(shot),
-                       env=_env(tmp_path, KLICK_DEMO_HOME=str(demo)))
+    result = run_klick(
+        "launcher", "--demo", "--offscreen", "--screenshot", str(shot), env=_env(tmp_path, KLICK_DEMO_HOME=str(demo))
+    )
     assert result.returncode == 0, result.stderr
     assert shot.stat().st_size > 2000
     config = (demo / "klick.yaml").read_text()

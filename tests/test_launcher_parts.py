@@ -12,7 +12,8 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cards.colours import PALETTE
 from cards.model import Command, PhotoAlbum, SvtPlay, VideoCall, Web
@@ -31,6 +32,7 @@ def cfg():
 
 
 # --- actions ----------------------------------------------------------------------------------
+
 
 def test_jitsi_url_skips_prejoin_and_encodes_the_name():
     url = actions.jitsi_url("https://meet.example.se/", "familjen-andersson", 'Åsa "Mormor" & co')
@@ -60,7 +62,9 @@ def test_browser_argv_uses_profiles_and_grants_media_only_for_calls(cfg):
         assert f"--user-data-dir={cfg.browser.profile}" in other.argv
         assert "--use-fake-ui-for-media-stream" not in other.argv
     assert web.argv[-1] == "https://www.smhi.se"
-    assert actions.plan(VideoCall("teams", user="a@b.se"), cfg).argv[-1].startswith("https://teams.microsoft.com/l/call/0/0?users=")
+    assert (
+        actions.plan(VideoCall("teams", user="a@b.se"), cfg).argv[-1].startswith("https://teams.microsoft.com/l/call/0/0?users=")
+    )
     assert actions.plan(VideoCall("skype", user="anna"), cfg).argv == ("xdg-open", "skype:anna?call")
 
 
@@ -79,8 +83,13 @@ def test_album_plan_and_empty_album(cfg, tmp_path):
 
 
 def test_album_newest_first_by_date_in_name_then_mtime(tmp_path):
-    for name, age in (("2024-05-01 fest.jpg", 0), ("IMG_20250102.png", 0), ("katten.png", 10), ("hund.png", 4000 * 86400),
-                      ("notes.txt", 0)):
+    for name, age in (
+        ("2024-05-01 fest.jpg", 0),
+        ("IMG_20250102.png", 0),
+        ("katten.png", 10),
+        ("hund.png", 4000 * 86400),
+        ("notes.txt", 0),
+    ):
         p = tmp_path / name
         p.write_bytes(b"x")
         t = time.time() - age
@@ -99,8 +108,10 @@ def test_missing_program_is_an_action_error_not_a_crash():
 
 def test_stop_ends_the_whole_process_group(tmp_path):
     pidfile = tmp_path / "child.pid"
-    script = (f"import subprocess, sys, time; c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
-              f"open({str(pidfile)!r}, 'w').write(str(c.pid)); time.sleep(60)")
+    script = (
+        f"import subprocess, sys, time; c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+        f"open({str(pidfile)!r}, 'w').write(str(c.pid)); time.sleep(60)"
+    )
     prog = actions.start_program((sys.executable, "-c", script), "test")
     deadline = time.monotonic() + 10
     while not pidfile.exists() or not pidfile.read_text():
@@ -128,15 +139,21 @@ def _alive(pid: int) -> bool:
 
 
 def test_stop_kills_a_program_that_ignores_sigterm():
-    prog = actions.start_program((sys.executable, "-c",
-                                  "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True); time.sleep(60)"),
-                                 "stubborn")
+    prog = actions.start_program(
+        (
+            sys.executable,
+            "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True); time.sleep(60)",
+        ),
+        "stubborn",
+    )
     time.sleep(0.3)
     prog.stop(grace=0.5, wait=True)
     assert prog.poll() == -signal.SIGKILL
 
 
 # --- theme ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("where,fg,bg", theme.SCREEN_PAIRS)
 def test_every_screen_colour_pair_reaches_7_to_1(where, fg, bg):
@@ -161,7 +178,7 @@ def test_palette_colours_mostly_need_no_band():
 
 def test_nothing_on_the_screens_is_red():
     for name in ("BG", "TEXT", "TEXT_SOFT", "BUTTON_BG", "BUTTON_TEXT", "PANEL", "READY", "WAITING"):
-        r, g, b = (int(getattr(theme, name)[i:i + 2], 16) for i in (1, 3, 5))
+        r, g, b = (int(getattr(theme, name)[i : i + 2], 16) for i in (1, 3, 5))
         assert not (r > 150 and r > g * 1.6 and r > b * 1.6), name
 
 
@@ -176,6 +193,7 @@ def test_text_at_least_32_px_and_targets_at_least_16_mm(scale, size):
 
 # --- keys -------------------------------------------------------------------------------------
 
+
 def test_quit_keys():
     combo = parse_keys("ctrl+alt+q")
     assert combo.matches("q", ["ctrl", "alt", "numlock"])
@@ -188,12 +206,17 @@ def test_quit_keys():
 
 # --- words ------------------------------------------------------------------------------------
 
+
 def _msgids_in_source() -> set[str]:
     ids = set(WEEKDAYS) | set(MONTHS)
     for path in LAUNCHER.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
-                    and isinstance(node.args[0].value, str):
+            if (
+                isinstance(node, ast.Call)
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
                 f = node.func
                 if (isinstance(f, ast.Name) and f.id == "w") or (isinstance(f, ast.Attribute) and f.attr == "w"):
                     ids.add(node.args[0].value)
@@ -214,8 +237,10 @@ def test_every_string_on_screen_is_translated(language):
 def test_swedish_is_swedish_and_fields_survive():
     sv, en = Words("sv"), Words("en")
     assert sv("Put in a card") == "Sätt i ett kort"
-    assert sv("This card is not set up yet.") + " " + sv("Ask your contact person for help.") == \
-        "Det här kortet är inte inställt än. Be din kontaktperson om hjälp."
+    assert (
+        sv("This card is not set up yet.") + " " + sv("Ask your contact person for help.")
+        == "Det här kortet är inte inställt än. Be din kontaktperson om hjälp."
+    )
     assert sv("Calling {name}…", name="Anna") == "Ringer Anna…"
     assert en("Calling {name}…", name="Anna") == "Calling Anna…"
     assert Words("de")("Home") == "Hem"  # an unknown language falls back to Swedish
@@ -233,6 +258,7 @@ def test_mo_compiler_round_trips_through_gettext():
 
 
 # --- on-screen keyboard -------------------------------------------------------------------------
+
 
 def test_keyboard_keys_reach_16_mm_and_32_px_at_the_default_size(cfg):
     from launcher.screens.keyboard import layout_shape
@@ -273,6 +299,7 @@ def test_keyboard_layout_has_swedish_letters_and_what_an_address_needs():
 
 # --- carer mode: programming a card on the tablet -----------------------------------------------
 
+
 def test_web_address_is_made_whole_or_refused():
     from launcher.carer import web_address
 
@@ -287,23 +314,30 @@ def test_carer_choices_make_cards_the_registry_accepts(tmp_path):
     from cards.registry import load_registry
     from launcher import carer
 
-    (tmp_path / "cards.yaml").write_text('cards:\n  - uid: "04CA4E4000000001"\n    label: Personal\n    role: carer\n',
-                                         encoding="utf-8")
+    (tmp_path / "cards.yaml").write_text(
+        'cards:\n  - uid: "04CA4E4000000001"\n    label: Personal\n    role: carer\n', encoding="utf-8"
+    )
     album = tmp_path / "photos" / "Sommaren"
     album.mkdir(parents=True)
     (album / "a.jpg").write_bytes(b"x")
     (tmp_path / "photos" / "Tom").mkdir()
     assert carer.photo_folders(tmp_path / "photos") == [album]
     uids = ["04000000000011", "04000000000012", "04000000000013", "04000000000014"]
-    made = [carer.card_for(uids[0], "photos", album), carer.card_for(uids[1], "svt1"),
-            carer.card_for(uids[2], "rapport"), carer.card_for(uids[3], "web", "smhi.se")]
+    made = [
+        carer.card_for(uids[0], "photos", album),
+        carer.card_for(uids[1], "svt1"),
+        carer.card_for(uids[2], "rapport"),
+        carer.card_for(uids[3], "web", "smhi.se"),
+    ]
     for card in made:
         carer.program_card(tmp_path / "cards.yaml", card)
     registry = load_registry(tmp_path / "cards.yaml")
     assert [registry.get(u).label for u in uids] == ["Sommaren", "SVT1", "Rapport", "smhi.se"]
     assert registry.get(uids[0]).action.folder == album
-    assert actions.svt_url(registry.get(uids[2]).action.channel, registry.get(uids[2]).action.program) == \
-        "https://www.svtplay.se/rapport"
+    assert (
+        actions.svt_url(registry.get(uids[2]).action.channel, registry.get(uids[2]).action.program)
+        == "https://www.svtplay.se/rapport"
+    )
     assert registry.get("04CA4E4000000001").role == "carer"
     assert (tmp_path / "cards.yaml.bak").exists()
     with pytest.raises(carer.ProgramError) as err:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cards.model import Card, Command, PhotoAlbum, VideoCall, Web
 from klick.events import CardPresent, CardRemoved, ReaderStatus
@@ -96,8 +97,12 @@ def test_a_tap_only_reader_forces_tap_mode_and_home_button_ends():
 
 
 def test_unknown_disabled_staff_and_empty_cards_never_run_anything():
-    for uid, screen in ((UNKNOWN, S.UnknownCard(UNKNOWN)), (OFF.uid, S.UnknownCard(OFF.uid, "disabled")),
-                        (STAFF.uid, S.CarerNotSetUp(STAFF)), (EMPTY.uid, S.ActionFailed(EMPTY, "no_action"))):
+    for uid, screen in (
+        (UNKNOWN, S.UnknownCard(UNKNOWN)),
+        (OFF.uid, S.UnknownCard(OFF.uid, "disabled")),
+        (STAFF.uid, S.CarerNotSetUp(STAFF)),
+        (EMPTY.uid, S.ActionFailed(EMPTY, "no_action")),
+    ):
         s = new()
         fx = s.event(CardPresent(uid))
         assert s.screen == screen
@@ -161,6 +166,7 @@ def test_a_late_removal_of_another_card_is_ignored():
 
 
 # --- the reconnect gap ---------------------------------------------------------------------------
+
 
 def reconnect(s: S.Session, *greeting) -> list:
     """The bridge went away and came back; its greeting is a status line, then maybe a card."""
@@ -240,6 +246,7 @@ def test_carer_mode_ends_when_the_greeting_leaves_the_carer_card_out():
 
 
 # --- carer mode ------------------------------------------------------------------------------------
+
 
 class Clock:
     def __init__(self) -> None:
@@ -343,8 +350,24 @@ inputs = st.one_of(
     st.builds(CardPresent, uids),
     st.builds(CardRemoved, uids),
     st.builds(ReaderStatus, st.sampled_from(["connected", "searching", "lost"]), mode=st.sampled_from(["slot", "tap"])),
-    st.sampled_from(["home", "prompt", "answer", "later", "fail", "exit", "started", "conn_up", "conn_down",
-                     "greeted", "pin_ok", "pin_bad", "carer_leave", "tick"]),
+    st.sampled_from(
+        [
+            "home",
+            "prompt",
+            "answer",
+            "later",
+            "fail",
+            "exit",
+            "started",
+            "conn_up",
+            "conn_down",
+            "greeted",
+            "pin_ok",
+            "pin_bad",
+            "carer_leave",
+            "tick",
+        ]
+    ),
 )
 
 

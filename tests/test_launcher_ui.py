@@ -33,7 +33,9 @@ pytestmark = pytest.mark.ui
 def write_home(home: Path) -> Path:
     """Settings, cards and questionnaire for the run; the browser is a harmless long sleep."""
     demo = (REPO / "config" / "demo-cards.yaml").read_text(encoding="utf-8")
-    cards = demo.replace("picture: demo/", f"picture: {REPO}/config/demo/").replace("folder: demo/", f"folder: {REPO}/config/demo/")
+    cards = demo.replace("picture: demo/", f"picture: {REPO}/config/demo/").replace(
+        "folder: demo/", f"folder: {REPO}/config/demo/"
+    )
     cards += f"""
   - uid: "{MISSING_PROGRAM_CARD}"
     label: Radio
@@ -43,7 +45,8 @@ def write_home(home: Path) -> Path:
       argv: ["/nonexistent/klick-no-such-radio", "--play"]
 """
     (home / "cards.yaml").write_text(cards, encoding="utf-8")
-    (home / "questionnaire.yaml").write_text("""version: 1
+    (home / "questionnaire.yaml").write_text(
+        """version: 1
 limits:
   per_day: 10
   quiet_hours: none
@@ -55,9 +58,12 @@ questions:
       en: How did that go?
     triggers:
       - after_uses: 1
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
-    (home / "klick.yaml").write_text(f"""reader:
+    (home / "klick.yaml").write_text(
+        f"""reader:
   driver: sim
   grace_ms: 0
 locale: sv
@@ -69,11 +75,14 @@ paths:
 pilot:
   device_name: test-ui
   enrolled: true
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return home / "klick.yaml"
 
 
 # --- the driver (runs in the subprocess) -------------------------------------------------------
+
 
 def _drive(home: Path, out: Path) -> None:
     offscreen_env(home)
@@ -83,10 +92,10 @@ def _drive(home: Path, out: Path) -> None:
     cfg = load_config(home / "klick.yaml")
     bridge = start_bridge(home)
     configure_kivy(cfg, offscreen=True)
-    from kivy.clock import Clock
     from kivy.uix.label import Label
 
-    from launcher import session as S, theme
+    from launcher import session as S
+    from launcher import theme
     from launcher.app import LauncherApp
     from launcher.screens.widgets import BigButton, FaceButton
 
@@ -126,6 +135,7 @@ def _drive(home: Path, out: Path) -> None:
             if name == "card" and "done" not in first_frame:
                 first_frame["done"] = True
                 shot(app, "card")  # the first frame after the event, before the call starts
+
         app.shown_listeners.append(grab)
         yield lambda: on(S.ShowingCard) and session.screen.phase == "running" and app.program is not None
         app.shown_listeners.remove(grab)
@@ -223,8 +233,7 @@ def _drive(home: Path, out: Path) -> None:
 
     def probe(app: LauncherApp) -> None:
         app.shown_listeners.append(lambda name, *_: shown.append(name))
-        run_scenario(app, scenario(app), results, out,
-                     on_finish=lambda: results.update(quit_by_keys=False))
+        run_scenario(app, scenario(app), results, out, on_finish=lambda: results.update(quit_by_keys=False))
 
     try:
         LauncherApp(cfg, probe=probe, demo_uids=(ANNA, RAPPORT)).run()
@@ -234,6 +243,7 @@ def _drive(home: Path, out: Path) -> None:
 
 # --- the tests (pytest side) ---------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> dict:
     home = tmp_path_factory.mktemp("ui")
@@ -241,8 +251,9 @@ def run(tmp_path_factory) -> dict:
     out = home / "results.json"
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env["KLICK_HOME"] = str(home)
-    proc = subprocess.run([sys.executable, __file__, str(home), str(out)], capture_output=True, text=True,
-                          timeout=120, env=env, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, __file__, str(home), str(out)], capture_output=True, text=True, timeout=120, env=env, cwd=REPO
+    )
     assert out.exists(), f"the launcher run wrote no results (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
     results = json.loads(out.read_text())
     results["home"] = str(home)
@@ -290,8 +301,17 @@ def test_prompt_answered_and_stored_in_the_usage_database(run):
 def test_usage_log_holds_the_card_events(run):
     db = sqlite3.connect(Path(run["home"]) / "usage.db")
     kinds = [k for (k,) in db.execute("SELECT kind FROM events ORDER BY id")]
-    for kind in ("card_present", "action_started", "action_ended", "card_removed", "unknown_card", "action_failed",
-                 "reader_status", "prompt_shown", "prompt_answered"):
+    for kind in (
+        "card_present",
+        "action_started",
+        "action_ended",
+        "card_removed",
+        "unknown_card",
+        "action_failed",
+        "reader_status",
+        "prompt_shown",
+        "prompt_answered",
+    ):
         assert kind in kinds, kind
 
 

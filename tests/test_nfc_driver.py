@@ -91,7 +91,7 @@ def emulate_type2(port: int, uid_hex: str) -> None:
             return bytearray(b"\x00")  # complete, Type 2
         if len(cmd) == 2 and cmd[0] == 0x30:
             start = (cmd[1] % 45) * 4
-            return bytearray((memory + memory)[start:start + 16])
+            return bytearray((memory + memory)[start : start + 16])
         if cmd == b"\x60":
             return bytearray.fromhex("0004040201000F03")  # NTAG213
         return None
@@ -164,8 +164,9 @@ class Recorder:
 
 class Emulator:
     def __init__(self, port: int, idm: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, __file__, str(port), idm],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, str(port), idm], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
         assert self.proc.stdout.readline().strip() == "ready"
 
     def lift(self) -> None:
@@ -234,8 +235,8 @@ def test_the_bridge_reports_the_emulated_tag_on_its_socket(tmp_path, monkeypatch
     os.makedirs(sock_dir, exist_ok=True)
     monkeypatch.setenv("KLICK_HOME", str(tmp_path))
     (tmp_path / "klick.yaml").write_text(
-        f"reader:\n  driver: nfc\n  device: udp:127.0.0.1:{port}\n  grace_ms: 300\n"
-        f"paths:\n  socket: {sock_dir}/b.sock\n")
+        f"reader:\n  driver: nfc\n  device: udp:127.0.0.1:{port}\n  grace_ms: 300\npaths:\n  socket: {sock_dir}/b.sock\n"
+    )
     bridge = Bridge(load_config())
     bridge.open()
     runner = threading.Thread(target=bridge.run, kwargs={"handle_signals": False}, daemon=True)

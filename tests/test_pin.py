@@ -10,7 +10,8 @@ import sys
 import termios
 import time
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from klick.config import load_config
 from klick.pin import check_pin, hash_pin, pin_problem
@@ -48,10 +49,18 @@ def test_a_broken_hash_never_lets_anyone_in(garbage):
 def test_malformed_hashes_are_refused():
     good = hash_pin("1234", iterations=FAST)
     scheme, rounds, salt, digest = good.split("$")
-    for bad in ("", "1234", f"md5${rounds}${salt}${digest}", f"{scheme}$0${salt}${digest}",
-                f"{scheme}$99999999999${salt}${digest}", f"{scheme}${rounds}$${digest}",
-                f"{scheme}${rounds}${salt}${digest[:-2]}", f"{scheme}${rounds}$zz${digest}",
-                f"{scheme}$-5${salt}${digest}", good + "$x"):
+    for bad in (
+        "",
+        "1234",
+        f"md5${rounds}${salt}${digest}",
+        f"{scheme}$0${salt}${digest}",
+        f"{scheme}$99999999999${salt}${digest}",
+        f"{scheme}${rounds}$${digest}",
+        f"{scheme}${rounds}${salt}${digest[:-2]}",
+        f"{scheme}${rounds}$zz${digest}",
+        f"{scheme}$-5${salt}${digest}",
+        good + "$x",
+    ):
         assert not check_pin("1234", bad), bad
 
 
@@ -66,12 +75,19 @@ def test_pin_rules():
 def _klick_on_a_tty(args, answers, env):
     """Run the real CLI with a pseudo-terminal as its terminal, typing ``answers`` at its prompts."""
     master, slave = os.openpty()
+
     def controlling_tty():  # as a login shell would: the pty is the process's own terminal
         os.setsid()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-    proc = subprocess.Popen([sys.executable, "-c", "from klick.cli import main; main()", *args],
-                            stdin=slave, stdout=slave, stderr=slave, env=env, preexec_fn=controlling_tty)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from klick.cli import main; main()", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        preexec_fn=controlling_tty,
+    )
     os.close(slave)
     seen = b""
     sent = 0
@@ -108,7 +124,7 @@ def test_klick_carer_pin_asks_twice_hidden_and_prints_a_line_the_config_accepts(
     assert code == 0, out
     assert "735914" not in out, "the PIN was echoed on the terminal"
     assert out.count("PIN") >= 2
-    block = out[out.index("carer:"):].replace("\r\n", "\n")
+    block = out[out.index("carer:") :].replace("\r\n", "\n")
     (klick_home / "klick.yaml").write_text(block)
     cfg = load_config()
     assert cfg.carer.pin_hash.startswith("pbkdf2_sha256$")

@@ -26,8 +26,13 @@ def machine(settle: int = SETTLE, grace: int = GRACE) -> tuple[PlaceLift, Clock]
     return PlaceLift("slot", settle, grace, wall=clock), clock
 
 
-def run(levels: list[tuple[str | None, int]], settle: int = SETTLE, grace: int = GRACE,
-        tick_at_deadlines: bool = True, tail_ms: int = 0) -> tuple[list, PlaceLift]:
+def run(
+    levels: list[tuple[str | None, int]],
+    settle: int = SETTLE,
+    grace: int = GRACE,
+    tick_at_deadlines: bool = True,
+    tail_ms: int = 0,
+) -> tuple[list, PlaceLift]:
     """Feed (level, duration ms) in order; tick at every deadline as the daemon would."""
     m, clock = machine(settle, grace)
     events: list = []
@@ -58,6 +63,7 @@ def kinds(events: list) -> list[tuple[str, str]]:
 
 
 # --- by hand -----------------------------------------------------------------------------------
+
 
 def test_a_card_counts_only_after_settling():
     m, clock = machine()

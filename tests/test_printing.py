@@ -6,11 +6,21 @@ import shutil
 import subprocess
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pypdf import PdfReader
 
 from cards.printing import (
-    CARD_H_MM, CARD_W_MM, MM, BAND_MM, face_origin, find_fonts, fit_text, text_colour_for, _register_fonts, FONT_BOLD,
+    BAND_MM,
+    CARD_H_MM,
+    CARD_W_MM,
+    FONT_BOLD,
+    MM,
+    _register_fonts,
+    face_origin,
+    find_fonts,
+    fit_text,
+    text_colour_for,
 )
 from tests.conftest import REPO
 
@@ -84,8 +94,11 @@ def test_rendered_first_page_shows_five_faces(klick, tmp_path):
     out = tmp_path / "cards.pdf"
     assert klick("cards", "print", "--registry", DEMO, "--out", str(out)).returncode == 0
     dpi = 40
-    subprocess.run(["pdftoppm", "-r", str(dpi), "-png", "-f", "1", "-l", "1", "-singlefile", str(out),
-                    str(tmp_path / "page")], check=True, timeout=60)
+    subprocess.run(
+        ["pdftoppm", "-r", str(dpi), "-png", "-f", "1", "-l", "1", "-singlefile", str(out), str(tmp_path / "page")],
+        check=True,
+        timeout=60,
+    )
     image = Image.open(tmp_path / "page.png").convert("RGB")
     px_per_mm = dpi / 25.4
     seen = []
@@ -96,7 +109,7 @@ def test_rendered_first_page_shows_five_faces(klick, tmp_path):
         y = (297 - (y_mm + CARD_H_MM - BAND_MM / 2)) * px_per_mm
         seen.append(image.getpixel((round(x), round(y))))
     for slot, colour in enumerate(DEMO_COLOURS):
-        want = tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+        want = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
         assert all(abs(a - b) <= 12 for a, b in zip(seen[slot], want)), (slot, seen[slot], want)
     assert seen[5:] == [(255, 255, 255)] * 3  # the other three places on the page are empty paper
 
@@ -107,8 +120,12 @@ def test_nine_cards_take_two_pages_and_a_missing_picture_still_prints(tmp_path):
 
     lines = ["version: 1", "cards:"]
     for n in range(9):
-        lines += [f"  - uid: \"0A0B0C{n:02X}\"", f"    label: Kort {n} åäö", "    picture: nowhere.png",
-                  "    action: {type: web, url: 'https://example.se'}"]
+        lines += [
+            f'  - uid: "0A0B0C{n:02X}"',
+            f"    label: Kort {n} åäö",
+            "    picture: nowhere.png",
+            "    action: {type: web, url: 'https://example.se'}",
+        ]
     path = tmp_path / "cards.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     registry = load_registry(path)
@@ -154,6 +171,5 @@ def test_a_short_label_gets_the_largest_size():
     _register_fonts()
     size, lines = fit_text("Anna", lambda t, s: stringWidth(t, FONT_BOLD, s), 77 * MM, 14 * MM, 28, 9)
     assert (size, lines) == (28, ["Anna"])
-    size, lines = fit_text("Mormor och morfar i Helsingborg", lambda t, s: stringWidth(t, FONT_BOLD, s),
-                           77 * MM, 14 * MM, 28, 9)
+    size, lines = fit_text("Mormor och morfar i Helsingborg", lambda t, s: stringWidth(t, FONT_BOLD, s), 77 * MM, 14 * MM, 28, 9)
     assert size < 28 and len(lines) == 2

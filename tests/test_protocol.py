@@ -48,8 +48,16 @@ def test_frame_layout():
 
 @pytest.mark.parametrize(
     "msg",
-    [p.Led(256, 0, 0), p.Beep(70000), p.Ack(16), p.CardPresentMsg(1, b""), p.CardPresentMsg(1, b"x" * 21),
-     p.Hello(1, "å", "slot"), p.CardRemovedMsg(-1), p.Hello(1, "x" * 40, "y" * 40)],
+    [
+        p.Led(256, 0, 0),
+        p.Beep(70000),
+        p.Ack(16),
+        p.CardPresentMsg(1, b""),
+        p.CardPresentMsg(1, b"x" * 21),
+        p.Hello(1, "å", "slot"),
+        p.CardRemovedMsg(-1),
+        p.Hello(1, "x" * 40, "y" * 40),
+    ],
 )
 def test_encode_refuses_what_cannot_be_sent(msg):
     with pytest.raises(p.FieldError):
@@ -85,7 +93,7 @@ def test_any_split_of_the_stream_decodes_the_same(items, data):
 def test_random_bytes_never_raise_and_memory_stays_bounded(chunks):
     d = p.Decoder()
     for chunk in chunks:
-        for seq, msg in d.feed(chunk):
+        for seq, _msg in d.feed(chunk):
             assert 0 <= seq <= 15
         assert len(d._buf) < p.MAX_FRAME
 
@@ -156,8 +164,13 @@ def test_unknown_message_with_valid_crc_is_skipped_whole():
 
 
 def test_malformed_fields_are_skipped():
-    for payload in (bytes([0x02, 0, 1, 5, 1]), bytes([0x05, 0x20]), bytes([0x01, 1, 3, 0x41]),
-                    bytes([0x01, 1, 1, 0xC3, 0]), bytes([0x84, 0])):
+    for payload in (
+        bytes([0x02, 0, 1, 5, 1]),
+        bytes([0x05, 0x20]),
+        bytes([0x01, 1, 3, 0x41]),
+        bytes([0x01, 1, 1, 0xC3, 0]),
+        bytes([0x84, 0]),
+    ):
         head = bytes([len(payload) + 5, 0x10]) + payload
         frame = head + p.crc16_ccitt(head).to_bytes(2, "big") + b"\x7e"
         d = p.Decoder()

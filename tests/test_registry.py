@@ -2,11 +2,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cards.model import Card, Command, PhotoAlbum, SvtPlay, VideoCall, Web
 from cards.registry import (
-    Registry, RegistryError, check_registry, load_registry, registry_to_yaml, save_registry,
+    Registry,
+    check_registry,
+    load_registry,
+    save_registry,
 )
 from klick.atomic import backup_path
 from tests.conftest import REPO
@@ -39,7 +43,9 @@ def test_lookup_in_any_spelling():
 
 
 def test_duplicate_uid_written_two_ways_names_both_lines(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         cards:
           - uid: "04:a2:b3:c4"
             label: Anna
@@ -47,27 +53,33 @@ def test_duplicate_uid_written_two_ways_names_both_lines(tmp_path):
           - uid: 04A2B3C4
             label: Bertil
             action: {type: web, url: "https://example.se"}
-    """)
+    """,
+    )
     registry, problems = check_registry(path)
     assert registry is None
-    (line, message), = messages(problems)
+    ((line, message),) = messages(problems)
     assert line == 5
     assert "line 2" in message and "04:a2:b3:c4" in message
 
 
 def test_decimal_uid_never_becomes_a_number(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         cards:
           - uid: 0012345678
             label: Klocka
             action: {type: command, argv: [xclock]}
-    """)
+    """,
+    )
     registry = load_registry(path)
     assert registry.cards[0].uid == "0012345678"
 
 
 def test_every_problem_has_its_line(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         cards:
           - uid: 04A1
             label: Ett
@@ -91,7 +103,8 @@ def test_every_problem_has_its_line(tmp_path):
           - uid: 04A6
             label: Sex
             actoin: {type: web, url: "https://example.se"}
-    """)
+    """,
+    )
     registry, problems = check_registry(path)
     assert registry is None
     got = messages(problems)
@@ -107,12 +120,15 @@ def test_every_problem_has_its_line(tmp_path):
     assert "did you mean 'action'" in by_line[23]
 
 
-@pytest.mark.parametrize("data, words", [
-    (b"cards:\n\t- uid: 04A1\n", "tab"),
-    (b"cards:\n  - uid: 04A1\n    label: \xe5\n", "not UTF-8"),
-    (b"cards: [\n", "not valid YAML"),
-    (b"- just\n- a list\n", "settings"),
-])
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (b"cards:\n\t- uid: 04A1\n", "tab"),
+        (b"cards:\n  - uid: 04A1\n    label: \xe5\n", "not UTF-8"),
+        (b"cards: [\n", "not valid YAML"),
+        (b"- just\n- a list\n", "settings"),
+    ],
+)
 def test_broken_files_get_a_plain_sentence(tmp_path, data, words):
     path = tmp_path / "cards.yaml"
     path.write_bytes(data)
@@ -147,12 +163,15 @@ def test_file_over_1_mb_is_refused(tmp_path):
 
 
 def test_save_is_atomic_with_backup_and_reloads(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         cards:
           - uid: 04A1
             label: Ett
             action: {type: web, url: "https://a.se"}
-    """)
+    """,
+    )
     registry = load_registry(path)
     old_text = path.read_text()
     new = registry.with_card(Card("04A2", "Två", Web("https://b.se")))
@@ -171,22 +190,40 @@ def test_with_card_refuses_duplicate_unless_replacing():
 
 # --- round trips ---------------------------------------------------------------------------------
 
-labels = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "Zs")), min_size=1, max_size=40).map(str.strip).filter(bool)
+labels = (
+    st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "Zs")), min_size=1, max_size=40)
+    .map(str.strip)
+    .filter(bool)
+)
 words = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=12)
-uids = st.one_of(st.binary(min_size=4, max_size=10).map(lambda b: b.hex().upper()),
-                 st.text(alphabet="0123456789", min_size=6, max_size=12))
+uids = st.one_of(
+    st.binary(min_size=4, max_size=10).map(lambda b: b.hex().upper()), st.text(alphabet="0123456789", min_size=6, max_size=12)
+)
 actions = st.one_of(
     st.builds(VideoCall, provider=st.just("jitsi"), server=st.just("https://meet.example.se"), room=words, display_name=labels),
     st.builds(VideoCall, provider=st.just("teams"), user=words.map(lambda w: w + "@example.se")),
     st.builds(SvtPlay, channel=st.sampled_from(["svt1", "svt2", "svtbarn"])),
     st.builds(SvtPlay, program=words.map(lambda w: "/" + w)),
     st.builds(Web, url=words.map(lambda w: f"https://{w}.example.se/")),
-    st.builds(Command, argv=st.lists(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")), min_size=1, max_size=20), min_size=1, max_size=4).map(tuple)),
+    st.builds(
+        Command,
+        argv=st.lists(
+            st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")), min_size=1, max_size=20),
+            min_size=1,
+            max_size=4,
+        ).map(tuple),
+    ),
 )
-cards_st = st.builds(Card, uid=uids, label=labels, action=actions,
-                     colour=st.sampled_from(["#1F4E9C", "#FFD43B", "#000000"]),
-                     on_remove=st.sampled_from(["close", "keep"]), enabled=st.booleans(),
-                     role=st.just("resident"))
+cards_st = st.builds(
+    Card,
+    uid=uids,
+    label=labels,
+    action=actions,
+    colour=st.sampled_from(["#1F4E9C", "#FFD43B", "#000000"]),
+    on_remove=st.sampled_from(["close", "keep"]),
+    enabled=st.booleans(),
+    role=st.just("resident"),
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

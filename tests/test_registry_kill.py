@@ -25,8 +25,9 @@ while True:
 def test_sigkill_mid_save_always_leaves_a_loadable_registry(tmp_path):
     path = tmp_path / "cards.yaml"
     for round_ in range(25):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE,
-                                cwd=os.path.dirname(os.path.dirname(__file__)))
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, cwd=os.path.dirname(os.path.dirname(__file__))
+        )
         proc.stdout.readline()  # at least one save has finished
         time.sleep(0.005 * (round_ % 7))
         proc.send_signal(signal.SIGKILL)

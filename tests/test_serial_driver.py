@@ -52,9 +52,7 @@ class Recorder:
 
     def wait(self, *call, count: int = 1, timeout: float = WAIT) -> None:
         with self._cond:
-            ok = self._cond.wait_for(
-                lambda: sum(1 for c in self.calls if c[: len(call)] == call) >= count, timeout
-            )
+            ok = self._cond.wait_for(lambda: sum(1 for c in self.calls if c[: len(call)] == call) >= count, timeout)
         assert ok, f"no {call} x{count} within {timeout} s; calls: {self.calls}"
 
     def last_level(self):

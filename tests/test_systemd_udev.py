@@ -70,8 +70,12 @@ def root(tmp_path):
 
 
 def verify(root: Path, *names: str) -> subprocess.CompletedProcess:
-    return subprocess.run([ANALYZE, "verify", f"--root={root}", *[str(root / "etc/systemd/system" / n) for n in names]],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [ANALYZE, "verify", f"--root={root}", *[str(root / "etc/systemd/system" / n) for n in names]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_systemd_analyze_verify_passes_without_a_single_warning(root):
@@ -87,13 +91,18 @@ def test_the_verify_check_is_real_a_missing_binary_fails_it(root):
     result = verify(root, "klick-launcher.service")
     assert result.returncode != 0 and "/usr/bin/cage" in result.stderr
     (root / "etc/systemd/system/klick-bridge.service").write_text(
-        (UNITS / "klick-bridge.service").read_text().replace("RestartSec=1", "RestartSec=soon"))
+        (UNITS / "klick-bridge.service").read_text().replace("RestartSec=1", "RestartSec=soon")
+    )
     assert "Failed to parse sec value" in verify(root, "klick-bridge.service").stderr  # a warning, exit 0: why we read the output
 
 
 def test_the_bridge_is_hardened_by_systemds_own_measure(root):
-    result = subprocess.run([ANALYZE, "security", "--offline=yes", f"--root={root}", "klick-bridge.service"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [ANALYZE, "security", "--offline=yes", f"--root={root}", "klick-bridge.service"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     score = re.search(r"Overall exposure level for klick-bridge.service: ([0-9.]+) (\w+)", result.stdout)
     assert score, result.stdout + result.stderr
     assert float(score.group(1)) <= 2.5 and score.group(2) == "OK"
@@ -136,10 +145,43 @@ def test_the_appliance_socket_lives_in_the_bridges_runtime_directory():
 # ---------------------------------------------------------------------------------------------
 # udev
 
-MATCH_KEYS = {"ACTION", "DEVPATH", "KERNEL", "KERNELS", "NAME", "SYMLINK", "SUBSYSTEM", "SUBSYSTEMS", "DRIVER",
-              "DRIVERS", "ATTR", "ATTRS", "ENV", "TAG", "TAGS", "TEST", "PROGRAM", "RESULT", "CONST"}
-ASSIGN_KEYS = {"NAME", "SYMLINK", "OWNER", "GROUP", "MODE", "ATTR", "ENV", "TAG", "RUN", "LABEL", "GOTO",
-               "IMPORT", "OPTIONS", "SECLABEL"}
+MATCH_KEYS = {
+    "ACTION",
+    "DEVPATH",
+    "KERNEL",
+    "KERNELS",
+    "NAME",
+    "SYMLINK",
+    "SUBSYSTEM",
+    "SUBSYSTEMS",
+    "DRIVER",
+    "DRIVERS",
+    "ATTR",
+    "ATTRS",
+    "ENV",
+    "TAG",
+    "TAGS",
+    "TEST",
+    "PROGRAM",
+    "RESULT",
+    "CONST",
+}
+ASSIGN_KEYS = {
+    "NAME",
+    "SYMLINK",
+    "OWNER",
+    "GROUP",
+    "MODE",
+    "ATTR",
+    "ENV",
+    "TAG",
+    "RUN",
+    "LABEL",
+    "GOTO",
+    "IMPORT",
+    "OPTIONS",
+    "SECLABEL",
+}
 NEEDS_ATTR = {"ATTR", "ATTRS", "ENV", "TEST", "IMPORT", "CONST", "SECLABEL"}
 TOKEN = re.compile(r'\s*([A-Z_]+)(?:\{([^}"]+)\})?\s*(==|!=|\+=|-=|:=|=)\s*"([^"]*)"\s*(?:,|$)')
 GROUPS = {"dialout", "plugdev", "input"}
@@ -154,7 +196,7 @@ def parse_rules(text: str) -> list[list[tuple[str, str | None, str, str]]]:
         pos, tokens = 0, []
         while pos < len(line):
             m = TOKEN.match(line, pos)
-            assert m, f"line {number}: cannot parse from column {pos + 1}: {line[pos:pos + 40]!r}"
+            assert m, f"line {number}: cannot parse from column {pos + 1}: {line[pos : pos + 40]!r}"
             tokens.append(m.group(1, 2, 3, 4))
             pos = m.end()
         for key, attr, op, value in tokens:
@@ -187,8 +229,9 @@ def apply_rules(device: dict[str, str]) -> dict[str, object]:
     """What the rules do to one device (its own and its parents' properties in one dict)."""
     result: dict[str, object] = {"SYMLINK": []}
     for tokens in parse_rules(RULES.read_text()):
-        matched = all(glob(device.get(f"{k}{{{a}}}" if a else k), v) == (op == "==")
-                      for k, a, op, v in tokens if op in ("==", "!="))
+        matched = all(
+            glob(device.get(f"{k}{{{a}}}" if a else k), v) == (op == "==") for k, a, op, v in tokens if op in ("==", "!=")
+        )
         if not matched:
             continue
         for k, a, op, v in tokens:
@@ -209,15 +252,22 @@ def test_every_udev_rule_line_parses():
 
 
 def test_the_parser_rejects_what_udev_would_reject():
-    for bad in ['SUBSYSTEM=="tty", ATTRS{idVendor}=="2E8A", SYMLINK+="x"', 'SUBSYSTEM=="tty" GROUP="dialout"',
-                'SUBSYSTEM=="tty", MODE="660"', 'SUBSYSTEM=="tty", GROUP=="dialout"', 'SUBSYSTEM=="tty"',
-                'ATTRS=="x", GROUP="dialout"', 'SUBSYSTEM=="tty", SYMLINK="klick-reader"']:
+    for bad in [
+        'SUBSYSTEM=="tty", ATTRS{idVendor}=="2E8A", SYMLINK+="x"',
+        'SUBSYSTEM=="tty" GROUP="dialout"',
+        'SUBSYSTEM=="tty", MODE="660"',
+        'SUBSYSTEM=="tty", GROUP=="dialout"',
+        'SUBSYSTEM=="tty"',
+        'ATTRS=="x", GROUP="dialout"',
+        'SUBSYSTEM=="tty", SYMLINK="klick-reader"',
+    ]:
         with pytest.raises(AssertionError):
             parse_rules(bad)
 
 
-@pytest.mark.parametrize("vid,pid", [("2e8a", "0005"), ("2e8a", "000a"), ("1a86", "7523"), ("10c4", "ea60"),
-                                     ("0403", "6001"), ("0403", "6015")])
+@pytest.mark.parametrize(
+    "vid,pid", [("2e8a", "0005"), ("2e8a", "000a"), ("1a86", "7523"), ("10c4", "ea60"), ("0403", "6001"), ("0403", "6015")]
+)
 def test_serial_readers_get_the_stable_name_and_modemmanager_leaves_them_alone(vid, pid):
     got = apply_rules(usb("tty", vid, pid))
     assert got["SYMLINK"] == ["klick-reader"]
@@ -237,8 +287,11 @@ def test_every_usb_reader_nfcpy_knows_is_open_to_the_plugdev_group():
         pytest.skip("nfcpy is not installed")
     source = Path(spec.origin).parent / "clf" / "device.py"
     tree = ast.parse(source.read_text())
-    table = next(ast.literal_eval(n.value) for n in ast.walk(tree)
-                 if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "usb_device_map")
+    table = next(
+        ast.literal_eval(n.value)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "usb_device_map"
+    )
     assert (0x072F, 0x2200) in table and (0x04CC, 0x2533) in table
     for vid, pid in table:
         got = apply_rules(usb("usb", f"{vid:04x}", f"{pid:04x}", **{"ENV{DEVTYPE}": "usb_device"}))

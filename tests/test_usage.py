@@ -17,7 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from klick.usage import (
-    SCHEMA_VERSION, UsageDbError, UsageLog, device_pseudonym, from_iso, iso,
+    SCHEMA_VERSION,
+    UsageDbError,
+    UsageLog,
+    device_pseudonym,
+    from_iso,
+    iso,
 )
 
 T0 = 1_780_000_000.0  # a fixed instant in 2026
@@ -37,8 +42,7 @@ def _home(tmp_path, monkeypatch):
 
 
 def open_log(path, clock=None, enrolled=True, retention_days=30):
-    return UsageLog.open(path, device="hbg-07", enrolled=enrolled, retention_days=retention_days,
-                         now=clock or Clock())
+    return UsageLog.open(path, device="hbg-07", enrolled=enrolled, retention_days=retention_days, now=clock or Clock())
 
 
 def test_new_database_is_wal_and_versioned(tmp_path):
@@ -153,7 +157,8 @@ def test_sessions_match_the_rules_for_any_sequence(seq):
             else:
                 log.record(kind, outcome=b)
         rows = log.conn.execute(
-            "SELECT uid, action_type, started_at, ended_at, duration_s, end_reason FROM sessions ORDER BY id").fetchall()
+            "SELECT uid, action_type, started_at, ended_at, duration_s, end_reason FROM sessions ORDER BY id"
+        ).fetchall()
         want = expected_sessions(seq)
         assert len(rows) == len(want)
         for row, (uid, kind, start, end, reason) in zip(rows, want):
@@ -182,8 +187,12 @@ def test_sessions_match_the_rules_for_any_sequence(seq):
 def test_record_many_builds_the_same_sessions(tmp_path):
     clock = Clock()
     log = open_log(tmp_path / "a.db", clock)
-    seq = [("card_present", "04A2", "web", None, None, T0), ("card_removed", "04A2", None, None, None, T0 + 30),
-           ("card_present", "04B3", None, None, None, T0 + 40), ("card_present", "04A2", None, None, None, T0 + 50)]
+    seq = [
+        ("card_present", "04A2", "web", None, None, T0),
+        ("card_removed", "04A2", None, None, None, T0 + 30),
+        ("card_present", "04B3", None, None, None, T0 + 40),
+        ("card_present", "04A2", None, None, None, T0 + 50),
+    ]
     assert log.record_many(seq, batch=2) == 4
     rows = log.conn.execute("SELECT uid, duration_s, end_reason FROM sessions ORDER BY id").fetchall()
     assert rows == [("04A2", 30.0, "removed"), ("04B3", 10.0, "next_card"), ("04A2", None, None)]
@@ -191,6 +200,7 @@ def test_record_many_builds_the_same_sessions(tmp_path):
 
 
 # --- retention ---------------------------------------------------------------------------------
+
 
 def test_retention_deletes_old_rows_at_open_and_daily(tmp_path):
     path = tmp_path / "usage.db"
@@ -237,6 +247,7 @@ def test_open_session_survives_pruning(tmp_path):
 
 # --- schema and foreign files --------------------------------------------------------------------
 
+
 def test_newer_schema_is_refused(tmp_path):
     path = tmp_path / "usage.db"
     open_log(path).close()
@@ -278,6 +289,7 @@ def test_empty_sqlite_file_is_migrated_forward(tmp_path):
 
 
 # --- device pseudonym ---------------------------------------------------------------------------
+
 
 def test_device_pseudonym(tmp_path):
     assert device_pseudonym("hbg-07") == "hbg-07"

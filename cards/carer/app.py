@@ -41,7 +41,16 @@ from kivy.uix.textinput import TextInput  # noqa: E402
 from kivy.uix.widget import Widget  # noqa: E402
 
 from cards.carer.model import (  # noqa: E402
-    CHANNELS, KINDS, PROVIDER_CHOICES, SWATCHES, CardForm, Face, check_form, face_of, form_from_card, new_form,
+    CHANNELS,
+    KINDS,
+    PROVIDER_CHOICES,
+    SWATCHES,
+    CardForm,
+    Face,
+    check_form,
+    face_of,
+    form_from_card,
+    new_form,
     visible_fields,
 )
 from cards.carer.reader import CardSource  # noqa: E402
@@ -64,14 +73,28 @@ PICTURE_TYPES = ["*.png", "*.jpg", "*.jpeg", "*.PNG", "*.JPG", "*.JPEG"]
 
 FONT = {"title": 38, "heading": 30, "body": 24, "button": 26, "small": 20}
 BUTTON_H = 64
-_CHANNEL_NAMES = {"svt1": "SVT1", "svt2": "SVT2", "svtbarn": "SVT Barn", "kunskapskanalen": "Kunskaps-\nkanalen",
-                  "svt24": "SVT24"}
+_CHANNEL_NAMES = {
+    "svt1": "SVT1",
+    "svt2": "SVT2",
+    "svtbarn": "SVT Barn",
+    "kunskapskanalen": "Kunskaps-\nkanalen",
+    "svt24": "SVT24",
+}
 _PROVIDER_NAMES = {"jitsi": "Jitsi", "teams": "Teams", "skype": "Skype"}
-_COLOUR_NAMES_SV = {"blue": "Blå", "green": "Grön", "red": "Röd", "purple": "Lila", "orange": "Orange",
-                    "yellow": "Gul", "black": "Svart", "white": "Vit"}
+_COLOUR_NAMES_SV = {
+    "blue": "Blå",
+    "green": "Grön",
+    "red": "Röd",
+    "purple": "Lila",
+    "orange": "Orange",
+    "yellow": "Gul",
+    "black": "Svart",
+    "white": "Vit",
+}
 
 
 # --- small widgets ------------------------------------------------------------------------------
+
 
 class Plain(Label):
     """Text that wraps to its width and is as tall as it needs."""
@@ -80,8 +103,10 @@ class Plain(Label):
         kw.setdefault("halign", "left")
         kw.setdefault("valign", "middle")
         super().__init__(text=text, font_size=FONT[size], color=rgba(colour), size_hint_y=None, **kw)
-        self.bind(width=lambda *_: setattr(self, "text_size", (self.width, None)),
-                  texture_size=lambda *_: setattr(self, "height", max(self.texture_size[1], 1)))
+        self.bind(
+            width=lambda *_: setattr(self, "text_size", (self.width, None)),
+            texture_size=lambda *_: setattr(self, "height", max(self.texture_size[1], 1)),
+        )
         self.texture_update()
         self.height = max(self.texture_size[1], 1)
 
@@ -89,13 +114,23 @@ class Plain(Label):
 class BigButton(Button):
     """A light plate with dark words: the one kind of thing to press, everywhere."""
 
-    def __init__(self, text: str, on_press=None, selected: bool = False, fill: str = BUTTON_BG,
-                 ink: str = BUTTON_TEXT, **kw) -> None:
+    def __init__(
+        self, text: str, on_press=None, selected: bool = False, fill: str = BUTTON_BG, ink: str = BUTTON_TEXT, **kw
+    ) -> None:
         kw.setdefault("size_hint_y", None)
         kw.setdefault("height", BUTTON_H)
         kw.setdefault("font_size", FONT["button"])
-        super().__init__(text=text, background_normal="", background_down="", background_disabled_normal="",
-                         background_color=(0, 0, 0, 0), color=rgba(ink), halign="center", valign="middle", **kw)
+        super().__init__(
+            text=text,
+            background_normal="",
+            background_down="",
+            background_disabled_normal="",
+            background_color=(0, 0, 0, 0),
+            color=rgba(ink),
+            halign="center",
+            valign="middle",
+            **kw,
+        )
         self.fill, self.selected = fill, selected
         self.bind(pos=self._draw, size=self._draw, state=self._draw, disabled=self._draw)
         self.bind(size=lambda *_: setattr(self, "text_size", (self.width - 16, None)))
@@ -203,10 +238,20 @@ class Field(BoxLayout):
 
 
 def text_box(text: str, on_text, hint: str = "") -> TextInput:
-    box = TextInput(multiline=False, font_size=FONT["body"], size_hint_y=None, height=52,
-                    background_normal="", background_active="", background_color=rgba(INPUT_BG),
-                    foreground_color=rgba(INPUT_TEXT), cursor_color=rgba(INPUT_TEXT), hint_text=hint,
-                    padding=[12, 12, 12, 12], write_tab=False)
+    box = TextInput(
+        multiline=False,
+        font_size=FONT["body"],
+        size_hint_y=None,
+        height=52,
+        background_normal="",
+        background_active="",
+        background_color=rgba(INPUT_BG),
+        foreground_color=rgba(INPUT_TEXT),
+        cursor_color=rgba(INPUT_TEXT),
+        hint_text=hint,
+        padding=[12, 12, 12, 12],
+        write_tab=False,
+    )
     # The text goes in after the font: given together, Kivy lays it out in its default size.
     box.text = text
     box.bind(text=lambda _w, value: on_text(value))
@@ -221,6 +266,7 @@ def row(*widgets: Widget, height: int = BUTTON_H, spacing: int = 14) -> BoxLayou
 
 
 # --- the app ------------------------------------------------------------------------------------
+
 
 class CarerApp(App):
     """Pages: ``list`` (the cards), ``wait`` (put the card on the reader), ``kind``, ``edit``.
@@ -289,6 +335,7 @@ class CarerApp(App):
             if state != "connected" and detail:
                 self.reader_text += f" — {detail}"
             self.status.text = self.reader_text
+
         Clock.schedule_once(show)
 
     def card_read(self, uid: str) -> None:
@@ -318,8 +365,12 @@ class CarerApp(App):
         grid.bind(minimum_height=grid.setter("height"))
         tiles = {}
         for card in self.session.registry.cards:
-            face = Face(card.label, card.colour, card.picture if card.picture and card.picture.is_file() else None,
-                        describe(card, self.locale))
+            face = Face(
+                card.label,
+                card.colour,
+                card.picture if card.picture and card.picture.is_file() else None,
+                describe(card, self.locale),
+            )
             tiles[card.uid] = CardTile(face, card.uid, self.open_card)
             grid.add_widget(tiles[card.uid])
         if not tiles:
@@ -368,8 +419,7 @@ class CarerApp(App):
         self.w = {}
         column = BoxLayout(orientation="vertical", spacing=16, size_hint=(None, None), width=760)
         for kind in KINDS:
-            button = BigButton(self.t(f"kind_{kind}"), lambda k=kind: self.choose_kind(k), height=78,
-                               font_size=FONT["heading"])
+            button = BigButton(self.t(f"kind_{kind}"), lambda k=kind: self.choose_kind(k), height=78, font_size=FONT["heading"])
             self.w[f"kind_{kind}"] = button
             column.add_widget(button)
         column.height = len(KINDS) * 78 + (len(KINDS) - 1) * 16
@@ -439,20 +489,27 @@ class CarerApp(App):
         self._add_field("label", text_box(form.label, lambda v: self.change("label", v)))
         for name in visible_fields(form):
             if name == "provider":
-                buttons = [self._choice_button(_PROVIDER_NAMES[p], "provider", p, form.provider == p, rebuild=True)
-                           for p in PROVIDER_CHOICES]
+                buttons = [
+                    self._choice_button(_PROVIDER_NAMES[p], "provider", p, form.provider == p, rebuild=True)
+                    for p in PROVIDER_CHOICES
+                ]
                 self._add_field(name, row(*buttons))
             elif name == "channel":
                 options = [("", self.t("no_channel"))] + [(c, _CHANNEL_NAMES[c]) for c in CHANNELS]
                 grid = GridLayout(cols=3, spacing=10, size_hint_y=None, height=2 * BUTTON_H + 10)
                 for value, text in options:
-                    grid.add_widget(self._choice_button(text, "channel", value, form.channel == value,
-                                                       font_size=FONT["body"]))
+                    grid.add_widget(self._choice_button(text, "channel", value, form.channel == value, font_size=FONT["body"]))
                 self._add_field(name, grid)
             elif name == "folder":
                 box = text_box(form.folder, lambda v: self.change("folder", v))
-                choose = BigButton(self.t("choose_folder"), lambda: self.choose_file("folder"), size_hint_x=None,
-                                   width=220, height=52, font_size=FONT["body"])
+                choose = BigButton(
+                    self.t("choose_folder"),
+                    lambda: self.choose_file("folder"),
+                    size_hint_x=None,
+                    width=220,
+                    height=52,
+                    font_size=FONT["body"],
+                )
                 self.w["choose_folder"] = choose
                 self._add_field(name, row(box, choose, height=52))
                 self.w["input_folder"] = box
@@ -461,18 +518,31 @@ class CarerApp(App):
         swatches = []
         for colour_name in SWATCHES:
             hex_colour = PALETTE[colour_name]
-            swatch = BigButton("", None, selected=form.colour.upper() == hex_colour, fill=hex_colour,
-                               size_hint_x=None, width=76, height=76)
+            swatch = BigButton(
+                "", None, selected=form.colour.upper() == hex_colour, fill=hex_colour, size_hint_x=None, width=76, height=76
+            )
             swatch.bind(on_release=lambda *_, c=hex_colour: self.change("colour", c, rebuild=True))
             swatch.colour_name = colour_name
             self.w[f"swatch_{colour_name}"] = swatch
             swatches.append(swatch)
         self._add_field("colour", row(*swatches, Widget(), height=86, spacing=12))
         picture_name = Plain(Path(form.picture).name if form.picture else self.t("no_picture"), "body", TEXT)
-        choose = BigButton(self.t("choose_picture"), lambda: self.choose_file("picture"), size_hint_x=None,
-                           width=240, height=56, font_size=FONT["body"])
-        clear = BigButton(self.t("remove_picture"), lambda: self.change("picture", "", rebuild=True),
-                          size_hint_x=None, width=220, height=56, font_size=FONT["body"])
+        choose = BigButton(
+            self.t("choose_picture"),
+            lambda: self.choose_file("picture"),
+            size_hint_x=None,
+            width=240,
+            height=56,
+            font_size=FONT["body"],
+        )
+        clear = BigButton(
+            self.t("remove_picture"),
+            lambda: self.change("picture", "", rebuild=True),
+            size_hint_x=None,
+            width=220,
+            height=56,
+            font_size=FONT["body"],
+        )
         clear.disabled = not form.picture
         self.w["choose_picture"], self.w["remove_picture"] = choose, clear
         self._add_field("picture", row(picture_name, choose, clear, height=56))
@@ -486,10 +556,10 @@ class CarerApp(App):
             self.w[f"input_{name}"] = body
         self.form_box.add_widget(field)
 
-    def _choice_button(self, text: str, name: str, value: str, selected: bool, rebuild: bool = False,
-                       font_size: int = FONT["button"]) -> BigButton:
-        button = BigButton(text, lambda: self.change(name, value, rebuild=True), selected=selected,
-                           font_size=font_size)
+    def _choice_button(
+        self, text: str, name: str, value: str, selected: bool, rebuild: bool = False, font_size: int = FONT["button"]
+    ) -> BigButton:
+        button = BigButton(text, lambda: self.change(name, value, rebuild=True), selected=selected, font_size=font_size)
         self.w[f"{name}_{value or 'none'}"] = button
         return button
 
@@ -515,13 +585,11 @@ class CarerApp(App):
         self.w["preview"] = self.preview
 
     def _show_problems(self, checked=None) -> None:
-        checked = checked or check_form(self.form, self.session.registry, self.session.base, self.locale,
-                                        whole_file=False)
+        checked = checked or check_form(self.form, self.session.registry, self.session.base, self.locale, whole_file=False)
         for name, field in self.fields.items():
             field.show(checked.errors.get(name, []), checked.warnings.get(name, []))
         general = checked.errors.get("uid", []) + checked.errors.get("kind", [])
-        general += [m for n, ms in checked.errors.items() if n not in self.fields and n not in ("uid", "kind")
-                    for m in ms]
+        general += [m for n, ms in checked.errors.items() if n not in self.fields and n not in ("uid", "kind") for m in ms]
         self.general.text = "\n".join(general)
         if not checked.errors and self.message.text == self.t("fix_fields"):
             self.say("")
@@ -561,15 +629,21 @@ class CarerApp(App):
             p = Path(current).expanduser()
             p = p if p.is_absolute() else self.session.base / p
             start = p if p.is_dir() else p.parent if p.parent.is_dir() else start
-        chooser = FileChooserIconView(path=str(start), dirselect=(what == "folder"),
-                                      filters=PICTURE_TYPES if what == "picture" else [])
+        chooser = FileChooserIconView(
+            path=str(start), dirselect=(what == "folder"), filters=PICTURE_TYPES if what == "picture" else []
+        )
         box = BoxLayout(orientation="vertical", spacing=12)
         box.add_widget(chooser)
         ok = BigButton(self.t("choose"), None)
         cancel = BigButton(self.t("cancel"), None)
         box.add_widget(row(ok, cancel))
-        popup = Popup(title=self.t("field_picture" if what == "picture" else "field_folder"), content=box,
-                      size_hint=(0.9, 0.9), title_size=FONT["heading"], auto_dismiss=False)
+        popup = Popup(
+            title=self.t("field_picture" if what == "picture" else "field_folder"),
+            content=box,
+            size_hint=(0.9, 0.9),
+            title_size=FONT["heading"],
+            auto_dismiss=False,
+        )
 
         def pick(*_):
             chosen = chooser.selection[0] if chooser.selection else (chooser.path if what == "folder" else "")

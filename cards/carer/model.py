@@ -10,21 +10,34 @@ can stand next to that field. No Kivy here: hypothesis drives this module direct
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field, fields as dc_fields, replace
+from dataclasses import dataclass, field, replace
+from dataclasses import fields as dc_fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from cards.carer.words import problem_words, words
 from cards.colours import PALETTE
 from cards.describe import describe_action
 from cards.model import Card, Command, PhotoAlbum, SvtPlay, VideoCall, Web
 from cards.registry import Registry, parse_registry_text, registry_to_yaml
-from cards.carer.words import problem_words, words
 
 __all__ = [
-    "KINDS", "KIND_TYPES", "SWATCHES", "CHANNELS", "PROVIDER_CHOICES", "CardForm", "Checked", "Face",
-    "new_form", "form_from_card", "visible_fields", "form_to_dict", "check_form", "face_of",
+    "KINDS",
+    "KIND_TYPES",
+    "SWATCHES",
+    "CHANNELS",
+    "PROVIDER_CHOICES",
+    "CardForm",
+    "Checked",
+    "Face",
+    "new_form",
+    "form_from_card",
+    "visible_fields",
+    "form_to_dict",
+    "check_form",
+    "face_of",
 ]
 
 #: What the carer picks, in the order the screen offers it, and the action each one makes.
@@ -38,9 +51,19 @@ PROVIDER_CHOICES = ("jitsi", "teams", "skype")
 #: Where a problem about a whole action (not one of its keys) is shown.
 _KIND_MAIN_FIELD = {"call": "provider", "svt": "channel", "photos": "folder", "web": "url", "command": "argv"}
 #: Card-file key → form field, inside ``action:``; photo albums have a url of their own.
-_ACTION_KEY_FIELD = {"provider": "provider", "server": "server", "room": "room", "display_name": "display_name",
-                     "user": "user", "name": "skype_name", "channel": "channel", "program": "program",
-                     "folder": "folder", "url": "url", "argv": "argv"}
+_ACTION_KEY_FIELD = {
+    "provider": "provider",
+    "server": "server",
+    "room": "room",
+    "display_name": "display_name",
+    "user": "user",
+    "name": "skype_name",
+    "channel": "channel",
+    "program": "program",
+    "folder": "folder",
+    "url": "url",
+    "argv": "argv",
+}
 
 
 @dataclass(frozen=True)
@@ -70,7 +93,7 @@ class CardForm:
     role: str = "resident"
     is_new: bool = True
 
-    def set(self, name: str, value: Any) -> "CardForm":
+    def set(self, name: str, value: Any) -> CardForm:
         if name not in _FIELD_NAMES:
             raise KeyError(name)
         return replace(self, **{name: value})
@@ -112,16 +135,30 @@ def new_form(uid: str) -> CardForm:
 
 def form_from_card(card: Card, base: Path) -> CardForm:
     """The form that edits ``card``; paths are shown relative to the card file when inside it."""
-    form = CardForm(uid=card.uid, label=card.label, colour=card.colour,
-                    picture=_show_path(card.picture, base), on_remove=card.on_remove,
-                    enabled=card.enabled, role=card.role, is_new=False)
+    form = CardForm(
+        uid=card.uid,
+        label=card.label,
+        colour=card.colour,
+        picture=_show_path(card.picture, base),
+        on_remove=card.on_remove,
+        enabled=card.enabled,
+        role=card.role,
+        is_new=False,
+    )
     action = card.action
     if action is None:
         return form
     form = replace(form, kind=_TYPE_KINDS[action.type])
     if isinstance(action, VideoCall):
-        return replace(form, provider=action.provider, server=action.server, room=action.room,
-                       display_name=action.display_name, user=action.user, skype_name=action.name)
+        return replace(
+            form,
+            provider=action.provider,
+            server=action.server,
+            room=action.room,
+            display_name=action.display_name,
+            user=action.user,
+            skype_name=action.name,
+        )
     if isinstance(action, SvtPlay):
         return replace(form, channel=action.channel, program=action.program)
     if isinstance(action, PhotoAlbum):
@@ -145,11 +182,14 @@ def _show_path(path: Path | None, base: Path) -> str:
 def visible_fields(form: CardForm) -> tuple[str, ...]:
     """The action fields the screen shows for this form, in order; nothing the choice does not need."""
     if form.kind == "call":
-        return {"jitsi": ("provider", "server", "room", "display_name"),
-                "teams": ("provider", "user"),
-                "skype": ("provider", "skype_name")}.get(form.provider, ("provider",))
-    return {"svt": ("channel", "program"), "photos": ("folder", "album_url"), "web": ("url",),
-            "command": ("argv",)}.get(form.kind or "", ())
+        return {
+            "jitsi": ("provider", "server", "room", "display_name"),
+            "teams": ("provider", "user"),
+            "skype": ("provider", "skype_name"),
+        }.get(form.provider, ("provider",))
+    return {"svt": ("channel", "program"), "photos": ("folder", "album_url"), "web": ("url",), "command": ("argv",)}.get(
+        form.kind or "", ()
+    )
 
 
 def form_to_dict(form: CardForm) -> tuple[dict[str, Any], dict[str, str]]:
@@ -220,13 +260,11 @@ def card_file_text(form: CardForm, registry: Registry, base: Path, whole_file: b
     head = registry_to_yaml(others, base)
     if head.rstrip().endswith("cards: []"):
         head = head.rstrip()[: -len("[]")].rstrip() + "\n"
-    chunk = yaml.dump([card_dict], Dumper=_Dumper, sort_keys=False, allow_unicode=True,
-                      default_flow_style=False, width=10_000)
+    chunk = yaml.dump([card_dict], Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=10_000)
     return head + chunk, head.count("\n") + 1
 
 
-def check_form(form: CardForm, registry: Registry, base: Path, locale: str = "sv", *,
-               whole_file: bool = True) -> Checked:
+def check_form(form: CardForm, registry: Registry, base: Path, locale: str = "sv", *, whole_file: bool = True) -> Checked:
     """Check the form exactly as ``klick cards check`` would check the file it makes.
 
     ``whole_file=False`` checks the card alone (not whether its UID is taken): for live feedback
@@ -307,8 +345,14 @@ def _words_for(form: CardForm, locale: str) -> str:
         return "Öppnar kontaktpersonens läge" if locale == "sv" else "Opens carer mode"
     label = form.label.strip()
     if form.kind == "call":
-        action: Any = VideoCall(form.provider, server=form.server, room=form.room,
-                                display_name=form.display_name, user=form.user, name=form.skype_name)
+        action: Any = VideoCall(
+            form.provider,
+            server=form.server,
+            room=form.room,
+            display_name=form.display_name,
+            user=form.user,
+            name=form.skype_name,
+        )
         if not (label or form.display_name or form.user or form.skype_name):
             return "Ringer någon med videosamtal" if locale == "sv" else "Video call to someone"
     elif form.kind == "svt":

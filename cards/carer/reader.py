@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from klick.config import Config
 
@@ -99,7 +99,7 @@ class CardSource:
         try:
             driver = make_driver(self.cfg.reader, _Sink(self))
         except Exception as exc:  # a driver whose library is missing must not stop the editor
-            self.on_status("direct", "lost", f"The reader driver \"{self.cfg.reader.driver}\" cannot start: {exc}")
+            self.on_status("direct", "lost", f'The reader driver "{self.cfg.reader.driver}" cannot start: {exc}')
             return
         try:
             driver.run(self._stop)
@@ -133,4 +133,3 @@ class _Sink:
 
     def status(self, state: str, detail: str, mode: str = "slot") -> None:
         self.source.on_status("direct", state, detail)
-

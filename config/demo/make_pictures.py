@@ -40,7 +40,7 @@ def tv(text_colour, screen):
 
 def album():
     img, d = canvas("#FFF4D6")
-    for i, (dx, dy, c) in enumerate([(-60, 10, "#F28C28"), (0, -10, "#1B6E3A"), (60, 10, "#6A2C91")]):
+    for _i, (dx, dy, c) in enumerate([(-60, 10, "#F28C28"), (0, -10, "#1B6E3A"), (60, 10, "#6A2C91")]):
         d.rectangle([150 + dx, 80 + dy, 330 + dx, 280 + dy], fill="white", outline="#333333", width=4)
         d.rectangle([165 + dx, 95 + dy, 315 + dx, 230 + dy], fill=c)
     return img
@@ -74,7 +74,9 @@ def main():
     photos = HERE / "album"
     photo("#9FD3F5", "#5DAE5B", "#FFD43B", [(150, "#B3261E", 0.9), (300, "#1F4E9C", 0.7)]).save(photos / "2026-06-midsommar.png")
     photo("#F9C784", "#D9A441", "#FFFFFF", [(240, "#6A2C91", 1.0)]).save(photos / "2026-08-stranden.png")
-    photo("#CFE3F5", "#FFFFFF", "#F2F2F2", [(120, "#1B6E3A", 0.8), (240, "#F28C28", 0.6), (360, "#B3261E", 0.8)]).save(photos / "2026-01-snogubbe.png")
+    photo("#CFE3F5", "#FFFFFF", "#F2F2F2", [(120, "#1B6E3A", 0.8), (240, "#F28C28", 0.6), (360, "#B3261E", 0.8)]).save(
+        photos / "2026-01-snogubbe.png"
+    )
 
 
 if __name__ == "__main__":

@@ -69,6 +69,8 @@ def main() -> None:
     except Exception as exc:  # the last guard: everything expected is handled closer to its cause
         if os.environ.get("KLICK_DEBUG"):
             raise
-        click.echo(f"Klick could not finish: {exc or type(exc).__name__}. "
-                   "Nothing was changed. (Set KLICK_DEBUG=1 to see the details.)", err=True)
+        click.echo(
+            f"Klick could not finish: {exc or type(exc).__name__}. Nothing was changed. (Set KLICK_DEBUG=1 to see the details.)",
+            err=True,
+        )
         sys.exit(1)

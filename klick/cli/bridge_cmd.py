@@ -14,8 +14,12 @@ DRIVER_CHOICES = ["sim", "serial", "nfc", "hid"]
 
 @click.command()
 @config_option
-@click.option("--driver", type=click.Choice(DRIVER_CHOICES), default=None,
-              help="Reader driver to use instead of reader.driver in the settings (for tests and demos).")
+@click.option(
+    "--driver",
+    type=click.Choice(DRIVER_CHOICES),
+    default=None,
+    help="Reader driver to use instead of reader.driver in the settings (for tests and demos).",
+)
 @click.option("--device", default=None, help="Reader device to use instead of reader.device in the settings.")
 @click.option("-v", "--verbose", is_flag=True, help="Also log what the reader driver itself says.")
 @plain_errors

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import importlib
-from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from klick.cli.common import (
-    EXIT_INVALID, EXIT_USAGE, config_option, fail, get_config, plain_errors, print_problems, registry_option,
+    EXIT_INVALID,
+    EXIT_USAGE,
+    config_option,
+    fail,
+    get_config,
+    plain_errors,
+    print_problems,
+    registry_option,
+)
+from klick.cli.common import (
     registry_path_for as _registry_path,
 )
 from klick.uid import UidError, normalise_uid
@@ -74,7 +82,7 @@ def list_cards(config_path: str | None, registry_path: str | None) -> None:
 def show(uid: str, config_path: str | None, registry_path: str | None) -> None:
     """Show one card in full."""
     from cards.describe import describe
-    from cards.registry import registry_to_yaml, Registry
+    from cards.registry import Registry, registry_to_yaml
 
     path = _registry_path(config_path, registry_path)
     registry = _load(path)
@@ -117,7 +125,9 @@ def action_options(func):
         click.option("--folder", help="photo_album: the folder with the photos."),
         click.option("--url", help="web (or photo_album fallback): an https:// address."),
         click.option("--label", help="The word on the card, e.g. Anna."),
-        click.option("--colour", "--color", "colour", help="A colour name (blue, green, red, purple, orange, yellow) or #RRGGBB."),
+        click.option(
+            "--colour", "--color", "colour", help="A colour name (blue, green, red, purple, orange, yellow) or #RRGGBB."
+        ),
         click.option("--picture", type=click.Path(dir_okay=False), help="A picture file for the card face."),
         click.option("--on-remove", type=click.Choice(["close", "keep"]), help="What taking the card out does."),
     ]
@@ -131,7 +141,10 @@ def _action_dict(action_type: str | None, argv: tuple[str, ...], **fields) -> di
         return None
     if action_type == "command":
         if not argv:
-            fail("A command card needs the program after `--`, e.g.  klick cards add UID --label Klocka --type command -- xclock", EXIT_USAGE)
+            fail(
+                "A command card needs the program after `--`, e.g.  klick cards add UID --label Klocka --type command -- xclock",
+                EXIT_USAGE,
+            )
         return {"type": "command", "argv": list(argv)}
     keys = {
         "video_call": ["provider", "server", "room", "display_name", "user", "name"],
@@ -147,7 +160,8 @@ def _action_dict(action_type: str | None, argv: tuple[str, ...], **fields) -> di
 def _save_with(path: Path, card_dict: dict, *, replace_existing: bool) -> None:
     """Put one card (as the file would hold it) into the registry, checked as the file is."""
     import yaml
-    from cards.registry import parse_registry_text, save_registry, RegistryError
+
+    from cards.registry import RegistryError, parse_registry_text, save_registry
 
     registry = _load(path, missing_ok=True)
     base = path.resolve().parent
@@ -162,8 +176,11 @@ def _save_with(path: Path, card_dict: dict, *, replace_existing: bool) -> None:
         registry = registry.with_card(card, replace_existing=replace_existing)
     except KeyError:
         existing = registry.get(card.uid)
-        fail(f"Card {card.uid} is already set up as \"{existing.label}\". Use --replace to change what it does, "
-             f"or `klick cards edit {card.uid}`.", EXIT_INVALID)
+        fail(
+            f'Card {card.uid} is already set up as "{existing.label}". Use --replace to change what it does, '
+            f"or `klick cards edit {card.uid}`.",
+            EXIT_INVALID,
+        )
     try:
         save_registry(registry, path)
     except RegistryError as exc:
@@ -205,7 +222,7 @@ def add(uid, action_type, argv, replace_existing, label, colour, picture, on_rem
     if on_remove:
         card["on_remove"] = on_remove
     _save_with(path, card, replace_existing=replace_existing)
-    click.echo(f"Saved card {uid} \"{label}\" in {path}.")
+    click.echo(f'Saved card {uid} "{label}" in {path}.')
 
 
 @cards.command()
@@ -218,8 +235,9 @@ def add(uid, action_type, argv, replace_existing, label, colour, picture, on_rem
 @plain_errors
 def edit(uid, action_type, argv, enabled, label, colour, picture, on_remove, config_path, registry_path, **fields):
     """Change some fields of a card that is set up; the rest stay as they are."""
-    from cards.registry import registry_to_yaml, Registry
     import yaml
+
+    from cards.registry import Registry, registry_to_yaml
 
     path = _registry_path(config_path, registry_path)
     registry = _load(path)
@@ -250,7 +268,7 @@ def edit(uid, action_type, argv, enabled, label, colour, picture, on_remove, con
             if value:
                 action[key] = value
     _save_with(path, current, replace_existing=True)
-    click.echo(f"Saved card {card.uid} \"{current['label']}\" in {path}.")
+    click.echo(f'Saved card {card.uid} "{current["label"]}" in {path}.')
 
 
 @cards.command()
@@ -269,7 +287,7 @@ def remove(uid: str, config_path: str | None, registry_path: str | None) -> None
     if card is None:
         fail(f"No card with ID {key} in {path}; nothing was changed.", EXIT_INVALID)
     save_registry(registry.without(key), path)
-    click.echo(f"Removed card {key} \"{card.label}\". The previous card file is kept as {path.name}.bak.")
+    click.echo(f'Removed card {key} "{card.label}". The previous card file is kept as {path.name}.bak.')
 
 
 def _add_extra_commands() -> None:

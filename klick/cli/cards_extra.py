@@ -12,7 +12,15 @@ from pathlib import Path
 import click
 
 from klick.cli.common import (
-    EXIT_INVALID, EXIT_USAGE, config_option, fail, get_config, plain_errors, print_problems, registry_option,
+    EXIT_INVALID,
+    EXIT_USAGE,
+    config_option,
+    fail,
+    plain_errors,
+    print_problems,
+    registry_option,
+)
+from klick.cli.common import (
     registry_path_for as _registry_path,
 )
 
@@ -54,8 +62,9 @@ def _load_registry(path: Path):
 @config_option
 @registry_option
 @plain_errors
-def print_cmd(uids: tuple[str, ...], out: str, backs: bool, locale: str | None, config_path: str | None,
-              registry_path: str | None) -> None:
+def print_cmd(
+    uids: tuple[str, ...], out: str, backs: bool, locale: str | None, config_path: str | None, registry_path: str | None
+) -> None:
     """Write card faces to print (ID-1 size, eight on an A4 page, with crop marks).
 
     Without UIDs every card is printed. Example:
@@ -74,11 +83,13 @@ def print_cmd(uids: tuple[str, ...], out: str, backs: bool, locale: str | None, 
         try:
             uid = normalise_uid(text)
         except UidError as exc:
-            fail(f"\"{text}\" is not a card ID: {exc}. `klick cards list` shows the cards.", EXIT_USAGE)
+            fail(f'"{text}" is not a card ID: {exc}. `klick cards list` shows the cards.', EXIT_USAGE)
         card = registry.get(uid)
         if card is None:
-            fail(f"There is no card with ID {uid} in {path}; nothing was printed. `klick cards list` shows the cards.",
-                 EXIT_INVALID)
+            fail(
+                f"There is no card with ID {uid} in {path}; nothing was printed. `klick cards list` shows the cards.",
+                EXIT_INVALID,
+            )
         chosen.append(card)
     cards = chosen or list(registry.cards)
     if not cards:
@@ -88,8 +99,10 @@ def print_cmd(uids: tuple[str, ...], out: str, backs: bool, locale: str | None, 
     except PrintError as exc:
         fail(str(exc), EXIT_INVALID)
     what = f"{result.faces} card face{'s' if result.faces != 1 else ''}"
-    click.echo(f"Wrote {what} on {result.pages} page{'s' if result.pages != 1 else ''} to {result.path}. "
-               "Print at actual size (100 %, no \"fit to page\") and cut along the marks.")
+    click.echo(
+        f"Wrote {what} on {result.pages} page{'s' if result.pages != 1 else ''} to {result.path}. "
+        'Print at actual size (100 %, no "fit to page") and cut along the marks.'
+    )
 
 
 @click.command()
@@ -113,8 +126,10 @@ def pack(out: str, config_path: str | None, registry_path: str | None) -> None:
         fail(str(exc), EXIT_INVALID)
     for note in result.notes:
         click.echo(note, err=True)
-    click.echo(f"Packed {result.cards} card{'s' if result.cards != 1 else ''} and {result.files} picture"
-               f"{'s' if result.files != 1 else ''} ({_size(result.bytes)}) into {result.path}.")
+    click.echo(
+        f"Packed {result.cards} card{'s' if result.cards != 1 else ''} and {result.files} picture"
+        f"{'s' if result.files != 1 else ''} ({_size(result.bytes)}) into {result.path}."
+    )
 
 
 @click.command()

@@ -11,10 +11,16 @@ from klick.cli.common import EXIT_INVALID, EXIT_USAGE, config_option, fail, get_
 
 @click.group(invoke_without_command=True)
 @config_option
-@click.option("--registry", "registry_path", type=click.Path(dir_okay=False), default=None,
-              help="Card file (cards.yaml) or card bundle (.klick) to edit instead of paths.registry.")
-@click.option("--locale", type=click.Choice(["sv", "en"]), default=None,
-              help="Language of the window instead of locale in the settings.")
+@click.option(
+    "--registry",
+    "registry_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Card file (cards.yaml) or card bundle (.klick) to edit instead of paths.registry.",
+)
+@click.option(
+    "--locale", type=click.Choice(["sv", "en"]), default=None, help="Language of the window instead of locale in the settings."
+)
 @click.pass_context
 @plain_errors
 def carer(ctx: click.Context, config_path: str | None, registry_path: str | None, locale: str | None) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 import click
 
@@ -14,13 +15,19 @@ from klick.problems import Problem
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 config_option = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
     help="Settings file to use instead of the usual search ($KLICK_HOME, XDG, /etc/klick).",
 )
 
 
 registry_option = click.option(
-    "--registry", "registry_path", type=click.Path(dir_okay=False), default=None,
+    "--registry",
+    "registry_path",
+    type=click.Path(dir_okay=False),
+    default=None,
     help="Card file to use instead of the one in the settings (paths.registry).",
 )
 
@@ -66,4 +73,5 @@ def plain_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except OSError as exc:
             where = f" ({exc.filename})" if exc.filename else ""
             fail(f"Something went wrong on the disk{where}: {exc.strerror or exc}.")
+
     return wrapper

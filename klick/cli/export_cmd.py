@@ -7,9 +7,9 @@ command line or the settings). Long runs show a progress bar, but only on a term
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import click
 
@@ -53,8 +53,17 @@ def _labels(cfg) -> dict[str, str]:
     return {card.uid: card.label for card in registry.cards}
 
 
-def _run_export(kind: str, config_path: str | None, db: str | None, fmt: str, table: str | None,
-                since: str | None, until: str | None, out: str | None, include_personal: bool) -> None:
+def _run_export(
+    kind: str,
+    config_path: str | None,
+    db: str | None,
+    fmt: str,
+    table: str | None,
+    since: str | None,
+    until: str | None,
+    out: str | None,
+    include_personal: bool,
+) -> None:
     from klick import export as ex
 
     cfg = get_config(config_path)
@@ -119,15 +128,26 @@ def _run_export(kind: str, config_path: str | None, db: str | None, fmt: str, ta
 def _common(func):
     options = [
         config_option,
-        click.option("--db", type=click.Path(dir_okay=False), default=None,
-                     help="The usage database to export (default: paths.usage_db from klick.yaml)."),
+        click.option(
+            "--db",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="The usage database to export (default: paths.usage_db from klick.yaml).",
+        ),
         click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True),
         click.option("--since", metavar="DATE", help="First day to include, like 2026-03-01 (UTC)."),
         click.option("--until", metavar="DATE", help="Last day to include, like 2026-03-31 (UTC)."),
-        click.option("--out", type=click.Path(dir_okay=False, allow_dash=True), default=None,
-                     help="File to write; csv and json go to the screen without it."),
-        click.option("--include-personal", is_flag=True,
-                     help="Also export raw card IDs, card labels and free-text details. Only with the pilot's permission."),
+        click.option(
+            "--out",
+            type=click.Path(dir_okay=False, allow_dash=True),
+            default=None,
+            help="File to write; csv and json go to the screen without it.",
+        ),
+        click.option(
+            "--include-personal",
+            is_flag=True,
+            help="Also export raw card IDs, card labels and free-text details. Only with the pilot's permission.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -141,8 +161,13 @@ def export() -> None:
 
 @export.command("usage")
 @_common
-@click.option("--table", type=click.Choice(["events", "sessions"]), default="events", show_default=True,
-              help="For csv and json: which table. An sqlite export holds both.")
+@click.option(
+    "--table",
+    type=click.Choice(["events", "sessions"]),
+    default="events",
+    show_default=True,
+    help="For csv and json: which table. An sqlite export holds both.",
+)
 @plain_errors
 def export_usage(config_path, db, fmt, since, until, out, include_personal, table) -> None:
     """Export the usage log: events (or sessions), card IDs replaced by keyed hashes.
@@ -191,8 +216,11 @@ def export_merge(files, out) -> None:
             counts = ex.merge(paths, Path(out))
     except ex.ExportError as exc:
         fail(str(exc), EXIT_INVALID)
-    click.echo(f"Merged {len(paths)} files into {out}: {counts['events']:,} events, "
-               f"{counts['sessions']:,} sessions, {counts['answers']:,} questions.", err=True)
+    click.echo(
+        f"Merged {len(paths)} files into {out}: {counts['events']:,} events, "
+        f"{counts['sessions']:,} sessions, {counts['answers']:,} questions.",
+        err=True,
+    )
 
 
 @click.command()

@@ -11,12 +11,18 @@ from klick.cli.common import EXIT_USAGE, config_option, fail, get_config, plain_
 
 @click.command()
 @config_option
-@click.option("--demo", is_flag=True,
-              help="Demo cards and a simulated reader, with its own bridge; keys 1-5 insert a card, 0 takes it out.")
-@click.option("--offscreen", is_flag=True,
-              help="Run without a display (tests, benchmarks); also set by KLICK_LAUNCHER_OFFSCREEN=1.")
-@click.option("--screenshot", type=click.Path(dir_okay=False), default=None,
-              help="Save the home screen as a PNG once it is drawn, then close.")
+@click.option(
+    "--demo", is_flag=True, help="Demo cards and a simulated reader, with its own bridge; keys 1-5 insert a card, 0 takes it out."
+)
+@click.option(
+    "--offscreen", is_flag=True, help="Run without a display (tests, benchmarks); also set by KLICK_LAUNCHER_OFFSCREEN=1."
+)
+@click.option(
+    "--screenshot",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Save the home screen as a PNG once it is drawn, then close.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show Kivy's own log lines too.")
 @plain_errors
 def launcher(config_path: str | None, demo: bool, offscreen: bool, screenshot: str | None, verbose: bool) -> None:
@@ -48,7 +54,6 @@ def launcher(config_path: str | None, demo: bool, offscreen: bool, screenshot: s
     try:
         configure_kivy(cfg, verbose=verbose, offscreen=offscreen)
         from launcher.app import LauncherApp
-
         from launcher.probes import home_screenshot
 
         probe = home_screenshot(screenshot) if screenshot else None

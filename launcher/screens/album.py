@@ -31,11 +31,17 @@ class AlbumScreen(Filled):
         self.back = Image(fit_mode="contain", size_hint=(1, 1), pos_hint={"x": 0, "y": 0}, opacity=0)
         self.paused_band = Filled(size_hint=(1, None), height=s.px("body") * 2.2, pos_hint={"x": 0, "y": 0})
         self.paused_band.bg = theme.rgba(theme.ALBUM_BG, 1.0)
-        self.paused_text = Text(text=ctx.w("The pictures are standing still. Tap to go on."), font_size=s.px("body"),
-                                color=theme.rgba(theme.ALBUM_TEXT), size_hint=(0.9, 1), pos_hint={"center_x": 0.5, "y": 0})
+        self.paused_text = Text(
+            text=ctx.w("The pictures are standing still. Tap to go on."),
+            font_size=s.px("body"),
+            color=theme.rgba(theme.ALBUM_TEXT),
+            size_hint=(0.9, 1),
+            pos_hint={"center_x": 0.5, "y": 0},
+        )
         self.paused_band.add_widget(self.paused_text)
-        self.home = BigButton(ctx.w("Home"), ctx.on_home, font_px=s.px("button"), touch=s.touch,
-                              pos_hint={"right": 0.97, "top": 0.96})
+        self.home = BigButton(
+            ctx.w("Home"), ctx.on_home, font_px=s.px("button"), touch=s.touch, pos_hint={"right": 0.97, "top": 0.96}
+        )
         self.add_widget(self.back)
         self.add_widget(self.front)
         self.pictures: list[Path] = []

@@ -7,8 +7,8 @@ from typing import Any
 from kivy.uix.image import Image
 
 from launcher import theme
-from launcher.wording import status_words
 from launcher.screens.widgets import BigButton, Filled, Text
+from launcher.wording import status_words
 
 
 class CardScreen(Filled):
@@ -20,12 +20,13 @@ class CardScreen(Filled):
         self.frame.bg = theme.rgba(theme.WHITE)
         self.picture = Image(size_hint=(0.4, 0.64), pos_hint={"x": 0.06, "center_y": 0.55}, fit_mode="contain")
         self.band = Filled(size_hint=(0.47, 0.6), pos_hint={"right": 0.97, "center_y": 0.55})
-        self.label = Text(text="", font_size=s.px("card_label"), bold=True, size_hint=(0.45, 0.3),
-                          pos_hint={"right": 0.96, "center_y": 0.66})
-        self.status = Text(text="", font_size=s.px("title"), size_hint=(0.45, 0.25),
-                           pos_hint={"right": 0.96, "center_y": 0.4})
-        self.home = BigButton(ctx.w("Home"), ctx.on_home, font_px=s.px("button"), touch=s.touch,
-                              pos_hint={"right": 0.97, "y": 0.04})
+        self.label = Text(
+            text="", font_size=s.px("card_label"), bold=True, size_hint=(0.45, 0.3), pos_hint={"right": 0.96, "center_y": 0.66}
+        )
+        self.status = Text(text="", font_size=s.px("title"), size_hint=(0.45, 0.25), pos_hint={"right": 0.96, "center_y": 0.4})
+        self.home = BigButton(
+            ctx.w("Home"), ctx.on_home, font_px=s.px("button"), touch=s.touch, pos_hint={"right": 0.97, "y": 0.04}
+        )
         for child in (self.frame, self.picture, self.band, self.label, self.status):
             self.add_widget(child)
         # A white mount hugging the picture as drawn, whatever its shape.
@@ -37,8 +38,10 @@ class CardScreen(Filled):
         w, h = self.picture.norm_image_size
         pad = self.ctx.sizes.margin / 2
         self.frame.size = (w + 2 * pad, h + 2 * pad)
-        self.frame.pos = (self.picture.x + (self.picture.width - w) / 2 - pad,
-                          self.picture.y + (self.picture.height - h) / 2 - pad)
+        self.frame.pos = (
+            self.picture.x + (self.picture.width - w) / 2 - pad,
+            self.picture.y + (self.picture.height - h) / 2 - pad,
+        )
 
     def update(self, session: Any) -> None:
         screen = session.screen

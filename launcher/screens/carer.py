@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.gridlayout import GridLayout
@@ -32,8 +31,8 @@ class CarerScreen(Filled):
         super().__init__(**kw)
         self.ctx = ctx
         self.page = "menu"
-        self.card_uid: Optional[str] = None
-        self.entry: Optional[BigTextInput] = None
+        self.card_uid: str | None = None
+        self.entry: BigTextInput | None = None
         self._screen = None
 
     # -- pages --------------------------------------------------------------------------------
@@ -54,16 +53,22 @@ class CarerScreen(Filled):
 
     def _title(self, text: str, *, width: float = 0.7, top: float = 0.96, height: float = 0.12, font: str = "title") -> Text:
         s = self.ctx.sizes
-        label = Text(text=text, font_size=s.px(font), bold=True, halign="left", size_hint=(width, height),
-                     pos_hint={"x": 0.04, "top": top})
+        label = Text(
+            text=text, font_size=s.px(font), bold=True, halign="left", size_hint=(width, height), pos_hint={"x": 0.04, "top": top}
+        )
         self.add_widget(label)
         return label
 
     def _line(self, text: str, top: float, *, height: float = 0.08, soft: bool = False, width: float = 0.92) -> Text:
         s = self.ctx.sizes
-        label = Text(text=text, font_size=s.px("body"), halign="left", size_hint=(width, height),
-                     pos_hint={"x": 0.04, "top": top},
-                     color=theme.rgba(theme.TEXT_SOFT if soft else theme.TEXT))
+        label = Text(
+            text=text,
+            font_size=s.px("body"),
+            halign="left",
+            size_hint=(width, height),
+            pos_hint={"x": 0.04, "top": top},
+            color=theme.rgba(theme.TEXT_SOFT if soft else theme.TEXT),
+        )
         self.add_widget(label)
         return label
 
@@ -84,16 +89,18 @@ class CarerScreen(Filled):
         unknown = session.unknown_cards()
         if not unknown:
             self._line(w("No unknown cards yet."), 0.68)
-            self._line(w("Put the new card in once and take it out. Then put in the staff card again."), 0.58,
-                       height=0.2, soft=True)
+            self._line(
+                w("Put the new card in once and take it out. Then put in the staff card again."), 0.58, height=0.2, soft=True
+            )
             return
         self._line(w("Unknown cards, newest first:"), 0.7)
         for n, seen in enumerate(unknown[:LISTED]):
             when = _dt.datetime.fromtimestamp(seen.at).strftime("%H:%M")
             self._line(w("Card {uid}, at {time}", uid=seen.uid, time=when), 0.61 - n * 0.08, height=0.08, soft=n > 0)
         newest = unknown[0].uid
-        self.add_widget(self._button(w("Program the newest unknown card"), lambda: self._program(newest),
-                                     pos_hint={"x": 0.04, "y": 0.05}))
+        self.add_widget(
+            self._button(w("Program the newest unknown card"), lambda: self._program(newest), pos_hint={"x": 0.04, "y": 0.05})
+        )
 
     def _program(self, uid: str) -> None:
         self.card_uid = uid
@@ -105,8 +112,7 @@ class CarerScreen(Filled):
         self._line(w("Card {uid}", uid=self.card_uid), 0.83, soft=True)
         self._corner(w("Back"), lambda: self.show("menu"))
         grid = GridLayout(cols=2, spacing=s.margin, size_hint=(0.92, 0.6), pos_hint={"center_x": 0.5, "y": 0.05})
-        names = {"photos": w("Show photos"), "svt1": w("SVT1 live"), "rapport": w("Rapport (news)"),
-                 "web": w("A web page")}
+        names = {"photos": w("Show photos"), "svt1": w("SVT1 live"), "rapport": w("Rapport (news)"), "web": w("A web page")}
         for choice in carer.CHOICES:
             grid.add_widget(self._button(names[choice], lambda c=choice: self._choose(c), size_hint=(1, 1)))
         self.add_widget(grid)
@@ -131,8 +137,11 @@ class CarerScreen(Filled):
             return
         grid = GridLayout(cols=2, spacing=s.margin // 2, size_hint=(0.92, 0.7), pos_hint={"center_x": 0.5, "y": 0.05})
         for folder in folders:
-            grid.add_widget(self._button(folder.name, lambda f=folder: self._save(carer.card_for(self.card_uid, "photos", f)),
-                                         size_hint=(1, 1)))
+            grid.add_widget(
+                self._button(
+                    folder.name, lambda f=folder: self._save(carer.card_for(self.card_uid, "photos", f)), size_hint=(1, 1)
+                )
+            )
         self.add_widget(grid)
 
     def _page_web(self, problem: str = "") -> None:
@@ -140,10 +149,12 @@ class CarerScreen(Filled):
         row, keyboard_top = above_keyboard(self.ctx)
         top_space = 0.985 - keyboard_top - row - 0.01
         # The keyboard covers the lower part: the words, the field and both buttons sit above it.
-        self._title(problem or w("Type the web address, for example smhi.se"), width=0.92, top=0.985,
-                    height=top_space, font="body")
-        bar = BoxLayout(orientation="horizontal", spacing=s.margin // 2, size_hint=(0.94, row),
-                        pos_hint={"center_x": 0.5, "y": keyboard_top})
+        self._title(
+            problem or w("Type the web address, for example smhi.se"), width=0.92, top=0.985, height=top_space, font="body"
+        )
+        bar = BoxLayout(
+            orientation="horizontal", spacing=s.margin // 2, size_hint=(0.94, row), pos_hint={"center_x": 0.5, "y": keyboard_top}
+        )
         self.entry = BigTextInput(s, size_hint=(1, 1))
         self.entry.bind(on_text_validate=lambda *_: self._save_web())
         bar.add_widget(self.entry)
@@ -176,8 +187,7 @@ class CarerScreen(Filled):
         self._corner(w("Done"), self.ctx.on_carer_leave)
         self._line(f"{card.label}: {describe(card, self.ctx.cfg.locale)}", 0.78, height=0.16)
         self._line(w("Take out the staff card and put in the new card to try it."), 0.58, height=0.2, soft=True)
-        self.add_widget(self._button(w("Program another card"), lambda: self.show("menu"),
-                                     pos_hint={"x": 0.04, "y": 0.05}))
+        self.add_widget(self._button(w("Program another card"), lambda: self.show("menu"), pos_hint={"x": 0.04, "y": 0.05}))
 
     def _page_problem(self, reason: str) -> None:
         w = self.ctx.w

@@ -6,24 +6,37 @@ import datetime as _dt
 from typing import Any
 
 from launcher import theme
-from launcher.wording import date_words
 from launcher.screens.widgets import Filled, ReaderDot, SlotPicture, Text
+from launcher.wording import date_words
+
 
 class HomeScreen(Filled):
     def __init__(self, ctx: Any, **kw: Any) -> None:
         super().__init__(**kw)
         self.ctx = ctx
         s, w = ctx.sizes, ctx.w
-        self.dot = ReaderDot(size_hint=(None, None), size=(s.px("small"), s.px("small")),
-                             pos_hint={"right": 0.97 - 0.36, "top": 0.965})
-        self.reader_text = Text(text="", font_size=s.px("small"), color=theme.rgba(theme.TEXT_SOFT), halign="left",
-                                size_hint=(0.36, None), height=s.px("small") * 1.2, pos_hint={"right": 0.97, "top": 0.965})
-        self.clock = Text(text="", font_size=s.px("clock"), bold=True, size_hint=(1, 0.3),
-                          pos_hint={"center_x": 0.5, "top": 0.9})
+        self.dot = ReaderDot(
+            size_hint=(None, None), size=(s.px("small"), s.px("small")), pos_hint={"right": 0.97 - 0.36, "top": 0.965}
+        )
+        self.reader_text = Text(
+            text="",
+            font_size=s.px("small"),
+            color=theme.rgba(theme.TEXT_SOFT),
+            halign="left",
+            size_hint=(0.36, None),
+            height=s.px("small") * 1.2,
+            pos_hint={"right": 0.97, "top": 0.965},
+        )
+        self.clock = Text(text="", font_size=s.px("clock"), bold=True, size_hint=(1, 0.3), pos_hint={"center_x": 0.5, "top": 0.9})
         self.date = Text(text="", font_size=s.px("date"), size_hint=(1, 0.1), pos_hint={"center_x": 0.5, "top": 0.6})
         self.picture = SlotPicture(size_hint=(0.42, 0.42), pos_hint={"x": 0.05, "y": 0.04})
-        self.insert = Text(text=w("Put in a card"), font_size=round(s.px("title") * 1.15), bold=True,
-                           size_hint=(0.46, 0.36), pos_hint={"right": 0.96, "y": 0.07})
+        self.insert = Text(
+            text=w("Put in a card"),
+            font_size=round(s.px("title") * 1.15),
+            bold=True,
+            size_hint=(0.46, 0.36),
+            pos_hint={"right": 0.96, "y": 0.07},
+        )
         for child in (self.dot, self.reader_text, self.clock, self.date, self.picture, self.insert):
             self.add_widget(child)
         self._minute = None

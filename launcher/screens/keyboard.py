@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from kivy.graphics import Color, Rectangle, RoundedRectangle
 from kivy.uix.label import Label
@@ -28,7 +28,7 @@ log = logging.getLogger("klick.launcher")
 LAYOUT_FILE = Path(__file__).resolve().parent.parent / "keyboards" / "sv.json"
 
 
-@lru_cache(maxsize=None)
+@cache
 def layout_shape(path: Path = LAYOUT_FILE) -> tuple[int, int]:
     """(columns, rows) of the keyboard layout file."""
     layout = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -49,7 +49,7 @@ def above_keyboard(ctx: Any) -> tuple[float, float]:
 
 class BigKeyboard(VKeyboard):
     #: Set by :func:`use_big_keyboard` before the first text field takes the focus.
-    sizes: Optional[theme.Sizes] = None
+    sizes: theme.Sizes | None = None
     dpi: int = 160
 
     def key_size(self, win_w: int, win_h: int) -> theme.KeyboardSize:
@@ -98,8 +98,16 @@ class BigKeyboard(VKeyboard):
         for line in range(1, layout["rows"] + 1):
             keys = layout[f"{self.layout_mode}_{line}"]
             for (pos, size), key in zip(geometry[f"LINE_{line}"], keys):
-                self.add_widget(Label(text=key[0], font_size=self.font_size, pos=pos, size=size,
-                                      font_name=self.font_name, color=theme.rgba(theme.KEY_TEXT)))
+                self.add_widget(
+                    Label(
+                        text=key[0],
+                        font_size=self.font_size,
+                        pos=pos,
+                        size=size,
+                        font_name=self.font_name,
+                        color=theme.rgba(theme.KEY_TEXT),
+                    )
+                )
 
     def refresh_active_keys_layer(self) -> None:
         self.active_keys_layer.clear()

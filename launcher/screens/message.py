@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from launcher import theme
-from launcher.wording import failure_words
 from launcher.screens.widgets import BigButton, Filled, InfoSymbol, Text
 from launcher.session import ActionFailed, CarerNotSetUp, ReaderLost, UnknownCard
+from launcher.wording import failure_words
 
 
 class MessageScreen(Filled):
@@ -16,16 +16,23 @@ class MessageScreen(Filled):
         super().__init__(**kw)
         self.ctx = ctx
         s = ctx.sizes
-        self.symbol = InfoSymbol(size_hint=(None, None), size=(s.touch * 1.6, s.touch * 1.6),
-                                 pos_hint={"center_x": 0.5, "top": 0.94})
-        self.title = Text(text="", font_size=s.px("title"), bold=True, size_hint=(0.9, 0.2),
-                          pos_hint={"center_x": 0.5, "top": 0.7})
-        self.body = Text(text="", font_size=s.px("body"), size_hint=(0.86, 0.2),
-                         pos_hint={"center_x": 0.5, "top": 0.5})
-        self.hint = Text(text="", font_size=s.px("body"), color=theme.rgba(theme.TEXT_SOFT), size_hint=(0.86, 0.16),
-                         pos_hint={"center_x": 0.5, "top": 0.29})
-        self.home = BigButton(ctx.w("Home"), ctx.on_home, font_px=s.px("button"), touch=s.touch,
-                              pos_hint={"right": 0.97, "y": 0.04})
+        self.symbol = InfoSymbol(
+            size_hint=(None, None), size=(s.touch * 1.6, s.touch * 1.6), pos_hint={"center_x": 0.5, "top": 0.94}
+        )
+        self.title = Text(
+            text="", font_size=s.px("title"), bold=True, size_hint=(0.9, 0.2), pos_hint={"center_x": 0.5, "top": 0.7}
+        )
+        self.body = Text(text="", font_size=s.px("body"), size_hint=(0.86, 0.2), pos_hint={"center_x": 0.5, "top": 0.5})
+        self.hint = Text(
+            text="",
+            font_size=s.px("body"),
+            color=theme.rgba(theme.TEXT_SOFT),
+            size_hint=(0.86, 0.16),
+            pos_hint={"center_x": 0.5, "top": 0.29},
+        )
+        self.home = BigButton(
+            ctx.w("Home"), ctx.on_home, font_px=s.px("button"), touch=s.touch, pos_hint={"right": 0.97, "y": 0.04}
+        )
         for child in (self.symbol, self.title, self.body, self.hint):
             self.add_widget(child)
         self._has_home = False

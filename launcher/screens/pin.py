@@ -30,26 +30,39 @@ class PinScreen(Filled):
         self.ctx = ctx
         s, w = ctx.sizes, ctx.w
         self.digits = ""
-        self.title = Text(text=w("Staff card"), font_size=s.px("title"), bold=True, size_hint=(0.5, 0.14),
-                          pos_hint={"x": 0.03, "top": 0.95})
-        self.ask = Text(text=w("Type the carer PIN."), font_size=s.px("body"), size_hint=(0.5, 0.12),
-                        pos_hint={"x": 0.03, "top": 0.8})
-        self.dots = Text(text="", font_size=round(s.px("title") * 2), bold=True, size_hint=(0.5, 0.14),
-                         pos_hint={"x": 0.03, "top": 0.66})
-        self.message = Text(text="", font_size=s.px("body"), color=theme.rgba(theme.TEXT_SOFT), size_hint=(0.5, 0.22),
-                            pos_hint={"x": 0.03, "top": 0.5})
-        self.cancel = BigButton(w("Cancel"), ctx.on_carer_leave, font_px=s.px("button"), touch=s.touch,
-                                pos_hint={"x": 0.04, "y": 0.05})
+        self.title = Text(
+            text=w("Staff card"), font_size=s.px("title"), bold=True, size_hint=(0.5, 0.14), pos_hint={"x": 0.03, "top": 0.95}
+        )
+        self.ask = Text(
+            text=w("Type the carer PIN."), font_size=s.px("body"), size_hint=(0.5, 0.12), pos_hint={"x": 0.03, "top": 0.8}
+        )
+        self.dots = Text(
+            text="", font_size=round(s.px("title") * 2), bold=True, size_hint=(0.5, 0.14), pos_hint={"x": 0.03, "top": 0.66}
+        )
+        self.message = Text(
+            text="",
+            font_size=s.px("body"),
+            color=theme.rgba(theme.TEXT_SOFT),
+            size_hint=(0.5, 0.22),
+            pos_hint={"x": 0.03, "top": 0.5},
+        )
+        self.cancel = BigButton(
+            w("Cancel"), ctx.on_carer_leave, font_px=s.px("button"), touch=s.touch, pos_hint={"x": 0.04, "y": 0.05}
+        )
         gap = max(8, s.margin // 3)
         key_w, key_h = round(s.touch * 1.4), s.touch
-        self.pad = GridLayout(cols=3, spacing=gap, size_hint=(None, None),
-                              size=(3 * key_w + 2 * gap, 4 * key_h + 3 * gap), pos_hint={"right": 0.96, "center_y": 0.5})
+        self.pad = GridLayout(
+            cols=3,
+            spacing=gap,
+            size_hint=(None, None),
+            size=(3 * key_w + 2 * gap, 4 * key_h + 3 * gap),
+            pos_hint={"right": 0.96, "center_y": 0.5},
+        )
         self.keys: dict[str, BigButton] = {}
         for label in ("1", "2", "3", "4", "5", "6", "7", "8", "9", "erase", "0", "ok"):
             text = {"erase": w("Erase"), "ok": w("OK")}.get(label, label)
             # Every key the same size whatever its word ("Sudda" is wider than "1").
-            button = BigButton(text, lambda k=label: self.press(k), font_px=s.px("button"), touch=s.touch,
-                               size_hint=(1, 1))
+            button = BigButton(text, lambda k=label: self.press(k), font_px=s.px("button"), touch=s.touch, size_hint=(1, 1))
             if label in ("erase", "ok"):
                 button.font_size = s.px("body")
             self.keys[label] = button

@@ -16,12 +16,15 @@ class PromptScreen(Filled):
         super().__init__(**kw)
         self.ctx = ctx
         s = ctx.sizes
-        self.question = Text(text="", font_size=s.px("title"), bold=True, size_hint=(0.9, 0.26),
-                             pos_hint={"center_x": 0.5, "top": 0.96})
-        self.answers = BoxLayout(orientation="horizontal", spacing=s.margin, size_hint=(0.92, 0.36),
-                                 pos_hint={"center_x": 0.5, "center_y": 0.5})
-        self.later = BigButton(ctx.w("Not now"), ctx.on_prompt_later, font_px=s.px("button"), touch=s.touch,
-                               pos_hint={"right": 0.97, "y": 0.04})
+        self.question = Text(
+            text="", font_size=s.px("title"), bold=True, size_hint=(0.9, 0.26), pos_hint={"center_x": 0.5, "top": 0.96}
+        )
+        self.answers = BoxLayout(
+            orientation="horizontal", spacing=s.margin, size_hint=(0.92, 0.36), pos_hint={"center_x": 0.5, "center_y": 0.5}
+        )
+        self.later = BigButton(
+            ctx.w("Not now"), ctx.on_prompt_later, font_px=s.px("button"), touch=s.touch, pos_hint={"right": 0.97, "y": 0.04}
+        )
         for child in (self.question, self.answers, self.later):
             self.add_widget(child)
         self._prompt_id = None
@@ -53,14 +56,28 @@ class PromptScreen(Filled):
         elif prompt.kind == "yes_no":
             self.answers.padding = [s.margin * 3, 0]
             for value, label in (("yes", w("Yes")), ("no", w("No"))):
-                self.answers.add_widget(BigButton(label, lambda v=value: ctx.on_answer(v), font_px=round(s.px("button") * 1.2),
-                                                  touch=s.touch, size_hint=(1, 1)))
+                self.answers.add_widget(
+                    BigButton(
+                        label,
+                        lambda v=value: ctx.on_answer(v),
+                        font_px=round(s.px("button") * 1.2),
+                        touch=s.touch,
+                        size_hint=(1, 1),
+                    )
+                )
         elif prompt.kind == "choice":
             self.answers.padding = [0, 0]
             for option in prompt.options:
-                self.answers.add_widget(BigButton(option.label.get(ctx.cfg.locale), lambda v=option.value: ctx.on_answer(v),
-                                                  font_px=s.px("button"), touch=s.touch, size_hint=(1, 1),
-                                                  text_size=(None, None)))
+                self.answers.add_widget(
+                    BigButton(
+                        option.label.get(ctx.cfg.locale),
+                        lambda v=option.value: ctx.on_answer(v),
+                        font_px=s.px("button"),
+                        touch=s.touch,
+                        size_hint=(1, 1),
+                        text_size=(None, None),
+                    )
+                )
                 button = self.answers.children[0]
                 button.bind(size=lambda b, sz: setattr(b, "text_size", (sz[0] - s.margin, None)))
         else:  # free_text: always optional; the on-screen keyboard docks at the bottom
@@ -73,8 +90,13 @@ class PromptScreen(Filled):
             self.question.size_hint = (0.94, 0.985 - keyboard_top - row - 0.01)
             self.question.pos_hint = {"center_x": 0.5, "top": 0.985}
             self.entry = BigTextInput(s, size_hint=(1, 1))
-            send = BigButton(w("Send"), lambda: ctx.on_answer(self.entry.text.strip() or None, free_text=True),
-                             font_px=s.px("button"), touch=s.touch, size_hint=(None, 1))
+            send = BigButton(
+                w("Send"),
+                lambda: ctx.on_answer(self.entry.text.strip() or None, free_text=True),
+                font_px=s.px("button"),
+                touch=s.touch,
+                size_hint=(None, 1),
+            )
             self.answers.add_widget(self.entry)
             self.answers.add_widget(send)
             # The on-screen keyboard docks over the lower half: "Skip" sits beside "Send", above it.
@@ -87,4 +109,3 @@ class PromptScreen(Filled):
     def above_keyboard(self) -> tuple[float, float]:
         """(height of the answer row, top of the docked keyboard), as parts of the screen height."""
         return above_keyboard(self.ctx)
-

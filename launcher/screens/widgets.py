@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from kivy.graphics import Color, Ellipse, Line, Rectangle, RoundedRectangle, Triangle
 from kivy.properties import ListProperty, NumericProperty
@@ -60,8 +60,9 @@ class BigButton(ButtonBehavior, Label):
 
     def __init__(self, text: str, on_press: Callable[[], None], *, font_px: int, touch: int, **kw: Any) -> None:
         kw.setdefault("size_hint", (None, None))
-        super().__init__(text=text, font_size=font_px, color=theme.rgba(theme.BUTTON_TEXT),
-                         halign="center", valign="middle", **kw)
+        super().__init__(
+            text=text, font_size=font_px, color=theme.rgba(theme.BUTTON_TEXT), halign="center", valign="middle", **kw
+        )
         self.touch = touch
         self._callback = on_press
         with self.canvas.before:
@@ -119,8 +120,9 @@ class FaceButton(ButtonBehavior, Widget):
             eye = d * 0.09
             for dx in (-0.18, 0.18):
                 Ellipse(pos=(cx + dx * d - eye / 2, cy + d * 0.12 - eye / 2), size=(eye, eye))
-            Line(points=mouth_points(cx, cy - d * 0.18, d * 0.5, self.value), width=max(2.0, d * 0.035),
-                 cap="round", joint="round")
+            Line(
+                points=mouth_points(cx, cy - d * 0.18, d * 0.5, self.value), width=max(2.0, d * 0.035), cap="round", joint="round"
+            )
 
     def on_release(self) -> None:
         self._callback(self.value)
@@ -148,8 +150,11 @@ class SlotPicture(Widget):
         with self.canvas:
             # The card, half in the slot (drawn first: the tablet's edge covers its lower part).
             Color(*theme.rgba(theme.TEXT))
-            RoundedRectangle(pos=(cx - card_w / 2 - 0.1 * u, slot_y - 1.2 * u - 0.1 * u),
-                             size=(card_w + 0.2 * u, card_h + 0.2 * u), radius=[0.35 * u])
+            RoundedRectangle(
+                pos=(cx - card_w / 2 - 0.1 * u, slot_y - 1.2 * u - 0.1 * u),
+                size=(card_w + 0.2 * u, card_h + 0.2 * u),
+                radius=[0.35 * u],
+            )
             Color(*self.card_colour)
             RoundedRectangle(pos=(cx - card_w / 2, slot_y - 1.2 * u), size=(card_w, card_h), radius=[0.3 * u])
             Color(*theme.rgba(theme.TEXT))
@@ -160,8 +165,9 @@ class SlotPicture(Widget):
             Color(*theme.rgba(theme.TEXT_SOFT))
             Line(rounded_rectangle=(tx, ty, tablet_w, tablet_h, 0.5 * u), width=max(1.5, 0.08 * u))
             Color(*theme.rgba(theme.BG))
-            RoundedRectangle(pos=(cx - card_w / 2 - 0.4 * u, slot_y - 0.2 * u), size=(card_w + 0.8 * u, 0.3 * u),
-                             radius=[0.15 * u])
+            RoundedRectangle(
+                pos=(cx - card_w / 2 - 0.4 * u, slot_y - 0.2 * u), size=(card_w + 0.8 * u, 0.3 * u), radius=[0.15 * u]
+            )
             # The arrow: down, into the slot.
             Color(*theme.rgba(theme.READY))
             shaft_w = 0.5 * u

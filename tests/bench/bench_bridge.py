@@ -49,12 +49,17 @@ def run() -> list[tuple[str, str]]:
     home = Path(tempfile.mkdtemp(prefix="klick-bench-"))
     sock, link = home / "bridge.sock", home / "klick-reader"
     (home / "klick.yaml").write_text(
-        f"reader:\n  driver: serial\n  device: {link}\n  settle_ms: 0\n  grace_ms: 0\n"
-        f"paths:\n  socket: {sock}\n")
+        f"reader:\n  driver: serial\n  device: {link}\n  settle_ms: 0\n  grace_ms: 0\npaths:\n  socket: {sock}\n"
+    )
     sim = Simulator(link=link).start()
     env = dict(os.environ, KLICK_HOME=str(home))
-    proc = subprocess.Popen([sys.executable, "-c", "from klick.cli import main; main()", "bridge"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from klick.cli import main; main()", "bridge"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -63,7 +68,7 @@ def run() -> list[tuple[str, str]]:
                 break
             except (BridgeUnavailable, TimeoutError):
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the bridge did not start")
+                    raise RuntimeError("the bridge did not start") from None
                 time.sleep(0.05)
         events = iter_events(sock, timeout=10)
         for event in events:

@@ -32,8 +32,13 @@ def run() -> list[tuple[str, str]]:
         cards = [replace(demo.cards[i % 5], uid=f"0A{i:06X}", label=f"{demo.cards[i % 5].label} {i}") for i in range(40)]
         t0 = time.perf_counter()
         result = render_cards(cards, tmp / "cards.pdf", backs=True)
-        rows.append(("print 40 faces + backs", f"{(time.perf_counter() - t0) * 1000:.0f} ms, {result.pages} pages, "
-                                               f"{(tmp / 'cards.pdf').stat().st_size // 1024} kB"))
+        rows.append(
+            (
+                "print 40 faces + backs",
+                f"{(time.perf_counter() - t0) * 1000:.0f} ms, {result.pages} pages, "
+                f"{(tmp / 'cards.pdf').stat().st_size // 1024} kB",
+            )
+        )
 
         album = tmp / "set" / "album"
         album.mkdir(parents=True)
@@ -46,8 +51,12 @@ def run() -> list[tuple[str, str]]:
         album_mb = sum(p.stat().st_size for p in album.iterdir()) / 1024 / 1024
         t0 = time.perf_counter()
         packed = pack_bundle(registry, tmp / "set" / "cards.yaml", tmp / "mamma.klick")
-        rows.append((f"pack 5 cards + {PHOTOS}-photo album ({album_mb:.0f} MB)",
-                     f"{time.perf_counter() - t0:.2f} s, bundle {packed.bytes / 1024 / 1024:.1f} MB"))
+        rows.append(
+            (
+                f"pack 5 cards + {PHOTOS}-photo album ({album_mb:.0f} MB)",
+                f"{time.perf_counter() - t0:.2f} s, bundle {packed.bytes / 1024 / 1024:.1f} MB",
+            )
+        )
         device = tmp / "device"
         device.mkdir()
         save_registry(demo, device / "cards.yaml")
@@ -57,7 +66,7 @@ def run() -> list[tuple[str, str]]:
 
         home = tmp / "home"
         home.mkdir()
-        (home / "klick.yaml").write_text(f"browser: {{command: [\"true\"]}}\npaths: {{registry: {device / 'cards.yaml'}}}\n")
+        (home / "klick.yaml").write_text(f'browser: {{command: ["true"]}}\npaths: {{registry: {device / "cards.yaml"}}}\n')
         old = os.environ.get("KLICK_HOME")
         os.environ["KLICK_HOME"] = str(home)
         try:

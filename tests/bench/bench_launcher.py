@@ -29,11 +29,18 @@ def _write_home(home: Path) -> None:
     cards = ["version: 1", "cards:"]
     colours = ["blue", "green", "red", "purple", "orange", "yellow"]
     for i in range(CARDS):
-        cards += [f'  - uid: "04{i:012X}"', f"    label: Kort {i + 1}", f"    colour: {colours[i % len(colours)]}",
-                  f"    picture: {ROOT}/config/demo/pictures/anna.png",
-                  "    action:", "      type: web", f"      url: https://example.se/{i}"]
+        cards += [
+            f'  - uid: "04{i:012X}"',
+            f"    label: Kort {i + 1}",
+            f"    colour: {colours[i % len(colours)]}",
+            f"    picture: {ROOT}/config/demo/pictures/anna.png",
+            "    action:",
+            "      type: web",
+            f"      url: https://example.se/{i}",
+        ]
     (home / "cards.yaml").write_text("\n".join(cards) + "\n", encoding="utf-8")
-    (home / "klick.yaml").write_text(f"""reader:
+    (home / "klick.yaml").write_text(
+        f"""reader:
   driver: sim
   settle_ms: 0
   grace_ms: 0
@@ -41,12 +48,15 @@ browser:
   command: ["true"]
 paths:
   socket: {home / "b.sock"}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
 
 
 def _drive(home: Path, out: Path, spawned_at: float) -> None:
-    os.environ.update(KLICK_HOME=str(home), KIVY_NO_ARGS="1", KIVY_NO_CONSOLELOG="1", KIVY_NO_FILELOG="1",
-                      KIVY_HOME=str(home / "kivy"))
+    os.environ.update(
+        KLICK_HOME=str(home), KIVY_NO_ARGS="1", KIVY_NO_CONSOLELOG="1", KIVY_NO_FILELOG="1", KIVY_HOME=str(home / "kivy")
+    )
     from klick.config import load_config
     from launcher.kivy_setup import configure_kivy
 
@@ -54,7 +64,6 @@ def _drive(home: Path, out: Path, spawned_at: float) -> None:
     configure_kivy(cfg, offscreen=True)
     from kivy.clock import Clock
 
-    from launcher import session as S
     from launcher.app import LauncherApp
 
     latencies: list[float] = []
@@ -75,6 +84,7 @@ def _drive(home: Path, out: Path, spawned_at: float) -> None:
             elif name == "home" and state["waiting"] == "home":
                 state["i"] += 1
                 Clock.schedule_once(lambda _dt: nxt(), 0)
+
         app.shown_listeners.append(shown)
 
         def start() -> None:
@@ -97,8 +107,9 @@ def _drive(home: Path, out: Path, spawned_at: float) -> None:
             state["waiting"] = "card"
             app.send_to_bridge({"command": "insert", "uid": uids[state["i"]]})
 
-        Clock.schedule_once(lambda _dt: (out.write_text(json.dumps({"error": "timeout", **result,
-                                                                     "done": state["i"]})), app.quit()), 50)
+        Clock.schedule_once(
+            lambda _dt: (out.write_text(json.dumps({"error": "timeout", **result, "done": state["i"]})), app.quit()), 50
+        )
 
     LauncherApp(cfg, probe=probe).run()
 
@@ -109,14 +120,18 @@ def run() -> list[tuple[str, str]]:
         _write_home(home)
         env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
         env["KLICK_HOME"] = str(home)
-        bridge = subprocess.Popen([sys.executable, "-c", "from klick.cli import main; main()", "bridge",
-                                   "--config", str(home / "klick.yaml")], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        bridge = subprocess.Popen(
+            [sys.executable, "-c", "from klick.cli import main; main()", "bridge", "--config", str(home / "klick.yaml")],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             out = home / "result.json"
             spawned = time.monotonic()
-            subprocess.run([sys.executable, __file__, str(home), str(out), repr(spawned)], env=env, cwd=ROOT,
-                           timeout=90, capture_output=True)
+            subprocess.run(
+                [sys.executable, __file__, str(home), str(out), repr(spawned)], env=env, cwd=ROOT, timeout=90, capture_output=True
+            )
         finally:
             bridge.terminate()
             bridge.wait(5)

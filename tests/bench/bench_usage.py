@@ -9,7 +9,6 @@ million events never sit in memory, and the RSS shows whether that holds.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -35,8 +34,12 @@ def _events(n: int, start: float = T0):
     while i < n:
         uid = UIDS[i % len(UIDS)]
         kind = TYPES[i % len(TYPES)]
-        for ev in (("card_present", uid, kind, None, None), ("action_started", uid, kind, None, None),
-                   ("action_ended", uid, kind, "ok", None), ("card_removed", uid, None, None, None)):
+        for ev in (
+            ("card_present", uid, kind, None, None),
+            ("action_started", uid, kind, None, None),
+            ("action_ended", uid, kind, "ok", None),
+            ("card_removed", uid, None, None, None),
+        ):
             if i >= n:
                 break
             t += 7.0
@@ -69,7 +72,7 @@ def part_single(folder: Path) -> dict:
     clock = [T0]
     log = UsageLog.open(folder / "single.db", device="bench", enrolled=True, retention_days=3650, now=lambda: clock[0])
     times = []
-    for i, ev in enumerate(_events(SINGLE)):
+    for _i, ev in enumerate(_events(SINGLE)):
         kind, uid, action_type, outcome, detail, at = ev
         clock[0] = at
         started = time.perf_counter()
@@ -77,8 +80,12 @@ def part_single(folder: Path) -> dict:
         times.append(time.perf_counter() - started)
     log.close()
     times.sort()
-    return {"p50": times[len(times) // 2] * 1000, "p99": times[int(len(times) * 0.99)] * 1000,
-            "max": times[-1] * 1000, "rss": _rss_mb()}
+    return {
+        "p50": times[len(times) // 2] * 1000,
+        "p99": times[int(len(times) * 0.99)] * 1000,
+        "max": times[-1] * 1000,
+        "rss": _rss_mb(),
+    }
 
 
 def part_export_csv(folder: Path) -> dict:
@@ -106,9 +113,22 @@ def part_make_device_files(folder: Path) -> dict:
         conn = sqlite3.connect(folder / f"{device}.sqlite", isolation_level=None)
         conn.execute("BEGIN")
         create_export_db(conn, {"contents": "usage", "personal": "0", "key_check": key_check("bench key"), "devices": device})
-        rows = ((device, i + 1, f"2026-03-{1 + int((at - T0) // 86400) % 28:02d}T12:00:00.000Z", kind, card(uid), atype, outcome, detail)
-                for i, (kind, uid, atype, outcome, detail, at) in enumerate(_events(PER_DEVICE)))
-        conn.executemany("INSERT INTO events(device, src_id, at, kind, card, action_type, outcome, detail) VALUES (?,?,?,?,?,?,?,?)", rows)
+        rows = (
+            (
+                device,
+                i + 1,
+                f"2026-03-{1 + int((at - T0) // 86400) % 28:02d}T12:00:00.000Z",
+                kind,
+                card(uid),
+                atype,
+                outcome,
+                detail,
+            )
+            for i, (kind, uid, atype, outcome, detail, at) in enumerate(_events(PER_DEVICE))
+        )
+        conn.executemany(
+            "INSERT INTO events(device, src_id, at, kind, card, action_type, outcome, detail) VALUES (?,?,?,?,?,?,?,?)", rows
+        )
         conn.execute("COMMIT")
         conn.close()
     return {}
@@ -124,8 +144,13 @@ def part_merge(folder: Path) -> dict:
     return {"n": counts["events"], "seconds": elapsed, "rss": _rss_mb(), "size": (folder / "PILOT.sqlite").stat().st_size}
 
 
-PARTS = {"insert_batched": part_insert_batched, "single": part_single, "export_csv": part_export_csv,
-         "make_device_files": part_make_device_files, "merge": part_merge}
+PARTS = {
+    "insert_batched": part_insert_batched,
+    "single": part_single,
+    "export_csv": part_export_csv,
+    "make_device_files": part_make_device_files,
+    "merge": part_merge,
+}
 
 
 def _in_child(part: str, folder: Path) -> dict:
@@ -138,18 +163,29 @@ def run() -> list[tuple[str, str]]:
     with tempfile.TemporaryDirectory(prefix="klick-bench-usage-") as tmp:
         folder = Path(tmp)
         r = _in_child("insert_batched", folder)
-        rows += [(f"insert {r['n']:,} events, batches of 10,000", f"{r['seconds']:.1f} s ({r['n'] / r['seconds']:,.0f} events/s)"),
-                 ("  database size", f"{r['size'] / 1e6:.0f} MB"), ("  peak RSS", f"{r['rss']:.0f} MB")]
+        rows += [
+            (f"insert {r['n']:,} events, batches of 10,000", f"{r['seconds']:.1f} s ({r['n'] / r['seconds']:,.0f} events/s)"),
+            ("  database size", f"{r['size'] / 1e6:.0f} MB"),
+            ("  peak RSS", f"{r['rss']:.0f} MB"),
+        ]
         r = _in_child("single", folder)
-        rows += [(f"single committed insert (WAL, synchronous=FULL), {SINGLE:,} calls",
-                  f"p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.1f} ms")]
+        rows += [
+            (
+                f"single committed insert (WAL, synchronous=FULL), {SINGLE:,} calls",
+                f"p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.1f} ms",
+            )
+        ]
         r = _in_child("export_csv", folder)
-        rows += [(f"export {r['n']:,} events to CSV", f"{r['seconds']:.1f} s ({r['size'] / 1e6:.0f} MB)"),
-                 ("  peak RSS", f"{r['rss']:.0f} MB")]
+        rows += [
+            (f"export {r['n']:,} events to CSV", f"{r['seconds']:.1f} s ({r['size'] / 1e6:.0f} MB)"),
+            ("  peak RSS", f"{r['rss']:.0f} MB"),
+        ]
         _in_child("make_device_files", folder)
         r = _in_child("merge", folder)
-        rows += [(f"merge {DEVICES} device files of {PER_DEVICE:,} events", f"{r['seconds']:.1f} s ({r['n']:,} events)"),
-                 ("  peak RSS", f"{r['rss']:.0f} MB")]
+        rows += [
+            (f"merge {DEVICES} device files of {PER_DEVICE:,} events", f"{r['seconds']:.1f} s ({r['n']:,} events)"),
+            ("  peak RSS", f"{r['rss']:.0f} MB"),
+        ]
     return rows
 
 

@@ -27,8 +27,11 @@ EVENTS = 10_000
 
 def _decoder_figures() -> list[tuple[str, str]]:
     msgs = [
-        p.CardPresentMsg(i & 0xFFFF, (0x04A2B3C4D5E680 + i).to_bytes(7, "big")) if i % 3 == 0
-        else p.CardRemovedMsg(i & 0xFFFF) if i % 3 == 1 else p.Heartbeat(i & 0xFFFF)
+        p.CardPresentMsg(i & 0xFFFF, (0x04A2B3C4D5E680 + i).to_bytes(7, "big"))
+        if i % 3 == 0
+        else p.CardRemovedMsg(i & 0xFFFF)
+        if i % 3 == 1
+        else p.Heartbeat(i & 0xFFFF)
         for i in range(60_000)
     ]
     stream = b"".join(p.encode(m, i) for i, m in enumerate(msgs))
@@ -111,7 +114,10 @@ def _latency_figures(events: int = EVENTS) -> list[tuple[str, str]]:
     ms = [x * 1000 for x in lat]
     q = statistics.quantiles(ms, n=100)
     return [
-        (f"pty bytes written → sink.seen/gone, {len(ms):,} events", f"p50 {q[49]:.3f} ms, p99 {q[98]:.3f} ms, max {ms[-1]:.3f} ms"),
+        (
+            f"pty bytes written → sink.seen/gone, {len(ms):,} events",
+            f"p50 {q[49]:.3f} ms, p99 {q[98]:.3f} ms, max {ms[-1]:.3f} ms",
+        ),
         ("events lost on the pty path", f"{lost} of {events:,}"),
         ("events per second, one at a time", f"{events / total:,.0f} /s"),
         ("garbage frames seen by the driver", f"{driver.garbage}"),

@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import subprocess
 import platform
+import subprocess
 import sys
 import time
 import traceback
@@ -79,8 +79,11 @@ def main(argv: list[str]) -> int:
     print()
     print(table(rows))
     failed = sum(1 for r in rows if r[1].startswith("FAILED"))
-    print(f"\n{len(modules)} benches, {len(rows) - len(modules) - failed} figures"
-          + (f", {failed} FAILED" if failed else "") + f", {time.perf_counter() - began:.0f} s in all.")
+    print(
+        f"\n{len(modules)} benches, {len(rows) - len(modules) - failed} figures"
+        + (f", {failed} FAILED" if failed else "")
+        + f", {time.perf_counter() - began:.0f} s in all."
+    )
     return 1 if failed else 0
 
 

@@ -81,13 +81,23 @@ def soak(cycles: int) -> dict[str, int]:
             ok = ok and s == 1 and x == 1
         else:
             unknown += 1
-            ok = ok and not any(isinstance(e, StartAction) for e in eff_in) and any(
-                isinstance(e, Record) and e.kind == "unknown_card" for e in eff_in)
+            ok = (
+                ok
+                and not any(isinstance(e, StartAction) for e in eff_in)
+                and any(isinstance(e, Record) and e.kind == "unknown_card" for e in eff_in)
+            )
         ok = ok and isinstance(session.screen, Home) and session.running is None
         lost += not ok
     gc.collect()
-    return dict(cycles=cycles, lost=lost, started=started, stopped=stopped, unknown=unknown,
-                growth_kb=rss_kb() - baseline, rss_kb=rss_kb())
+    return dict(
+        cycles=cycles,
+        lost=lost,
+        started=started,
+        stopped=stopped,
+        unknown=unknown,
+        growth_kb=rss_kb() - baseline,
+        rss_kb=rss_kb(),
+    )
 
 
 def run(quick: bool = False) -> list[tuple[str, str, str, bool]]:
@@ -95,7 +105,11 @@ def run(quick: bool = False) -> list[tuple[str, str, str, bool]]:
     growth = s["growth_kb"] / 1024
     return [
         (f"insert/remove ({s['cycles']:,} cycles): events lost", str(s["lost"]), "0", s["lost"] == 0),
-        ("insert/remove: actions started / stopped", f"{s['started']:,} / {s['stopped']:,}",
-         f"{s['cycles'] - s['unknown']:,} each", s["started"] == s["stopped"] == s["cycles"] - s["unknown"]),
+        (
+            "insert/remove: actions started / stopped",
+            f"{s['started']:,} / {s['stopped']:,}",
+            f"{s['cycles'] - s['unknown']:,} each",
+            s["started"] == s["stopped"] == s["cycles"] - s["unknown"],
+        ),
         ("insert/remove: RSS growth after warm-up", f"{growth:.2f} MB", "< 5 MB", growth < 5),
     ]

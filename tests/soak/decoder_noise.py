@@ -64,8 +64,18 @@ def soak(frames: int, seed: int = 7) -> dict[str, int]:
     rng = random.Random(seed)
     dec = p.Decoder()
     expected: deque[p.Message] = deque()
-    stats = dict(frames=frames, corrupted=0, intact=0, card_events=0, crashes=0, phantom_cards=0,
-                 phantoms=0, lost_events=0, lost_frames=0, max_buffer=0)
+    stats = dict(
+        frames=frames,
+        corrupted=0,
+        intact=0,
+        card_events=0,
+        crashes=0,
+        phantom_cards=0,
+        phantoms=0,
+        lost_events=0,
+        lost_frames=0,
+        max_buffer=0,
+    )
     counter = 0
 
     def take(decoded: list[tuple[int, p.Message]]) -> None:
@@ -106,7 +116,7 @@ def soak(frames: int, seed: int = 7) -> dict[str, int]:
             while pos < len(batch):  # split the way a serial line delivers it: any size
                 size = rng.choice((1, 2, 3, 7, 16, 64, 100, 512, 4096))
                 try:
-                    take(dec.feed(batch[pos:pos + size]))
+                    take(dec.feed(batch[pos : pos + size]))
                 except Exception:
                     stats["crashes"] += 1
                     dec = p.Decoder()
@@ -127,12 +137,13 @@ def run(quick: bool = False) -> list[tuple[str, str, str, bool]]:
     return [
         (f"decoder: crashes ({n})", str(s["crashes"]), "0", s["crashes"] == 0),
         ("decoder: phantom cards", str(s["phantom_cards"]), "0", s["phantom_cards"] == 0),
-        (f"decoder: valid card events lost (of {s['card_events']:,})", str(s["lost_events"]), "0",
-         s["lost_events"] == 0),
+        (f"decoder: valid card events lost (of {s['card_events']:,})", str(s["lost_events"]), "0", s["lost_events"] == 0),
         (f"decoder: any intact frame lost (of {s['intact']:,})", str(s["lost_frames"]), "0", s["lost_frames"] == 0),
         ("decoder: largest buffer held", f"{s['max_buffer']} bytes", "< 64", s["max_buffer"] < 64),
     ]
 
 
-NOTE = ("decoder: a corruption changes 1 byte or 2 adjacent bytes, drops 1-3 bytes, or inserts noise, never a "
-        "frame's closing 0x7E; 'lost' counts intact frames after such a boundary (protocol.Decoder's promise).")
+NOTE = (
+    "decoder: a corruption changes 1 byte or 2 adjacent bytes, drops 1-3 bytes, or inserts noise, never a "
+    "frame's closing 0x7E; 'lost' counts intact frames after such a boundary (protocol.Decoder's promise)."
+)

@@ -68,6 +68,7 @@ def _digest(folder: Path) -> str:
 
 # --- files ------------------------------------------------------------------------------------
 
+
 def yaml_bombs(tmp: Path) -> list[Row]:
     from cards.registry import check_registry
     from klick.config import ConfigError, load_config
@@ -79,8 +80,14 @@ def yaml_bombs(tmp: Path) -> list[Row]:
     registry, problems = check_registry(cards)
     took = time.perf_counter() - started
     ok = registry is None and any("alias" in p.message for p in problems)
-    rows.append(("hostile: YAML bomb as cards.yaml", f"refused in {took:.2f} s: " + _short(problems[0].message if problems else "accepted!"),
-                 "refused", ok))
+    rows.append(
+        (
+            "hostile: YAML bomb as cards.yaml",
+            f"refused in {took:.2f} s: " + _short(problems[0].message if problems else "accepted!"),
+            "refused",
+            ok,
+        )
+    )
     settings = tmp / "bomb-klick.yaml"
     settings.write_text(BOMB)
     try:
@@ -106,8 +113,14 @@ def huge_files(tmp: Path) -> list[Row]:
     started = time.perf_counter()
     registry, problems = check_registry(big)
     took = time.perf_counter() - started
-    rows.append(("hostile: 100 MB cards.yaml", f"refused in {took:.2f} s: " + _short(problems[0].message if problems else "accepted!"),
-                 "refused", registry is None and bool(problems)))
+    rows.append(
+        (
+            "hostile: 100 MB cards.yaml",
+            f"refused in {took:.2f} s: " + _short(problems[0].message if problems else "accepted!"),
+            "refused",
+            registry is None and bool(problems),
+        )
+    )
     try:
         load_config(big)
         rows.append(("hostile: 100 MB klick.yaml", "accepted!", "refused", False))
@@ -127,13 +140,20 @@ def huge_files(tmp: Path) -> list[Row]:
         unpack_bundle(bundle, registry_path)
         rows.append(("hostile: 100 MB bundle", "accepted!", "refused", False))
     except BundleError as exc:
-        rows.append(("hostile: 100 MB bundle", "refused: " + _short(str(exc)), "refused, nothing changed",
-                     _digest(registry_path.parent) == before))
+        rows.append(
+            (
+                "hostile: 100 MB bundle",
+                "refused: " + _short(str(exc)),
+                "refused, nothing changed",
+                _digest(registry_path.parent) == before,
+            )
+        )
     bundle.unlink()
     return rows
 
 
 # --- a command card full of shell metacharacters ----------------------------------------------
+
 
 def shell_metacharacters(tmp: Path) -> list[Row]:
     from cards.registry import load_registry
@@ -142,14 +162,24 @@ def shell_metacharacters(tmp: Path) -> list[Row]:
 
     out = tmp / "argv.json"
     victims = [tmp / f"victim{i}" for i in range(5)]
-    words = ["; touch " + str(victims[0]), "&& touch " + str(victims[1]), "$(touch " + str(victims[2]) + ")",
-             "`touch " + str(victims[3]) + "`", "| touch " + str(victims[4]), "; rm -rf " + str(tmp), "*", "~"]
+    words = [
+        "; touch " + str(victims[0]),
+        "&& touch " + str(victims[1]),
+        "$(touch " + str(victims[2]) + ")",
+        "`touch " + str(victims[3]) + "`",
+        "| touch " + str(victims[4]),
+        "; rm -rf " + str(tmp),
+        "*",
+        "~",
+    ]
     program = "import json, sys; open(sys.argv[1], 'w').write(json.dumps(sys.argv[2:]))"
     argv = [sys.executable, "-c", program, str(out), *words]
     cards = tmp / "cmd" / "cards.yaml"
     cards.parent.mkdir()
-    cards.write_text("version: 1\ncards:\n  - uid: \"0A0B0C0D\"\n    label: Kommando\n    colour: green\n"
-                     "    action:\n      type: command\n      argv: " + json.dumps(argv) + "\n")
+    cards.write_text(
+        'version: 1\ncards:\n  - uid: "0A0B0C0D"\n    label: Kommando\n    colour: green\n'
+        "    action:\n      type: command\n      argv: " + json.dumps(argv) + "\n"
+    )
     card = load_registry(cards).get("0A0B0C0D")
     step = plan(card.action, load_config())
     assert isinstance(step, External)
@@ -158,12 +188,18 @@ def shell_metacharacters(tmp: Path) -> list[Row]:
     got = json.loads(out.read_text()) if out.exists() else None
     nothing_ran = not any(v.exists() for v in victims) and tmp.exists()
     ok = got == words and nothing_ran
-    return [("hostile: command card with ; rm -rf, &&, $( ), ` `, |",
-             "ran its argv only, as plain words" if ok else f"got {got!r}, side effects: {not nothing_ran}",
-             "nothing else runs", ok)]
+    return [
+        (
+            "hostile: command card with ; rm -rf, &&, $( ), ` `, |",
+            "ran its argv only, as plain words" if ok else f"got {got!r}, side effects: {not nothing_ran}",
+            "nothing else runs",
+            ok,
+        )
+    ]
 
 
 # --- bundles that try to leave their folder ---------------------------------------------------
+
 
 def escaping_bundles(tmp: Path) -> list[Row]:
     from cards.bundle import BundleError, unpack_bundle
@@ -175,9 +211,13 @@ def escaping_bundles(tmp: Path) -> list[Row]:
     cases: dict[str, list[tuple[str, bytes, int | None]]] = {
         "'../' in a name": [("cards.yaml", GOOD_CARDS.encode(), None), ("pictures/../../escaped.txt", b"x", None)],
         "an absolute path": [("cards.yaml", GOOD_CARDS.encode(), None), (str(outside), b"x", None)],
-        "a symbolic link": [("cards.yaml", GOOD_CARDS.encode(), None),
-                            ("pictures/link.png", str(outside).encode(), stat.S_IFLNK | 0o777)],
-        "a card picture outside": [("cards.yaml", GOOD_CARDS.replace("    action:", f"    picture: {tmp}/../../etc/passwd\n    action:").encode(), None)],
+        "a symbolic link": [
+            ("cards.yaml", GOOD_CARDS.encode(), None),
+            ("pictures/link.png", str(outside).encode(), stat.S_IFLNK | 0o777),
+        ],
+        "a card picture outside": [
+            ("cards.yaml", GOOD_CARDS.replace("    action:", f"    picture: {tmp}/../../etc/passwd\n    action:").encode(), None)
+        ],
     }
     rows = []
     for label, entries in cases.items():
@@ -195,13 +235,13 @@ def escaping_bundles(tmp: Path) -> list[Row]:
             rows.append((f"hostile: bundle with {label}", "accepted!", "refused", False))
         except BundleError as exc:
             unchanged = _digest(registry_path.parent) == before and not outside.exists()
-            rows.append((f"hostile: bundle with {label}", "refused: " + _short(str(exc)), "refused, nothing changed",
-                         unchanged))
+            rows.append((f"hostile: bundle with {label}", "refused: " + _short(str(exc)), "refused, nothing changed", unchanged))
         bundle.unlink()
     return rows
 
 
 # --- clients flooding the bridge's socket -----------------------------------------------------
+
 
 class _Driver:
     """A reader whose field the soak controls through a queue."""
@@ -247,8 +287,7 @@ def socket_flood(tmp: Path, cards: int = 300) -> list[Row]:
 
     short = Path(tempfile.mkdtemp(prefix="klick-flood-", dir="/tmp"))
     cfg = load_config()
-    cfg = replace(cfg, reader=replace(cfg.reader, settle_ms=0, grace_ms=0),
-                  paths=replace(cfg.paths, socket=short / "b.sock"))
+    cfg = replace(cfg, reader=replace(cfg.reader, settle_ms=0, grace_ms=0), paths=replace(cfg.paths, socket=short / "b.sock"))
     steps: queue.SimpleQueue = queue.SimpleQueue()
     bridge = Bridge(cfg, driver_factory=_Driver(steps))
     handler = _Log()
@@ -283,7 +322,7 @@ def socket_flood(tmp: Path, cards: int = 300) -> list[Row]:
                     return True
         except (ConnectionResetError, BrokenPipeError):
             return True
-        except socket.timeout:
+        except TimeoutError:
             return False
 
     rows: list[Row] = []
@@ -326,12 +365,19 @@ def socket_flood(tmp: Path, cards: int = 300) -> list[Row]:
         long_msg = next((l for l in handler.lines if "longer than" in l), "not dropped!")
         fast_msg = next((l for l in handler.lines if "lines a second" in l), "not dropped!")
         rows += [
-            ("hostile: socket client sending an endless line", "dropped: " + _short(long_msg), "dropped",
-             endless_dropped and "longer than" in long_msg),
-            ("hostile: socket client sending 20,000 lines at once", "dropped: " + _short(fast_msg), "dropped",
-             fast_dropped and "lines a second" in fast_msg),
-            (f"hostile: card events lost by a good client meanwhile (of {len(expected)})", str(lost), "0",
-             lost == 0 and alive),
+            (
+                "hostile: socket client sending an endless line",
+                "dropped: " + _short(long_msg),
+                "dropped",
+                endless_dropped and "longer than" in long_msg,
+            ),
+            (
+                "hostile: socket client sending 20,000 lines at once",
+                "dropped: " + _short(fast_msg),
+                "dropped",
+                fast_dropped and "lines a second" in fast_msg,
+            ),
+            (f"hostile: card events lost by a good client meanwhile (of {len(expected)})", str(lost), "0", lost == 0 and alive),
         ]
         for s in (endless, fast, deaf):
             s.close()

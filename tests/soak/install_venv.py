@@ -53,16 +53,28 @@ def run(quick: bool = False) -> list[tuple[str, str, str, bool]]:
         venv = dest / "opt/klick/venv"
         script = (venv / "bin/klick").read_text().splitlines()[0] if (venv / "bin/klick").exists() else ""
         # From a neutral folder: run from the checkout, '' on sys.path would find ./klick instead.
-        where = subprocess.run([str(venv / "bin/python"), "-c", "import klick; print(klick.__file__)"],
-                               capture_output=True, text=True, cwd=tmp).stdout.strip()
+        where = subprocess.run(
+            [str(venv / "bin/python"), "-c", "import klick; print(klick.__file__)"], capture_output=True, text=True, cwd=tmp
+        ).stdout.strip()
         changed = sum(1 for k in set(before) | set(after) if before.get(k) != after.get(k))
         return [
-            ("install-appliance with venv: first run", f"{took:.0f} s, {len(before):,} paths", "installs",
-             first.returncode == 0),
-            ("install-appliance: console script runs from /opt/klick/venv", script, "#!/opt/klick/venv/bin/python",
-             script.startswith("#!/opt/klick/venv/bin/python")),
-            ("install-appliance: klick imported from the venv (not editable)", where.replace(str(dest), "$DESTDIR"),
-             "…/venv/lib/…/site-packages/klick", "/opt/klick/venv/lib/" in where and "site-packages/klick" in where),
-            ("install-appliance: paths changed by a second run", str(changed), "0",
-             changed == 0 and second.returncode == 0 and "Nothing changed" in second.stdout),
+            ("install-appliance with venv: first run", f"{took:.0f} s, {len(before):,} paths", "installs", first.returncode == 0),
+            (
+                "install-appliance: console script runs from /opt/klick/venv",
+                script,
+                "#!/opt/klick/venv/bin/python",
+                script.startswith("#!/opt/klick/venv/bin/python"),
+            ),
+            (
+                "install-appliance: klick imported from the venv (not editable)",
+                where.replace(str(dest), "$DESTDIR"),
+                "…/venv/lib/…/site-packages/klick",
+                "/opt/klick/venv/lib/" in where and "site-packages/klick" in where,
+            ),
+            (
+                "install-appliance: paths changed by a second run",
+                str(changed),
+                "0",
+                changed == 0 and second.returncode == 0 and "Nothing changed" in second.stdout,
+            ),
         ]

@@ -28,8 +28,7 @@ def _registry(version: int):
     from cards.model import Card, Web
     from cards.registry import Registry
 
-    cards = tuple(Card(f"04{i:06X}", f"Kort {version}-{i}", Web(f"https://example.se/{version}/{i}"))
-                  for i in range(30))
+    cards = tuple(Card(f"04{i:06X}", f"Kort {version}-{i}", Web(f"https://example.se/{version}/{i}")) for i in range(30))
     return Registry(cards)
 
 
@@ -141,13 +140,15 @@ def run(quick: bool = False) -> list[tuple[str, str, str, bool]]:
         reg = soak_registry(rounds, Path(tmp))
         use = soak_usage(rounds, Path(tmp))
     return [
-        (f"SIGKILL mid registry save ({reg['rounds']:,}x): registry failed to load", str(reg["unloadable"]), "0",
-         reg["unloadable"] == 0),
+        (
+            f"SIGKILL mid registry save ({reg['rounds']:,}x): registry failed to load",
+            str(reg["unloadable"]),
+            "0",
+            reg["unloadable"] == 0,
+        ),
         ("SIGKILL mid registry save: a half or mixed card file", str(reg["mixed"]), "0", reg["mixed"] == 0),
         ("SIGKILL mid registry save: older than the last finished save", str(reg["older"]), "0", reg["older"] == 0),
-        (f"SIGKILL mid usage write ({use['rounds']:,}x): integrity_check not ok", str(use["not_ok"]), "0",
-         use["not_ok"] == 0),
-        (f"SIGKILL mid usage write: finished writes lost ({use['events']:,} events)", str(use["lost"]), "0",
-         use["lost"] == 0),
+        (f"SIGKILL mid usage write ({use['rounds']:,}x): integrity_check not ok", str(use["not_ok"]), "0", use["not_ok"] == 0),
+        (f"SIGKILL mid usage write: finished writes lost ({use['events']:,} events)", str(use["lost"]), "0", use["lost"] == 0),
         ("SIGKILL mid usage write: log failed to open again", str(use["unopenable"]), "0", use["unopenable"] == 0),
     ]

@@ -78,21 +78,23 @@ def soak(cycles: int, seed: int = 11) -> dict[str, float]:
             connected_before = sink.count("connected")
             plugged = time.monotonic()
             sim = Simulator(link=link, card=uid).start()
-            ok = sink.wait(lambda: sink.count("connected") > connected_before, 10.0)
+            ok = sink.wait(lambda before=connected_before: sink.count("connected") > before, 10.0)
             if not ok:
                 failed += 1
-                late = sink.wait(lambda: sink.count("connected") > connected_before, 30.0)
-                notes.append(f"replug {n + 1}: not connected after 10 s"
-                             + (f"; connected after {time.monotonic() - plugged:.1f} s" if late else "; not even after 40 s")
-                             + f"; driver said: {sink.details[-3:]}")
+                late = sink.wait(lambda before=connected_before: sink.count("connected") > before, 30.0)
+                notes.append(
+                    f"replug {n + 1}: not connected after 10 s"
+                    + (f"; connected after {time.monotonic() - plugged:.1f} s" if late else "; not even after 40 s")
+                    + f"; driver said: {sink.details[-3:]}"
+                )
             else:
                 at = next(t for s, t in reversed(sink.states) if s == "connected")
                 times.append(at - plugged)
-                if sink.wait(lambda: uid in sink.cards, 5.0):
+                if sink.wait(lambda uid=uid: uid in sink.cards, 5.0):
                     cards_seen += 1
             lost_before = sink.count("lost")
             sim.close()  # unplugged
-            sink.wait(lambda: sink.count("lost") > lost_before, 10.0)
+            sink.wait(lambda before=lost_before: sink.count("lost") > before, 10.0)
             time.sleep(rng.random())  # out of the slot for a moment
     finally:
         stop.set()
@@ -100,9 +102,16 @@ def soak(cycles: int, seed: int = 11) -> dict[str, float]:
         for child in folder.iterdir():
             child.unlink()
         folder.rmdir()
-    return dict(cycles=cycles, reconnected=len(times), failed=failed, cards_seen=cards_seen,
-                worst=max(times) if times else float("nan"), median=sorted(times)[len(times) // 2] if times else float("nan"),
-                connections=driver.connections, notes=notes)
+    return dict(
+        cycles=cycles,
+        reconnected=len(times),
+        failed=failed,
+        cards_seen=cards_seen,
+        worst=max(times) if times else float("nan"),
+        median=sorted(times)[len(times) // 2] if times else float("nan"),
+        connections=driver.connections,
+        notes=notes,
+    )
 
 
 def run(quick: bool = False) -> list[tuple[str, str, str, bool]]:
@@ -110,10 +119,18 @@ def run(quick: bool = False) -> list[tuple[str, str, str, bool]]:
     for note in s["notes"]:
         print("    " + note, flush=True)
     return [
-        (f"replug ({s['cycles']}x): reconnections", f"{s['reconnected']}/{s['cycles']}", f"{s['cycles']}/{s['cycles']}",
-         s["reconnected"] == s["cycles"]),
-        ("replug: card in the slot reported after reconnecting", f"{s['cards_seen']}/{s['cycles']}",
-         f"{s['cycles']}/{s['cycles']}", s["cards_seen"] == s["cycles"]),
+        (
+            f"replug ({s['cycles']}x): reconnections",
+            f"{s['reconnected']}/{s['cycles']}",
+            f"{s['cycles']}/{s['cycles']}",
+            s["reconnected"] == s["cycles"],
+        ),
+        (
+            "replug: card in the slot reported after reconnecting",
+            f"{s['cards_seen']}/{s['cycles']}",
+            f"{s['cycles']}/{s['cycles']}",
+            s["cards_seen"] == s["cycles"],
+        ),
         ("replug: worst time to reconnect", f"{s['worst']:.2f} s", "< 2 s", s["worst"] < 2.0),
         ("replug: median time to reconnect", f"{s['median']:.2f} s", "-", True),
     ]
