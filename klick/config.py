@@ -32,6 +32,7 @@ __all__ = [
     "PathsConfig",
     "PilotConfig",
     "CarerConfig",
+    "CallsConfig",
     "ConfigError",
     "load_config",
     "find_config_file",
@@ -113,6 +114,12 @@ class CarerConfig:
 
 
 @dataclass(frozen=True)
+class CallsConfig:
+    #: The only call servers that get the camera and microphone (origins, https://host[:port]).
+    allowed_servers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     reader: ReaderConfig = field(default_factory=ReaderConfig)
     locale: str = "sv"
@@ -124,6 +131,7 @@ class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     pilot: PilotConfig = field(default_factory=PilotConfig)
     carer: CarerConfig = field(default_factory=CarerConfig)
+    calls: CallsConfig = field(default_factory=CallsConfig)
     #: The file the settings came from, or None when every setting is a default.
     source: Path | None = None
     #: "reader.mode" → "klick.yaml:12" or "default", for ``klick config show``.
@@ -221,6 +229,22 @@ def _date(value: Any) -> _dt.date | None:
         raise _Bad(f"must be a date written like 2026-11-23, not {show_value(value)}") from None
 
 
+def _servers(value: Any) -> tuple[str, ...]:
+    from klick.calls import CallServerError, call_origin
+
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, list):
+        raise _Bad("must be a list of call servers, one per line starting with '- ', such as - https://meet.example.se")
+    out = []
+    for item in value:
+        try:
+            out.append(call_origin(item))
+        except CallServerError as exc:
+            raise _Bad(f"has an entry that is not a call server: {exc}") from None
+    return tuple(dict.fromkeys(out))
+
+
 _SECTIONS: dict[str, tuple[type, dict[str, Checker]]] = {
     "reader": (
         ReaderConfig,
@@ -277,6 +301,12 @@ _SECTIONS: dict[str, tuple[type, dict[str, Checker]]] = {
         CarerConfig,
         {
             "pin_hash": _text,
+        },
+    ),
+    "calls": (
+        CallsConfig,
+        {
+            "allowed_servers": _servers,
         },
     ),
 }

@@ -487,6 +487,34 @@ class UsageLog:
             self._reload_open()
         return deleted
 
+    # -- small durable state (e.g. the carer PIN's wrong-guess count) ------------------------
+    def get_state(self, key: str) -> str | None:
+        """A value kept across restarts under ``key`` (in the meta table), or None."""
+        with self.lock:
+            if self._closed:
+                return None
+            try:
+                row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (f"state:{key}",)).fetchone()
+            except sqlite3.Error as exc:
+                log.warning("state %s not read: %s", key, exc)
+                return None
+        return row[0] if row else None
+
+    def set_state(self, key: str, value: str | None) -> bool:
+        """Keep ``value`` under ``key`` across restarts (None deletes it); False when not stored."""
+        with self.lock:
+            if self._closed:
+                return False
+            try:
+                if value is None:
+                    self.conn.execute("DELETE FROM meta WHERE key = ?", (f"state:{key}",))
+                else:
+                    self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (f"state:{key}", str(value)))
+            except sqlite3.Error as exc:
+                log.warning("state %s not stored: %s", key, exc)
+                return False
+        return True
+
     # -- reading (for tests, doctor and the questionnaire) -------------------------------------
     def open_session(self) -> OpenSession | None:
         with self.lock:
