@@ -33,6 +33,7 @@ __all__ = [
     "PilotConfig",
     "CarerConfig",
     "CallsConfig",
+    "BridgeConfig",
     "ConfigError",
     "load_config",
     "find_config_file",
@@ -114,6 +115,12 @@ class CarerConfig:
 
 
 @dataclass(frozen=True)
+class BridgeConfig:
+    #: Local programs that may listen to the bridge at once; past this the oldest idle one goes.
+    max_clients: int = 64
+
+
+@dataclass(frozen=True)
 class CallsConfig:
     #: The only call servers that get the camera and microphone (origins, https://host[:port]).
     allowed_servers: tuple[str, ...] = ()
@@ -132,6 +139,7 @@ class Config:
     pilot: PilotConfig = field(default_factory=PilotConfig)
     carer: CarerConfig = field(default_factory=CarerConfig)
     calls: CallsConfig = field(default_factory=CallsConfig)
+    bridge: BridgeConfig = field(default_factory=BridgeConfig)
     #: The file the settings came from, or None when every setting is a default.
     source: Path | None = None
     #: "reader.mode" → "klick.yaml:12" or "default", for ``klick config show``.
@@ -301,6 +309,12 @@ _SECTIONS: dict[str, tuple[type, dict[str, Checker]]] = {
         CarerConfig,
         {
             "pin_hash": _text,
+        },
+    ),
+    "bridge": (
+        BridgeConfig,
+        {
+            "max_clients": _int(1, 1000),
         },
     ),
     "calls": (
