@@ -16,11 +16,12 @@ DEB_TEST    := poppler-utils
 run: $(STAMP) deps
 	$(VENV)/bin/klick launcher --demo
 
-test: $(STAMP) deps
+test: $(STAMP) deps lint
 	$(PY) -m pytest -q
 
-# The house rules a tool can check: style and formatting.
+# The house rules a tool can check: who may import whom (import-linter), style and formatting.
 lint: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
