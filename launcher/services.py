@@ -193,14 +193,15 @@ class RegistryWatch:
         from klick.atomic import write_atomic
 
         try:
-            write_atomic(self.last_good, data)
+            # Readable by whoever may read the card file itself, and nobody else.
+            write_atomic(self.last_good, data, mode=self.path.stat().st_mode & 0o666)
             self._good_bytes = data
         except OSError as exc:
             log.warning("The last good card file could not be kept at %s: %s", self.last_good, exc.strerror or exc)
 
     def _broken(self, why: str) -> None:
         self.problem = why
-        if not self.has_good:
+        if not len(self.registry):  # nothing to keep (a start, or a card file that was missing)
             copy = _read_limited_quietly(self.last_good)
             if copy is not None:
                 registry, copy_problem = self._parse(copy)

@@ -68,6 +68,7 @@ def test_a_typo_in_the_card_file_never_kills_the_launcher_it_keeps_the_last_good
     good = watch.registry
     assert watch.state == "ok" and len(good) == 2
     assert last_good_path(cards).read_text(encoding="utf-8") == GOOD
+    assert last_good_path(cards).stat().st_mode & 0o777 == cards.stat().st_mode & 0o666
     caplog.set_level(logging.INFO, logger="klick")
     write(cards, TYPOS[typo])
     assert watch.check() is True  # the state changed; no exception
@@ -97,6 +98,12 @@ def test_a_launcher_started_on_a_broken_file_uses_the_last_good_copy_with_its_pi
     write(cards, GOOD.replace("label: Radio", "label: Radion"))
     assert watch.check() and watch.state == "ok" and watch.get(RADIO).label == "Radion"
     assert "Radion" in last_good_path(cards).read_text(encoding="utf-8")
+    # Started while the card file was away (moved, half copied), then a broken one: the copy again.
+    cards.unlink()
+    away = RegistryWatch(cards)
+    assert away.state == "ok" and len(away.registry) == 0
+    write(cards, TYPOS["label_a_date_that_does_not_exist"])
+    assert away.check() and away.state == "kept" and away.get(RADIO).label == "Radion"
 
 
 def test_with_no_good_cards_ever_the_cards_are_unreadable_until_the_file_is_fixed(tmp_path, caplog):
