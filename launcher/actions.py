@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from klick.calls import CallServerError, call_origin, server_allowed
+
 __all__ = [
     "External",
     "BuiltInAlbum",
@@ -29,6 +31,8 @@ __all__ = [
     "jitsi_url",
     "teams_url",
     "skype_uri",
+    "call_server",
+    "TEAMS_SERVER",
     "svt_url",
     "browser_argv",
     "ActionError",
@@ -114,16 +118,38 @@ def browser_argv(cfg: Any, url: str, *, call: bool = False) -> tuple[str, ...]:
     return tuple(argv)
 
 
+#: Where a Teams call opens: it gets the camera only if the installer lists this server too.
+TEAMS_SERVER = "https://teams.microsoft.com"
+
+
+def call_server(action: Any) -> str | None:
+    """The server a browser call opens (the one that would get the camera), or None for calls
+    that do not open in Klick's browser (Skype runs its own program, which asks by itself)."""
+    if action.provider == "jitsi":
+        return action.server
+    if action.provider == "teams":
+        return TEAMS_SERVER
+    return None
+
+
 def plan(action: Any, cfg: Any) -> Plan:
-    """What to run for a card's action. Pure: looks at nothing but its arguments."""
+    """What to run for a card's action. Pure: looks at nothing but its arguments.
+
+    A browser call goes only to a server in ``calls.allowed_servers``: a card edited by hand, or
+    from a card set, that names any other server never gets the camera and microphone.
+    """
     kind = getattr(action, "type", None)
     if kind == "video_call":
+        server = call_server(action)
+        if server is not None and not server_allowed(server, cfg.calls.allowed_servers):
+            return Unrunnable("server_not_allowed", _origin(server))
         if action.provider == "jitsi":
             return External(browser_argv(cfg, jitsi_url(action.server, action.room, action.display_name), call=True), "browser")
         if action.provider == "teams":
             return External(browser_argv(cfg, teams_url(action.user), call=True), "browser")
         if action.provider == "skype":
-            return External(("xdg-open", skype_uri(action.user)), "Skype")
+            # The registry keeps the Skype name in ``name`` (``user`` is Teams').
+            return External(("xdg-open", skype_uri(action.name)), "Skype")
         return Unrunnable("cannot_start", f"video call provider {action.provider!r}")
     if kind == "svt_play":
         return External(browser_argv(cfg, svt_url(action.channel, action.program)), "browser")
@@ -138,6 +164,13 @@ def plan(action: Any, cfg: Any) -> Plan:
     if kind == "command":
         return External(tuple(action.argv), Path(action.argv[0]).name)
     return Unrunnable("no_action")
+
+
+def _origin(server: str) -> str:
+    try:
+        return call_origin(server)
+    except CallServerError:
+        return str(server)[:200]
 
 
 # --- the photo album's order -----------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,7 @@ from kivy.core.window import Keyboard, Window
 
 from klick.bridge_client import BridgeClient
 from klick.pin import check_pin
-from launcher import actions, carer, theme
+from launcher import actions, carer, guard, theme
 from launcher import session as S
 from launcher.i18n import Words
 from launcher.keys import KeyComboError, parse_keys
@@ -76,6 +77,8 @@ class LauncherApp(App):
         self._idle_since = time.monotonic()
         self._last_prompt_poll = 0.0
         self._last_registry_poll = 0.0
+        self._registry_reading = False
+        self._pin_checking = False
         try:
             self.quit_combo = parse_keys(cfg.display.quit_keys)
         except KeyComboError as exc:
@@ -84,6 +87,7 @@ class LauncherApp(App):
 
     # -- set-up -------------------------------------------------------------------------------
     def build(self) -> Filled:
+        guard.install()
         Window.clearcolor = theme.rgba(theme.BG)
         self.sizes = theme.sizes_for(Window.width, Window.height, self.cfg.text_scale, self.cfg.display.dpi)
         self.registry = RegistryWatch(self.cfg.paths.registry)
@@ -92,6 +96,9 @@ class LauncherApp(App):
         self.session = S.Session(
             lookup=self.registry.get, configured_mode=self.cfg.reader.mode, carer_pin_set=bool(self.cfg.carer.pin_hash.strip())
         )
+        self.session.card_file_state(self.registry.state)
+        if self.usage is not None:  # without a usage database the count lives in memory only
+            self.session.restore_pin(self.usage.get_state(S.PIN_STATE_KEY))
         for uid, at in reversed(recent_unknown(self.usage, S.UNKNOWN_KEPT)):
             self.session.remember_unknown(uid, at)
         actions.ensure_profiles(self.cfg)
@@ -147,7 +154,7 @@ class LauncherApp(App):
             Clock.schedule_once(lambda _dt: self._apply_and_render(self.session.greeting_over(count)), GREETING_WAIT_S)
 
     def handle_event(self, event: Any, received: float | None = None) -> None:
-        self._apply_and_render(self.session.event(event), received)
+        self._step(lambda: self.session.event(event), received)
 
     def on_home(self) -> None:
         self._apply_and_render(self.session.home_pressed())
@@ -170,7 +177,28 @@ class LauncherApp(App):
 
     # -- carer mode -------------------------------------------------------------------------
     def on_pin(self, digits: str) -> None:
-        self._apply_and_render(self.session.carer_pin(check_pin(digits, self.cfg.carer.pin_hash)))
+        """OK on the PIN pad: the slow hash is checked on a worker thread; the pad waits."""
+        if self._pin_checking:
+            return
+        self._apply_and_render(self.session.pin_entered())
+        if not self.session.pin_pending:
+            return
+        self._pin_checking = True
+        pin_hash = self.cfg.carer.pin_hash
+
+        def check() -> None:
+            try:
+                right = check_pin(digits, pin_hash)
+            except Exception:  # a broken hash never lets anyone in
+                log.exception("the carer PIN could not be checked")
+                right = False
+            Clock.schedule_once(lambda _dt: self._pin_checked(right), -1)
+
+        threading.Thread(target=check, name="pin-check", daemon=True).start()
+
+    def _pin_checked(self, right: bool) -> None:
+        self._pin_checking = False
+        self._apply_and_render(self.session.carer_pin(right))
 
     def on_carer_leave(self) -> None:
         self._apply_and_render(self.session.carer_leave())
@@ -181,7 +209,8 @@ class LauncherApp(App):
         Raises :class:`launcher.carer.ProgramError` with the reason it was not saved.
         """
         carer.program_card(self.cfg.paths.registry, card)
-        self.registry.check()
+        if self.registry.check():
+            self._apply_and_render(self.session.card_file_state(self.registry.state))
         log.info("Carer mode programmed the card %s (%s).", card.uid, card.action.type)
 
     def send_to_bridge(self, command: dict) -> bool:
@@ -209,9 +238,22 @@ class LauncherApp(App):
         return not (self._quitting or not self.cfg.display.fullscreen)
 
     # -- effects ------------------------------------------------------------------------------
+    def _step(self, decide: Callable[[], list], received: float | None = None) -> None:
+        """Ask the session, carry out what it says, draw: whatever fails is logged, and the
+        screen keeps what it had rather than the whole launcher ending."""
+        try:
+            effects = decide()
+        except Exception:
+            log.exception("the launcher could not take in an event")
+            effects = []
+        self._apply_and_render(effects, received)
+
     def _apply_and_render(self, effects: list, received: float | None = None) -> None:
         self.apply(effects)
-        self.render(received)
+        try:
+            self.render(received)
+        except Exception:
+            log.exception("the screen could not be drawn")
 
     def apply(self, effects: list) -> None:
         for effect in effects:
@@ -233,6 +275,9 @@ class LauncherApp(App):
         elif isinstance(effect, S.Speak):
             if self.cfg.speech:
                 actions.speak(effect.text, self.cfg.locale)
+        elif isinstance(effect, S.KeepState):
+            if self.usage is not None:
+                self.usage.set_state(effect.key, effect.value)
         elif isinstance(effect, S.PromptShown):
             self._feedback_call("shown", effect.prompt.id)
         elif isinstance(effect, S.PromptAnswered):
@@ -256,7 +301,15 @@ class LauncherApp(App):
     def _start_action(self, card: Any) -> None:
         if self.session.running is None or self.session.running.uid != card.uid:
             return  # the card was taken out before its first frame was drawn
-        step = actions.plan(card.action, self.cfg)
+        try:
+            step = actions.plan(card.action, self.cfg)
+        except Exception as exc:  # a card the planner cannot read is a card that cannot start
+            log.exception("the action of card %s could not be planned", card.uid)
+            step = actions.Unrunnable("cannot_start", f"{type(exc).__name__}: {exc}")
+        if isinstance(step, actions.Unrunnable) and step.reason == "server_not_allowed":
+            log.warning(
+                "The call on card %s was not started: %s is not in calls.allowed_servers in klick.yaml.", card.uid, step.detail
+            )
         if isinstance(step, actions.External):
             try:
                 self.program = actions.start_program(
@@ -294,7 +347,7 @@ class LauncherApp(App):
             if self.album_card is not None and self.album_card.uid == screen.card.uid and screen.phase != "starting":
                 return "album"
             return "card"
-        if isinstance(screen, (S.UnknownCard, S.ReaderLost, S.ActionFailed)):
+        if isinstance(screen, (S.UnknownCard, S.ReaderLost, S.ActionFailed, S.CardsUnreadable)):
             return "message"
         if isinstance(screen, S.Asking):
             return "prompt"
@@ -344,14 +397,25 @@ class LauncherApp(App):
                     log.exception("a screen listener failed")
         if self._pending_start is not None:
             card, self._pending_start = self._pending_start, None
-            self._start_action(card)
+            try:
+                self._start_action(card)
+            except Exception as exc:  # a card's data that breaks its start fails that card only
+                log.exception("the action of card %s could not start", card.uid)
+                detail = f"{type(exc).__name__}: {exc}"
+                self._step(lambda: self.session.action_failed(card, "cannot_start", detail))
 
     # -- the clock ----------------------------------------------------------------------------
     def _tick(self, _dt_: float) -> None:
+        try:
+            self._tick_once()
+        except Exception:  # the clock must keep ticking: it is what brings home back
+            log.exception("the launcher's clock tick failed")
+
+    def _tick_once(self) -> None:
         now = time.monotonic()
         if self._current is self.screens["home"]:
             self.screens["home"].tick(_dt.datetime.now())
-            if self.session.screen.notice:
+            if getattr(self.session.screen, "notice", ""):
                 self._apply_and_render(self.session.tick())
         if self.program is not None:
             code = self.program.poll()
@@ -363,9 +427,10 @@ class LauncherApp(App):
                     self._apply_and_render(self.session.action_exited(card))
                 else:
                     self._apply_and_render(self.session.action_failed(card, "exited", f"exit status {code}"))
-        if now - self._last_registry_poll >= REGISTRY_POLL_S:
+        if now - self._last_registry_poll >= REGISTRY_POLL_S and not self._registry_reading:
             self._last_registry_poll = now
-            self.registry.check()
+            if self.registry.changed():
+                self._read_registry()
         if (
             self.feedback is not None
             and self.session.idle
@@ -373,6 +438,26 @@ class LauncherApp(App):
             and now - self._last_prompt_poll >= PROMPT_POLL_S
         ):
             self.ask_for_prompt()
+
+    def _read_registry(self) -> None:
+        """Read the changed card file beside the screen (a big file takes seconds to check);
+        the session hears of the outcome on the screen's thread."""
+        self._registry_reading = True
+
+        def read() -> None:
+            try:
+                changed = self.registry.check()
+            except Exception:  # check() never raises; if it did, the next poll tries again
+                log.exception("the card file could not be read")
+                changed = False
+            Clock.schedule_once(lambda _dt: self._registry_read(changed), -1)
+
+        threading.Thread(target=read, name="card-file", daemon=True).start()
+
+    def _registry_read(self, changed: bool) -> None:
+        self._registry_reading = False
+        if changed:
+            self._step(lambda: self.session.card_file_state(self.registry.state))
 
     def ask_for_prompt(self) -> bool:
         """Ask the questionnaire for a due question; True when one is now on the screen."""

@@ -138,13 +138,13 @@ def program_card(path: Path, card: Card) -> Any:
         registry = load_registry(path, missing_ok=True)
     except RegistryError as exc:
         raise ProgramError("card_file", "; ".join(str(p) for p in exc.problems[:3])) from None
-    except OSError as exc:
-        raise ProgramError("card_file", str(exc)) from None
+    except Exception as exc:  # OSError, and anything a damaged file makes the validator raise
+        raise ProgramError("card_file", f"{type(exc).__name__}: {exc}") from None
     if card.uid in registry:
         raise ProgramError("known", card.uid)
     try:
         return save_registry(registry.with_card(card), path)
     except RegistryError as exc:
         raise ProgramError("card_file", "; ".join(str(p) for p in exc.problems[:3])) from None
-    except OSError as exc:
-        raise ProgramError("card_file", str(exc)) from None
+    except Exception as exc:  # OSError (a full or read-only disk), or the validator on odd data
+        raise ProgramError("card_file", f"{type(exc).__name__}: {exc}") from None

@@ -17,10 +17,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DemoHome", "prepare_demo_home", "start_bridge", "stop_bridge", "demo_uids"]
+__all__ = ["DemoHome", "prepare_demo_home", "start_bridge", "stop_bridge", "demo_uids", "DEMO_CALL_SERVERS"]
 
 #: AF_UNIX socket paths are limited to 107 bytes.
 MAX_SOCKET_PATH = 100
+#: The call servers the demo cards use; only these get the camera (calls.allowed_servers).
+DEMO_CALL_SERVERS = ("https://meet.jit.si",)
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ def prepare_demo_home(home: Path | None = None) -> DemoHome:
         "locale: sv\n"
         "display:\n  fullscreen: false\n"
         f"paths:\n  registry: {cards}\n  socket: {socket}\n"
-        "pilot:\n  device_name: demo\n  enrolled: true\n" + _browser_setting()
+        "pilot:\n  device_name: demo\n  enrolled: true\n"
+        "calls:\n  allowed_servers:\n" + "".join(f"    - {server}\n" for server in DEMO_CALL_SERVERS) + _browser_setting()
     )
     config = home / "klick.yaml"
     write_atomic(config, text.encode("utf-8"))

@@ -8,10 +8,13 @@ a log, without questions, or with the cards it last read successfully.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["open_usage", "open_feedback", "RegistryWatch", "recent_unknown"]
+from klick.yamlfile import MAX_FILE_BYTES as MAX_CARD_FILE_BYTES
+
+__all__ = ["open_usage", "open_feedback", "RegistryWatch", "recent_unknown", "last_good_path", "CARD_FILE_STATES"]
 
 log = logging.getLogger("klick.launcher")
 
@@ -70,44 +73,168 @@ def recent_unknown(usage: Any | None, limit: int = 5) -> list[tuple[str, float]]
     return list(seen.items())
 
 
+#: What the launcher has after reading the card file: ``ok`` (the file is good), ``kept`` (the
+#: file has a mistake; the last good cards are in use) or ``unreadable`` (it has a mistake and no
+#: good cards were ever seen: the screen says the cards cannot be read).
+CARD_FILE_STATES = ("ok", "kept", "unreadable")
+
+
+_NEVER = object()
+
+
+def last_good_path(path: Path) -> Path:
+    """Where the last card file the launcher could use is kept: ``cards.yaml.last-good``."""
+    return path.with_name(path.name + ".last-good")
+
+
 class RegistryWatch:
-    """The card file, re-read when a carer saves it; a broken save keeps the last good cards."""
+    """The card file, re-read when a carer saves it; a broken save keeps the last good cards.
+
+    Whatever the file holds, and whatever the validator raises on it, :meth:`check` never
+    raises. Every file the launcher could use is copied beside it (``cards.yaml.last-good``), so
+    a launcher that starts on a broken file still has the cards it last knew; pictures and album
+    folders in that copy are found from the card file's own folder, as in the original. A
+    problem is logged once per change of the file, in one line.
+    """
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._stamp: tuple[int, int] | None = None
         from cards.registry import Registry
 
+        self.path = Path(path)
+        self.last_good = last_good_path(self.path)
         self.registry = Registry((), self.path)
+        #: The plain-words reason the file is not in use, or None.
         self.problem: str | None = None
+        self.state = "ok"
+        #: Whether this run has ever had a good card set (from the file or the last-good copy).
+        self.has_good = False
+        self._stamp: object = _NEVER
+        self._good_bytes: bytes | None = None
+        self._lock = threading.Lock()
         self.check()
 
-    def _current_stamp(self) -> tuple[int, int] | None:
+    def _current_stamp(self) -> tuple[int, int, int] | None:
         try:
             st = self.path.stat()
         except OSError:
             return None
-        return (st.st_mtime_ns, st.st_size)
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def changed(self) -> bool:
+        """The file looks different from when it was last read (a cheap stat, for the UI thread)."""
+        return self._current_stamp() != self._stamp
 
     def check(self) -> bool:
-        """Re-read the file if it changed; True when the cards changed."""
-        from cards.registry import RegistryError, load_registry
+        """Re-read the file if it changed; True when the cards or the state changed."""
+        with self._lock:
+            stamp = self._current_stamp()
+            if stamp == self._stamp:
+                return False
+            self._stamp = stamp
+            before = (self.registry, self.state, self.problem)
+            try:
+                self._read(stamp is None)
+            except Exception as exc:  # the last line: nothing in a card file may end the launcher
+                self._broken(f"{type(exc).__name__}: {exc}")
+            return (self.registry, self.state, self.problem) != before
 
-        stamp = self._current_stamp()
-        if stamp == self._stamp:
-            return False
-        self._stamp = stamp
+    def _read(self, missing: bool) -> None:
+        from cards.registry import Registry
+
+        if missing and not self.path.exists():
+            # No card file yet (a new device): no cards, and nothing wrong.
+            self._use(Registry((), self.path), None)
+            return
         try:
-            self.registry = load_registry(self.path, missing_ok=True)
-            self.problem = None
-            return True
-        except RegistryError as exc:
-            self.problem = "; ".join(str(p) for p in exc.problems[:3])
-            log.error("The card file has problems; the launcher keeps the cards it knew: %s", self.problem)
+            data = _read_limited(self.path)
         except OSError as exc:
-            self.problem = str(exc)
-            log.error("The card file cannot be read; the launcher keeps the cards it knew: %s", exc)
-        return False
+            self._broken(f"it cannot be read ({exc.strerror or exc})")
+            return
+        registry, problem = self._parse(data)
+        if registry is None:
+            self._broken(problem)
+        else:
+            self._use(registry, data)
+
+    def _parse(self, data: bytes | None) -> tuple[Any, str]:
+        """(registry, "") or (None, why); the base folder is always the card file's own."""
+        from cards.registry import Registry, parse_registry_text
+        from klick.problems import errors_in
+
+        if data is None:
+            return None, f"it is larger than {MAX_CARD_FILE_BYTES // 1000} kB"
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            return None, f"line {line} has a character that is not UTF-8 text"
+        try:
+            registry, problems = parse_registry_text(text, self.path.resolve().parent, str(self.path))
+        except Exception as exc:  # a validator that raises in place of a message: still a mistake
+            return None, f"it could not be checked ({type(exc).__name__}: {exc})"
+        if registry is None:
+            errors = errors_in(problems) or problems
+            shown = "; ".join(str(p) for p in errors[:3])
+            more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+            return None, (shown or "it has a mistake") + more
+        return Registry(registry.cards, self.path, registry.warnings), ""
+
+    def _use(self, registry: Any, data: bytes | None) -> None:
+        self.registry, self.problem, self.state, self.has_good = registry, None, "ok", True
+        if data is not None:
+            self._keep_copy(data)
+
+    def _keep_copy(self, data: bytes) -> None:
+        """Write the last-good copy, only when it differs (an SD card wears with every write)."""
+        if self._good_bytes is None:
+            self._good_bytes = _read_limited_quietly(self.last_good)
+        if data == self._good_bytes:
+            return
+        from klick.atomic import write_atomic
+
+        try:
+            # Readable by whoever may read the card file itself, and nobody else.
+            write_atomic(self.last_good, data, mode=self.path.stat().st_mode & 0o666)
+            self._good_bytes = data
+        except OSError as exc:
+            log.warning("The last good card file could not be kept at %s: %s", self.last_good, exc.strerror or exc)
+
+    def _broken(self, why: str) -> None:
+        self.problem = why
+        if not len(self.registry):  # nothing to keep (a start, or a card file that was missing)
+            copy = _read_limited_quietly(self.last_good)
+            if copy is not None:
+                registry, copy_problem = self._parse(copy)
+                if registry is not None:
+                    self.registry, self.has_good, self._good_bytes = registry, True, copy
+                else:
+                    log.warning("The last good card file %s cannot be used either: %s", self.last_good, _one_line(copy_problem))
+        if self.has_good and len(self.registry):
+            self.state = "kept"
+            log.error(
+                "The card file has a mistake; the launcher keeps the %d cards it had: %s", len(self.registry), _one_line(why)
+            )
+        else:
+            self.state = "unreadable"
+            log.error("The card file has a mistake and there are no good cards to use: %s", _one_line(why))
 
     def get(self, uid: str) -> Any:
         return self.registry.get(uid)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())[:500]
+
+
+def _read_limited(path: Path) -> bytes | None:
+    """The file's bytes, or None when it is larger than a card file may be; OSError passes."""
+    with open(path, "rb") as fh:
+        data = fh.read(MAX_CARD_FILE_BYTES + 1)
+    return None if len(data) > MAX_CARD_FILE_BYTES else data
+
+
+def _read_limited_quietly(path: Path) -> bytes | None:
+    try:
+        return _read_limited(path)
+    except OSError:
+        return None

@@ -20,7 +20,11 @@ Rules (DESIGN.md, "The card's life"):
   puts it off ("snooze"), it is never lost.
 * a carer card opens the PIN pad, and the right PIN the carer screen; taking the card out (in
   tap mode: tapping it again) always leaves. No PIN configured: a plain "not set up" and nothing
-  else. Three wrong PINs: home, a calm notice, and a pause before the PIN pad opens again.
+  else. Each round of three wrong PINs: home, a calm notice, and a pause before the PIN pad opens
+  again, twice as long after each round (capped). The count survives Cancel, the card going out
+  and (through the app, which stores :class:`PinThrottle`) a restart; only the right PIN clears it.
+* a card file with a mistake and no good cards to fall back on: a calm "the cards cannot be
+  read" stands in for home until the file is fixed; cards put in meanwhile run nothing.
 * after a reconnect the bridge greets with its state: a status line, then the card in the slot
   if there is one. A card the launcher shows that the greeting leaves out was taken out while
   nobody listened, and counts as removed.
@@ -45,10 +49,15 @@ __all__ = [
     "CarerPin",
     "CarerNotSetUp",
     "CarerMode",
+    "CardsUnreadable",
     "Screen",
     "UnknownSeen",
     "PIN_TRIES",
     "PIN_PAUSE_S",
+    "PIN_PAUSE_MAX_S",
+    "PIN_NOTICE_S",
+    "PinThrottle",
+    "KeepState",
     "UNKNOWN_KEPT",
     "StartAction",
     "StopAction",
@@ -64,11 +73,18 @@ __all__ = [
 ]
 
 #: Why an action could not run, each with its own plain-words message on the screen.
-FAILURE_REASONS = ("missing", "not_allowed", "exited", "no_action", "no_pictures", "cannot_start")
-#: Wrong PINs in a row before the PIN pad closes, and how long it then stays closed: long enough
-#: to make guessing slow, short enough that a carer who mistyped is not locked out for the day.
+FAILURE_REASONS = ("missing", "not_allowed", "exited", "no_action", "no_pictures", "cannot_start", "server_not_allowed")
+#: Wrong PINs in a row before the PIN pad closes, and how long it then stays closed: the first
+#: pause, doubled after every further round of wrong PINs up to the cap. A carer who mistyped
+#: waits a minute; guessing every 4-digit PIN takes months instead of hours.
 PIN_TRIES = 3
 PIN_PAUSE_S = 60.0
+PIN_PAUSE_MAX_S = 3600.0
+#: How long the "not the right PIN" notice stands on home; the pause itself may last longer.
+PIN_NOTICE_S = 60.0
+#: The state key under which the app keeps :class:`PinThrottle` (in the usage database).
+PIN_STATE_KEY = "carer_pin_throttle"
+_MAX_FAILURES = 1_000_000
 #: How many unknown cards the carer screen remembers (newest first).
 UNKNOWN_KEPT = 5
 
@@ -123,10 +139,12 @@ class Asking:
 
 @dataclass(frozen=True)
 class CarerPin:
-    """The number pad a carer card opens; ``failures`` wrong PINs so far."""
+    """The number pad a carer card opens; ``failures`` wrong PINs so far in this round of
+    :data:`PIN_TRIES`; ``checking`` while the typed PIN is being checked (it takes a moment)."""
 
     card: Any
     failures: int = 0
+    checking: bool = False
     name = "carer_pin"
 
 
@@ -144,7 +162,16 @@ class CarerMode:
     name = "carer"
 
 
-Screen = Home | ShowingCard | UnknownCard | ReaderLost | ActionFailed | Asking | CarerPin | CarerNotSetUp | CarerMode
+@dataclass(frozen=True)
+class CardsUnreadable:
+    """The card file has a mistake and there are no good cards to use: shown in place of home."""
+
+    name = "cards_unreadable"
+
+
+Screen = (
+    Home | ShowingCard | UnknownCard | ReaderLost | ActionFailed | Asking | CarerPin | CarerNotSetUp | CarerMode | CardsUnreadable
+)
 _CARER_SCREENS = (CarerPin, CarerNotSetUp, CarerMode)
 
 
@@ -187,6 +214,14 @@ class Speak:
 
 
 @dataclass(frozen=True)
+class KeepState:
+    """A small value to keep across restarts (the app stores it in the usage database)."""
+
+    key: str
+    value: str | None
+
+
+@dataclass(frozen=True)
 class PromptShown:
     prompt: Any
 
@@ -208,7 +243,62 @@ class PromptDismissed:
     prompt: Any
 
 
-Effect = StartAction | StopAction | Record | Speak | PromptShown | PromptAnswered | PromptSnoozed | PromptDismissed
+Effect = StartAction | StopAction | Record | Speak | KeepState | PromptShown | PromptAnswered | PromptSnoozed | PromptDismissed
+
+
+# --- the carer PIN's throttle ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PinThrottle:
+    """Wrong carer PINs since the last right one, and until when the PIN pad stays shut.
+
+    Kept as a short text so it survives card removal, Cancel and restarts; anything unreadable
+    in that text reads as a fresh start only if it cannot be understood at all.
+    """
+
+    failures: int = 0
+    #: Wall-clock seconds (time.time) until which the pad stays shut.
+    paused_until: float = 0.0
+
+    @property
+    def rounds(self) -> int:
+        return self.failures // PIN_TRIES
+
+    @property
+    def in_round(self) -> int:
+        """Wrong PINs in the round now running (what the pad says: "2 tries left")."""
+        return self.failures % PIN_TRIES
+
+    def pause(self) -> float:
+        """How long the pad shuts after the round just completed: 60 s, 120 s, 240 s, … the cap."""
+        if self.rounds < 1:
+            return 0.0
+        return min(PIN_PAUSE_S * 2 ** min(self.rounds - 1, 20), PIN_PAUSE_MAX_S)
+
+    def to_text(self) -> str:
+        import json
+
+        return json.dumps({"failures": self.failures, "paused_until": round(self.paused_until, 3)})
+
+    @classmethod
+    def from_text(cls, text: str | None) -> PinThrottle:
+        """The throttle from :meth:`to_text`; None or text that is not one gives a fresh start."""
+        import json
+        import math
+
+        if not text:
+            return cls()
+        try:
+            data = json.loads(text)
+            failures, until = data["failures"], data["paused_until"]
+        except (ValueError, TypeError, KeyError):
+            return cls()
+        if isinstance(failures, bool) or not isinstance(failures, int):
+            failures = 0
+        if isinstance(until, bool) or not isinstance(until, (int, float)) or not math.isfinite(until):
+            until = 0.0
+        return cls(max(0, min(failures, _MAX_FAILURES)), max(0.0, float(until)))
 
 
 def _type(card: Any) -> str | None:
@@ -239,7 +329,14 @@ class Session:
     unknown_seen: tuple = ()
     #: Wall-clock time, injectable so the PIN pause can be tested without waiting.
     clock: Callable[[], float] = time.time
-    carer_paused_until: float = 0.0
+    #: Wrong carer PINs and the pause; the app restores it at start and stores each change.
+    pin: PinThrottle = field(default_factory=PinThrottle)
+    #: Until when home shows the "not the right PIN" notice.
+    notice_until: float = 0.0
+    #: A typed PIN is being checked (off the screen's thread); its result always counts.
+    pin_pending: bool = False
+    #: ok, kept (the file has a mistake; the last good cards are used) or unreadable (no cards).
+    card_file: str = "ok"
     #: Where the reconnect greeting is: None, "status" (expecting its status line) or "card"
     #: (the status came; a card line may follow).
     greeting: str | None = None
@@ -264,7 +361,7 @@ class Session:
     @property
     def shows_home_button(self) -> bool:
         """Tap mode has no "card out", so every screen but home offers a way back."""
-        if isinstance(self.screen, (Home, Asking, ReaderLost, *_CARER_SCREENS)):
+        if isinstance(self.screen, (Home, Asking, ReaderLost, CardsUnreadable, *_CARER_SCREENS)):
             return False  # the carer screens carry their own "Cancel" and "Done"
         if self.mode == "tap":
             return True
@@ -319,21 +416,63 @@ class Session:
         return self._removed(self.present, detail="reconnect")
 
     # -- carer mode ---------------------------------------------------------------------------
-    def carer_pin(self, right: bool) -> list[Effect]:
-        """The PIN typed on the pad was checked (the app checks the hash; this decides)."""
+    @property
+    def carer_paused_until(self) -> float:
+        return self.pin.paused_until
+
+    def carer_pause_left(self) -> float:
+        """Seconds until the PIN pad opens again; 0 when it is open."""
+        return max(0.0, min(self.pin.paused_until - self.clock(), PIN_PAUSE_MAX_S))
+
+    def restore_pin(self, text: str | None) -> None:
+        """The throttle as the app kept it (before a restart)."""
+        self.pin = PinThrottle.from_text(text)
+
+    def _paused(self) -> bool:
+        now = self.clock()
+        if self.pin.paused_until - now > PIN_PAUSE_MAX_S:
+            # A clock set back (a tablet that booted before it knew the time) must not shut the
+            # pad for years: no pause is ever longer than the cap from now.
+            self.pin = replace(self.pin, paused_until=now + PIN_PAUSE_MAX_S)
+        return now < self.pin.paused_until
+
+    def pin_entered(self) -> list[Effect]:
+        """OK on the pad: the app checks the PIN beside the screen; the pad waits for the answer."""
         screen = self.screen
-        if not isinstance(screen, CarerPin):
+        if not isinstance(screen, CarerPin) or screen.checking or self.pin_pending:
             return []
-        if right:
-            self.screen = CarerMode(screen.card)
-            return []
-        failures = screen.failures + 1
-        if failures < PIN_TRIES:
-            self.screen = CarerPin(screen.card, failures)
-            return []
-        self.carer_paused_until = self.clock() + PIN_PAUSE_S
-        self.screen = Home(notice="carer_paused")
+        self.pin_pending = True
+        self.screen = replace(screen, checking=True)
         return []
+
+    def carer_pin(self, right: bool) -> list[Effect]:
+        """A typed PIN was checked (the app checks the hash; this decides).
+
+        The answer to a check under way counts even if the card went out meanwhile: pulling the
+        card right after "OK" must not be a free guess.
+        """
+        screen = self.screen
+        if not (self.pin_pending or isinstance(screen, CarerPin)):
+            return []
+        self.pin_pending = False
+        on_pad = isinstance(screen, CarerPin)
+        if right:
+            changed = self.pin != PinThrottle()
+            self.pin = PinThrottle()
+            if on_pad:
+                self.screen = CarerMode(screen.card)
+            return [KeepState(PIN_STATE_KEY, None)] if changed else []
+        pin = PinThrottle(min(self.pin.failures + 1, _MAX_FAILURES), self.pin.paused_until)
+        if pin.in_round == 0:  # a whole round wrong: the pad shuts for a while
+            now, pause = self.clock(), pin.pause()
+            pin = replace(pin, paused_until=now + pause)
+            if on_pad or isinstance(screen, Home):
+                self.screen = self._home("carer_paused")
+                self.notice_until = now + min(PIN_NOTICE_S, pause)
+        elif on_pad:
+            self.screen = CarerPin(screen.card, pin.in_round)
+        self.pin = pin
+        return [KeepState(PIN_STATE_KEY, pin.to_text())]
 
     def carer_leave(self) -> list[Effect]:
         """ "Cancel" on the PIN pad or "Done" on the carer screen; the carer card may still be in."""
@@ -342,14 +481,37 @@ class Session:
             if self.mode == "tap" and self.present is not None:
                 effects.append(Record("card_removed", uid=self.present, detail="tap"))
                 self.present = None
-            self.screen = Home()
+            self.screen = self._home()
         return effects
 
     def tick(self) -> list[Effect]:
-        """Time passed: the notice of a PIN pause goes when the pause is over."""
-        if isinstance(self.screen, Home) and self.screen.notice and self.clock() >= self.carer_paused_until:
-            self.screen = Home()
+        """Time passed: the notice of a PIN pause goes after a while (the pause may go on)."""
+        if isinstance(self.screen, Home) and self.screen.notice and self.clock() >= self.notice_until:
+            self.screen = self._home()
         return []
+
+    # -- the card file ------------------------------------------------------------------------
+    def card_file_state(self, state: str) -> list[Effect]:
+        """The card file was read: ``ok``, ``kept`` (a mistake; the last good cards are in use)
+        or ``unreadable`` (a mistake and no cards at all: a calm screen stands in for home)."""
+        if state not in ("ok", "kept", "unreadable"):
+            state = "unreadable"
+        self.card_file = state
+        effects: list[Effect] = []
+        if state == "unreadable":
+            if isinstance(self.screen, Asking):
+                effects.append(PromptSnoozed(self.screen.prompt))
+            if isinstance(self.screen, (Home, Asking)):
+                self.screen = CardsUnreadable()
+        elif isinstance(self.screen, CardsUnreadable):
+            self.screen = Home()
+        return effects
+
+    def _home(self, notice: str = "") -> Screen:
+        """Home, or in its place the calm "cards cannot be read" while there are no cards."""
+        if self.card_file == "unreadable":
+            return CardsUnreadable()
+        return Home(notice)
 
     def unknown_cards(self) -> list[UnknownSeen]:
         """Unknown cards seen, newest first, leaving out any that have been set up since."""
@@ -361,7 +523,7 @@ class Session:
 
     def home_pressed(self) -> list[Effect]:
         effects: list[Effect] = []
-        if isinstance(self.screen, (Home, ReaderLost)):
+        if isinstance(self.screen, (Home, ReaderLost, CardsUnreadable)):
             return effects
         if isinstance(self.screen, Asking):
             return self.prompt_later()
@@ -371,7 +533,7 @@ class Session:
         if self.mode == "tap" and self.present is not None:
             effects.append(Record("card_removed", uid=self.present, detail="tap"))
         self.present = None
-        self.screen = Home()
+        self.screen = self._home()
         return effects
 
     def action_failed(self, card: Any, reason: str, detail: str = "") -> list[Effect]:
@@ -404,7 +566,7 @@ class Session:
             if self.screen.present:
                 self.screen = replace(self.screen, phase="finished")
             else:
-                self.screen = Home()
+                self.screen = self._home()
         return effects
 
     def prompt_due(self, prompt: Any) -> list[Effect]:
@@ -417,21 +579,21 @@ class Session:
         if not isinstance(self.screen, Asking):
             return []
         prompt = self.screen.prompt
-        self.screen = Home()
+        self.screen = self._home()
         return [PromptAnswered(prompt, value, text)]
 
     def prompt_later(self) -> list[Effect]:
         if not isinstance(self.screen, Asking):
             return []
         prompt = self.screen.prompt
-        self.screen = Home()
+        self.screen = self._home()
         return [PromptSnoozed(prompt)]
 
     def prompt_dismiss(self) -> list[Effect]:
         if not isinstance(self.screen, Asking):
             return []
         prompt = self.screen.prompt
-        self.screen = Home()
+        self.screen = self._home()
         return [PromptDismissed(prompt)]
 
     # -- event rules ------------------------------------------------------------------------
@@ -448,7 +610,7 @@ class Session:
             self.present = None
             self.screen = ReaderLost(ev.detail)
         elif ev.state == "connected" and isinstance(self.screen, ReaderLost):
-            self.screen = Home()
+            self.screen = self._home()
         elif ev.state == "searching" and previous == "lost":
             self.reader = "lost"  # still gone; only "connected" brings it back
         return effects
@@ -456,7 +618,7 @@ class Session:
     def _present(self, uid: str) -> list[Effect]:
         self.reader = "connected"  # a card read proves the reader answers
         if isinstance(self.screen, ReaderLost):
-            self.screen = Home()
+            self.screen = self._home()
         if self.mode == "tap":
             return self._tap(uid)
         if self.present == uid and not isinstance(self.screen, (Home, Asking)):
@@ -478,7 +640,7 @@ class Session:
         effects = self._stop("tapped")
         effects.append(Record("card_removed", uid=uid, detail="tap"))
         self.present = None
-        self.screen = Home()
+        self.screen = self._home()
         return effects
 
     def _start(self, uid: str) -> list[Effect]:
@@ -487,6 +649,9 @@ class Session:
             effects.append(PromptSnoozed(self.screen.prompt))
         effects += self._stop("next_card")
         self.present = uid
+        if self.card_file == "unreadable":  # no card can be known: say so, never "not set up"
+            self.screen = CardsUnreadable()
+            return effects + [Record("card_present", uid=uid, detail="cards_unreadable")]
         card = self.lookup(uid)
         if card is None:
             self.screen = UnknownCard(uid, "unknown")
@@ -508,10 +673,11 @@ class Session:
     def _carer_in(self, card: Any) -> list[Effect]:
         if not self.carer_pin_set:
             self.screen = CarerNotSetUp(card)
-        elif self.clock() < self.carer_paused_until:
-            self.screen = Home(notice="carer_paused")
+        elif self._paused():
+            self.screen = self._home("carer_paused")
+            self.notice_until = self.clock() + min(PIN_NOTICE_S, self.carer_pause_left())
         else:
-            self.screen = CarerPin(card)
+            self.screen = CarerPin(card, self.pin.in_round, checking=self.pin_pending)
         return []
 
     def _removed(self, uid: str, detail: str | None = None) -> list[Effect]:
@@ -527,12 +693,12 @@ class Session:
                 if self.running.action.type == "photo_album":
                     self.screen = replace(screen, present=False)
                 else:
-                    self.screen = Home()
+                    self.screen = self._home()
                 return effects
             effects += self._stop("removed")
-            self.screen = Home()
+            self.screen = self._home()
         elif isinstance(screen, (UnknownCard, ActionFailed, *_CARER_SCREENS)):
-            self.screen = Home()
+            self.screen = self._home()
         return effects
 
     def _stop(self, why: str) -> list[Effect]:

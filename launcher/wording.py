@@ -36,7 +36,8 @@ def status_words(w: Any, card: Any, phase: str, mode: str) -> str:
     action = card.action
     kind = getattr(action, "type", "")
     if kind == "video_call":
-        return w("Calling {name}…", name=action.name or card.label)
+        # The card's label ("Anna"), never the account behind it (a Skype name, an address).
+        return w("Calling {name}…", name=card.label)
     if kind == "svt_play":
         return w("Starting SVT Play…")
     if kind == "photo_album":
@@ -56,5 +57,7 @@ def failure_words(w: Any, card: Any, reason: str) -> tuple[str, str]:
         "no_action": w("Nothing is set up for this card yet."),
         "no_pictures": w("There are no pictures in the album yet."),
         "cannot_start": w("Something on the tablet stopped it."),
+        # A call card whose server the installer has not listed: no word like "server" here.
+        "server_not_allowed": w("The tablet is not set up for this call. Ask your contact person for help."),
     }.get(reason, w("Something on the tablet stopped it."))
     return title, explain

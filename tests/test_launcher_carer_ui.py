@@ -190,6 +190,10 @@ def _drive(home: Path, out: Path) -> None:
         results["pin_dots"] = app.screens["pin"].dots.text
         type_pin(app, "68")
         press(app, "OK")
+        # The answer comes back through Kivy's clock, so until this step yields the pad waits.
+        results["checking_texts"] = texts(app)
+        type_pin(app, "1")  # pressed while the PIN is checked: ignored
+        results["dots_while_checking"] = app.screens["pin"].dots.text
         yield lambda: on(S.CarerMode)
         yield 0.2
         shot(app, "carer_mode")
@@ -263,6 +267,7 @@ def _drive(home: Path, out: Path) -> None:
         for n in range(3):
             type_pin(app, "1111")
             press(app, "OK")
+            yield lambda: not session.pin_pending
             yield 0.1
             if n == 0:
                 results["wrong_once_texts"] = texts(app)
@@ -352,6 +357,11 @@ def test_the_new_card_works_at_once_after_the_carer_card_is_out(run):
     assert run["card_in_registry_at_once"] is True
     assert "carer_out" in run["steps"]
     assert run["new_card_label"] == "smhi.se"
+
+
+def test_the_pin_is_checked_beside_the_screen_which_says_so_and_ignores_keys_meanwhile(run):
+    assert "Kontrollerar…" in run["checking_texts"]
+    assert run["dots_while_checking"] == ""
 
 
 def test_three_wrong_pins_go_home_with_a_calm_notice_and_the_pad_stays_shut(run):

@@ -60,4 +60,20 @@ def test_a_broken_card_file_still_gives_a_home_screen(tmp_path, klick_home):
     result = run_klick("launcher", "--offscreen", "--screenshot", str(shot), env=_env(tmp_path))
     assert result.returncode == 0, result.stderr
     assert shot.stat().st_size > 2000
-    assert "card file has problems" in result.stderr and "cards.yaml:3" in result.stderr
+    assert "card file has a mistake" in result.stderr and "cards.yaml:3" in result.stderr
+
+
+@pytest.mark.ui
+def test_a_card_file_typo_the_validator_raises_on_does_not_stop_klick_launcher(tmp_path, klick_home):
+    (klick_home / "cards.yaml").write_text(
+        'version: 1\ncards:\n  - uid: "04A2B3C4D5E680"\n    label: Anna\n    colour: 2024-13-01\n'
+        "    action: {type: web, url: https://www.smhi.se}\n",
+        encoding="utf-8",
+    )
+    shot = tmp_path / "home.png"
+    result = run_klick("launcher", "--offscreen", "--screenshot", str(shot), env=_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert shot.stat().st_size > 2000
+    lines = [line for line in result.stderr.splitlines() if "card file" in line]
+    assert len(lines) == 1 and "no good cards to use" in lines[0]  # one plain line, without -v
+    assert "Traceback" not in result.stderr

@@ -28,7 +28,11 @@ LAUNCHER = Path(__file__).resolve().parent.parent / "launcher"
 
 @pytest.fixture
 def cfg():
-    return load_config()
+    from dataclasses import replace
+
+    from klick.config import CallsConfig
+
+    return replace(load_config(), calls=CallsConfig(("https://meet.example.se", "https://teams.microsoft.com")))
 
 
 # --- actions ----------------------------------------------------------------------------------
@@ -65,7 +69,56 @@ def test_browser_argv_uses_profiles_and_grants_media_only_for_calls(cfg):
     assert (
         actions.plan(VideoCall("teams", user="a@b.se"), cfg).argv[-1].startswith("https://teams.microsoft.com/l/call/0/0?users=")
     )
-    assert actions.plan(VideoCall("skype", user="anna"), cfg).argv == ("xdg-open", "skype:anna?call")
+    assert actions.plan(VideoCall("skype", name="anna"), cfg).argv == ("xdg-open", "skype:anna?call")
+
+
+def test_a_skype_card_calls_the_name_in_its_card_file_line(cfg, tmp_path):
+    from cards.registry import load_registry
+
+    (tmp_path / "cards.yaml").write_text(
+        """cards:
+  - uid: "04A2B3C4D5E681"
+    label: Anna
+    action: {type: video_call, provider: skype, name: live:anna.andersson_1}
+""",
+        encoding="utf-8",
+    )
+    card = load_registry(tmp_path / "cards.yaml").get("04A2B3C4D5E681")
+    assert actions.plan(card.action, cfg) == actions.External(("xdg-open", "skype:live:anna.andersson_1?call"), "Skype")
+
+
+def test_a_call_to_a_server_not_allowed_never_starts_the_browser(cfg):
+    from dataclasses import replace
+
+    from klick.config import CallsConfig
+
+    for server in (
+        "https://meet.evil.example",
+        "https://meet.example.se@evil.example",
+        "https://meet.example.se:8443",
+        "http://meet.example.se",
+    ):
+        step = actions.plan(VideoCall("jitsi", server, "room", "Mamma"), cfg)
+        assert isinstance(step, actions.Unrunnable) and step.reason == "server_not_allowed", server
+    assert actions.plan(VideoCall("jitsi", "https://meet.evil.example/x", "room"), cfg).detail == "https://meet.evil.example"
+    # Any spelling of a listed server is that server.
+    assert isinstance(actions.plan(VideoCall("jitsi", "https://MEET.example.se:443/", "room"), cfg), actions.External)
+    nothing = replace(cfg, calls=CallsConfig(()))
+    for call in (VideoCall("jitsi", "https://meet.example.se", "room"), VideoCall("teams", user="a@b.se")):
+        assert actions.plan(call, nothing) == actions.Unrunnable("server_not_allowed", actions.call_server(call).rstrip("/"))
+    # Skype runs its own program (which asks for the camera itself); the list is about the browser.
+    assert isinstance(actions.plan(VideoCall("skype", name="anna"), nothing), actions.External)
+
+
+def test_the_failed_call_says_in_plain_words_why_without_the_word_server():
+    from cards.model import Card
+    from launcher.wording import failure_words
+
+    card = Card(uid="04A2B3C4D5E680", label="Anna", action=VideoCall("jitsi", "https://meet.evil.example", "room"))
+    title, explain = failure_words(Words("sv"), card, "server_not_allowed")
+    assert title == "Anna gick inte att starta."
+    assert explain == "Surfplattan är inte inställd för det här samtalet. Be din kontaktperson om hjälp."
+    assert "server" not in explain.lower()
 
 
 def test_command_argv_is_data_never_a_shell(cfg):
@@ -357,3 +410,17 @@ def test_a_broken_card_file_is_left_alone(tmp_path):
         carer.program_card(tmp_path / "cards.yaml", carer.card_for("04000000000011", "svt1"))
     assert err.value.reason == "card_file"
     assert (tmp_path / "cards.yaml").read_text(encoding="utf-8") == broken
+
+
+def test_the_demo_lists_its_own_call_server_so_its_call_card_runs(tmp_path):
+    from cards.registry import load_registry
+    from launcher.demo import prepare_demo_home
+
+    demo = prepare_demo_home(tmp_path / "demo")
+    cfg = load_config(demo.config)
+    assert cfg.calls.allowed_servers == ("https://meet.jit.si",)
+    calls = [c for c in load_registry(demo.cards).cards if c.action is not None and c.action.type == "video_call"]
+    assert calls
+    for card in calls:
+        step = actions.plan(card.action, cfg)
+        assert isinstance(step, actions.External) and "--use-fake-ui-for-media-stream" in step.argv

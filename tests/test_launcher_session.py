@@ -343,6 +343,154 @@ def test_unknown_cards_are_remembered_newest_first_until_set_up():
     assert len(s.unknown_seen) == S.UNKNOWN_KEPT
 
 
+def test_the_wrong_pin_count_survives_cancel_and_the_carer_card_going_out():
+    s = carer_session()
+    s.event(CardPresent(STAFF.uid))
+    s.carer_pin(False)
+    s.carer_leave()  # Cancel
+    s.event(CardRemoved(STAFF.uid))
+    s.event(CardPresent(STAFF.uid))
+    assert s.screen == S.CarerPin(STAFF, 1)  # not a fresh pad with three new tries
+    s.carer_pin(False)
+    s.event(CardRemoved(STAFF.uid))
+    s.event(CardPresent(STAFF.uid))
+    assert s.screen == S.CarerPin(STAFF, 2)
+    s.carer_pin(False)
+    assert s.screen == S.Home(notice="carer_paused") and s.carer_pause_left() == S.PIN_PAUSE_S
+
+
+def test_each_round_of_wrong_pins_doubles_the_pause_up_to_an_hour():
+    clock = Clock()
+    s = carer_session(clock=clock)
+    pauses = []
+    for _ in range(9):
+        s.event(CardPresent(STAFF.uid))
+        assert isinstance(s.screen, S.CarerPin)
+        for _ in range(S.PIN_TRIES):
+            s.carer_pin(False)
+        pauses.append(s.carer_pause_left())
+        s.event(CardRemoved(STAFF.uid))
+        clock.t += pauses[-1] - 1
+        s.event(CardPresent(STAFF.uid))  # a second early: still shut
+        assert s.screen == S.Home(notice="carer_paused")
+        s.event(CardRemoved(STAFF.uid))
+        clock.t += 1
+        s.tick()
+    assert pauses == [60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]
+    s.event(CardPresent(STAFF.uid))
+    s.carer_pin(True)  # the right PIN clears the count
+    assert s.screen == S.CarerMode(STAFF) and s.pin == S.PinThrottle()
+    s.event(CardRemoved(STAFF.uid))
+    s.event(CardPresent(STAFF.uid))
+    for _ in range(S.PIN_TRIES):
+        s.carer_pin(False)
+    assert s.carer_pause_left() == S.PIN_PAUSE_S
+
+
+def test_the_pin_notice_leaves_home_after_a_minute_while_a_long_pause_goes_on():
+    clock = Clock()
+    s = carer_session(clock=clock)
+    s.restore_pin(S.PinThrottle(failures=2 * S.PIN_TRIES).to_text())
+    s.event(CardPresent(STAFF.uid))
+    for _ in range(S.PIN_TRIES):
+        s.carer_pin(False)
+    assert s.carer_pause_left() == 240
+    s.event(CardRemoved(STAFF.uid))
+    clock.t += S.PIN_NOTICE_S
+    s.tick()
+    assert s.screen == S.Home() and s.idle  # the resident's home is home again
+    s.event(CardPresent(STAFF.uid))
+    assert s.screen == S.Home(notice="carer_paused")  # but the pad is still shut
+
+
+def test_the_pin_throttle_survives_a_restart_in_the_usage_database(tmp_path):
+    from klick.usage import UsageLog
+
+    clock = Clock()
+    usage = UsageLog.open(tmp_path / "usage.db", device="t", enrolled=True)
+    s = carer_session(clock=clock)
+    s.event(CardPresent(STAFF.uid))
+    for _ in range(S.PIN_TRIES):
+        for effect in s.carer_pin(False):
+            if isinstance(effect, S.KeepState):  # what the app does with it
+                usage.set_state(effect.key, effect.value)
+    usage.close()
+    # A restart: a new process, a new session, the same database.
+    usage = UsageLog.open(tmp_path / "usage.db", device="t", enrolled=True)
+    again = carer_session(clock=clock)
+    again.restore_pin(usage.get_state(S.PIN_STATE_KEY))
+    again.event(CardPresent(STAFF.uid))
+    assert again.screen == S.Home(notice="carer_paused") and again.carer_pause_left() == S.PIN_PAUSE_S
+    clock.t += S.PIN_PAUSE_S
+    again.event(CardRemoved(STAFF.uid))
+    again.event(CardPresent(STAFF.uid))
+    assert again.screen == S.CarerPin(STAFF, 0)
+    for _ in range(S.PIN_TRIES):
+        again.carer_pin(False)
+    assert again.carer_pause_left() == 2 * S.PIN_PAUSE_S  # the second round since the restart doubles
+    clock.t += 2 * S.PIN_PAUSE_S
+    again.event(CardRemoved(STAFF.uid))
+    again.event(CardPresent(STAFF.uid))
+    for effect in again.carer_pin(True):
+        usage.set_state(effect.key, effect.value)
+    assert usage.get_state(S.PIN_STATE_KEY) is None
+    usage.close()
+
+
+def test_a_pin_check_answered_after_the_card_went_out_still_counts():
+    s = carer_session()
+    s.event(CardPresent(STAFF.uid))
+    s.pin_entered()
+    assert s.screen == S.CarerPin(STAFF, 0, checking=True)
+    assert s.pin_entered() == [] and s.pin_pending  # a second OK while it checks: nothing
+    s.event(CardRemoved(STAFF.uid))
+    fx = s.carer_pin(False)
+    assert s.pin.failures == 1 and isinstance(s.screen, S.Home)
+    assert fx == [S.KeepState(S.PIN_STATE_KEY, S.PinThrottle(1).to_text())]
+    assert s.carer_pin(False) == [] and s.pin.failures == 1  # no check was under way: no effect
+
+
+def test_a_clock_set_back_never_shuts_the_pin_pad_longer_than_the_cap():
+    clock = Clock()
+    s = carer_session(clock=clock)
+    s.restore_pin(S.PinThrottle(S.PIN_TRIES, paused_until=clock.t + 10 * 365 * 86400).to_text())
+    s.event(CardPresent(STAFF.uid))
+    assert s.screen == S.Home(notice="carer_paused")
+    s.event(CardRemoved(STAFF.uid))
+    clock.t += S.PIN_PAUSE_MAX_S
+    s.tick()
+    s.event(CardPresent(STAFF.uid))
+    assert isinstance(s.screen, S.CarerPin)
+
+
+@given(st.one_of(st.none(), st.text(), st.binary().map(lambda b: b.decode("latin-1")), st.builds(str, st.integers())))
+def test_kept_pin_state_that_is_not_one_never_breaks_the_launcher(text):
+    pin = S.PinThrottle.from_text(text)
+    assert pin.failures >= 0 and pin.paused_until >= 0
+    assert S.PinThrottle.from_text(pin.to_text()) == pin
+
+
+def test_an_unreadable_card_file_stands_in_for_home_until_it_is_fixed():
+    s = new()
+    s.prompt_due(Prompt())
+    fx = s.card_file_state("unreadable")
+    assert s.screen == S.CardsUnreadable() and S.PromptSnoozed(s_prompt := fx[0].prompt) in fx and s_prompt.id == 1
+    assert not s.idle and not s.shows_home_button and s.prompt_due(Prompt()) == []
+    fx = s.event(CardPresent(ANNA.uid))  # even a card the lookup knew: nothing runs
+    assert s.screen == S.CardsUnreadable() and kinds(fx, S.StartAction) == []
+    assert S.Record("card_present", uid=ANNA.uid, detail="cards_unreadable") in fx
+    s.event(CardRemoved(ANNA.uid))
+    s.event(ReaderStatus("lost"))
+    assert isinstance(s.screen, S.ReaderLost)
+    s.event(ReaderStatus("connected"))
+    assert s.screen == S.CardsUnreadable()
+    s.card_file_state("ok")
+    assert s.screen == S.Home() and s.idle
+    s.event(CardPresent(ANNA.uid))
+    s.card_file_state("kept")  # a mistake with the last good cards kept: nothing changes on screen
+    assert s.screen == S.ShowingCard(ANNA)
+
+
 # --- properties --------------------------------------------------------------------------------
 
 uids = st.sampled_from([*CARDS, UNKNOWN])
@@ -366,6 +514,10 @@ inputs = st.one_of(
             "pin_bad",
             "carer_leave",
             "tick",
+            "pin_entered",
+            "cards_ok",
+            "cards_kept",
+            "cards_unreadable",
         ]
     ),
 )
@@ -390,6 +542,10 @@ def drive(s: S.Session, item) -> list:
         "pin_bad": lambda: s.carer_pin(False),
         "carer_leave": s.carer_leave,
         "tick": s.tick,
+        "pin_entered": s.pin_entered,
+        "cards_ok": lambda: s.card_file_state("ok"),
+        "cards_kept": lambda: s.card_file_state("kept"),
+        "cards_unreadable": lambda: s.card_file_state("unreadable"),
     }[item]()
 
 
@@ -404,6 +560,7 @@ def test_starts_and_stops_always_balance(mode, items):
         for e in fx:
             if isinstance(e, S.StartAction):
                 assert e.card.uid in CARDS and e.card.enabled and e.card.action is not None
+                assert s.card_file != "unreadable"
                 started.append(e.card)
             if isinstance(e, S.StopAction):
                 assert started and started[-1] == e.card
@@ -417,6 +574,8 @@ def test_starts_and_stops_always_balance(mode, items):
             assert s.running is None
         if s.reader == "lost":
             assert isinstance(s.screen, S.ReaderLost) and s.running is None
+        if isinstance(s.screen, S.CardsUnreadable):
+            assert s.card_file == "unreadable"
         if isinstance(s.screen, S.ShowingCard) and s.screen.phase != "finished":
             assert s.running == s.screen.card
 
@@ -434,7 +593,9 @@ def test_in_slot_mode_taking_a_closing_card_out_always_ends_at_home(items, uid):
     s.event(CardPresent(uid))
     s.event(CardRemoved(uid))
     card = CARDS[uid]
-    if card.on_remove == "close":
+    if s.card_file == "unreadable":  # the calm "cards cannot be read" stands in for home
+        assert s.screen == S.CardsUnreadable() and s.running is None
+    elif card.on_remove == "close":
         assert isinstance(s.screen, S.Home) and s.running is None
     else:
         assert s.running in (None, card)

@@ -75,6 +75,8 @@ paths:
 pilot:
   device_name: test-ui
   enrolled: true
+calls:
+  allowed_servers: [https://meet.jit.si]
 """,
         encoding="utf-8",
     )

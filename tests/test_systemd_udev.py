@@ -108,6 +108,49 @@ def test_the_bridge_is_hardened_by_systemds_own_measure(root):
     assert float(score.group(1)) <= 2.5 and score.group(2) == "OK"
 
 
+#: The launcher's exposure in `systemd-analyze security`: the best cage and Chromium allow (the
+#: unit says what is left open and why). It was 6.9 (MEDIUM) before issue 10.
+LAUNCHER_EXPOSURE = 2.4
+
+
+def exposure(root: Path, name: str) -> tuple[float, str, str]:
+    result = subprocess.run(
+        [ANALYZE, "security", "--offline=yes", f"--root={root}", name], capture_output=True, text=True, timeout=60
+    )
+    score = re.search(rf"Overall exposure level for {re.escape(name)}: ([0-9.]+) (\w+)", result.stdout)
+    assert score, result.stdout + result.stderr
+    return float(score.group(1)), score.group(2), result.stdout
+
+
+def test_the_launcher_is_hardened_as_far_as_cage_and_chromium_allow(root):
+    score, verdict, report = exposure(root, "klick-launcher.service")
+    assert score <= LAUNCHER_EXPOSURE and verdict == "OK", report
+    # The unit states its own score; a change to the unit that moves it must update both.
+    assert f"scores this unit {score}" in (UNITS / "klick-launcher.service").read_text()
+    for closed in (
+        "CapabilityBoundingSet=~CAP_SYS_ADMIN",
+        "ProtectProc=",
+        "SystemCallArchitectures=",
+        "SystemCallFilter=~@mount",
+    ):
+        lines = [l for l in report.splitlines() if closed in l]
+        assert lines, closed
+    for line in report.splitlines():
+        if "RestrictNamespaces=~" in line and any(k in line for k in ("~mnt", "~ipc", "~uts", "~cgroup")):
+            assert line.lstrip().startswith("✓"), line
+
+
+def test_the_launcher_unit_keeps_what_chromiums_sandbox_needs_and_no_more():
+    s = unit("klick-launcher.service")["Service"]
+    assert s["CapabilityBoundingSet"] == [""] and s["AmbientCapabilities"] == [""]
+    assert s["ProtectProc"] == ["invisible"] and "ProcSubset" not in s
+    assert s["RestrictNamespaces"] == ["user pid net"]
+    assert s["SystemCallFilter"] == ["@system-service seccomp chroot"] and s["SystemCallErrorNumber"] == ["EPERM"]
+    assert s["SystemCallArchitectures"] == ["native"]
+    assert s["RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6 AF_NETLINK"]
+    assert "MemoryDenyWriteExecute" not in s and "PrivateUsers" not in s and "PrivateNetwork" not in s
+
+
 def test_the_bridge_unit_restarts_runs_as_klick_and_owns_only_its_paths():
     u = unit("klick-bridge.service")
     s, head = u["Service"], u["Unit"]

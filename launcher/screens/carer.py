@@ -86,17 +86,25 @@ class CarerScreen(Filled):
         self._corner(w("Done"), self.ctx.on_carer_leave)
         ready = session.reader == "connected" and session.bridge_connected
         self._line(w("The card reader is ready") if ready else w("Waiting for the card reader"), 0.82, soft=True)
+        top = 0.0
+        if session.card_file != "ok":
+            # The carer is the one who can get the file fixed; the resident never sees this.
+            self._line(w("The card file has a mistake. The tablet uses the cards it had."), 0.75, height=0.1)
+            top = 0.1
         unknown = session.unknown_cards()
         if not unknown:
-            self._line(w("No unknown cards yet."), 0.68)
+            self._line(w("No unknown cards yet."), 0.68 - top)
             self._line(
-                w("Put the new card in once and take it out. Then put in the staff card again."), 0.58, height=0.2, soft=True
+                w("Put the new card in once and take it out. Then put in the staff card again."),
+                0.58 - top,
+                height=0.2,
+                soft=True,
             )
             return
-        self._line(w("Unknown cards, newest first:"), 0.7)
+        self._line(w("Unknown cards, newest first:"), 0.7 - top)
         for n, seen in enumerate(unknown[:LISTED]):
             when = _dt.datetime.fromtimestamp(seen.at).strftime("%H:%M")
-            self._line(w("Card {uid}, at {time}", uid=seen.uid, time=when), 0.61 - n * 0.08, height=0.08, soft=n > 0)
+            self._line(w("Card {uid}, at {time}", uid=seen.uid, time=when), 0.61 - top - n * 0.08, height=0.08, soft=n > 0)
         newest = unknown[0].uid
         self.add_widget(
             self._button(w("Program the newest unknown card"), lambda: self._program(newest), pos_hint={"x": 0.04, "y": 0.05})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from typing import Any
 
 from launcher import theme
@@ -51,8 +52,14 @@ class HomeScreen(Filled):
 
     def update(self, session: Any) -> None:
         s, notice = self.ctx.sizes, session.screen.notice
-        if notice:  # after three wrong carer PINs: calm words in place of "put in a card", for a minute
-            self.insert.text = self.ctx.w("That was not the right PIN. Carer mode opens again in a minute.")
+        if notice:  # after a round of wrong carer PINs: calm words in place of "put in a card", for a while
+            minutes = math.ceil(session.carer_pause_left() / 60)
+            if minutes <= 1:
+                self.insert.text = self.ctx.w("That was not the right PIN. Carer mode opens again in a minute.")
+            else:
+                self.insert.text = self.ctx.w(
+                    "That was not the right PIN. Carer mode opens again in {minutes} minutes.", minutes=minutes
+                )
             self.insert.font_size = s.px("body")
         else:
             self.insert.text = self.ctx.w("Put in a card")

@@ -1,5 +1,5 @@
 """The calm message screens: an unknown card, a lost reader, an action that could not start,
-a carer card on a tablet without a carer PIN."""
+a carer card on a tablet without a carer PIN, and a card file that cannot be read."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from launcher import theme
 from launcher.screens.widgets import BigButton, Filled, InfoSymbol, Text
-from launcher.session import ActionFailed, CarerNotSetUp, ReaderLost, UnknownCard
+from launcher.session import ActionFailed, CardsUnreadable, CarerNotSetUp, ReaderLost, UnknownCard
 from launcher.wording import failure_words
 
 
@@ -52,6 +52,13 @@ class MessageScreen(Filled):
             self.symbol.set_kind("reader")
             self.title.text = w("The card reader is not answering right now.")
             self.body.text = w("It usually comes back by itself. You do not need to do anything.")
+            contact = self.ctx.cfg.help_contact
+            self.hint.text = w("Need help? Call {contact}.", contact=contact) if contact else ""
+        elif isinstance(screen, CardsUnreadable):
+            # In place of home until the card file is fixed: nothing for the resident to do.
+            self.symbol.set_kind("failed")
+            self.title.text = w("The cards cannot be read right now.")
+            self.body.text = w("The list of cards on the tablet has a mistake. You do not need to do anything.")
             contact = self.ctx.cfg.help_contact
             self.hint.text = w("Need help? Call {contact}.", contact=contact) if contact else ""
         elif isinstance(screen, CarerNotSetUp):

@@ -2,7 +2,8 @@
 
 A resident who finds a staff card gets no further than this pad; a carer with tired eyes gets
 keys at least 16 mm wide and a plain message after a wrong PIN. The digits live only in this
-widget until "OK"; the app checks them against the hash and tells the session.
+widget until "OK"; the app checks them against the hash beside the screen (a slow hash takes a
+moment) and tells the session. While it checks, the pad says so and ignores every key.
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ class PinScreen(Filled):
         self._screen = None
 
     def press(self, key: str) -> None:
+        if getattr(self._screen, "checking", False):
+            return  # one PIN at a time: keys pressed while it is checked count for nothing
         if key == "erase":
             self.digits = self.digits[:-1]
         elif key == "ok":
@@ -93,7 +96,9 @@ class PinScreen(Filled):
         self.dots.text = ""
         w = self.ctx.w
         left = PIN_TRIES - screen.failures
-        if screen.failures == 0:
+        if screen.checking:
+            self.message.text = w("Checking…")
+        elif screen.failures == 0:
             self.message.text = ""
         elif left == 1:
             self.message.text = w("That was not the right PIN. One try left.")
