@@ -1,14 +1,23 @@
 """The device's usage log: what happened, when, and for how long, in one SQLite file.
 
 The pilot wants to learn whether Klick helps, so the launcher records each card placed and lifted,
-each action started or failed, and the reader's health. Three things shape this module:
+each action started or failed, and the reader's health. Four things shape this module:
 
-* The launcher calls it from Kivy's UI thread, so each write is one small transaction, committed
-  at once (WAL mode, ``synchronous=FULL``): a power cut loses at most the event being written,
-  and a disk problem is logged and swallowed rather than freezing or crashing the screen.
-* Privacy by default (GDPR art. 5 and 25): without recorded consent (``pilot.enrolled`` false)
-  only reader health is stored; the device is named by a pseudonym; rows older than
-  ``pilot.retention_days`` are deleted (with ``secure_delete``), at start and once a day.
+* The log can never delay or stop the screen. :meth:`UsageLog.record` only puts the event on a
+  bounded queue and returns; a small writer thread commits it (WAL mode, ``synchronous=FULL``),
+  usually within milliseconds. When another program holds SQLite's lock the writer waits and
+  retries while the queue holds the events; a full queue drops new events and counts them rather
+  than making the screen wait. A power cut or SIGKILL loses at most the events still queued.
+* Opening never stops the launcher. A file that fails ``PRAGMA quick_check`` (an SD card that
+  overwrote a few pages) is moved aside as ``usage.db.damaged-<time>`` and a new log is started.
+  A foreign file, or one from a newer Klick, is refused *without being changed*: it is recognised
+  read-only, before any pragma that writes. A lock held by another program does not make opening
+  wait: the writer thread does the rest of the start-up work when the lock is free.
+* Privacy by default (GDPR art. 5, 7(3) and 25): without consent only reader health is stored;
+  consent withdrawn (``klick pilot withdraw``, or ``pilot.enrolled: false`` with rows still
+  there) deletes every personal row in one transaction and VACUUMs, keeping only the date; the
+  device is named by a pseudonym; rows older than ``pilot.retention_days`` are deleted (with
+  ``secure_delete``), at start and once a day.
 * The file outlives the software that wrote it: ``PRAGMA user_version`` holds the schema
   version, older files are migrated forward, and a file from a newer Klick is refused.
 
@@ -21,14 +30,17 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import logging
+import os
 import socket
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlite_utils
 
@@ -38,11 +50,20 @@ __all__ = [
     "SCHEMA_VERSION",
     "KINDS",
     "CARD_KINDS",
+    "PERSONAL_TABLES",
+    "QUEUE_MAX",
     "UsageLog",
     "UsageDbError",
+    "FileState",
+    "Withdrawal",
     "OpenSession",
     "SessionOp",
     "session_step",
+    "consent_holds",
+    "inspect_file",
+    "damaged_copies",
+    "purge_personal",
+    "withdraw_consent",
     "device_pseudonym",
     "iso",
     "from_iso",
@@ -69,9 +90,31 @@ KINDS = (
 )
 #: Everything but reader health tells how a person used the device: stored only with consent.
 CARD_KINDS = frozenset(KINDS) - {"reader_status"}
+#: Tables that hold only personal rows; withdrawing consent empties them (events keep reader health).
+PERSONAL_TABLES = ("sessions", "answers", "prompts", "feedback_state")
 #: Free text from the launcher (an error message) is cut, so no one logs a page by mistake.
 MAX_DETAIL = 500
 DAY = 86_400.0
+
+#: Events waiting for the writer thread. A resident makes a few events a minute; a thousand is
+#: far more than a held lock or a slow card ever needs, and small enough to cost nothing.
+QUEUE_MAX = 1000
+#: Events committed in one transaction at most (the queue after a held lock is let go).
+BATCH_MAX = 500
+#: The longest a call on the launcher's thread waits for SQLite's lock: then it fails softly.
+UI_BUSY_S = 0.25
+#: One attempt of the writer thread; it retries after a pause while another program holds the lock.
+WRITER_BUSY_S = 1.0
+#: The longest :meth:`UsageLog.close` waits for queued events before it gives up on them.
+CLOSE_WAIT_S = 2.0
+#: The writer's pause between attempts on a locked database grows to this.
+RETRY_MAX_S = 2.0
+#: A problem the writer keeps meeting is logged at most this often.
+LOG_EVERY_S = 60.0
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED (and their extended codes)
+_DAMAGE_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 
 class UsageDbError(Exception):
@@ -89,6 +132,10 @@ def iso(t: float) -> str:
 
 def from_iso(text: str) -> float:
     return _dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=_dt.UTC).timestamp()
+
+
+def _day(t: float) -> _dt.date:
+    return _dt.datetime.fromtimestamp(t, _dt.UTC).date()
 
 
 # --- device pseudonym ---------------------------------------------------------------------------
@@ -110,6 +157,34 @@ def device_pseudonym(device_name: str = "", machine_id_file: str | Path = "/etc/
         raw = socket.gethostname()
     digest = hashlib.sha256(b"klick-device\0" + raw.encode("utf-8", "replace")).hexdigest()
     return f"dev-{digest[:12]}"
+
+
+# --- consent: a pure rule -----------------------------------------------------------------------
+
+
+def consent_holds(
+    enrolled: bool, consent_date: _dt.date | None, withdrawn_on: _dt.date | None, today: _dt.date | None = None
+) -> bool:
+    """Whether card events may be kept: enrolled, and not withdrawn since the consent was given.
+
+    A withdrawal (recorded in the database) outlasts ``pilot.enrolled: true`` in klick.yaml until
+    a ``consent_date`` later than the withdrawal, and not in the future, says consent was given
+    again: a settings file copied from before the withdrawal must not start the log again.
+    """
+    if not enrolled:
+        return False
+    if withdrawn_on is None:
+        return True
+    if consent_date is None or consent_date <= withdrawn_on:
+        return False
+    return today is None or consent_date <= today
+
+
+def _parse_date(text: Any) -> _dt.date | None:
+    try:
+        return _dt.date.fromisoformat(str(text)[:10]) if text else None
+    except ValueError:
+        return None
 
 
 # --- sessions: pure rules -----------------------------------------------------------------------
@@ -228,41 +303,89 @@ def _migrate_to_1(db: sqlite_utils.Database) -> None:
 _MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _migrate_to_1}
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=5.0)
-    return conn
+def _code(exc: BaseException) -> int:
+    return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+
+
+def _is_busy(exc: BaseException) -> bool:
+    """Another connection holds the lock: worth waiting for, not a fault of the file."""
+    if _code(exc) in _BUSY_CODES:
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def _is_damage(exc: BaseException) -> bool:
+    if _code(exc) in _DAMAGE_CODES:
+        return True
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text
+
+
+def _connect(path: Path, busy_s: float) -> sqlite3.Connection:
+    """A connection; nothing is read yet (that may have to wait for another program's lock)."""
+    return sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=busy_s)
+
+
+def _pragmas(conn: sqlite3.Connection) -> None:
+    """Per connection, writing nothing: each commit reaches the disk, and deleted rows are overwritten."""
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA secure_delete=ON")
+
+
+def _not_ours(path: Path) -> UsageDbError:
+    return UsageDbError(f"{path} is an SQLite file, but not a Klick usage database; move it aside and Klick starts a new one.")
+
+
+def _newer(path: Path, version: int) -> UsageDbError:
+    return UsageDbError(
+        f"{path} was written by a newer Klick (database version {version}; this Klick knows up to "
+        f"{SCHEMA_VERSION}). Update Klick on this device, or move the file aside."
+    )
+
+
+def _recognise(conn: sqlite3.Connection, path: Path) -> tuple[int, _dt.date | None]:
+    """(version, withdrawal date) of a usage database, read without writing anything.
+
+    Raises :class:`UsageDbError` for a foreign or newer file, and lets sqlite3 errors through.
+    """
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    kinds = dict(conn.execute("SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view')").fetchall())
+    if version > SCHEMA_VERSION:
+        raise _newer(path, version)
+    if version == 0:
+        if any(not name.startswith("sqlite_") for name in kinds):
+            raise _not_ours(path)
+        return 0, None
+    if kinds.get("meta") != "table":
+        raise _not_ours(path)
+    meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('kind', 'withdrawn_on')").fetchall())
+    if meta.get("kind") != DB_KIND:
+        raise _not_ours(path)
+    return version, _parse_date(meta.get("withdrawn_on"))
 
 
 def _prepare(conn: sqlite3.Connection, path: Path, now: float) -> None:
-    """Set the pragmas, recognise the file, migrate it forward. Raises :class:`UsageDbError`."""
+    """Recognise the file, then (only then) switch it to WAL and migrate it forward.
+
+    Raises :class:`UsageDbError` for a foreign or newer file, which is left exactly as it was;
+    sqlite3 errors (a held lock) go to the caller, who retries.
+    """
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA secure_delete=ON")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        version, _ = _recognise(conn, path)
     except sqlite3.DatabaseError as exc:
+        if _is_busy(exc):
+            raise
         raise UsageDbError(
             f"{path} is not a Klick usage database (SQLite says: {exc}); move it aside and Klick starts a new one."
         ) from None
-    if version > SCHEMA_VERSION:
-        raise UsageDbError(
-            f"{path} was written by a newer Klick (database version {version}; this Klick knows up to "
-            f"{SCHEMA_VERSION}). Update Klick on this device, or move the file aside."
-        )
-    if version == 0 and tables:
-        raise UsageDbError(f"{path} is an SQLite file, but not a Klick usage database; move it aside and Klick starts a new one.")
-    if version > 0:
-        row = conn.execute("SELECT value FROM meta WHERE key='kind'").fetchone() if "meta" in tables else None
-        if row is None or row[0] != DB_KIND:
-            raise UsageDbError(
-                f"{path} is an SQLite file, but not a Klick usage database; move it aside and Klick starts a new one."
-            )
+    conn.execute("PRAGMA journal_mode=WAL")
     if version == SCHEMA_VERSION:
         return
     db = sqlite_utils.Database(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:
+        version, _ = _recognise(conn, path)  # again, under the lock: another process may have done it
         for step in range(version + 1, SCHEMA_VERSION + 1):
             _MIGRATIONS[step](db)
         conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('kind', ?)", (DB_KIND,))
@@ -270,57 +393,340 @@ def _prepare(conn: sqlite3.Connection, path: Path, now: float) -> None:
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
+
+
+# --- the file before it is opened ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What a read-only look at the usage database found.
+
+    ``state``: ``new`` (missing or empty), ``ok`` (a sound Klick usage database), ``damaged``
+    (fails quick_check or cannot be read as SQLite), or ``unsure`` (another program held the lock,
+    or SQLite could not say; opening goes on and the writer retries).
+    """
+
+    state: str
+    reason: str = ""
+    withdrawn_on: _dt.date | None = None
+
+
+def inspect_file(path: str | Path, *, check: bool = True) -> FileState:
+    """Look at the usage database read-only; raises :class:`UsageDbError` for a foreign or newer file.
+
+    Nothing here writes to the file, so a file that is not ours is left byte for byte as it was.
+    ``check`` runs ``PRAGMA quick_check`` (it reads the whole file).
+    """
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as fh:
+            head = fh.read(100)
+    except FileNotFoundError:
+        return FileState("new")
+    except OSError as exc:
+        raise UsageDbError(f"the usage database {p} cannot be read ({exc.strerror or exc}).") from None
+    if size == 0:
+        return FileState("new")
+    if not head.startswith(_SQLITE_MAGIC):
+        if len(set(head)) == 1 and head[0] in (0x00, 0xFF):
+            return FileState("damaged", "its first page is blank")  # erased flash reads as all 0 or all 1
+        raise UsageDbError(f"{p} is not a Klick usage database (not an SQLite file); move it aside and Klick starts a new one.")
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(p.resolve()))}?mode=ro", uri=True, timeout=UI_BUSY_S, check_same_thread=False)
+    except sqlite3.Error as exc:
+        return FileState("unsure", str(exc))
+    try:
+        version, withdrawn = _recognise(conn, p)
+        if version == 0:
+            return FileState("new")
+        if check:
+            rows = conn.execute("PRAGMA quick_check").fetchall()
+            if [r[0] for r in rows] != ["ok"]:
+                return FileState("damaged", f"quick_check: {rows[0][0]}")
+        return FileState("ok", withdrawn_on=withdrawn)
+    except sqlite3.DatabaseError as exc:
+        if _is_damage(exc):
+            return FileState("damaged", str(exc))
+        return FileState("unsure", str(exc))
+    finally:
+        conn.close()
+
+
+def damaged_copies(path: str | Path) -> list[Path]:
+    """Damaged usage databases moved aside beside ``path``, oldest first (not their -wal/-shm)."""
+    p = Path(path)
+    try:
+        found = [f for f in p.parent.glob(f"{p.name}.damaged-*") if not f.name.endswith(("-wal", "-shm", "-journal"))]
+    except OSError:
+        return []
+    return sorted(found)
+
+
+def _companions(path: Path) -> list[Path]:
+    return [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
+
+
+def _move_aside(path: Path, now: float) -> Path:
+    stamp = _dt.datetime.fromtimestamp(now, _dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.damaged-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
+    os.replace(path, target)
+    for old, new in zip(_companions(path), _companions(target)):
+        try:
+            os.replace(old, new)
+        except FileNotFoundError:
+            pass
+    return target
+
+
+def _remove_with_companions(path: Path) -> bool:
+    """Delete a database file with its -wal/-shm/-journal; False (and a log line) if one stays."""
+    ok = True
+    for f in (path, *_companions(path)):
+        try:
+            f.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.error("%s could not be deleted: %s", f, exc.strerror or exc)
+            ok = False
+    return ok
+
+
+# --- withdrawing consent ------------------------------------------------------------------------
+
+
+def purge_personal(conn: sqlite3.Connection, withdrawn_on: _dt.date) -> dict[str, int]:
+    """Delete every personal row in one transaction, keep only the withdrawal date, VACUUM.
+
+    Events keep reader health; sessions, prompts, answers and the questionnaire's state go. With
+    ``secure_delete`` and VACUUM, and the WAL checkpointed and truncated, the rows are gone from
+    the file itself. Returns the rows deleted per table. sqlite3 errors go to the caller.
+    """
+    conn.execute("PRAGMA secure_delete=ON")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        counts = {"events": conn.execute("DELETE FROM events WHERE kind != 'reader_status'").rowcount}
+        for table in PERSONAL_TABLES:
+            counts[table] = conn.execute(f"DELETE FROM {table}").rowcount
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('withdrawn_on', ?)", (withdrawn_on.isoformat(),))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("VACUUM")
+    _checkpoint(conn, tries=20)
+    return counts
+
+
+def _checkpoint(conn: sqlite3.Connection, tries: int = 1) -> bool:
+    """Copy the WAL into the main file and truncate it; True when it was complete."""
+    for n in range(tries):
+        try:
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error:
+            busy = 1
+        if not busy:
+            return True
+        if n + 1 < tries:
+            time.sleep(0.1)
+    return False
+
+
+def _has_personal_rows(conn: sqlite3.Connection) -> bool:
+    if conn.execute("SELECT 1 FROM events WHERE kind != 'reader_status' LIMIT 1").fetchone():
+        return True
+    return any(conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() for t in PERSONAL_TABLES)
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """What ``klick pilot withdraw`` did."""
+
+    withdrawn_on: _dt.date
+    deleted: dict[str, int] = field(default_factory=dict)
+    #: Damaged copies moved aside earlier (they held personal rows too), now deleted.
+    removed_files: tuple[Path, ...] = ()
+    #: The usage database itself could not be read and was deleted whole.
+    damaged_deleted: bool = False
+
+
+def withdraw_consent(path: str | Path, *, today: _dt.date | None = None, busy_s: float = 30.0) -> Withdrawal:
+    """Withdraw the pilot's consent on this device (``klick pilot withdraw``).
+
+    Safe while the launcher runs: the delete waits its turn through SQLite's lock, and the
+    launcher's writer checks the withdrawal inside each of its transactions, so it never writes
+    a card event again. A database that is missing is created to hold the date; one that is
+    damaged is deleted whole (it can only hold personal rows we cannot single out). Raises
+    :class:`UsageDbError` for a foreign or newer file (left unchanged) and for a lock held longer
+    than ``busy_s``.
+    """
+    p = Path(path)
+    today = today or _dt.datetime.now(_dt.UTC).date()
+    removed = []
+    for copy in damaged_copies(p):
+        if _remove_with_companions(copy):
+            removed.append(copy)
+    state = inspect_file(p)
+    damaged = state.state == "damaged"
+    if damaged and not _remove_with_companions(p):
+        raise UsageDbError(f"the usage database {p} is damaged and could not be deleted; nothing was deleted.")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        conn = _connect(p, busy_s)
+    except (OSError, sqlite3.Error) as exc:
+        raise UsageDbError(f"the usage database {p} cannot be opened ({exc}).") from None
+    try:
+        _pragmas(conn)
+        _prepare(conn, p, time.time())
+        deleted = purge_personal(conn, today)
+    except sqlite3.Error as exc:
+        if _is_busy(exc):
+            raise UsageDbError(
+                f"another program kept {p} locked for {busy_s:.0f} s; nothing was deleted. Try again in a minute."
+            ) from None
+        raise UsageDbError(f"the usage database {p} could not be changed ({exc}); nothing was deleted.") from None
+    finally:
+        conn.close()
+    return Withdrawal(today, deleted, tuple(removed), damaged)
 
 
 # --- the log ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Event:
+    kind: str
+    uid: str | None
+    action_type: str | None
+    outcome: str | None
+    detail: str | None
+    at: float
+
+
 class UsageLog:
-    """The open usage database of this device. One per process; safe to call from any thread."""
+    """The open usage database of this device. One per process; safe to call from any thread.
+
+    Two connections: :attr:`conn` (guarded by :attr:`lock`) for reads and the questionnaire on
+    the launcher's thread, with a short busy timeout so it fails softly rather than waits; and
+    the writer thread's own, which may wait for a lock because nobody waits for it.
+    """
 
     def __init__(
-        self, conn: sqlite3.Connection, path: Path, *, device: str, enrolled: bool, retention_days: int, now: Callable[[], float]
+        self,
+        path: Path,
+        *,
+        device: str,
+        enrolled: bool,
+        retention_days: int,
+        consent_date: _dt.date | None,
+        now: Callable[[], float],
     ):
-        self.conn = conn
         self.path = path
         self.device = device
+        #: What klick.yaml says (pilot.enrolled).
+        self.configured_enrolled = enrolled
+        self.consent_date = consent_date
+        #: The day consent was withdrawn on this device (from the database), or None.
+        self.withdrawn_on: _dt.date | None = None
+        #: Whether card events are kept now: enrolled and not withdrawn (see :func:`consent_holds`).
         self.enrolled = enrolled
         self.retention_days = retention_days
         self.now = now
-        #: Held for every statement: Kivy's thread and a helper thread may share the connection.
+        #: Held for every use of :attr:`conn`: Kivy's thread and a helper thread may share it.
         self.lock = threading.RLock()
-        self.db = sqlite_utils.Database(conn)
+        self.conn: sqlite3.Connection = None  # type: ignore[assignment]  # set by open()
+        #: Events not stored because the queue was full (the database busy or slow) or the disk failed.
+        self.dropped = 0
+        self._wconn: sqlite3.Connection = None  # type: ignore[assignment]
+        self._wlock = threading.RLock()
+        self._cv = threading.Condition()
+        self._queue: deque[_Event] = deque()
+        self._states: dict[str, str | None] = {}
+        self._accepted = 1  # the start-up work counts as the first job, so flush() waits for it too
+        self._done = 0
+        self._started = False  # start-up work done (migration, dangling sessions, consent, pruning)
+        self._closing = False
+        self._stop = False
+        self._dead = False  # the file turned out not to be ours: nothing more is written
+        self._ui_ready = False  # conn has its pragmas (else the writer sets them once it can)
+        self._thread: threading.Thread | None = None
+        self._dropped_unlogged = 0
+        self._last_problem = 0.0
         self._open: OpenSession | None = None
         self._open_id: int | None = None
         self._loaded = False
         self._last_prune = 0.0
-        self._closed = False
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
     def open(
-        cls, path: str | Path, *, device: str, enrolled: bool, retention_days: int = 365, now: Callable[[], float] = time.time
+        cls,
+        path: str | Path,
+        *,
+        device: str,
+        enrolled: bool,
+        retention_days: int = 365,
+        consent_date: _dt.date | None = None,
+        now: Callable[[], float] = time.time,
     ) -> UsageLog:
-        """Open (creating or migrating) the database; prune old rows; close a session left open.
+        """Open (creating or migrating) the database and start its writer thread.
 
-        Raises :class:`UsageDbError` for a foreign, corrupt or newer file.
+        Raises :class:`UsageDbError` for a foreign or newer file (left unchanged) and for a folder
+        that cannot hold the file. A damaged file is moved aside and a new log started. The rest of
+        the start-up (closing a session cut by a crash, pruning, deleting rows after a withdrawal)
+        is done by the writer thread, so a lock held by another program never makes this wait.
         """
         p = Path(path)
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
-            conn = _connect(p)
+        except OSError as exc:
+            raise UsageDbError(f"the usage database {p} cannot be opened ({exc}).") from None
+        found = inspect_file(p)
+        if found.state == "damaged":
+            try:
+                aside = _move_aside(p, now())
+            except OSError as exc:
+                raise UsageDbError(
+                    f"the usage database {p} is damaged ({found.reason}) and cannot be moved aside ({exc})."
+                ) from None
+            log.error(
+                "The usage log %s was damaged (%s); it was moved aside as %s and a new one started.", p, found.reason, aside.name
+            )
+        try:
+            conn = _connect(p, UI_BUSY_S)
+            wconn = _connect(p, WRITER_BUSY_S)
         except (OSError, sqlite3.Error) as exc:
             raise UsageDbError(f"the usage database {p} cannot be opened ({exc}).") from None
+        self = cls(p, device=device, enrolled=enrolled, retention_days=retention_days, consent_date=consent_date, now=now)
+        self.conn, self._wconn = conn, wconn
+        self._set_withdrawn(found.withdrawn_on)
         try:
-            _prepare(conn, p, now())
+            _pragmas(conn)
+            _prepare(conn, p, now())  # quick when nobody holds the lock; otherwise the writer does it
+            self._set_withdrawn(_recognise(conn, p)[1])
+            self._ui_ready = True
+        except sqlite3.Error as exc:
+            if not _is_busy(exc):
+                conn.close()
+                wconn.close()
+                raise UsageDbError(f"the usage database {p} cannot be used ({exc}).") from None
+            log.warning("The usage log %s is locked by another program; events wait in memory until it is free.", p)
         except BaseException:
             conn.close()
+            wconn.close()
             raise
-        self = cls(conn, p, device=device, enrolled=enrolled, retention_days=retention_days, now=now)
-        self._close_dangling()
-        self.prune()
+        self._thread = threading.Thread(target=self._run, name="klick-usage-writer", daemon=True)
+        self._thread.start()
         return self
 
     @classmethod
@@ -330,24 +736,167 @@ class UsageLog:
             device=device_pseudonym(cfg.pilot.device_name),
             enrolled=cfg.pilot.enrolled,
             retention_days=cfg.pilot.retention_days,
+            consent_date=getattr(cfg.pilot, "consent_date", None),
             now=now,
         )
 
+    def _set_withdrawn(self, withdrawn_on: _dt.date | None) -> bool:
+        """Take the database's withdrawal date into account; returns whether consent holds."""
+        self.withdrawn_on = withdrawn_on
+        self.enrolled = consent_holds(self.configured_enrolled, self.consent_date, withdrawn_on, _day(self.now()))
+        if not self.enrolled:
+            self._open, self._open_id, self._loaded = None, None, True
+        return self.enrolled
+
+    def consent_in(self, conn: sqlite3.Connection) -> bool:
+        """Whether card data may be written, read inside the caller's write transaction.
+
+        ``klick pilot withdraw`` may run while the launcher does: whoever writes personal rows
+        asks this after ``BEGIN IMMEDIATE``, so nothing is written after a withdrawal.
+        """
+        row = conn.execute("SELECT value FROM meta WHERE key = 'withdrawn_on'").fetchone()
+        return self._set_withdrawn(_parse_date(row[0]) if row else None)
+
+    # -- the writer thread --------------------------------------------------------------------
+    def _run(self) -> None:
+        pause = 0.05
+        batch: list[_Event] = []
+        states: dict[str, str | None] = {}
+        while True:
+            with self._cv:
+                while self._started and not batch and not self._queue and not self._states and not self._stop:
+                    self._cv.wait()
+                if self._stop:
+                    break
+                if not batch:
+                    while self._queue and len(batch) < BATCH_MAX:
+                        batch.append(self._queue.popleft())
+                states = dict(self._states)
+            try:
+                with self._wlock:
+                    if not self._started:
+                        self._start_up()
+                    if batch or states:
+                        self._write(batch, states)
+                    if self.now() - self._last_prune >= DAY:
+                        self.prune()
+            except UsageDbError as exc:
+                log.error("Usage is no longer recorded: %s", exc)
+                self._give_up()
+                return
+            except sqlite3.Error as exc:
+                if _is_busy(exc):
+                    self._problem(f"the usage log {self.path} is locked by another program; events wait in memory ({exc})")
+                    with self._cv:
+                        self._cv.wait(pause)
+                    pause = min(pause * 2, RETRY_MAX_S)
+                    continue
+                # A disk that fails (full, read-only, I/O error): these events are lost, later ones
+                # are tried again after a pause, so a failing card is not hammered.
+                self._problem(f"{len(batch)} usage events not stored: {exc}")
+                with self._cv:
+                    self.dropped += len(batch)
+                    self._done += len(batch)
+                    self._cv.notify_all()
+                    self._cv.wait(pause)
+                pause = min(pause * 2, RETRY_MAX_S)
+                batch = []
+                continue
+            except Exception:  # a bug must not end the thread silently with the queue growing
+                log.exception("the usage log's writer failed")
+                self._give_up()
+                return
+            pause = 0.05
+            with self._cv:
+                if not self._started:
+                    self._started = True
+                    self._done += 1
+                self._done += len(batch)
+                for key, value in states.items():
+                    if key in self._states and self._states[key] == value:
+                        del self._states[key]
+                        self._done += 1
+                self._cv.notify_all()
+                dropped, self._dropped_unlogged = self._dropped_unlogged, 0
+            if dropped:
+                log.warning("%d usage events were dropped while the database was busy (the queue holds %d).", dropped, QUEUE_MAX)
+            batch, states = [], {}
+        left = len(batch) + len(self._queue)
+        if left:
+            log.warning("%d usage events were not stored: the database stayed busy while Klick stopped.", left)
+
+    def _give_up(self) -> None:
+        with self._cv:
+            self._dead = True
+            self.dropped += len(self._queue)
+            self._queue.clear()
+            self._states.clear()
+            self._done = self._accepted
+            self._cv.notify_all()
+
+    def _problem(self, text: str) -> None:
+        """Log a problem the writer keeps meeting, once a minute at most."""
+        t = time.monotonic()
+        if t - self._last_problem >= LOG_EVERY_S or not self._last_problem:
+            self._last_problem = t
+            log.warning("%s", text)
+
+    def _start_up(self) -> None:
+        """The start-up work, on the writer thread: each step can be repeated after a held lock."""
+        conn = self._wconn
+        _pragmas(conn)
+        _prepare(conn, self.path, self.now())
+        if not self._ui_ready:
+            with self.lock:
+                _pragmas(self.conn)
+                self._ui_ready = True
+        row = conn.execute("SELECT value FROM meta WHERE key = 'withdrawn_on'").fetchone()
+        if not self._set_withdrawn(_parse_date(row[0]) if row else None):
+            if _has_personal_rows(conn):
+                deleted = purge_personal(conn, _day(self.now()))
+                self._set_withdrawn(_day(self.now()))
+                log.warning(
+                    "Consent is not given or was withdrawn: %d personal rows were deleted from the usage log; only reader health is kept.",
+                    sum(deleted.values()),
+                )
+            for copy in damaged_copies(self.path):
+                _remove_with_companions(copy)
+        else:
+            self._close_dangling()
+            self._remove_old_copies()
+        self.prune()
+
+    def _remove_old_copies(self) -> None:
+        """Damaged copies hold personal rows too: retention reaches them."""
+        cutoff = self.now() - self.retention_days * DAY
+        for copy in damaged_copies(self.path):
+            try:
+                if copy.stat().st_mtime < cutoff:
+                    _remove_with_companions(copy)
+            except OSError:
+                pass
+
     def _close_dangling(self) -> None:
         """A session still open at start was cut by a crash or power cut: end it at the last event."""
-        with self.lock:
-            row = self.conn.execute("SELECT id, started_at FROM sessions WHERE ended_at IS NULL ORDER BY id").fetchall()
-            if not row:
-                return
-            last = self.conn.execute("SELECT max(at) FROM events").fetchone()[0]
-            self.conn.execute("BEGIN IMMEDIATE")
-            for sid, started in row:
+        conn = self._wconn
+        rows = conn.execute("SELECT id, started_at FROM sessions WHERE ended_at IS NULL ORDER BY id").fetchall()
+        if not rows:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            last = conn.execute("SELECT max(at) FROM events").fetchone()[0]
+            for sid, started in rows:
                 end = max(last or started, started)
-                self.conn.execute(
-                    "UPDATE sessions SET ended_at=?, duration_s=?, end_reason='restart' WHERE id=?",
+                conn.execute(
+                    "UPDATE sessions SET ended_at=?, duration_s=?, end_reason='restart' WHERE id=? AND ended_at IS NULL",
                     (end, from_iso(end) - from_iso(started), sid),
                 )
-            self.conn.execute("COMMIT")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._loaded = False
 
     # -- writing ------------------------------------------------------------------------------
     def record(
@@ -359,94 +908,127 @@ class UsageLog:
         outcome: str | None = None,
         detail: str | None = None,
         at: float | None = None,
-    ) -> int | None:
-        """Store one event and update the sessions; returns the event's id, or None if not stored.
+    ) -> bool:
+        """Queue one event for the writer thread; never waits. True when queued, False when not kept.
 
         For ``reader_status`` put the reader's state (connected, searching, lost) in ``outcome``.
-        Card events are not stored on a device without consent. A disk or database problem is
-        logged and swallowed: the resident's screen must keep working.
+        Card events are not kept without consent. A full queue (the database held by another
+        program for long) drops the event and counts it in :attr:`dropped`; the count is logged
+        once the writer catches up. The time is taken now, not when the row is written.
         """
         if kind not in KINDS:
             raise ValueError(f"unknown usage event kind {kind!r}; known kinds: {', '.join(KINDS)}")
         if not self.enrolled and kind in CARD_KINDS:
-            return None
-        if self._closed:
-            return None
+            return False
         when = self.now() if at is None else at
-        try:
-            return self._write([(kind, _uid(uid), action_type, outcome, _detail(detail), when)])
-        except sqlite3.Error as exc:
-            log.warning("usage event %s not stored: %s", kind, exc)
-            return None
+        item = _Event(kind, _uid(uid), action_type, outcome, _detail(detail), when)
+        with self._cv:
+            if self._closing or self._dead:
+                return False
+            if len(self._queue) >= QUEUE_MAX:
+                if not self._dropped_unlogged:
+                    log.warning("The usage log is behind (its database is busy or slow): new events are dropped for now.")
+                self.dropped += 1
+                self._dropped_unlogged += 1
+                return False
+            self._queue.append(item)
+            self._accepted += 1
+            self._cv.notify_all()
+        return True
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued so far (and the start-up work) is written; True if it was in time.
+
+        For tests, imports and shutdown; the launcher's thread never calls it.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            target = self._accepted
+            while self._done < target:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None or not self._thread.is_alive():
+                    return False
+                self._cv.wait(left)
+            return True
 
     def record_many(self, events: Iterable[tuple], *, batch: int = 10_000) -> int:
         """Store many ``(kind, uid, action_type, outcome, detail, at)`` events, one transaction per batch.
 
-        For imports and tests; the launcher uses :meth:`record`. Returns the number stored.
+        For imports and benchmarks, on the caller's thread (it waits for the database); the
+        launcher uses :meth:`record`. Returns the number stored.
         """
+        self.flush()
         stored = 0
-        chunk: list[tuple] = []
+        chunk: list[_Event] = []
         for kind, uid, action_type, outcome, detail, at in events:
             if kind not in KINDS:
                 raise ValueError(f"unknown usage event kind {kind!r}")
             if not self.enrolled and kind in CARD_KINDS:
                 continue
-            chunk.append((kind, _uid(uid), action_type, outcome, _detail(detail), at))
+            chunk.append(_Event(kind, _uid(uid), action_type, outcome, _detail(detail), at))
             if len(chunk) >= batch:
-                self._write(chunk)
-                stored += len(chunk)
+                with self._wlock:
+                    stored += self._write(chunk, {})
                 chunk = []
         if chunk:
-            self._write(chunk)
-            stored += len(chunk)
+            with self._wlock:
+                stored += self._write(chunk, {})
         return stored
 
-    def _write(self, rows: list[tuple]) -> int:
-        with self.lock:
-            conn = self.conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                last_id = 0
-                for kind, uid, action_type, outcome, detail, at in rows:
-                    stamp = iso(at)
-                    last_id = conn.execute(
-                        "INSERT INTO events(at, device, kind, uid, action_type, outcome, detail) VALUES (?,?,?,?,?,?,?)",
-                        (stamp, self.device, kind, uid, action_type, outcome, detail),
-                    ).lastrowid
-                    if kind in ("card_present", "card_removed", "action_started", "reader_status"):
-                        self._apply_session(kind, uid, action_type, outcome, at)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                self._reload_open()
-                raise
-        if self.now() - self._last_prune >= DAY:
-            self.prune()
-        return last_id
+    def _write(self, rows: list[_Event], states: dict[str, str | None]) -> int:
+        """One transaction: the events (card events only with consent, checked inside it) and state."""
+        conn = self._wconn
+        saved = (self._open, self._open_id, self._loaded)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            consent = self.consent_in(conn)
+            stored = 0
+            for e in rows:
+                if not consent and e.kind in CARD_KINDS:
+                    continue
+                conn.execute(
+                    "INSERT INTO events(at, device, kind, uid, action_type, outcome, detail) VALUES (?,?,?,?,?,?,?)",
+                    (iso(e.at), self.device, e.kind, e.uid, e.action_type, e.outcome, e.detail),
+                )
+                stored += 1
+                if consent and e.kind in ("card_present", "card_removed", "action_started", "reader_status"):
+                    self._apply_session(e.kind, e.uid, e.action_type, e.outcome, e.at)
+            for key, value in states.items():
+                if value is None:
+                    conn.execute("DELETE FROM meta WHERE key = ?", (f"state:{key}",))
+                else:
+                    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (f"state:{key}", value))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._open, self._open_id, self._loaded = saved
+            raise
+        return stored
 
     def _apply_session(self, kind: str, uid: str | None, action_type: str | None, outcome: str | None, at: float) -> None:
         if not self._loaded:
             self._reload_open()
         new, ops = session_step(self._open, kind, uid, action_type, outcome, at)
+        conn = self._wconn
         for op in ops:
             if op.op == "close" and self._open_id is not None and self._open is not None:
-                self.conn.execute(
+                conn.execute(
                     "UPDATE sessions SET ended_at=?, duration_s=?, end_reason=? WHERE id=?",
                     (iso(op.at), max(0.0, op.at - self._open.started_at), op.reason, self._open_id),
                 )
                 self._open_id = None
             elif op.op == "open":
-                self._open_id = self.conn.execute(
+                self._open_id = conn.execute(
                     "INSERT INTO sessions(device, uid, action_type, started_at) VALUES (?,?,?,?)",
                     (self.device, op.uid, op.action_type, iso(op.at)),
                 ).lastrowid
             elif op.op == "set_type" and self._open_id is not None:
-                self.conn.execute("UPDATE sessions SET action_type=? WHERE id=?", (op.action_type, self._open_id))
+                conn.execute("UPDATE sessions SET action_type=? WHERE id=?", (op.action_type, self._open_id))
         self._open = new
 
     def _reload_open(self) -> None:
-        row = self.conn.execute(
+        row = self._wconn.execute(
             "SELECT id, uid, started_at, action_type FROM sessions WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1"
         ).fetchone()
         self._loaded = True
@@ -461,14 +1043,16 @@ class UsageLog:
         """Delete every row older than the retention period; returns how many went.
 
         ``secure_delete`` overwrites the freed space, so the rows are gone, not just unlinked.
-        A session or prompt still in use (open, queued) is kept until it ends.
+        A session or prompt still in use (open, queued) is kept until it ends. Runs on the writer
+        thread at start and once a day; may be called from any thread (it waits for the writer).
         """
         now = self.now()
         cutoff = iso(now - self.retention_days * DAY)
         deleted = 0
-        with self.lock:
+        with self._wlock:
+            conn = self._wconn
             try:
-                self.conn.execute("BEGIN IMMEDIATE")
+                conn.execute("BEGIN IMMEDIATE")
                 for sql in (
                     "DELETE FROM events WHERE at < ?",
                     "DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?",
@@ -476,11 +1060,13 @@ class UsageLog:
                     "DELETE FROM prompts WHERE coalesce(closed_at, expires_at) < ?",
                     "DELETE FROM feedback_state WHERE updated_at IS NOT NULL AND updated_at < ?",
                 ):
-                    deleted += self.conn.execute(sql, (cutoff,)).rowcount
-                self.conn.execute("COMMIT")
+                    deleted += conn.execute(sql, (cutoff,)).rowcount
+                conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if _is_busy(exc) and not self._started:
+                    raise  # the start-up work is retried as a whole
                 log.warning("old usage rows not pruned: %s", exc)
                 return 0
             self._last_prune = now
@@ -489,9 +1075,16 @@ class UsageLog:
 
     # -- small durable state (e.g. the carer PIN's wrong-guess count) ------------------------
     def get_state(self, key: str) -> str | None:
-        """A value kept across restarts under ``key`` (in the meta table), or None."""
+        """A value kept across restarts under ``key`` (in the meta table), or None.
+
+        A value just set and not yet written is returned from memory; the read itself takes
+        at most :data:`UI_BUSY_S` and gives None when the database cannot answer.
+        """
+        with self._cv:
+            if key in self._states:
+                return self._states[key]
         with self.lock:
-            if self._closed:
+            if self._closing:
                 return None
             try:
                 row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (f"state:{key}",)).fetchone()
@@ -501,24 +1094,24 @@ class UsageLog:
         return row[0] if row else None
 
     def set_state(self, key: str, value: str | None) -> bool:
-        """Keep ``value`` under ``key`` across restarts (None deletes it); False when not stored."""
-        with self.lock:
-            if self._closed:
+        """Keep ``value`` under ``key`` across restarts (None deletes it); never waits.
+
+        The writer thread stores it with its next transaction (the latest value per key wins;
+        state is never dropped for a full queue). False when the log is closed or not usable.
+        """
+        with self._cv:
+            if self._closing or self._dead:
                 return False
-            try:
-                if value is None:
-                    self.conn.execute("DELETE FROM meta WHERE key = ?", (f"state:{key}",))
-                else:
-                    self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (f"state:{key}", str(value)))
-            except sqlite3.Error as exc:
-                log.warning("state %s not stored: %s", key, exc)
-                return False
+            if key not in self._states:
+                self._accepted += 1
+            self._states[key] = None if value is None else str(value)
+            self._cv.notify_all()
         return True
 
     # -- reading (for tests, doctor and the questionnaire) -------------------------------------
     def open_session(self) -> OpenSession | None:
-        with self.lock:
-            return self._open
+        """The session the writer has open (events still queued are not in it yet)."""
+        return self._open
 
     def count(self, table: str) -> int:
         if table not in ("events", "sessions", "prompts", "answers"):
@@ -526,17 +1119,27 @@ class UsageLog:
         with self.lock:
             return self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
-    def close(self) -> None:
-        """Checkpoint the WAL into the main file and close. Safe to call twice."""
-        with self.lock:
-            if self._closed:
+    def close(self, timeout: float = CLOSE_WAIT_S) -> None:
+        """Write what is queued (waiting at most ``timeout``), checkpoint the WAL and close. Safe twice."""
+        with self._cv:
+            if self._closing:
                 return
-            self._closed = True
-            try:
-                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error:
-                pass
+            self._closing = True
+        self.flush(timeout)
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+        if self._thread is not None:
+            self._thread.join(WRITER_BUSY_S + 1.0)
+        with self._wlock, self.lock:
+            for conn in (self._wconn, self.conn):
+                try:
+                    conn.execute("PRAGMA busy_timeout=100")
+                except sqlite3.Error:
+                    pass
+            _checkpoint(self._wconn)
             self.conn.close()
+            self._wconn.close()
 
     def __enter__(self) -> UsageLog:
         return self

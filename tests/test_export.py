@@ -51,6 +51,7 @@ def make_device_db(path: Path, device: str, days: int = 3, start: float = T0) ->
             log.record("action_started", uid=uid, action_type=kind)
             t[0] += minutes * 60
             log.record("card_removed", uid=uid)
+            log.flush()  # the questionnaire reads the uses from the file
             p = fb.next_prompt(False)
             while p is not None:
                 fb.shown(p.id)
@@ -188,6 +189,7 @@ def test_export_never_changes_the_source(home, tmp_path):
     # The launcher is running: the database is open, with a WAL file holding recent rows.
     writer = UsageLog.open(source, device="hbg-07", enrolled=True, retention_days=365, now=lambda: T0 + 10 * 86400)
     writer.record("card_present", uid=ANNA, action_type="video_call")
+    assert writer.flush()
     before = digest(source)
     for args in (
         ["usage", "--format", "csv", "--out", str(tmp_path / "u.csv")],
