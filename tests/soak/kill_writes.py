@@ -151,7 +151,7 @@ def soak_usage(rounds: int, folder: Path, seed: int = 5) -> dict[str, float]:
         if committed:
             acked = stored + _round(_usage_writer_committed, path, 0, rng)
         else:
-            acked = stored + _round(_usage_writer_queued, path, 0, rng, wait_s=4 * BURST_PAUSE_S)
+            acked = stored + _round(_usage_writer_queued, path, 0, rng, wait_s=2 * BURST_PAUSE_S)
         conn = sqlite3.connect(path)
         try:
             if conn.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
