@@ -9,7 +9,8 @@ each action started or failed, and the reader's health. Four things shape this m
   retries while the queue holds the events; a full queue drops new events and counts them rather
   than making the screen wait. A power cut or SIGKILL loses at most the events still queued.
 * Opening never stops the launcher. A file that fails ``PRAGMA quick_check`` (an SD card that
-  overwrote a few pages) is moved aside as ``usage.db.damaged-<time>`` and a new log is started.
+  overwrote a few pages) is moved aside as ``usage.db.damaged-<time>`` and a new log is started;
+  the check reads the whole file, so the writer thread runs it and opening stays quick.
   A foreign file, or one from a newer Klick, is refused *without being changed*: it is recognised
   read-only, before any pragma that writes. A lock held by another program does not make opening
   wait: the writer thread does the rest of the start-up work when the lock is free.
@@ -94,6 +95,8 @@ CARD_KINDS = frozenset(KINDS) - {"reader_status"}
 PERSONAL_TABLES = ("sessions", "answers", "prompts", "feedback_state")
 #: Free text from the launcher (an error message) is cut, so no one logs a page by mistake.
 MAX_DETAIL = 500
+#: An action type or outcome is one word; anything longer is cut to this.
+MAX_WORD = 100
 DAY = 86_400.0
 
 #: Events waiting for the writer thread. A resident makes a few events a minute; a thousand is
@@ -322,9 +325,16 @@ def _is_damage(exc: BaseException) -> bool:
     return "malformed" in text or "not a database" in text
 
 
+def _lenient(raw: bytes) -> str:
+    """Text from the file as text, even where a damaged byte broke its UTF-8."""
+    return raw.decode("utf-8", "replace")
+
+
 def _connect(path: Path, busy_s: float) -> sqlite3.Connection:
     """A connection; nothing is read yet (that may have to wait for another program's lock)."""
-    return sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=busy_s)
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=busy_s)
+    conn.text_factory = _lenient
+    return conn
 
 
 def _pragmas(conn: sqlite3.Connection) -> None:
@@ -373,7 +383,7 @@ def _prepare(conn: sqlite3.Connection, path: Path, now: float) -> None:
     """
     try:
         version, _ = _recognise(conn, path)
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
         if _is_busy(exc):
             raise
         raise UsageDbError(
@@ -440,6 +450,7 @@ def inspect_file(path: str | Path, *, check: bool = True) -> FileState:
         conn = sqlite3.connect(f"file:{quote(str(p.resolve()))}?mode=ro", uri=True, timeout=UI_BUSY_S, check_same_thread=False)
     except sqlite3.Error as exc:
         return FileState("unsure", str(exc))
+    conn.text_factory = _lenient
     try:
         version, withdrawn = _recognise(conn, p)
         if version == 0:
@@ -453,6 +464,8 @@ def inspect_file(path: str | Path, *, check: bool = True) -> FileState:
         if _is_damage(exc):
             return FileState("damaged", str(exc))
         return FileState("unsure", str(exc))
+    except UnicodeDecodeError:  # SQLite's own message quoted a damaged schema's bytes
+        return FileState("damaged", "its schema cannot be read")
     finally:
         conn.close()
 
@@ -659,6 +672,7 @@ class UsageLog:
         self._stop = False
         self._dead = False  # the file turned out not to be ours: nothing more is written
         self._ui_ready = False  # conn has its pragmas (else the writer sets them once it can)
+        self._check_pending = False  # quick_check still to run (by the writer thread, at start)
         self._thread: threading.Thread | None = None
         self._dropped_unlogged = 0
         self._last_problem = 0.0
@@ -691,7 +705,9 @@ class UsageLog:
             p.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageDbError(f"the usage database {p} cannot be opened ({exc}).") from None
-        found = inspect_file(p)
+        # Only the first page and the schema here; quick_check reads the whole file, so the
+        # writer thread runs it (a year's log on a slow SD card takes seconds).
+        found = inspect_file(p, check=False)
         if found.state == "damaged":
             try:
                 aside = _move_aside(p, now())
@@ -709,22 +725,22 @@ class UsageLog:
             raise UsageDbError(f"the usage database {p} cannot be opened ({exc}).") from None
         self = cls(p, device=device, enrolled=enrolled, retention_days=retention_days, consent_date=consent_date, now=now)
         self.conn, self._wconn = conn, wconn
+        self._check_pending = found.state in ("ok", "unsure")
         self._set_withdrawn(found.withdrawn_on)
         try:
             _pragmas(conn)
             _prepare(conn, p, now())  # quick when nobody holds the lock; otherwise the writer does it
             self._set_withdrawn(_recognise(conn, p)[1])
             self._ui_ready = True
-        except sqlite3.Error as exc:
-            if not _is_busy(exc):
+        except Exception as exc:  # only UsageDbError leaves open(): the launcher goes on without a log
+            if isinstance(exc, sqlite3.Error) and _is_busy(exc):
+                log.warning("The usage log %s is locked by another program; events wait in memory until it is free.", p)
+            else:
                 conn.close()
                 wconn.close()
+                if isinstance(exc, UsageDbError):
+                    raise
                 raise UsageDbError(f"the usage database {p} cannot be used ({exc}).") from None
-            log.warning("The usage log %s is locked by another program; events wait in memory until it is free.", p)
-        except BaseException:
-            conn.close()
-            wconn.close()
-            raise
         self._thread = threading.Thread(target=self._run, name="klick-usage-writer", daemon=True)
         self._thread.start()
         return self
@@ -802,10 +818,18 @@ class UsageLog:
                 pause = min(pause * 2, RETRY_MAX_S)
                 batch = []
                 continue
-            except Exception:  # a bug must not end the thread silently with the queue growing
-                log.exception("the usage log's writer failed")
-                self._give_up()
-                return
+            except Exception as exc:  # a bug: lose this batch, not the log for the rest of the run
+                self._problem(f"{len(batch)} usage events not stored: the writer failed ({type(exc).__name__}: {exc})")
+                with self._cv:
+                    self.dropped += len(batch)
+                    self._done += len(batch)
+                    self._done += len(self._states)  # one job per key still waiting
+                    self._states.clear()
+                    self._cv.notify_all()
+                    self._cv.wait(pause)
+                pause = min(pause * 2, RETRY_MAX_S)
+                batch = []
+                continue
             pause = 0.05
             with self._cv:
                 if not self._started:
@@ -843,6 +867,8 @@ class UsageLog:
 
     def _start_up(self) -> None:
         """The start-up work, on the writer thread: each step can be repeated after a held lock."""
+        if self._check_pending:
+            self._quick_check()
         conn = self._wconn
         _pragmas(conn)
         _prepare(conn, self.path, self.now())
@@ -865,6 +891,42 @@ class UsageLog:
             self._close_dangling()
             self._remove_old_copies()
         self.prune()
+
+    def _quick_check(self) -> None:
+        """A file that fails quick_check is moved aside and a new log started, under both connections' feet."""
+        try:
+            rows = self._wconn.execute("PRAGMA quick_check").fetchall()
+            reason = "" if [r[0] for r in rows] == ["ok"] else f"quick_check: {rows[0][0]}"
+        except sqlite3.DatabaseError as exc:
+            if not _is_damage(exc):
+                raise
+            reason = str(exc)
+        except UnicodeDecodeError:
+            reason = "its schema cannot be read"
+        if reason:
+            with self.lock:
+                for conn in (self.conn, self._wconn):
+                    try:
+                        conn.close()
+                    except sqlite3.Error:
+                        pass
+                try:
+                    aside = _move_aside(self.path, self.now())
+                except OSError as exc:
+                    raise UsageDbError(
+                        f"the usage database {self.path} is damaged ({reason}) and cannot be moved aside ({exc})."
+                    ) from None
+                log.error(
+                    "The usage log %s was damaged (%s); it was moved aside as %s and a new one started.",
+                    self.path,
+                    reason,
+                    aside.name,
+                )
+                self.conn = _connect(self.path, UI_BUSY_S)
+                self._wconn = _connect(self.path, WRITER_BUSY_S)
+                self._ui_ready = False
+                self._open, self._open_id, self._loaded = None, None, False
+        self._check_pending = False
 
     def _remove_old_copies(self) -> None:
         """Damaged copies hold personal rows too: retention reaches them."""
@@ -921,7 +983,7 @@ class UsageLog:
         if not self.enrolled and kind in CARD_KINDS:
             return False
         when = self.now() if at is None else at
-        item = _Event(kind, _uid(uid), action_type, outcome, _detail(detail), when)
+        item = _Event(kind, _uid(uid), _text(action_type, MAX_WORD), _text(outcome, MAX_WORD), _detail(detail), float(when))
         with self._cv:
             if self._closing or self._dead:
                 return False
@@ -965,7 +1027,9 @@ class UsageLog:
                 raise ValueError(f"unknown usage event kind {kind!r}")
             if not self.enrolled and kind in CARD_KINDS:
                 continue
-            chunk.append(_Event(kind, _uid(uid), action_type, outcome, _detail(detail), at))
+            chunk.append(
+                _Event(kind, _uid(uid), _text(action_type, MAX_WORD), _text(outcome, MAX_WORD), _detail(detail), float(at))
+            )
             if len(chunk) >= batch:
                 with self._wlock:
                     stored += self._write(chunk, {})
@@ -1104,7 +1168,7 @@ class UsageLog:
                 return False
             if key not in self._states:
                 self._accepted += 1
-            self._states[key] = None if value is None else str(value)
+            self._states[key] = _text(value, MAX_DETAIL)
             self._cv.notify_all()
         return True
 
@@ -1148,18 +1212,25 @@ class UsageLog:
         self.close()
 
 
+def _text(value: Any, limit: int) -> str | None:
+    """Any value as text SQLite can store (no lone surrogates), at most ``limit`` characters."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def _uid(uid: str | None) -> str | None:
     if uid is None or uid == "":
         return None
     try:
         return normalise_uid(uid)
-    except UidError:
+    except (UidError, TypeError, ValueError):
         # An unreadable ID is still worth a row (an unknown card was shown); keep a bounded form.
-        return str(uid)[:40]
+        return _text(uid, 40)
 
 
 def _detail(detail: str | None) -> str | None:
-    if detail is None:
-        return None
-    text = str(detail)
-    return text if len(text) <= MAX_DETAIL else text[: MAX_DETAIL - 1] + "…"
+    return _text(detail, MAX_DETAIL)

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from klick.usage import (
+    KINDS,
     SCHEMA_VERSION,
     UsageDbError,
     UsageLog,
@@ -412,14 +413,14 @@ def test_a_damaged_database_is_moved_aside_and_a_new_one_started(tmp_path, caplo
     assert not passes_quick_check(path)  # the damage is real
 
     caplog.set_level("INFO", logger="klick.usage")
-    log = open_log(path)
+    log = open_log(path)  # returns at once: quick_check reads the whole file, on the writer thread
+    assert log.record("card_present", uid="04A2", action_type="web")
+    assert log.flush()
     aside = [p for p in tmp_path.glob("usage.db.damaged-*") if not p.name.endswith(("-wal", "-shm"))]
     assert len(aside) == 1 and not passes_quick_check(aside[0])  # kept as it was, for whoever wants its rows
     lines = [r for r in caplog.records if "moved aside" in r.getMessage()]
     assert len(lines) == 1 and aside[0].name in lines[0].getMessage()
-    # The new log works, and starts empty.
-    assert log.record("card_present", uid="04A2", action_type="web")
-    assert log.flush()
+    # The new log works, starts empty, and holds the event recorded while the check ran.
     assert log.count("events") == 1
     assert log.conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
     log.close()
@@ -575,3 +576,54 @@ def test_state_is_kept_across_restarts_and_never_waits(tmp_path):
     assert log.get_state("pin_failures") == "4" and log.get_state("pin_pause_until") is None
     log.close()
     assert not log.set_state("x", "1") and log.get_state("x") is None  # closed: not stored, no error
+
+
+# --- hostile input: odd text, any damage -------------------------------------------------------
+
+odd_text = st.one_of(
+    st.none(),
+    st.text(max_size=50),
+    st.text(st.characters(codec=None, categories=("Cs", "Co", "Cc", "Zs", "So")), max_size=20),  # lone surrogates too
+    st.just("x" * 100_000),
+    st.integers(),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(sorted(KINDS)), odd_text, odd_text, odd_text, odd_text), min_size=1, max_size=12))
+def test_any_text_is_stored_and_never_stops_the_writer(tmp_path_factory, events):
+    path = tmp_path_factory.mktemp("odd") / "usage.db"
+    log = open_log(path)
+    for kind, uid, action_type, outcome, detail in events:
+        assert log.record(kind, uid=uid, action_type=action_type, outcome=outcome, detail=detail)
+    assert log.set_state("odd", "\ud800 state")
+    assert log.flush()
+    assert log.dropped == 0 and log.count("events") == len(events)
+    assert log.record("reader_status", outcome="connected") and log.flush() and log.count("events") == len(events) + 1
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def sound_db(tmp_path_factory) -> str:
+    """The path of a sound log (a path, so hypothesis does not print half a megabyte on a failure)."""
+    return str(filled_log(tmp_path_factory.mktemp("sound") / "usage.db", events=600))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 200_000), st.binary(min_size=1, max_size=5000)), min_size=1, max_size=4))
+def test_any_damage_to_the_file_is_refused_or_moved_aside_never_an_exception(tmp_path_factory, sound_db, patches):
+    folder = tmp_path_factory.mktemp("damage")
+    path = folder / "usage.db"
+    data = bytearray(Path(sound_db).read_bytes())
+    for offset, chunk in patches:
+        offset %= len(data)
+        data[offset : offset + len(chunk)] = chunk[: len(data) - offset]
+    path.write_bytes(bytes(data))
+    try:
+        log = open_log(path)
+    except UsageDbError:
+        assert path.read_bytes() == bytes(data)  # refused: left exactly as it was
+        return
+    assert log.record("reader_status", outcome="connected")
+    log.flush(10)  # a page damaged past quick_check's reach may still fail the write: logged, not raised
+    log.close()

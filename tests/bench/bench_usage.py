@@ -97,15 +97,18 @@ def part_single(folder: Path) -> dict:
 
 
 def part_open(folder: Path) -> dict:
-    """Opening the million-event log: the launcher pays the quick_check once, at start."""
+    """Opening the million-event log (what the launcher's thread waits for), and the writer's
+    start-up work after it (quick_check of the whole file, pruning). The file is in the page
+    cache here; from a cold SD card the quick_check reads the whole file from the card."""
     from klick.usage import UsageLog
 
     started = time.perf_counter()
     log = UsageLog.open(folder / "big.db", device="bench", enrolled=True, retention_days=3650, now=lambda: T0)
     opened = time.perf_counter() - started
     log.flush(600)
+    ready = time.perf_counter() - started
     log.close()
-    return {"seconds": opened}
+    return {"seconds": opened, "ready": ready}
 
 
 def part_export_csv(folder: Path) -> dict:
@@ -203,7 +206,10 @@ def run() -> list[tuple[str, str]]:
             ),
         ]
         r = _in_child("open", folder)
-        rows += [(f"open the {EVENTS:,}-event log (with quick_check)", f"{r['seconds']:.2f} s")]
+        rows += [
+            (f"open the {EVENTS:,}-event log (the launcher's thread waits)", f"{r['seconds'] * 1000:.1f} ms"),
+            ("  writer's start-up work done (quick_check, pruning)", f"{r['ready']:.2f} s"),
+        ]
         r = _in_child("export_csv", folder)
         rows += [
             (f"export {r['n']:,} events to CSV", f"{r['seconds']:.1f} s ({r['size'] / 1e6:.0f} MB)"),
