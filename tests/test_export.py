@@ -480,18 +480,3 @@ def test_merge_stopped_by_a_signal_removes_its_temp_file(tmp_path, signame):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode != 0 and "Traceback" not in err
     assert leftovers(out_dir) == [] and not (out_dir / "PILOT.sqlite").exists()  # was: a hidden .PILOT.sqlite.*.tmp
-
-
-def test_report_survives_rows_with_unreadable_times(home, tmp_path):
-    files = export_device(home, home / "usage.db", tmp_path, "hbg-07")
-    tampered(
-        files[0],
-        "UPDATE events SET at = 'garbage' WHERE rowid = 1;"
-        " UPDATE events SET at = '2026-02-30T25:00:00.000Z' WHERE rowid IN (SELECT rowid FROM events WHERE kind = 'reader_status' AND rowid > 1 LIMIT 1);"
-        " UPDATE sessions SET started_at = 12 WHERE rowid = 1; UPDATE sessions SET duration_s = 'long', action_type = x'ff00' WHERE rowid = 2;",
-    )
-    out = tmp_path / "r.html"
-    result = run("report", str(files[0]), "--out", str(out))
-    assert result.exit_code == 0, result.stderr
-    page = out.read_text()
-    assert "3 rows were left out: their time is not one Klick writes" in page
