@@ -42,6 +42,7 @@ __all__ = [
     "check_browser",
     "check_speech",
     "check_disk",
+    "check_usage_log",
     "UDEV_RULE",
     "DRIVER_GROUPS",
     "MIN_FREE_BYTES",
@@ -131,6 +132,7 @@ def run_doctor(config_path: str | Path | None = None, machine: Machine | None = 
         check_browser(cfg, machine),
         check_speech(cfg, machine),
         check_disk(cfg, machine),
+        check_usage_log(cfg),
     ]
 
 
@@ -484,6 +486,46 @@ def check_disk(cfg: Config, machine: Machine) -> Finding:
             "free some space, or set paths.usage_db to a bigger disk",
         )
     return Finding("Disk", True, f"{_size(free)} free for the usage log in {folder}")
+
+
+def check_usage_log(cfg: Config) -> Finding:
+    """The usage log: sound, or moved aside as damaged by the launcher, or a file Klick will not touch.
+
+    Read-only (the launcher may be writing); quick_check reads the whole file, which is fine here.
+    """
+    from klick.usage import UsageDbError, damaged_copies, inspect_file
+
+    path = cfg.paths.usage_db
+    copies = damaged_copies(path)
+    if copies:
+        newest = copies[-1]
+        more = f" (and {len(copies) - 1} older)" if len(copies) > 1 else ""
+        return Finding(
+            "Usage log",
+            False,
+            f"the usage log was found damaged and moved aside as {newest}{more}; Klick started a new one by itself",
+            f"if the pilot wants its rows, give {newest.name} to the pilot staff, then delete it (rm {newest}*); "
+            "if it happens again, the SD card is failing: replace it",
+        )
+    try:
+        found = inspect_file(path)
+    except UsageDbError as exc:
+        return Finding(
+            "Usage log", False, str(exc), "move that file aside (mv it to another name); usage is not recorded until then"
+        )
+    if found.state == "damaged":
+        return Finding(
+            "Usage log",
+            False,
+            f"{path} is damaged ({found.reason})",
+            "restart the launcher (sudo systemctl restart klick-launcher): it moves the file aside and starts a new log",
+        )
+    if found.state == "new":
+        return Finding("Usage log", True, f"no usage log yet at {path}; the launcher starts one")
+    if found.state == "unsure":
+        return Finding("Usage log", True, f"{path} is busy and could not be checked now ({found.reason})")
+    withdrawn = f"; consent withdrawn on {found.withdrawn_on}, only reader health is kept" if found.withdrawn_on else ""
+    return Finding("Usage log", True, f"{path} is sound{withdrawn}")
 
 
 def _size(n: int) -> str:

@@ -286,10 +286,13 @@ def _define_back(canvas, index: int, card: Card, locale: str, HexColor, stringWi
     strip = 6.0 * MM
     canvas.setFillColor(HexColor(card.colour))
     canvas.rect(0, 0, w, strip, stroke=0, fill=1)
+    # A carer card's ID is the key to the carer screen: a copy of it (any blank card a cheap
+    # writer can program) must not be one photo of the card's back away.
+    card_id = "" if card.role == "carer" else ("Kort-ID " if sv else "Card ID ") + card.uid
     rows = [
         (FONT_BOLD, 14.0, card.label),
         (FONT, 8.0, describe(card, locale)),
-        (FONT, 7.0, ("Kort-ID " if sv else "Card ID ") + card.uid),
+        (FONT, 7.0, card_id),
         (
             FONT,
             7.0,

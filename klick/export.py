@@ -1,14 +1,19 @@
 """The pilot tester's exports: pseudonymised rows out of a device's usage database, and merging.
 
 Privacy by default (GDPR art. 5 and 25): a card ID leaves the device only as a keyed hash
-(HMAC-SHA256 with the pilot's export key, so one card hashes the same on every device of the
-pilot and no one without the key can link it back); card labels, free-text details and raw IDs go
-out only when the tester asks with ``include_personal``. Answers export separately from usage.
+(HMAC-SHA256 with the pilot's export key, at least :data:`MIN_EXPORT_KEY` characters, so one card
+hashes the same on every device of the pilot and no one without the key can link it back); card
+labels, free-text details and raw IDs go out only when the tester asks with ``include_personal``,
+and the residents' own written answers (which hold names and phone numbers) only with
+``include_free_text``. Answers export separately from usage.
 
 The source database is opened read-only (SQLite URI ``mode=ro``), so an export can never change
 it, even while the launcher writes. Rows are streamed: a million events never sit in memory.
 An export to SQLite is the unit of :func:`merge`, which keeps each row's device pseudonym and
-refuses files of another export format or another export key.
+refuses files of another export format or another export key. A file to merge or report on may
+come from anywhere, so it is read only through real tables with exactly the expected columns
+(a view named ``events`` could recurse forever), at most :data:`MAX_ROWS_PER_FILE` rows, every
+time one Klick wrote; the half-built merge is removed on any exit, Ctrl-C and SIGTERM included.
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ import hashlib
 import hmac
 import json
 import os
+import signal
 import sqlite3
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -41,6 +49,9 @@ __all__ = [
     "window",
     "card_hasher",
     "key_check",
+    "export_key_problem",
+    "MIN_EXPORT_KEY",
+    "MAX_ROWS_PER_FILE",
     "open_readonly",
     "open_usage_db",
     "open_export",
@@ -58,6 +69,12 @@ EXPORT_KIND = "klick-export"
 #: Details that say nothing about a person: reader health and question ids.
 SAFE_DETAIL_KINDS = ("reader_status", "prompt_shown", "prompt_answered", "prompt_dismissed")
 BATCH = 5000
+#: Shorter keys can be guessed, and then every card hash can be linked back to its card.
+MIN_EXPORT_KEY = 16
+#: A year of a busy device is about 100,000 rows, and a merged pilot of 50 devices a few million;
+#: a file with more than this is not an export we can take in one go (nor, likely, an export).
+MAX_ROWS_PER_FILE = 10_000_000
+MAKE_A_KEY = 'python3 -c "import secrets; print(secrets.token_urlsafe(24))"'
 
 
 class ExportError(Exception):
@@ -98,12 +115,27 @@ def window(since: str | None, until: str | None) -> Window:
 # --- pseudonyms ---------------------------------------------------------------------------------
 
 
+def export_key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be the pilot's export key (one sentence saying how to make one), or None."""
+    if not key:
+        return (
+            "Set pilot.export_key in klick.yaml (a long secret, the same on every device of the pilot) so card IDs "
+            f"can be exported as keyed hashes. Make one with: {MAKE_A_KEY}"
+        )
+    if len(key) < MIN_EXPORT_KEY:
+        return (
+            f"pilot.export_key in klick.yaml is too short ({len(key)} characters; at least {MIN_EXPORT_KEY}): "
+            f"card hashes made with it could be linked back to the cards. Make a good one with: {MAKE_A_KEY} "
+            "and put the same key on every device of the pilot."
+        )
+    return None
+
+
 def card_hasher(key: str) -> Callable[[str | None], str | None]:
     """A card ID → its keyed hash, the same on every device sharing the pilot's export key."""
-    if not key:
-        raise ExportError(
-            "Set pilot.export_key in klick.yaml (a long secret, the same on every device of the pilot) so card IDs can be exported as keyed hashes."
-        )
+    problem = export_key_problem(key)
+    if problem:
+        raise ExportError(problem)
     secret = key.encode("utf-8")
     cache: dict[str, str] = {}
 
@@ -135,9 +167,34 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(f"file:{quote(str(p.resolve()))}?mode=ro", uri=True)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        conn.execute("PRAGMA trusted_schema=OFF")  # no functions from the file's own schema
     except sqlite3.DatabaseError as exc:
         raise ExportError(f"{p} is not a Klick database (SQLite says: {exc}).") from None
+    # Text in a file from elsewhere may not be UTF-8: show it mangled rather than fail.
+    conn.text_factory = lambda b: b.decode("utf-8", "replace")
     return conn
+
+
+def _object_types(conn: sqlite3.Connection, schema: str = "main") -> dict[str, str]:
+    """name → 'table', 'view' or 'virtual table', straight from the schema (nothing is run)."""
+    out = {}
+    for name, kind, sql in conn.execute(f"SELECT name, type, sql FROM {schema}.sqlite_master WHERE type IN ('table', 'view')"):
+        virtual = kind == "table" and isinstance(sql, str) and sql.lstrip().upper().startswith("CREATE VIRTUAL")
+        out[name] = "virtual table" if virtual else kind
+    return out
+
+
+def _require_tables(conn: sqlite3.Connection, path: str | Path, names: Iterable[str], what: str, schema: str = "main") -> None:
+    """Only real tables are read: a view or virtual table of the same name could run forever."""
+    types = _object_types(conn, schema)
+    for name in names:
+        kind = types.get(name)
+        if kind is None:
+            raise ExportError(f"{path} has no {name} table, so it is not {what}.")
+        if kind != "table":
+            raise ExportError(
+                f"{path} holds '{name}' as a {kind}, not a table; Klick reads only its own tables, so it is not {what}."
+            )
 
 
 def _meta(conn: sqlite3.Connection) -> dict[str, str]:
@@ -150,6 +207,10 @@ def _meta(conn: sqlite3.Connection) -> dict[str, str]:
 def open_usage_db(path: str | Path) -> sqlite3.Connection:
     """A device's usage database, read-only, checked to be one this Klick understands."""
     conn = open_readonly(path)
+    types = _object_types(conn)
+    if types.get("meta") != "table":
+        conn.close()
+        raise ExportError(f"{path} is an SQLite file, but not a Klick usage database.")
     meta = _meta(conn)
     if meta.get("kind") == EXPORT_KIND:
         conn.close()
@@ -163,12 +224,24 @@ def open_usage_db(path: str | Path) -> sqlite3.Connection:
         raise ExportError(
             f"{path} was written by a newer Klick (database version {version}; this Klick reads up to {SCHEMA_VERSION}); update Klick on this computer."
         )
+    try:
+        _require_tables(conn, path, ("events", "sessions", "prompts", "answers"), "a Klick usage database")
+    except ExportError:
+        conn.close()
+        raise
     return conn
 
 
 def open_export(path: str | Path) -> tuple[sqlite3.Connection, dict[str, str]]:
-    """An export (or merged pilot) file, read-only, checked to be of this Klick's export format."""
+    """An export (or merged pilot) file, read-only, checked to be of this Klick's export format.
+
+    Its tables are checked (real tables, the expected columns and types) before anything is read
+    from them.
+    """
     conn = open_readonly(path)
+    if _object_types(conn).get("meta") != "table":
+        conn.close()
+        raise ExportError(f"{path} is an SQLite file, but not a Klick export.")
     meta = _meta(conn)
     if meta.get("kind") == DB_KIND:
         conn.close()
@@ -185,7 +258,74 @@ def open_export(path: str | Path) -> tuple[sqlite3.Connection, dict[str, str]]:
         raise ExportError(
             f"{path} was exported by {newer} Klick (export format {version}; this Klick reads format {EXPORT_SCHEMA}); export every device with the same Klick version."
         )
+    try:
+        check_export_tables(conn, path)
+    except ExportError:
+        conn.close()
+        raise
     return conn, meta
+
+
+def _columns(ddl: str) -> list[tuple[str, str]]:
+    return [(part.split()[0], part.split()[1]) for part in ddl.split(", ")]
+
+
+def check_export_tables(conn: sqlite3.Connection, path: str | Path, schema: str = "main") -> None:
+    """Every export table is a real table with exactly the columns and types an export has."""
+    what = "a Klick export"
+    _require_tables(conn, path, (*_EXPORT_DDL, "meta"), what, schema)
+    for table, ddl in (*_EXPORT_DDL.items(), ("meta", "key TEXT, value TEXT")):
+        have = [(r[1], (r[2] or "").upper()) for r in conn.execute(f"PRAGMA {schema}.table_xinfo({table})")]
+        if have != _columns(ddl):
+            raise ExportError(
+                f"{path}: its {table} table does not have the columns of a Klick export "
+                f"({', '.join(n for n, _ in have) or 'none'}); it was not made by klick export, or was changed since."
+            )
+
+
+def _value_checks(ddl: str) -> str:
+    """SQL true for a row whose every value is of its column's type, every time one Klick writes."""
+    checks = []
+    for part in ddl.split(", "):
+        name, kind = part.split()[:2]
+        required = "NOT NULL" in part
+        if kind == "INTEGER":
+            checks.append(f"typeof({name}) = 'integer'" if required else f"typeof({name}) IN ('integer', 'null')")
+        elif kind == "REAL":
+            checks.append(f"typeof({name}) IN ('real', 'integer', 'null')")
+        else:
+            allowed = "('text')" if required else "('text', 'null')"
+            checks.append(f"typeof({name}) IN {allowed}")
+        if name in TIME_COLUMNS:
+            # Through julianday and back: SQLite's strftime alone would keep a 30 February as it is.
+            checks.append(
+                f"({name} IS NULL OR ({name} >= '1970' AND strftime('%Y-%m-%dT%H:%M:%fZ', julianday({name})) = {name}))"
+            )
+    return "coalesce(" + " AND ".join(checks) + ", 0)"
+
+
+#: Columns holding a time as Klick writes it (klick.usage.iso): report and merge read them as times.
+TIME_COLUMNS = frozenset({"at", "started_at", "ended_at", "created_at", "shown_at", "closed_at", "answered_at"})
+
+
+def check_export_rows(conn: sqlite3.Connection, path: str | Path, max_rows: int = MAX_ROWS_PER_FILE) -> int:
+    """Count an export's rows (at most ``max_rows``) and check each value; returns the count."""
+    total = 0
+    for table in _EXPORT_DDL:
+        total += conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    if total > max_rows:
+        raise ExportError(
+            f"{path} holds {total:,} rows, more than the {max_rows:,} one file may bring to a merge "
+            "(a year of a busy device is about 100,000); split it, or check that it is an export."
+        )
+    for table, ddl in _EXPORT_DDL.items():
+        bad = conn.execute(f"SELECT rowid, * FROM {table} WHERE NOT ({_value_checks(ddl)}) LIMIT 1").fetchone()
+        if bad is not None:
+            raise ExportError(
+                f"{path}: row {bad[0]} of its {table} table has a value Klick never writes there "
+                "(a time it cannot read, or text where a number belongs); it was changed after klick export. Nothing was merged."
+            )
+    return total
 
 
 # --- tables -------------------------------------------------------------------------------------
@@ -267,11 +407,13 @@ def export_rows(
     *,
     include_personal: bool = False,
     labels: Mapping[str, str] | None = None,
+    include_free_text: bool = False,
 ) -> tuple[tuple[str, ...], int, Iterator[tuple]]:
     """(columns, row count, rows) of one table, pseudonymised unless ``include_personal``.
 
-    The rows are produced one batch at a time from an SQLite cursor. Free-text answers stay in:
-    they are the resident's own words to the pilot, the reason the questionnaire exists.
+    The rows are produced one batch at a time from an SQLite cursor. Written answers (the
+    ``text`` column) are left out unless ``include_free_text``: residents write names and phone
+    numbers in them, so they leave the device only when the tester asks and may.
     """
     table = TABLES[table_name]
     sql, args = _filtered(table, win)
@@ -280,6 +422,7 @@ def export_rows(
     uid_at = table.columns.index("card") + 1  # +1: the query starts with the row id
     detail_at = table.columns.index("detail") + 1 if "detail" in table.columns else None
     kind_at = table.columns.index("kind") + 1 if "kind" in table.columns else None
+    text_at = table.columns.index("text") + 1 if "text" in table.columns and not include_free_text else None
     labels = labels or {}
 
     def rows() -> Iterator[tuple]:
@@ -292,6 +435,8 @@ def export_rows(
                 out = list(raw[1:])
                 uid = raw[uid_at]
                 out[uid_at - 1] = card(uid)
+                if text_at is not None:
+                    out[text_at - 1] = None
                 if not include_personal:
                     if detail_at is not None and raw[kind_at] not in SAFE_DETAIL_KINDS:
                         out[detail_at - 1] = None
@@ -424,13 +569,51 @@ def replace_atomically(out: Path, build: Callable[[Path], None]) -> None:
 # --- merge --------------------------------------------------------------------------------------
 
 
-def merge(inputs: list[Path], out: Path, progress: Callable[[Path], None] | None = None) -> dict[str, int]:
+@contextmanager
+def _stoppable(conn: sqlite3.Connection) -> Iterator[Callable[[], None]]:
+    """Ctrl-C, SIGTERM and SIGHUP stop a long SQLite statement too, as KeyboardInterrupt.
+
+    Python runs its signal handlers only between its own instructions, so without this a
+    statement copying millions of rows would run on, and SIGTERM (systemd, a closed terminal)
+    would end the process before the half-built file is removed. Returns a check to call
+    between statements.
+    """
+    stopped: list[int] = []
+
+    def check() -> None:
+        if stopped:
+            raise KeyboardInterrupt
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stopped.append(signum)
+
+    conn.set_progress_handler(lambda: 1 if stopped else 0, 10_000)
+    old: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            old[sig] = signal.signal(sig, on_signal)
+    try:
+        yield check
+    except sqlite3.OperationalError:
+        check()  # "interrupted" by the progress handler: say it as the interrupt it was
+        raise
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        conn.set_progress_handler(None, 0)
+
+
+def merge(
+    inputs: list[Path], out: Path, progress: Callable[[Path], None] | None = None, *, max_rows: int = MAX_ROWS_PER_FILE
+) -> dict[str, int]:
     """Merge export files into one pilot file; returns row counts per table.
 
-    Every input is checked first (a Klick export, this export format, the same export key and the
-    same personal/pseudonymised kind), so a refusal never leaves a half-merged file. The rows are
-    copied inside SQLite (``INSERT ... SELECT`` from an attached read-only file): nothing is held
-    in Python's memory.
+    Every input is checked first (a Klick export of this format, real tables with the expected
+    columns, at most ``max_rows`` rows, every value of its column's type and every time readable,
+    the same export key and the same personal/pseudonymised kind), so a refusal never leaves a
+    half-merged file. The rows are copied inside SQLite (``INSERT ... SELECT`` from an attached
+    read-only file): nothing is held in Python's memory. The file being built is removed on any
+    exit: an error, Ctrl-C, SIGTERM.
     """
     if not inputs:
         raise ExportError("Name at least one export file to merge.")
@@ -440,7 +623,14 @@ def merge(inputs: list[Path], out: Path, progress: Callable[[Path], None] | None
         if Path(path).resolve() == resolved_out:
             raise ExportError(f"{path} is both an input and --out; choose another name for the merged file.")
         conn, meta = open_export(path)
-        conn.close()
+        try:
+            with _stoppable(conn) as check:
+                check_export_rows(conn, path, max_rows)
+                check()
+        except sqlite3.DatabaseError as exc:
+            raise ExportError(f"{path} cannot be read to the end (SQLite says: {exc}); nothing was merged.") from None
+        finally:
+            conn.close()
         metas.append(meta)
     first = metas[0]
     for path, meta in zip(inputs[1:], metas[1:]):
@@ -457,6 +647,7 @@ def merge(inputs: list[Path], out: Path, progress: Callable[[Path], None] | None
     meta_out = {
         "contents": "+".join(contents),
         "personal": first.get("personal", "0"),
+        "free_text": "1" if any(m.get("free_text") == "1" for m in metas) else "0",
         "key_check": first.get("key_check", ""),
         "devices": ",".join(devices),
         "merged_from": str(len(inputs)),
@@ -467,25 +658,31 @@ def merge(inputs: list[Path], out: Path, progress: Callable[[Path], None] | None
     def build(tmp: Path) -> None:
         conn = sqlite3.connect(f"file:{quote(str(tmp))}", uri=True, isolation_level=None)
         try:
-            conn.execute("PRAGMA journal_mode=OFF")
-            conn.execute("PRAGMA synchronous=OFF")
-            conn.execute("BEGIN")
-            create_export_db(conn, meta_out)
-            conn.execute("COMMIT")
-            for path in inputs:
-                conn.execute("ATTACH DATABASE ? AS src", (f"file:{quote(str(Path(path).resolve()))}?mode=ro",))
-                try:
-                    conn.execute("BEGIN")
-                    for table, ddl in _EXPORT_DDL.items():
-                        cols = ", ".join(c.split()[0] for c in ddl.split(", "))
-                        conn.execute(f"INSERT OR IGNORE INTO main.{table} ({cols}) SELECT {cols} FROM src.{table}")
-                    conn.execute("COMMIT")
-                finally:
-                    conn.execute("DETACH DATABASE src")
-                if progress:
-                    progress(Path(path))
-            for table in _EXPORT_DDL:
-                counts[table] = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            with _stoppable(conn) as check:
+                conn.execute("PRAGMA trusted_schema=OFF")
+                conn.execute("PRAGMA journal_mode=OFF")
+                conn.execute("PRAGMA synchronous=OFF")
+                conn.execute("BEGIN")
+                create_export_db(conn, meta_out)
+                conn.execute("COMMIT")
+                for path in inputs:
+                    conn.execute("ATTACH DATABASE ? AS src", (f"file:{quote(str(Path(path).resolve()))}?mode=ro",))
+                    try:
+                        check_export_tables(conn, path, "src")  # the same file that was checked, still
+                        conn.execute("BEGIN")
+                        for table, ddl in _EXPORT_DDL.items():
+                            cols = ", ".join(name for name, _ in _columns(ddl))
+                            conn.execute(f"INSERT OR IGNORE INTO main.{table} ({cols}) SELECT {cols} FROM src.{table}")
+                            check()
+                        conn.execute("COMMIT")
+                    finally:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        conn.execute("DETACH DATABASE src")
+                    if progress:
+                        progress(Path(path))
+                for table in _EXPORT_DDL:
+                    counts[table] = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         finally:
             conn.close()
 
@@ -501,10 +698,13 @@ def devices_in(conn: sqlite3.Connection, table_name: str) -> list[str]:
     return [r[0] for r in conn.execute(f"SELECT DISTINCT device FROM {table}")]
 
 
-def export_meta(contents: str, device: str | None, key: str, include_personal: bool, win: Window) -> dict[str, Any]:
+def export_meta(
+    contents: str, device: str | None, key: str, include_personal: bool, win: Window, include_free_text: bool = False
+) -> dict[str, Any]:
     return {
         "contents": contents,
         "personal": "1" if include_personal else "0",
+        "free_text": "1" if include_free_text else "0",
         "key_check": key_check(key),
         "devices": device or "",
         "since": win.since or "",

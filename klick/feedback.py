@@ -7,7 +7,12 @@ counters kept in the same database, so a restart neither loses a due question no
 Prompts live in the ``prompts`` table with their state: queued, shown, answered, snoozed,
 dismissed, expired. The scheduling rules themselves are pure (:mod:`klick.prompting`).
 
-A questionnaire is asked only on an enrolled device (recorded consent).
+A questionnaire is asked only on an enrolled device (recorded consent), and nothing is written
+after a withdrawal: each write transaction asks :meth:`klick.usage.UsageLog.consent_in` first.
+
+Every call comes from the launcher's thread, so none may wait long: the log's connection gives up
+on SQLite's lock after :data:`klick.usage.UI_BUSY_S`, and a database error is logged and ends the
+call softly (no question now, or an answer not stored): no question today beats a frozen screen.
 """
 
 from __future__ import annotations
@@ -88,7 +93,8 @@ class Feedback:
         now = self.now()
         try:
             with self.usage.lock:
-                self._evaluate(now)
+                if not self._evaluate(now):
+                    return None
                 row = self._choose(now, action_running)
         except sqlite3.Error as exc:
             log.warning("questionnaire not evaluated: %s", exc)
@@ -99,9 +105,8 @@ class Feedback:
         """The prompt is on the screen now (it counts toward today's limit)."""
         row = self._open_row(prompt_id)
         now = self.now()
-        with self.usage.lock:
-            self.usage.conn.execute("UPDATE prompts SET state='shown', shown_at=? WHERE id=?", (iso(now), prompt_id))
-        self.usage.record("prompt_shown", detail=row["question_id"], at=now)
+        if self._update("UPDATE prompts SET state='shown', shown_at=? WHERE id=?", (iso(now), prompt_id), "shown"):
+            self.usage.record("prompt_shown", detail=row["question_id"], at=now)
 
     def answer(self, prompt_id: int, value: Any, text: str | None = None) -> Prompt | None:
         """Store the answer; returns the follow-up prompt to show next, if the answer calls for one.
@@ -115,11 +120,33 @@ class Feedback:
             raise PromptError(f"prompt {prompt_id} asks {row['question_id']!r}, which is no longer in the questionnaire")
         stored_value, stored_text = _check_answer(question, value, text)
         now = self.now()
+        try:
+            follow = self._store_answer(prompt_id, row, question, stored_value, stored_text, now)
+        except sqlite3.Error as exc:
+            log.warning("questionnaire answer not stored: %s", exc)
+            return None
+        if follow is not False:
+            self.usage.record("prompt_answered", outcome=stored_value or "text", detail=question.id, at=now)
+        return follow or None
+
+    def _store_answer(
+        self,
+        prompt_id: int,
+        row: dict[str, Any],
+        question: Question,
+        stored_value: str | None,
+        stored_text: str | None,
+        now: float,
+    ) -> Prompt | None | bool:
+        """The answer and its follow-up in one transaction; False when consent no longer holds."""
         follow: Prompt | None = None
         with self.usage.lock:
             conn = self.usage.conn
             conn.execute("BEGIN IMMEDIATE")
             try:
+                if not self.usage.consent_in(conn):
+                    conn.execute("ROLLBACK")
+                    return False
                 conn.execute(
                     "INSERT INTO answers(prompt_id, device, question_id, value, text, at) VALUES (?,?,?,?,?,?)",
                     (prompt_id, self.usage.device, question.id, stored_value, stored_text, iso(now)),
@@ -150,7 +177,6 @@ class Feedback:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        self.usage.record("prompt_answered", outcome=stored_value or "text", detail=question.id, at=now)
         return follow
 
     def snooze(self, prompt_id: int) -> None:
@@ -158,17 +184,25 @@ class Feedback:
         row = self._open_row(prompt_id)
         now = self.now()
         until = now + self.questionnaire.limits.snooze_minutes * 60
-        with self.usage.lock:
-            self.usage.conn.execute("UPDATE prompts SET state='snoozed', snoozed_until=? WHERE id=?", (iso(until), prompt_id))
-        self.usage.record("prompt_dismissed", outcome="snoozed", detail=row["question_id"], at=now)
+        if self._update("UPDATE prompts SET state='snoozed', snoozed_until=? WHERE id=?", (iso(until), prompt_id), "snooze"):
+            self.usage.record("prompt_dismissed", outcome="snoozed", detail=row["question_id"], at=now)
 
     def dismiss(self, prompt_id: int) -> None:
         """The resident does not want to answer this one: it is closed and never asked again."""
         row = self._open_row(prompt_id)
         now = self.now()
-        with self.usage.lock:
-            self.usage.conn.execute("UPDATE prompts SET state='dismissed', closed_at=? WHERE id=?", (iso(now), prompt_id))
-        self.usage.record("prompt_dismissed", outcome="dismissed", detail=row["question_id"], at=now)
+        if self._update("UPDATE prompts SET state='dismissed', closed_at=? WHERE id=?", (iso(now), prompt_id), "dismiss"):
+            self.usage.record("prompt_dismissed", outcome="dismissed", detail=row["question_id"], at=now)
+
+    def _update(self, sql: str, args: tuple, what: str) -> bool:
+        """One prompt's state change; False (logged) when the database cannot take it now."""
+        try:
+            with self.usage.lock:
+                self.usage.conn.execute(sql, args)
+        except sqlite3.Error as exc:
+            log.warning("questionnaire %s not stored: %s", what, exc)
+            return False
+        return True
 
     # -- evaluation ---------------------------------------------------------------------------
     def _local(self, now: float) -> _dt.datetime:
@@ -176,8 +210,11 @@ class Feedback:
             return _dt.datetime.fromtimestamp(now, self.tz)
         return _dt.datetime.fromtimestamp(now).astimezone()
 
-    def _evaluate(self, now: float) -> None:
-        """Turn new uses, ended sessions and the calendar into queued prompts; expire old ones."""
+    def _evaluate(self, now: float) -> bool:
+        """Turn new uses, ended sessions and the calendar into queued prompts; expire old ones.
+
+        False when consent no longer holds (withdrawn while the launcher runs): nothing written.
+        """
         conn = self.usage.conn
         questions = self.questionnaire.questions
         expire_s = self.questionnaire.limits.expire_days * DAY
@@ -222,6 +259,9 @@ class Feedback:
 
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if not self.usage.consent_in(conn):
+                conn.execute("ROLLBACK")
+                return False
             state.flush()
             for occ, when in occasions:
                 if when + expire_s <= now:
@@ -252,6 +292,7 @@ class Feedback:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        return True
 
     def _choose(self, now: float, action_running: bool) -> Prompt | None:
         conn = self.usage.conn
@@ -296,10 +337,13 @@ class Feedback:
         return _prompt(picked.id, question, picked.is_follow_up)
 
     def _open_row(self, prompt_id: int) -> dict[str, Any]:
-        with self.usage.lock:
-            row = self.usage.conn.execute(
-                "SELECT question_id, state, uid, action_type FROM prompts WHERE id=?", (prompt_id,)
-            ).fetchone()
+        try:
+            with self.usage.lock:
+                row = self.usage.conn.execute(
+                    "SELECT question_id, state, uid, action_type FROM prompts WHERE id=?", (prompt_id,)
+                ).fetchone()
+        except sqlite3.Error as exc:
+            raise PromptError(f"prompt {prompt_id} cannot be read now ({exc})") from None
         if row is None:
             raise PromptError(f"there is no prompt {prompt_id}")
         if row[1] not in OPEN_STATES:

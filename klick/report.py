@@ -4,6 +4,8 @@ Everything is in the one file (plots are PNGs embedded as base64), so it opens o
 computer. Each plot has the same numbers beside it as a table: for readers who use a screen
 reader, and for anyone who wants the exact figure. The numbers are computed inside SQLite
 (``GROUP BY``), so a merged file with millions of events is summarised without loading it.
+``klick export merge`` refuses a file with a time it cannot read, but a report may be asked of
+any file: a row whose time is not one Klick writes is left out and counted, never a crash.
 matplotlib is imported only here, inside the function, with the Agg backend: no display needed.
 """
 
@@ -13,12 +15,13 @@ import base64
 import datetime as _dt
 import html
 import io
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from klick.atomic import write_atomic
-from klick.export import open_export
+from klick.export import ExportError, open_export
 from klick.usage import from_iso
 
 __all__ = ["write_report", "collect", "Figures"]
@@ -53,60 +56,88 @@ class Figures:
     outages: list[tuple[str, int, float]] = field(default_factory=list)  # day, outages, minutes
     first_day: str | None = None
     last_day: str | None = None
+    #: Rows left out because their time is not one Klick writes (a file changed after export).
+    unreadable: int = 0
+
+
+def _time_ok(column: str) -> str:
+    """SQL true for a time exactly as klick.usage.iso writes it (a real date, fixed width, UTC)."""
+    # Through julianday and back: SQLite's strftime alone would keep a 30 February as it is.
+    return (
+        f"coalesce(typeof({column}) = 'text' AND {column} >= '1970'"
+        f" AND strftime('%Y-%m-%dT%H:%M:%fZ', julianday({column})) = {column}, 0)"
+    )
+
+
+AT, STARTED, CREATED = _time_ok("at"), _time_ok("started_at"), _time_ok("created_at")
+ENDED = f"(ended_at IS NULL OR {_time_ok('ended_at')})"
+DURATION = "typeof(duration_s) IN ('real', 'integer')"
 
 
 def collect(conn: Any, meta: dict[str, str]) -> Figures:
     """The report's numbers, each from one SQL query."""
     q = lambda sql, *a: conn.execute(sql, a).fetchall()  # noqa: E731
+    session_ok = f"{STARTED} AND {ENDED}"
     totals = {
-        "events": q("SELECT count(*) FROM events")[0][0],
-        "sessions": q("SELECT count(*) FROM sessions")[0][0],
-        "questions": q("SELECT count(*) FROM answers")[0][0],
-        "answered": q("SELECT count(*) FROM answers WHERE state='answered'")[0][0],
+        "events": q(f"SELECT count(*) FROM events WHERE {AT}")[0][0],
+        "sessions": q(f"SELECT count(*) FROM sessions WHERE {session_ok}")[0][0],
+        "questions": q(f"SELECT count(*) FROM answers WHERE {CREATED}")[0][0],
+        "answered": q(f"SELECT count(*) FROM answers WHERE state='answered' AND {CREATED}")[0][0],
         "devices": q(
             "SELECT count(*) FROM (SELECT device FROM events UNION SELECT device FROM sessions UNION SELECT device FROM answers)"
         )[0][0],
     }
     f = Figures(meta, totals)
+    f.unreadable = (
+        q(f"SELECT count(*) FROM events WHERE NOT {AT}")[0][0]
+        + q(f"SELECT count(*) FROM sessions WHERE NOT ({session_ok})")[0][0]
+        + q(f"SELECT count(*) FROM answers WHERE NOT {CREATED}")[0][0]
+    )
     span = q(
-        "SELECT min(d), max(d) FROM (SELECT min(substr(at,1,10)) d FROM events UNION ALL SELECT max(substr(at,1,10)) FROM events"
-        " UNION ALL SELECT min(substr(started_at,1,10)) FROM sessions UNION ALL SELECT max(substr(started_at,1,10)) FROM sessions)"
+        f"SELECT min(d), max(d) FROM (SELECT min(substr(at,1,10)) d FROM events WHERE {AT}"
+        f" UNION ALL SELECT max(substr(at,1,10)) FROM events WHERE {AT}"
+        f" UNION ALL SELECT min(substr(started_at,1,10)) FROM sessions WHERE {session_ok}"
+        f" UNION ALL SELECT max(substr(started_at,1,10)) FROM sessions WHERE {session_ok})"
     )
     f.first_day, f.last_day = span[0]
-    f.per_day = q("SELECT substr(started_at,1,10) d, count(*), count(DISTINCT device) FROM sessions GROUP BY d ORDER BY d")
-    for action_type, n in q("SELECT coalesce(action_type, 'not known'), count(*) FROM sessions GROUP BY 1 ORDER BY 2 DESC, 1"):
-        median = _median(conn, action_type)
-        f.per_type.append((action_type, n, median))
+    f.per_day = q(
+        f"SELECT substr(started_at,1,10) d, count(*), count(DISTINCT device) FROM sessions WHERE {session_ok} GROUP BY d ORDER BY d"
+    )
+    for action_type, n in q(
+        f"SELECT action_type, count(*) FROM sessions WHERE {session_ok} GROUP BY 1 ORDER BY 2 DESC, coalesce(action_type, '')"
+    ):
+        median = _median(conn, action_type, session_ok)
+        f.per_type.append(("not known" if action_type is None else str(action_type), n, median))
     cases = " ".join(f"WHEN duration_s < {hi * 60} THEN {i}" for i, (_, hi, _) in enumerate(DURATION_BINS) if hi is not None)
     got = dict(
         q(
             f"SELECT CASE {cases} ELSE {len(DURATION_BINS) - 1} END b, count(*) FROM sessions"
-            " WHERE duration_s IS NOT NULL GROUP BY b"
+            f" WHERE {DURATION} AND {session_ok} GROUP BY b"
         )
     )
     f.durations = [(label, got.get(i, 0)) for i, (_, _, label) in enumerate(DURATION_BINS)]
     for question, value, n in q(
         "SELECT question_id, CASE WHEN value IS NOT NULL THEN value ELSE 'written answer' END, count(*)"
-        " FROM answers WHERE state='answered' GROUP BY 1, 2 ORDER BY 1, 2"
+        f" FROM answers WHERE state='answered' AND {CREATED} GROUP BY 1, 2 ORDER BY 1, 2"
     ):
-        f.answers.setdefault(question, []).append((value, n))
-    for question, state, n in q("SELECT question_id, state, count(*) FROM answers GROUP BY 1, 2 ORDER BY 1, 2"):
-        f.asked.setdefault(question, {})[state] = n
+        f.answers.setdefault(str(question), []).append((str(value), n))
+    for question, state, n in q(f"SELECT question_id, state, count(*) FROM answers WHERE {CREATED} GROUP BY 1, 2 ORDER BY 1, 2"):
+        f.asked.setdefault(str(question), {})[str(state)] = n
     f.outages = _outages(conn)
     return f
 
 
-def _median(conn: Any, action_type: str) -> float:
-    where = "action_type IS NULL" if action_type == "not known" else "action_type = ?"
-    args = () if action_type == "not known" else (action_type,)
-    n = conn.execute(f"SELECT count(*) FROM sessions WHERE duration_s IS NOT NULL AND {where}", args).fetchone()[0]
+def _median(conn: Any, action_type: Any, session_ok: str) -> float:
+    where = "action_type IS NULL" if action_type is None else "action_type = ?"
+    args = () if action_type is None else (action_type,)
+    n = conn.execute(f"SELECT count(*) FROM sessions WHERE {DURATION} AND {session_ok} AND {where}", args).fetchone()[0]
     if not n:
         return 0.0
     row = conn.execute(
-        f"SELECT duration_s FROM sessions WHERE duration_s IS NOT NULL AND {where} ORDER BY duration_s LIMIT 1 OFFSET ?",
+        f"SELECT duration_s FROM sessions WHERE {DURATION} AND {session_ok} AND {where} ORDER BY duration_s LIMIT 1 OFFSET ?",
         (*args, (n - 1) // 2),
     ).fetchone()
-    return row[0] / 60.0
+    return float(row[0]) / 60.0
 
 
 def _outages(conn: Any) -> list[tuple[str, int, float]]:
@@ -114,7 +145,7 @@ def _outages(conn: Any) -> list[tuple[str, int, float]]:
     per_day: dict[str, list[float]] = {}
     down: dict[str, float] = {}
     for device, at, state in conn.execute(
-        "SELECT device, at, outcome FROM events WHERE kind='reader_status' ORDER BY device, at"
+        f"SELECT device, at, outcome FROM events WHERE kind='reader_status' AND {AT} ORDER BY device, at"
     ):
         t = from_iso(at)
         if state == "lost" and device not in down:
@@ -270,6 +301,12 @@ def render(f: Figures, pngs: dict[str, str], source: str) -> str:
     t = f.totals
     personal = f.meta.get("personal") == "1"
     span = f"{f.first_day} to {f.last_day}" if f.first_day else "no dates"
+    unreadable = (
+        f'<p class="note">{f.unreadable:,} rows were left out: their time is not one Klick writes '
+        "(the file was changed after it was exported).</p>"
+        if f.unreadable
+        else ""
+    )
     parts = [
         '<!doctype html><html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -283,6 +320,7 @@ def render(f: Figures, pngs: dict[str, str], source: str) -> str:
             if personal
             else "<p>Card IDs in this file are keyed hashes; devices are named by their pseudonyms.</p>"
         ),
+        unreadable,
         "<h2>Uses per day</h2>",
         _img(pngs.get("per_day"), "Bar chart of cards placed per day"),
         _table(["day", "uses", "devices in use"], f.per_day, {1, 2}),
@@ -321,6 +359,8 @@ def write_report(pilot: Path, out: Path) -> str:
     conn, meta = open_export(pilot)
     try:
         figures = collect(conn, meta)
+    except sqlite3.DatabaseError as exc:
+        raise ExportError(f"{pilot} cannot be read to the end (SQLite says: {exc}).") from None
     finally:
         conn.close()
     pngs = _plots(figures)

@@ -24,6 +24,7 @@ from cards.doctor import (
     check_disk,
     check_permissions,
     check_reader,
+    check_usage_log,
     run_doctor,
 )
 from klick.config import load_config
@@ -120,9 +121,9 @@ def test_demo_setup_with_a_real_bridge_exits_0_and_prints_each_check(setup, shor
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     names = [l[6:].split(":")[0] for l in lines[:-1]]
-    assert names == ["Settings", "Cards", "Reader", "Permissions", "Bridge", "Browser", "Speech", "Disk"]
+    assert names == ["Settings", "Cards", "Reader", "Permissions", "Bridge", "Browser", "Speech", "Disk", "Usage log"]
     assert all(l.startswith("OK    ") for l in lines[:-1])
-    assert lines[-1] == "All 8 checks are fine."
+    assert lines[-1] == "All 9 checks are fine."
     assert "5 cards" in line(result, "Cards")
     assert "connected" in line(result, "Bridge") and "connected" in line(result, "Reader")
 
@@ -297,6 +298,30 @@ def test_low_disk_space_for_the_usage_log(setup):
     finding = check_disk(cfg, Machine(min_free=1 << 62))
     assert not finding.ok and "free for the usage log" in finding.message and "paths.usage_db" in finding.fix
     assert MIN_FREE_BYTES == 200 * 1024 * 1024
+
+
+def test_a_damaged_usage_log_moved_aside_is_a_finding_naming_the_file(setup, klick_home):
+    from klick.usage import UsageLog
+
+    cfg = load_config()
+    assert check_usage_log(cfg).ok and "no usage log yet" in check_usage_log(cfg).message
+    UsageLog.open(cfg.paths.usage_db, device="d", enrolled=True).close()
+    with open(cfg.paths.usage_db, "r+b") as fh:  # the launcher finds this at its next start
+        fh.seek(4096)
+        fh.write(b"\xa5" * 4096 * 3)
+    UsageLog.open(cfg.paths.usage_db, device="d", enrolled=True).close()
+    aside = [p for p in klick_home.glob("usage.db.damaged-*") if not p.name.endswith(("-wal", "-shm"))]
+    assert len(aside) == 1
+    result = doctor()
+    found = line(result, "Usage log")
+    assert found.startswith("FIX   Usage log: ") and str(aside[0]) in found and "moved aside" in found
+    assert "rm " in found.split("→")[1]
+
+
+def test_a_foreign_usage_log_is_a_finding(setup, klick_home):
+    (klick_home / "usage.db").write_text("a shopping list\n" * 100)
+    finding = check_usage_log(load_config())
+    assert not finding.ok and "not a Klick usage database" in finding.message and "move" in finding.fix
 
 
 def test_run_doctor_in_process_gives_typed_findings(setup):

@@ -51,6 +51,7 @@ def make_device_db(path: Path, device: str, days: int = 3, start: float = T0) ->
             log.record("action_started", uid=uid, action_type=kind)
             t[0] += minutes * 60
             log.record("card_removed", uid=uid)
+            log.flush()  # the questionnaire reads the uses from the file
             p = fb.next_prompt(False)
             while p is not None:
                 fb.shown(p.id)
@@ -116,7 +117,7 @@ def test_include_personal_has_uid_and_label(home):
 
 
 def test_the_same_card_hashes_the_same_on_every_device_but_not_with_another_key():
-    a, b, other = card_hasher("k1"), card_hasher("k1"), card_hasher("k2")
+    a, b, other = card_hasher("pilot key one, long"), card_hasher("pilot key one, long"), card_hasher("pilot key two, long")
     assert a(ANNA) == b(ANNA) != other(ANNA)
     assert a(ANNA) != a(NEWS) and ANNA not in a(ANNA)
 
@@ -129,8 +130,38 @@ def test_sessions_and_json(home):
     assert sorted({round(r["duration_s"]) for r in rows}) == [720, 1800]
     answers = json.loads(run("export", "answers", "--format", "json").stdout)
     assert {a["question_id"] for a in answers} >= {"how_did_it_go", "anything_difficult", "what_was_difficult"}
-    assert any(a["text"] == "Ljudet var för svagt" for a in answers)
+    assert all(a["text"] is None for a in answers)  # written answers stay home by default
     assert ANNA not in json.dumps(answers)
+
+
+def test_free_text_answers_leave_only_with_include_free_text(home, tmp_path):
+    words = "Ljudet var för svagt"
+    for fmt in ("csv", "json"):
+        result = run("export", "answers", "--format", fmt)
+        assert result.exit_code == 0 and words not in result.stdout
+        result = run("export", "answers", "--format", fmt, "--include-personal")  # personal is not free text
+        assert result.exit_code == 0 and words not in result.stdout
+        result = run("export", "answers", "--format", fmt, "--include-free-text")
+        assert result.exit_code == 0 and words in result.stdout
+    out = tmp_path / "a.sqlite"
+    result = run("export", "answers", "--format", "sqlite", "--out", str(out))
+    assert result.exit_code == 0 and "written answers left out" in result.stderr
+    assert words.encode() not in out.read_bytes()
+    assert dict(sqlite3.connect(out).execute("SELECT key, value FROM meta"))["free_text"] == "0"
+    result = run("export", "answers", "--format", "sqlite", "--out", str(out), "--include-free-text")
+    assert result.exit_code == 0 and "with written answers" in result.stderr
+    assert words.encode() in out.read_bytes()
+
+
+def test_a_short_export_key_is_refused_with_how_to_make_a_good_one(home):
+    (home / "klick.yaml").write_text('pilot:\n  enrolled: true\n  export_key: "hemligt123"\n')
+    for args in (["usage"], ["answers", "--format", "json"]):
+        result = run("export", *args)
+        assert result.exit_code == 2 and result.stdout == ""
+        assert "too short (10 characters; at least 16)" in result.stderr
+        assert 'python3 -c "import secrets; print(secrets.token_urlsafe(24))"' in result.stderr
+    (home / "klick.yaml").write_text('pilot:\n  enrolled: true\n  export_key: "0123456789abcdef"\n')
+    assert run("export", "usage").exit_code == 0
 
 
 def test_dates_select_whole_days(home, tmp_path):
@@ -188,6 +219,7 @@ def test_export_never_changes_the_source(home, tmp_path):
     # The launcher is running: the database is open, with a WAL file holding recent rows.
     writer = UsageLog.open(source, device="hbg-07", enrolled=True, retention_days=365, now=lambda: T0 + 10 * 86400)
     writer.record("card_present", uid=ANNA, action_type="video_call")
+    assert writer.flush()
     before = digest(source)
     for args in (
         ["usage", "--format", "csv", "--out", str(tmp_path / "u.csv")],
@@ -252,7 +284,7 @@ def test_merge_refuses_foreign_files_usage_dbs_and_other_keys(home, tmp_path):
         result = run("export", "merge", str(files[0]), str(bad), "--out", str(out))
         assert result.exit_code == 1 and words in result.stderr, result.stderr
         assert not out.exists()
-    (home / "klick.yaml").write_text('pilot:\n  export_key: "another key"\n')
+    (home / "klick.yaml").write_text('pilot:\n  export_key: "another pilot key, long"\n')
     other = export_device(home, home / "usage.db", tmp_path, "other-key")
     result = run("export", "merge", str(files[0]), str(other[0]), "--out", str(out))
     assert result.exit_code == 1 and "different pilot.export_key" in result.stderr
@@ -267,7 +299,7 @@ def test_rows_are_streamed_not_held(tmp_path):
     log.record_many((("card_present", uids[i % 50], "web", None, "x" * 40, T0 + i) for i in range(40_000)), batch=10_000)
     log.close()
     conn = open_usage_db(path)
-    columns, total, rows = export_rows(conn, "events", Window(), card_hasher("k"))
+    columns, total, rows = export_rows(conn, "events", Window(), card_hasher("a long enough pilot key"))
     assert total == 40_000 and isinstance(rows, types.GeneratorType)
     sink = io.StringIO()
     tracemalloc.start()
@@ -317,3 +349,134 @@ def test_progress_bar_only_on_a_terminal(home, tmp_path):
     os.close(master)
     assert proc.wait(timeout=60) == 0
     assert b"Exporting events" in seen and b"Wrote" in seen
+
+
+# --- merge takes only what an export is (issue 10, item 16) --------------------------------------
+
+RECURSIVE_VIEW = """
+    DROP TABLE events;
+    CREATE VIEW events AS WITH RECURSIVE r(device, src_id, at, kind, card, action_type, outcome, detail, uid, label) AS (
+        SELECT 'x', 1, '2026-03-02T12:00:00.000Z', 'card_present', NULL, NULL, NULL, NULL, NULL, NULL
+        UNION ALL SELECT device, src_id + 1, at, kind, card, action_type, outcome, detail, uid, label FROM r)
+    SELECT * FROM r;
+"""
+
+
+def tampered(path: Path, sql: str) -> Path:
+    conn = sqlite3.connect(path)
+    conn.executescript(sql)
+    conn.commit()
+    conn.close()
+    return path
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") or p.name.endswith((".tmp", "-journal")))
+
+
+def test_merge_refuses_a_recursive_view_at_once_and_leaves_no_temp_file(home, tmp_path):
+    import subprocess
+    import time
+
+    from tests.conftest import KLICK
+
+    files = export_device(home, home / "usage.db", tmp_path, "hbg-07")
+    tampered(files[0], RECURSIVE_VIEW)
+    out = tmp_path / "PILOT.sqlite"
+    started = time.monotonic()
+    result = subprocess.run(
+        [KLICK, "export", "merge", *map(str, files), "--out", str(out)], capture_output=True, text=True, timeout=60
+    )
+    assert time.monotonic() - started < 30  # was: never ends, 1.9 GB in 60 s
+    assert result.returncode == 1 and "holds 'events' as a view, not a table" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not out.exists() and leftovers(tmp_path) == []
+    result = subprocess.run(
+        [KLICK, "report", str(files[0]), "--out", str(tmp_path / "r.html")], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1 and "as a view, not a table" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "sql, words",
+    [
+        ("ALTER TABLE events ADD COLUMN extra TEXT", "its events table does not have the columns of a Klick export"),
+        (
+            "CREATE TABLE s2 AS SELECT * FROM sessions; DROP TABLE sessions;"
+            " CREATE TABLE sessions(device TEXT, src_id BLOB, card TEXT, action_type TEXT, started_at TEXT, ended_at TEXT,"
+            " duration_s REAL, end_reason TEXT, uid TEXT, label TEXT)",
+            "its sessions table does not have the columns",
+        ),
+        ("DROP TABLE answers; CREATE VIRTUAL TABLE answers USING rtree(id, a, b)", "holds 'answers' as a virtual table"),
+        ("UPDATE events SET at = '2026-02-30T12:00:00.000Z' WHERE rowid = 3", "row 3 of its events table has a value"),
+        ("UPDATE events SET at = 'yesterday' WHERE rowid = 2", "row 2 of its events table"),
+        ("UPDATE sessions SET ended_at = '0000-01-01T00:00:00.000Z' WHERE rowid = 1", "row 1 of its sessions table"),
+        ("UPDATE sessions SET duration_s = 'long' WHERE rowid = 1", "text where a number belongs"),
+        ("UPDATE events SET kind = x'00ff' WHERE rowid = 1", "row 1 of its events table"),
+    ],
+)
+def test_merge_refuses_tables_and_rows_no_export_has(home, tmp_path, sql, words):
+    files = export_device(home, home / "usage.db", tmp_path, "hbg-07")
+    tampered(files[0], sql)
+    out = tmp_path / "PILOT.sqlite"
+    result = run("export", "merge", *map(str, files), "--out", str(out))
+    assert result.exit_code == 1 and words in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_merge_caps_rows_per_file(home, tmp_path):
+    from klick.export import MAX_ROWS_PER_FILE, ExportError, merge
+
+    assert MAX_ROWS_PER_FILE == 10_000_000
+    files = export_device(home, home / "usage.db", tmp_path, "hbg-07")
+    with pytest.raises(ExportError, match=r"holds [\d,]+ rows, more than the 10 one file may bring to a merge"):
+        merge(files, tmp_path / "PILOT.sqlite", max_rows=10)
+    assert leftovers(tmp_path) == [] and not (tmp_path / "PILOT.sqlite").exists()
+
+
+def big_export(path: Path, rows: int) -> Path:
+    from klick.export import create_export_db, key_check
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    create_export_db(
+        conn, {"contents": "usage", "personal": "0", "key_check": key_check("the pilot secret 2026"), "devices": "big"}
+    )
+    conn.executemany(
+        "INSERT INTO events(device, src_id, at, kind, card, action_type) VALUES ('big', ?, '2026-03-02T12:00:00.000Z', 'card_present', 'c1', 'web')",
+        ((i,) for i in range(rows)),
+    )
+    conn.execute("COMMIT")
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_merge_stopped_by_a_signal_removes_its_temp_file(tmp_path, signame):
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import KLICK
+
+    first = big_export(tmp_path / "d0.sqlite", 300_000)
+    files = [first] + [shutil.copy(first, tmp_path / f"d{n}.sqlite") for n in range(1, 8)]
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = subprocess.Popen(
+        [KLICK, "export", "merge", *map(str, files), "--out", str(out_dir / "PILOT.sqlite")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not leftovers(out_dir) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert leftovers(out_dir), "the merge finished before it could be stopped; make the files bigger"
+    time.sleep(0.2)  # into the copying
+    proc.send_signal(getattr(signal, signame))
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0 and "Traceback" not in err
+    assert leftovers(out_dir) == [] and not (out_dir / "PILOT.sqlite").exists()  # was: a hidden .PILOT.sqlite.*.tmp

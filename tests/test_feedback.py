@@ -72,6 +72,7 @@ def use(log: UsageLog, clock: Clock, uid: str, action_type: str = "web", minutes
     clock.t += minutes * 60
     log.record("action_ended", uid=uid, action_type=action_type)
     log.record("card_removed", uid=uid)
+    assert log.flush()  # the writer thread has stored them: the engine reads them from the file
 
 
 def states(log: UsageLog) -> list[tuple[str, str]]:
@@ -133,6 +134,7 @@ def test_first_use_asks_both_questions_then_the_follow_up(tmp_path):
         ("anything_difficult", "yes", None),
         ("what_was_difficult", None, "Knappen var svår att hitta"),
     ]
+    assert log.flush()
     kinds = [r[0] for r in log.conn.execute("SELECT kind FROM events WHERE kind LIKE 'prompt_%' ORDER BY id")]
     assert kinds == ["prompt_shown", "prompt_answered"] * 3
     log.close()
@@ -232,6 +234,7 @@ def test_snooze_and_dismiss(tmp_path):
     assert states(log) == [("how", "dismissed")]
     with pytest.raises(PromptError, match="already dismissed"):
         fb.answer(p.id, 3)
+    assert log.flush()
     outcomes = [r[0] for r in log.conn.execute("SELECT outcome FROM events WHERE kind='prompt_dismissed' ORDER BY id")]
     assert outcomes == ["snoozed", "dismissed"]
     log.close()
@@ -290,6 +293,7 @@ def test_session_length_trigger(tmp_path):
     assert states(log) == []
     use(log, clock, "04A2", "video_call", minutes=6)
     log.record("card_present", uid="04A2", action_type="video_call")  # a session still open asks nothing yet
+    assert log.flush()
     clock.t += 3600
     p = fb.next_prompt(False)
     assert p.question_id == "call" and states(log) == [("call", "queued")]
@@ -501,3 +505,42 @@ def test_missing_and_broken_files(tmp_path):
     path.write_text("")
     q, problems = check_questionnaire(path)
     assert q is None and "empty" in problems[0].message
+
+
+LOCKER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.readline()
+conn.execute("ROLLBACK")
+"""
+
+
+def test_questionnaire_does_not_wait_on_a_locked_database(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    log, fb, clock = engine(tmp_path)
+    use(log, clock, "04A2")
+    first = fb.next_prompt(False)
+    locker = subprocess.Popen(
+        [sys.executable, "-c", LOCKER, str(tmp_path / "usage.db")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert locker.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        assert fb.next_prompt(False) is None  # no question now rather than a frozen screen
+        fb.shown(first.id)  # not stored, no error
+        assert fb.answer(first.id, 4) is None  # not stored: asked again later
+        assert time.monotonic() - started < 2.0  # was: 5 s for each call
+    finally:
+        locker.stdin.write("go\n")
+        locker.stdin.flush()
+        locker.wait(10)
+    assert fb.next_prompt(False) == first
+    fb.shown(first.id)
+    assert fb.answer(first.id, 4) is None
+    assert log.conn.execute("SELECT value FROM answers").fetchall() == [("4",)]
+    log.close()

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from klick.config import load_config
-from klick.pin import check_pin, hash_pin, pin_problem
+from klick.pin import ITERATIONS, check_pin, hash_pin, is_outdated, pin_problem
 
 FAST = 1000  # iterations for property tests; the format and the check do not depend on the count
 
@@ -24,7 +24,7 @@ pins = st.text(alphabet="0123456789", min_size=4, max_size=12)
 def test_hash_has_the_documented_format_and_a_fresh_salt():
     a, b = hash_pin("2468"), hash_pin("2468")
     scheme, rounds, salt, digest = a.split("$")
-    assert scheme == "pbkdf2_sha256" and int(rounds) >= 100_000
+    assert scheme == "pbkdf2_sha256" and int(rounds) >= 600_000
     assert len(bytes.fromhex(salt)) == 16 and len(bytes.fromhex(digest)) == 32
     assert a != b, "the same PIN must not give the same hash twice"
     assert "2468" not in a
@@ -65,11 +65,30 @@ def test_malformed_hashes_are_refused():
 
 
 def test_pin_rules():
-    assert pin_problem("1234") is None and pin_problem("123456789012") is None
-    assert "digits only" in pin_problem("12a4")
-    assert "digits only" in pin_problem("١٢٣٤")  # Arabic-Indic digits: not on the tablet's pad
-    assert "4 to 12" in pin_problem("123")
-    assert "4 to 12" in pin_problem("1" * 13)
+    assert pin_problem("123456") is None and pin_problem("123456789012") is None
+    assert "digits only" in pin_problem("12a456")
+    assert "digits only" in pin_problem("١٢٣٤٥٦")  # Arabic-Indic digits: not on the tablet's pad
+    assert "6 to 12" in pin_problem("1" * 13)
+
+
+def test_new_pins_need_at_least_six_digits():
+    assert pin_problem("1234") == "The PIN must be 6 to 12 digits long."
+    assert pin_problem("12345") == "The PIN must be 6 to 12 digits long."
+    assert pin_problem("123456") is None
+
+
+def test_new_hashes_are_slow_and_old_hashes_still_open_the_carer_screen():
+    assert ITERATIONS >= 600_000
+    new = hash_pin("735914")
+    assert int(new.split("$")[1]) >= 600_000 and not is_outdated(new)
+    # A hash made by the Klick before this one: 200,000 rounds, a 4-digit PIN. It still works.
+    old = "pbkdf2_sha256$200000$" + "00112233445566778899aabbccddeeff" + "$"
+    import hashlib
+
+    old += hashlib.pbkdf2_hmac("sha256", b"2468", bytes.fromhex("00112233445566778899aabbccddeeff"), 200_000).hex()
+    assert check_pin("2468", old) and not check_pin("2469", old)
+    assert is_outdated(old)
+    assert not is_outdated("") and not is_outdated("garbage")
 
 
 def _klick_on_a_tty(args, answers, env):
@@ -105,7 +124,7 @@ def _klick_on_a_tty(args, answers, env):
                 seen += chunk
                 # Click writes the prompt, then getpass turns echo off with TCSAFLUSH (dropping
                 # anything typed so far) and writes one space: answer only after that space.
-                prompts = seen.count(b"(digits): ") + seen.count(b"again: ")
+                prompts = seen.count(b"digits): ") + seen.count(b"again: ")
                 if sent < min(prompts, len(answers)):
                     os.write(master, answers[sent].encode() + b"\r")
                     sent += 1
@@ -135,6 +154,6 @@ def test_klick_carer_pin_asks_twice_hidden_and_prints_a_line_the_config_accepts(
 def test_klick_carer_pin_refuses_mismatch_and_short(klick_home):
     code, out = _klick_on_a_tty(["carer", "pin"], ["1234", "4321"], dict(os.environ))
     assert code == 2 and "not the same" in out and "pin_hash" not in out
-    code, out = _klick_on_a_tty(["carer", "pin"], ["12", "12"], dict(os.environ))
-    assert code == 2 and "4 to 12 digits" in out and "pin_hash" not in out
+    code, out = _klick_on_a_tty(["carer", "pin"], ["1234", "1234"], dict(os.environ))
+    assert code == 2 and "6 to 12 digits" in out and "pin_hash" not in out
     assert "Traceback" not in out

@@ -68,6 +68,26 @@ def test_backs_follow_the_faces_mirrored_for_duplex(klick, tmp_path):
     assert front[1] == back[1] and front[0] + back[0] == pytest.approx(210 - CARD_W_MM)
 
 
+def test_a_carer_cards_back_does_not_print_its_id(klick, tmp_path):
+    cards = tmp_path / "cards.yaml"
+    cards.write_text(
+        "version: 1\ncards:\n"
+        '  - uid: "04CA4E4000000001"\n    label: Personal\n    role: carer\n'
+        '  - uid: "04A2B3C4D5E680"\n    label: Nyheter\n    action: {type: svt_play, program: /rapport}\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "cards.pdf"
+    result = klick("cards", "print", "--registry", str(cards), "--out", str(out), "--backs", "--locale", "en")
+    assert result.returncode == 0, result.stderr
+    pdf = PdfReader(out)
+    backs = pdf.pages[1].extract_text()
+    assert "Personal" in backs and "Card ID 04A2B3C4D5E680" in backs  # the resident's card keeps its ID
+    raw = out.read_bytes()
+    for text in (backs, pdf.pages[0].extract_text()):
+        assert "04CA4E4000000001" not in text
+    assert b"04CA4E4000000001" not in raw
+
+
 def test_chosen_cards_in_any_spelling_print_in_the_order_given(klick, tmp_path):
     out = tmp_path / "two.pdf"
     result = klick("cards", "print", "0012345678", "04:b1:c2:d3:e4:f5:01", "--registry", DEMO, "--out", str(out))

@@ -12,7 +12,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from klick.cli import cli
-from tests.test_export import export_device, make_device_db
+from tests.test_export import export_device, make_device_db, tampered
 
 
 def run(*args):
@@ -62,7 +62,7 @@ def test_report_is_self_contained_with_plots_and_tables(klick_home, tmp_path):
 
 
 def test_report_on_an_empty_export(klick_home, tmp_path):
-    (klick_home / "klick.yaml").write_text('pilot:\n  export_key: "k"\n')
+    (klick_home / "klick.yaml").write_text('pilot:\n  export_key: "a long enough pilot key"\n')
     db = tmp_path / "empty.db"
     from klick.usage import UsageLog
 
@@ -89,3 +89,21 @@ def test_the_export_command_does_not_load_matplotlib():
     code = "import sys, klick.cli.export_cmd, klick.export, klick.usage, klick.feedback; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_report_survives_rows_with_unreadable_times(klick_home, tmp_path):
+    home = klick_home
+    (home / "klick.yaml").write_text('pilot:\n  enrolled: true\n  export_key: "the pilot secret 2026"\n')
+    make_device_db(home / "usage.db", "hbg-07")
+    files = export_device(home, home / "usage.db", tmp_path, "hbg-07")
+    tampered(
+        files[0],
+        "UPDATE events SET at = 'garbage' WHERE rowid = 1;"
+        " UPDATE events SET at = '2026-02-30T25:00:00.000Z' WHERE rowid IN (SELECT rowid FROM events WHERE kind = 'reader_status' AND rowid > 1 LIMIT 1);"
+        " UPDATE sessions SET started_at = 12 WHERE rowid = 1; UPDATE sessions SET duration_s = 'long', action_type = x'ff00' WHERE rowid = 2;",
+    )
+    out = tmp_path / "r.html"
+    result = run("report", str(files[0]), "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    page = out.read_text()
+    assert "3 rows were left out: their time is not one Klick writes" in page

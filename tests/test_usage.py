@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -17,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from klick.usage import (
+    KINDS,
     SCHEMA_VERSION,
     UsageDbError,
     UsageLog,
@@ -49,16 +51,17 @@ def test_new_database_is_wal_and_versioned(tmp_path):
     log = open_log(tmp_path / "usage.db")
     assert log.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert log.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert log.record("card_present", uid="04:a2:b3", action_type="web") is not None
+    assert log.record("card_present", uid="04:a2:b3", action_type="web") is True
     log.close()
     # A second connection sees the row: it was committed, not held in a transaction.
     other = sqlite3.connect(tmp_path / "usage.db")
     assert other.execute("SELECT uid, device, kind FROM events").fetchall() == [("04A2B3", "hbg-07", "card_present")]
 
 
-def test_each_record_is_committed_at_once(tmp_path):
+def test_each_record_is_committed_by_the_writer_without_a_close(tmp_path):
     log = open_log(tmp_path / "usage.db")
     log.record("reader_status", outcome="connected")
+    assert log.flush()
     other = sqlite3.connect(tmp_path / "usage.db")
     assert other.execute("SELECT count(*) FROM events").fetchone()[0] == 1
     log.close()
@@ -72,6 +75,7 @@ def test_session_from_place_and_lift(tmp_path):
     log.record("action_started", uid="04A2", action_type="video_call")
     clock.t += 600
     log.record("card_removed", uid="04A2")
+    assert log.flush()
     rows = log.conn.execute("SELECT uid, action_type, duration_s, end_reason FROM sessions").fetchall()
     assert rows == [("04A2", "video_call", 602.0, "removed")]
     log.close()
@@ -79,10 +83,11 @@ def test_session_from_place_and_lift(tmp_path):
 
 def test_not_enrolled_stores_reader_health_only(tmp_path):
     log = open_log(tmp_path / "usage.db", enrolled=False)
-    assert log.record("card_present", uid="04A2") is None
-    assert log.record("action_started", uid="04A2", action_type="web") is None
-    assert log.record("prompt_shown") is None
-    assert log.record("reader_status", outcome="lost", detail="unplugged") is not None
+    assert log.record("card_present", uid="04A2") is False
+    assert log.record("action_started", uid="04A2", action_type="web") is False
+    assert log.record("prompt_shown") is False
+    assert log.record("reader_status", outcome="lost", detail="unplugged") is True
+    assert log.flush()
     assert log.conn.execute("SELECT kind FROM events").fetchall() == [("reader_status",)]
     assert log.count("sessions") == 0
     log.close()
@@ -98,6 +103,7 @@ def test_unknown_kind_is_a_programming_error(tmp_path):
 def test_long_detail_is_cut(tmp_path):
     log = open_log(tmp_path / "usage.db")
     log.record("action_failed", detail="x" * 5000)
+    assert log.flush()
     assert len(log.conn.execute("SELECT detail FROM events").fetchone()[0]) == 500
     log.close()
 
@@ -156,6 +162,7 @@ def test_sessions_match_the_rules_for_any_sequence(seq):
                 log.record(kind, uid=a, action_type=b)
             else:
                 log.record(kind, outcome=b)
+        assert log.flush()
         rows = log.conn.execute(
             "SELECT uid, action_type, started_at, ended_at, duration_s, end_reason FROM sessions ORDER BY id"
         ).fetchall()
@@ -176,6 +183,7 @@ def test_sessions_match_the_rules_for_any_sequence(seq):
         log.close()
         # A restart ends the open session at the last event, so durations stay honest.
         log = open_log(Path(folder) / "usage.db", clock)
+        assert log.flush()
         assert log.conn.execute("SELECT count(*) FROM sessions WHERE ended_at IS NULL").fetchone()[0] == 0
         if want and want[-1][3] is None:
             last = log.conn.execute("SELECT end_reason, ended_at FROM sessions ORDER BY id DESC LIMIT 1").fetchone()
@@ -218,6 +226,7 @@ def test_retention_deletes_old_rows_at_open_and_daily(tmp_path):
     # Reopened 31 days after the first card: the first card's rows are gone, the later ones stay.
     clock.t = T0 + 31 * 86400
     log = open_log(path, clock, retention_days=30)
+    assert log.flush()  # the start-up pruning is done by the writer thread
     uids = {r[0] for r in log.conn.execute("SELECT uid FROM events")}
     assert uids == {"0BADF00D02"}
     assert [r[0] for r in log.conn.execute("SELECT uid FROM sessions")] == ["0BADF00D02"]
@@ -225,6 +234,7 @@ def test_retention_deletes_old_rows_at_open_and_daily(tmp_path):
     # Running on: the daily prune deletes without a restart.
     clock.t += 30 * 86400
     log.record("reader_status", outcome="connected")
+    assert log.flush()
     assert log.conn.execute("SELECT count(*) FROM events WHERE kind != 'reader_status'").fetchone()[0] == 0
     assert log.count("sessions") == 0
     log.close()
@@ -237,10 +247,12 @@ def test_open_session_survives_pruning(tmp_path):
     clock = Clock()
     log = open_log(tmp_path / "usage.db", clock, retention_days=1)
     log.record("card_present", uid="04A2")
+    assert log.flush()
     clock.t += 3 * 86400
     log.prune()
     assert log.count("sessions") == 1
     log.record("card_removed", uid="04A2")
+    assert log.flush()
     assert log.conn.execute("SELECT duration_s FROM sessions").fetchone()[0] == pytest.approx(3 * 86400)
     log.close()
 
@@ -352,6 +364,7 @@ def test_sigkilled_writer_leaves_a_sound_database(tmp_path):
         seen = count
     assert seen > 0
     log = open_log(path)  # and Klick opens it again, with no session left open
+    assert log.flush()
     assert log.conn.execute("SELECT count(*) FROM sessions WHERE ended_at IS NULL").fetchone()[0] == 0
     log.close()
 
@@ -359,3 +372,258 @@ def test_sigkilled_writer_leaves_a_sound_database(tmp_path):
 def test_iso_round_trip():
     assert from_iso(iso(T0 + 0.25)) == pytest.approx(T0 + 0.25)
     assert iso(T0).endswith("Z") and len(iso(T0)) == 24
+
+
+# --- the log never delays or stops the screen (issue 10, item 2) ---------------------------------
+
+PAGE = 4096
+
+
+def filled_log(path, events=4000):
+    """A log of a few hundred pages with a session left open, as a launcher cut by a power loss leaves it."""
+    log = open_log(path, Clock(T0), retention_days=3650)
+    rows = [
+        ("card_present" if i % 2 else "card_removed", f"04A2{i % 50:04X}", "web", None, "x" * 60, T0 + i) for i in range(events)
+    ]
+    log.record_many(rows)
+    log.record_many([("card_present", "04A2B3", "web", None, None, T0 + events + 1)])
+    log.close()
+    return path
+
+
+def passes_quick_check(path) -> bool:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("PRAGMA quick_check").fetchall() == [("ok",)]
+    except sqlite3.DatabaseError:
+        return False
+    finally:
+        conn.close()
+
+
+def test_a_damaged_database_is_moved_aside_and_a_new_one_started(tmp_path, caplog):
+    path = filled_log(tmp_path / "usage.db")
+    pages = path.stat().st_size // PAGE
+    assert pages > 20
+    noise = random.Random(7)
+    with open(path, "r+b") as fh:  # what a failing SD card does: a few pages in the middle are garbage
+        for n in (pages // 2, pages // 2 + 1, pages // 2 + 2):
+            fh.seek(n * PAGE)
+            fh.write(noise.randbytes(PAGE))
+    assert not passes_quick_check(path)  # the damage is real
+
+    caplog.set_level("INFO", logger="klick.usage")
+    log = open_log(path)  # returns at once: quick_check reads the whole file, on the writer thread
+    assert log.record("card_present", uid="04A2", action_type="web")
+    assert log.flush()
+    aside = [p for p in tmp_path.glob("usage.db.damaged-*") if not p.name.endswith(("-wal", "-shm"))]
+    assert len(aside) == 1 and not passes_quick_check(aside[0])  # kept as it was, for whoever wants its rows
+    lines = [r for r in caplog.records if "moved aside" in r.getMessage()]
+    assert len(lines) == 1 and aside[0].name in lines[0].getMessage()
+    # The new log works, starts empty, and holds the event recorded while the check ran.
+    assert log.count("events") == 1
+    assert log.conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+    log.close()
+
+
+def test_a_blank_first_page_is_damage_not_a_foreign_file(tmp_path):
+    path = filled_log(tmp_path / "usage.db", events=200)
+    with open(path, "r+b") as fh:
+        fh.write(b"\x00" * PAGE)
+    log = open_log(path)
+    assert len([p for p in tmp_path.glob("usage.db.damaged-*") if not p.name.endswith(("-wal", "-shm"))]) == 1
+    log.close()
+
+
+LOCKER = textwrap.dedent("""
+    import sqlite3, sys
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute(sys.argv[2])
+    print("locked", flush=True)
+    sys.stdin.readline()
+    conn.execute("ROLLBACK")
+""")
+
+
+class Locker:
+    """Another process holding SQLite's write lock on the file until released."""
+
+    def __init__(self, path, statement="BEGIN IMMEDIATE"):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", LOCKER, str(path), statement], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout.readline().strip() == "locked"
+
+    def release(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.write("go\n")
+            self.proc.stdin.flush()
+            self.proc.wait(10)
+
+
+def count_rows(path, sql="SELECT count(*) FROM events"):
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_a_lock_held_by_another_process_never_makes_open_or_record_wait(tmp_path):
+    path = filled_log(tmp_path / "usage.db", events=100)  # with a session cut by a crash to close at start
+    before = count_rows(path)
+    locker = Locker(path)
+    try:
+        started = time.monotonic()
+        log = open_log(path, retention_days=3650)
+        assert time.monotonic() - started < 1.0  # was: sqlite3.OperationalError after 5 s
+        slowest = 0.0
+        for i in range(20):
+            t = time.monotonic()
+            assert log.record("card_present" if i % 2 else "card_removed", uid="04B3", action_type="web") is True
+            slowest = max(slowest, time.monotonic() - t)
+        assert slowest < 0.1  # was: 5 s per card
+        assert not log.flush(0.3) and count_rows(path) == before  # the rows wait in memory
+    finally:
+        locker.release()
+    assert log.flush(10)
+    assert count_rows(path) == before + 20
+    assert count_rows(path, "SELECT count(*) FROM sessions WHERE ended_at IS NULL") <= 1
+    assert count_rows(path, "SELECT count(*) FROM sessions WHERE end_reason = 'restart'") == 1  # the start-up work was done
+    log.close()
+
+
+def test_a_new_database_locked_by_another_process_still_opens(tmp_path):
+    path = tmp_path / "usage.db"
+    sqlite3.connect(path).close()
+    locker = Locker(path, "BEGIN EXCLUSIVE")  # a rollback-journal file: even reading waits
+    try:
+        log = open_log(path)
+        assert log.record("reader_status", outcome="connected")
+        assert log.get_state("pin") is None  # fails softly
+    finally:
+        locker.release()
+    assert log.flush(10) and count_rows(path) == 1
+    log.close()
+
+
+def test_a_full_queue_drops_and_counts_rather_than_waits(tmp_path, caplog):
+    from klick.usage import BATCH_MAX, QUEUE_MAX
+
+    path = tmp_path / "usage.db"
+    open_log(path).close()
+    caplog.set_level("INFO", logger="klick.usage")
+    locker = Locker(path)
+    try:
+        log = open_log(path)
+        n = QUEUE_MAX + BATCH_MAX + 200
+        kept = sum(log.record("reader_status", outcome="connected") for _ in range(n))
+        assert log.dropped == n - kept and log.dropped >= 200
+        behind = [r for r in caplog.records if "dropped" in r.getMessage()]
+        assert len(behind) == 1  # one line, not one per drop
+    finally:
+        locker.release()
+    assert log.flush(10)
+    assert count_rows(path) == kept
+    counted = [r.getMessage() for r in caplog.records if "were dropped" in r.getMessage()]
+    assert counted == [f"{n - kept} usage events were dropped while the database was busy (the queue holds {QUEUE_MAX})."]
+    log.close()
+
+
+def test_a_newer_or_foreign_file_is_refused_without_being_changed(tmp_path):
+    newer = tmp_path / "newer.db"
+    conn = sqlite3.connect(newer)  # a rollback-journal file, as SQLite makes by default
+    conn.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.execute("INSERT INTO meta VALUES ('kind', 'klick-usage')")
+    conn.execute("CREATE TABLE events(id INTEGER PRIMARY KEY, at TEXT)")
+    conn.commit()
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.close()
+    foreign = tmp_path / "foreign.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE recipes(name TEXT)")
+    conn.commit()
+    conn.close()
+    for path, words in ((newer, "newer Klick"), (foreign, "not a Klick usage database")):
+        before = path.read_bytes()
+        with pytest.raises(UsageDbError, match=words):
+            open_log(path)
+        assert path.read_bytes() == before  # was: switched to WAL before the refusal
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(path.name)) == [path.name]
+
+
+def test_state_is_kept_across_restarts_and_never_waits(tmp_path):
+    path = tmp_path / "usage.db"
+    log = open_log(path)
+    assert log.get_state("pin_failures") is None
+    assert log.set_state("pin_failures", "3") and log.get_state("pin_failures") == "3"  # at once, from memory
+    assert log.flush()
+    log.close()
+    log = open_log(path)
+    assert log.get_state("pin_failures") == "3"
+    locker = Locker(path)
+    try:
+        started = time.monotonic()
+        assert log.set_state("pin_failures", "4")
+        assert log.set_state("pin_pause_until", "1780000300")
+        assert log.get_state("pin_failures") == "4"
+        assert time.monotonic() - started < 0.5
+    finally:
+        locker.release()
+    assert log.set_state("pin_pause_until", None) and log.get_state("pin_pause_until") is None
+    log.close()
+    log = open_log(path)
+    assert log.get_state("pin_failures") == "4" and log.get_state("pin_pause_until") is None
+    log.close()
+    assert not log.set_state("x", "1") and log.get_state("x") is None  # closed: not stored, no error
+
+
+# --- hostile input: odd text, any damage -------------------------------------------------------
+
+odd_text = st.one_of(
+    st.none(),
+    st.text(max_size=50),
+    st.text(st.characters(codec=None, categories=("Cs", "Co", "Cc", "Zs", "So")), max_size=20),  # lone surrogates too
+    st.just("x" * 100_000),
+    st.integers(),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(sorted(KINDS)), odd_text, odd_text, odd_text, odd_text), min_size=1, max_size=12))
+def test_any_text_is_stored_and_never_stops_the_writer(tmp_path_factory, events):
+    path = tmp_path_factory.mktemp("odd") / "usage.db"
+    log = open_log(path)
+    for kind, uid, action_type, outcome, detail in events:
+        assert log.record(kind, uid=uid, action_type=action_type, outcome=outcome, detail=detail)
+    assert log.set_state("odd", "\ud800 state")
+    assert log.flush()
+    assert log.dropped == 0 and log.count("events") == len(events)
+    assert log.record("reader_status", outcome="connected") and log.flush() and log.count("events") == len(events) + 1
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def sound_db(tmp_path_factory) -> str:
+    """The path of a sound log (a path, so hypothesis does not print half a megabyte on a failure)."""
+    return str(filled_log(tmp_path_factory.mktemp("sound") / "usage.db", events=600))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 200_000), st.binary(min_size=1, max_size=5000)), min_size=1, max_size=4))
+def test_any_damage_to_the_file_is_refused_or_moved_aside_never_an_exception(tmp_path_factory, sound_db, patches):
+    folder = tmp_path_factory.mktemp("damage")
+    path = folder / "usage.db"
+    data = bytearray(Path(sound_db).read_bytes())
+    for offset, chunk in patches:
+        offset %= len(data)
+        data[offset : offset + len(chunk)] = chunk[: len(data) - offset]
+    path.write_bytes(bytes(data))
+    try:
+        log = open_log(path)
+    except UsageDbError:
+        assert path.read_bytes() == bytes(data)  # refused: left exactly as it was
+        return
+    assert log.record("reader_status", outcome="connected")
+    log.flush(10)  # a page damaged past quick_check's reach may still fail the write: logged, not raised
+    log.close()

@@ -60,10 +60,12 @@ def carer(ctx: click.Context, config_path: str | None, registry_path: str | None
 
 @carer.command()
 def pin() -> None:
-    """Choose the carer PIN; prints the line to put in klick.yaml. The PIN itself is stored nowhere."""
-    from klick.pin import hash_pin, pin_problem
+    """Choose the carer PIN (6 to 12 digits); prints the line to put in klick.yaml. The PIN itself is stored nowhere."""
+    from klick.pin import MAX_DIGITS, MIN_DIGITS, hash_pin, pin_problem
 
-    first = click.prompt("New carer PIN (digits)", hide_input=True, default="", show_default=False).strip()
+    first = click.prompt(
+        f"New carer PIN ({MIN_DIGITS} to {MAX_DIGITS} digits)", hide_input=True, default="", show_default=False
+    ).strip()
     second = click.prompt("The same PIN again", hide_input=True, default="", show_default=False).strip()
     if first != second:
         fail("The two PINs are not the same; nothing was made. Try again.", EXIT_USAGE)

@@ -63,6 +63,7 @@ def _run_export(
     until: str | None,
     out: str | None,
     include_personal: bool,
+    include_free_text: bool = False,
 ) -> None:
     from klick import export as ex
 
@@ -93,15 +94,21 @@ def _run_export(
             total = 0
             devices: set[str] = set()
             for name in tables:
-                columns, count, rows = ex.export_rows(conn, name, win, card, include_personal=include_personal, labels=labels)
+                columns, count, rows = ex.export_rows(
+                    conn, name, win, card, include_personal=include_personal, labels=labels, include_free_text=include_free_text
+                )
                 parts.append((name, columns, rows))
                 total += count
                 devices.update(ex.devices_in(conn, name))
-            meta = ex.export_meta(kind, ",".join(sorted(devices)), cfg.pilot.export_key, include_personal, win)
+            meta = ex.export_meta(
+                kind, ",".join(sorted(devices)), cfg.pilot.export_key, include_personal, win, include_free_text=include_free_text
+            )
             with _progress(total, f"Exporting {kind}") as tick:
                 n = ex.write_sqlite(parts, target, meta, progress=tick)
         else:
-            columns, count, rows = ex.export_rows(conn, tables[0], win, card, include_personal=include_personal, labels=labels)
+            columns, count, rows = ex.export_rows(
+                conn, tables[0], win, card, include_personal=include_personal, labels=labels, include_free_text=include_free_text
+            )
             writer = ex.write_csv if fmt == "csv" else ex.write_json
             with _progress(count, f"Exporting {tables[0]}") as tick:
                 if target is None:
@@ -122,6 +129,8 @@ def _run_export(
     if target is not None:
         what = "rows" if fmt == "sqlite" else f"{tables[0]} rows"
         privacy = "with raw card IDs and labels" if include_personal else "card IDs as keyed hashes"
+        if kind == "answers":
+            privacy += ", with written answers" if include_free_text else ", written answers left out"
         click.echo(f"Wrote {n:,} {what} to {target} ({privacy}).", err=True)
 
 
@@ -182,15 +191,22 @@ def export_usage(config_path, db, fmt, since, until, out, include_personal, tabl
 
 @export.command("answers")
 @_common
+@click.option(
+    "--include-free-text",
+    is_flag=True,
+    help="Also export written answers (the text column). Residents write names and phone numbers there: only with the pilot's permission.",
+)
 @plain_errors
-def export_answers(config_path, db, fmt, since, until, out, include_personal) -> None:
+def export_answers(config_path, db, fmt, since, until, out, include_personal, include_free_text) -> None:
     """Export the questionnaire: every question asked, its state and the answer.
+
+    Written answers are left out unless --include-free-text is given.
 
     \b
     Example:
       klick export answers --format sqlite --out hbg-07-answers.sqlite
     """
-    _run_export("answers", config_path, db, fmt, "answers", since, until, out, include_personal)
+    _run_export("answers", config_path, db, fmt, "answers", since, until, out, include_personal, include_free_text)
 
 
 @export.command("merge")
