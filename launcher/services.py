@@ -49,8 +49,8 @@ def recent_unknown(usage: Any | None, limit: int = 5) -> list[tuple[str, float]]
     So the carer screen also lists cards put in before a restart. Without consent the log keeps
     no card events, and this is empty; the session's own memory still holds this run's cards.
     """
-    if usage is None:
-        return []
+    if usage is None or not usage.enrolled:
+        return []  # without consent (or after a withdrawal not yet purged) no card is remembered
     from klick.usage import from_iso
 
     try:
