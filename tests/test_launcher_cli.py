@@ -3,15 +3,19 @@ loaded by the rest of the CLI."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_klick
+from tests.conftest import KLICK, run_klick
 
 
 def _env(tmp_path: Path, **extra: str) -> dict:
@@ -61,3 +65,130 @@ def test_a_broken_card_file_still_gives_a_home_screen(tmp_path, klick_home):
     assert result.returncode == 0, result.stderr
     assert shot.stat().st_size > 2000
     assert "card file has problems" in result.stderr and "cards.yaml:3" in result.stderr
+
+
+# --- stopping: systemctl stop sends SIGTERM, Ctrl+C sends SIGINT ---------------------------------
+
+SLEEPER_UID = "04A2B3C4D5E680"
+#: A program with helpers of its own; the stubborn one (and its helpers) ignore SIGTERM.
+OBEDIENT = "sleep 300 & sleep 300 & wait"
+STUBBORN = "trap '' TERM; sleep 300 & sleep 300 & wait"
+
+
+def _home_with_a_running_card(home: Path, script: str) -> None:
+    (home / "klick.yaml").write_text(
+        f"reader:\n  driver: sim\n  grace_ms: 0\nlocale: sv\npaths:\n  socket: {home / 'b.sock'}\n"
+        "pilot:\n  device_name: test-stop\n  enrolled: true\n",
+        encoding="utf-8",
+    )
+    (home / "cards.yaml").write_text(
+        f'version: 1\ncards:\n  - uid: "{SLEEPER_UID}"\n    label: Radio\n    colour: blue\n'
+        f"    action:\n      type: command\n      argv: {json.dumps(['sh', '-c', script])}\n",
+        encoding="utf-8",
+    )
+
+
+def insert_card_when_the_reader_is_up(sock_path: Path, uid: str, timeout: float = 20) -> None:
+    """Put a card in the simulated reader once the bridge says the reader is connected (a card
+    put in before that is not seen, as with a real reader)."""
+    _wait_for(lambda: sock_path.exists(), timeout, "the bridge's socket")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(sock_path))
+        for line in s.makefile("rb"):
+            event = json.loads(line)
+            if event.get("event") == "reader_status" and event.get("state") == "connected":
+                break
+        _send(sock_path, {"command": "insert", "uid": uid}, s)
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _logged(db_path: Path, kind: str) -> bool:
+    db = sqlite3.connect(db_path)
+    try:
+        return db.execute("SELECT count(*) FROM events WHERE kind = ?", (kind,)).fetchone()[0] > 0
+    finally:
+        db.close()
+
+
+def _send(sock_path: Path, command: dict, s: socket.socket | None = None) -> None:
+    """Send one command to the bridge and wait for its reply (a client that hangs up at once
+    may be dropped before its command is read)."""
+    if s is None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(str(sock_path))
+            return _send(sock_path, command, s)
+    s.sendall(json.dumps(command).encode() + b"\n")
+    for line in s.makefile("rb"):
+        if json.loads(line).get("reply") == command["command"]:
+            return
+    raise AssertionError(f"the bridge did not answer {command}")
+
+
+@pytest.mark.ui
+@pytest.mark.parametrize(
+    "sig,script,card_out_first",
+    [(signal.SIGTERM, STUBBORN, False), (signal.SIGINT, OBEDIENT, False), (signal.SIGTERM, STUBBORN, True)],
+    ids=["sigterm-stubborn-program", "sigint", "sigterm-while-the-card-out-stop-waits"],
+)
+def test_a_stop_signal_ends_the_launcher_and_the_running_cards_whole_tree_within_2_s(
+    tmp_path, klick_home, sig, script, card_out_first
+):
+    from tests.launcher_harness import start_bridge, stop_bridge
+    from tests.proctree import descendants, still_running
+
+    _home_with_a_running_card(klick_home, script)
+    bridge = start_bridge(klick_home)
+    launcher = None
+    try:
+        insert_card_when_the_reader_is_up(klick_home / "b.sock", SLEEPER_UID)
+        env = _env(tmp_path, KLICK_HOME=str(klick_home), KLICK_LAUNCHER_OFFSCREEN="1")
+        launcher = subprocess.Popen([KLICK, "launcher"], env=env, stderr=subprocess.PIPE, text=True)
+        # The card's program runs: sh and its two sleeps, in a process group of their own.
+        try:
+            tree = _wait_for(
+                lambda: (d := descendants(launcher.pid)) and sum(p.name == "sleep" for p in d) == 2 and d,
+                30,
+                "the card's program",
+            )
+        except AssertionError:
+            launcher.kill()
+            raise AssertionError(f"the card's program did not start:\n{launcher.communicate()[1]}") from None
+        pids, groups = {p.pid for p in tree}, {p.pgid for p in tree}
+        assert launcher.pid not in groups  # the program's own group, so the launcher can end all of it
+        if card_out_first:
+            # Card out: the stop runs on a helper thread that waits 3 s before SIGKILL; the
+            # launcher must not exit and leave that half done.
+            _send(klick_home / "b.sock", {"command": "remove"})
+            _wait_for(lambda: _logged(klick_home / "usage.db", "action_ended"), 10, "the launcher to see the card go")
+
+        started = time.monotonic()
+        launcher.send_signal(sig)
+        code = launcher.wait(10)
+        took = time.monotonic() - started
+        stderr = launcher.stderr.read()
+    finally:
+        if launcher is not None and launcher.poll() is None:
+            launcher.kill()
+        stop_bridge(bridge)
+
+    assert code == 0, stderr
+    assert took < 2.0, f"the launcher took {took:.2f} s to stop"
+    assert still_running(pids, groups) == []
+    assert f"Stopping on {signal.Signals(sig).name}." in stderr and "Traceback" not in stderr
+    # The usage log was finished and closed: the card's end is in it, and no WAL is left over.
+    db = sqlite3.connect(klick_home / "usage.db")
+    ends = db.execute("SELECT outcome FROM events WHERE kind = 'action_ended'").fetchall()
+    db.close()
+    assert len(ends) == 1 and (ends[0][0] == "launcher_stopped") != card_out_first
+    assert not (klick_home / "usage.db-wal").exists()
