@@ -88,51 +88,12 @@ def _home_with_a_running_card(home: Path, script: str) -> None:
     )
 
 
-def insert_card_when_the_reader_is_up(sock_path: Path, uid: str, timeout: float = 20) -> None:
-    """Put a card in the simulated reader once the bridge says the reader is connected (a card
-    put in before that is not seen, as with a real reader)."""
-    _wait_for(lambda: sock_path.exists(), timeout, "the bridge's socket")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(str(sock_path))
-        for line in s.makefile("rb"):
-            event = json.loads(line)
-            if event.get("event") == "reader_status" and event.get("state") == "connected":
-                break
-        _send(sock_path, {"command": "insert", "uid": uid}, s)
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _logged(db_path: Path, kind: str) -> bool:
     db = sqlite3.connect(db_path)
     try:
         return db.execute("SELECT count(*) FROM events WHERE kind = ?", (kind,)).fetchone()[0] > 0
     finally:
         db.close()
-
-
-def _send(sock_path: Path, command: dict, s: socket.socket | None = None) -> None:
-    """Send one command to the bridge and wait for its reply (a client that hangs up at once
-    may be dropped before its command is read)."""
-    if s is None:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(10)
-            s.connect(str(sock_path))
-            return _send(sock_path, command, s)
-    s.sendall(json.dumps(command).encode() + b"\n")
-    for line in s.makefile("rb"):
-        if json.loads(line).get("reply") == command["command"]:
-            return
-    raise AssertionError(f"the bridge did not answer {command}")
 
 
 @pytest.mark.ui
@@ -144,6 +105,7 @@ def _send(sock_path: Path, command: dict, s: socket.socket | None = None) -> Non
 def test_a_stop_signal_ends_the_launcher_and_the_running_cards_whole_tree_within_2_s(
     tmp_path, klick_home, sig, script, card_out_first
 ):
+    from tests.bridge_commands import insert_when_the_reader_is_up, send, wait_for
     from tests.launcher_harness import start_bridge, stop_bridge
     from tests.proctree import descendants, still_running
 
@@ -151,12 +113,12 @@ def test_a_stop_signal_ends_the_launcher_and_the_running_cards_whole_tree_within
     bridge = start_bridge(klick_home)
     launcher = None
     try:
-        insert_card_when_the_reader_is_up(klick_home / "b.sock", SLEEPER_UID)
+        insert_when_the_reader_is_up(klick_home / "b.sock", SLEEPER_UID)
         env = _env(tmp_path, KLICK_HOME=str(klick_home), KLICK_LAUNCHER_OFFSCREEN="1")
         launcher = subprocess.Popen([KLICK, "launcher"], env=env, stderr=subprocess.PIPE, text=True)
         # The card's program runs: sh and its two sleeps, in a process group of their own.
         try:
-            tree = _wait_for(
+            tree = wait_for(
                 lambda: (d := descendants(launcher.pid)) and sum(p.name == "sleep" for p in d) == 2 and d,
                 30,
                 "the card's program",
@@ -169,8 +131,8 @@ def test_a_stop_signal_ends_the_launcher_and_the_running_cards_whole_tree_within
         if card_out_first:
             # Card out: the stop runs on a helper thread that waits 3 s before SIGKILL; the
             # launcher must not exit and leave that half done.
-            _send(klick_home / "b.sock", {"command": "remove"})
-            _wait_for(lambda: _logged(klick_home / "usage.db", "action_ended"), 10, "the launcher to see the card go")
+            send(klick_home / "b.sock", {"command": "remove"})
+            wait_for(lambda: _logged(klick_home / "usage.db", "action_ended"), 10, "the launcher to see the card go")
 
         started = time.monotonic()
         launcher.send_signal(sig)
