@@ -120,6 +120,7 @@ class LauncherApp(App):
 
     def on_start(self) -> None:
         self._watch_stop_signals()
+        log.info("The screen is %dx%d.", Window.width, Window.height)  # what a kiosk compositor gave it
         self.client.start()
         if self.probe is not None:
             self.probe(self)

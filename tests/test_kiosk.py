@@ -56,7 +56,9 @@ pytestmark = [
 WEB_UID = "04C0FFEE000001"
 #: Colours the tests look for: the launcher's background and drawn tablet, the card's face, and
 #: the local page Chromium shows.
-BG, PANEL, CARD_YELLOW, PAGE = (16, 42, 67), (51, 78, 104), (255, 212, 59), (46, 139, 87)
+BG, PANEL, TEXT, CARD_YELLOW, PAGE = (16, 42, 67), (51, 78, 104), (255, 253, 247), (255, 212, 59), (46, 139, 87)
+#: The height of the clock's digits for each pixel of its font size (Roboto Bold's figures).
+DIGITS_PER_PX = 0.72
 PAGE_HTML = (
     '<!doctype html><html lang="sv"><meta charset="utf-8"><title>Klick</title>'
     '<body style="margin:0;background:rgb(46,139,87);color:#fff;font:64px sans-serif">'
@@ -167,6 +169,16 @@ def home_problems(img, size: tuple[int, int]) -> list[str]:
             problems.append(f"the slot picture is at {box}, outside its place in the layout")
     if is_bg.mean() < 0.5:
         problems.append("less than half of the picture is the launcher's background")
+    # The clock's digits (the tallest run of text rows) are as tall as home's layout makes them
+    # for this size: the launcher laid out for the output, not for the configured display size.
+    from launcher.theme import sizes_for
+
+    rows = (px == TEXT).all(axis=2).any(axis=1)
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], rows.astype(np.int8), [0]))))
+    tallest = int((edges[1::2] - edges[::2]).max()) if len(edges) else 0
+    expected = DIGITS_PER_PX * sizes_for(w, h, 1.0, 160).px("clock")
+    if abs(tallest - expected) > 0.08 * expected:
+        problems.append(f"the clock's digits are {tallest} px tall; laid out for {w}x{h} they are about {expected:.0f} px")
     return problems
 
 
@@ -432,6 +444,12 @@ def kiosk():
         run_scenario(k)
         k.results["took"] = time.monotonic() - started
         k.results["log"] = log_tail(k)
+        said = (scratch / "cage.log").read_text(errors="replace").splitlines()
+        k.results["screen_sizes_said"] = [line.strip() for line in said if line.startswith("klick launcher: The screen is")]
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "results.json").write_text(
+            json.dumps({key: v for key, v in k.results.items() if key != "log"}, default=str, indent=1)
+        )
         yield k
     finally:
         if bridge is not None and bridge.poll() is None:
@@ -474,10 +492,12 @@ def test_the_launcher_runs_in_cage_as_an_unprivileged_user_through_xwayland(kios
 
 def test_home_fills_a_1280x720_output_and_nothing_is_cut(kiosk):
     assert kiosk.results["home_1280x720"] == [], kiosk.results["log"]
+    assert kiosk.results["screen_sizes_said"][0] == "klick launcher: The screen is 1280x720."
 
 
 def test_home_fills_a_720x1280_portrait_output_and_nothing_is_cut(kiosk):
     assert kiosk.results["home_720x1280"] == [], kiosk.results["log"]
+    assert kiosk.results["screen_sizes_said"][1:] == ["klick launcher: The screen is 720x1280."]
 
 
 def test_sigterm_ends_the_launcher_within_2_s_and_cage_with_it(kiosk):
