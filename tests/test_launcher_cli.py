@@ -32,6 +32,17 @@ def test_without_a_display_it_says_so_in_one_line_and_exits_2(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_under_a_compositor_without_xwayland_it_says_so_in_one_line_and_exits_2(tmp_path):
+    # cage sets WAYLAND_DISPLAY and DISPLAY; Kivy's SDL can only draw through XWayland there.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    env = _env(tmp_path, WAYLAND_DISPLAY="wayland-0", DISPLAY=":0", PATH=str(bin_dir))
+    result = run_klick("launcher", env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "XWayland" in lines[0] and "apt-get install xwayland" in lines[0]
+
+
 def test_the_cli_never_loads_kivy():
     code = "import sys, klick.cli.launcher_cmd, klick.cli; assert not any(m.startswith('kivy') for m in sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)
