@@ -136,7 +136,8 @@ class LauncherApp(App):
             self.program, self.program_card = None, None
             program.stop(grace=SHUTDOWN_GRACE_S, wait=True)
             if card is not None and self.usage is not None:
-                self._record_quietly("action_ended", uid=card.uid, action_type=card.action.type, outcome="launcher_stopped")
+                kind = getattr(card.action, "type", None)
+                self._record_quietly("action_ended", uid=card.uid, action_type=kind, outcome="launcher_stopped")
         actions.finish_stopping(grace=SHUTDOWN_GRACE_S)  # a card taken out just before
         self.client.stop(timeout=0.5)
         self.screens["album"].end()

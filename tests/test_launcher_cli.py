@@ -165,3 +165,34 @@ def test_a_stop_signal_ends_the_launcher_and_the_running_cards_whole_tree_within
     db.close()
     assert len(ends) == 1 and (ends[0][0] == "launcher_stopped") != card_out_first
     assert not (klick_home / "usage.db-wal").exists()
+
+
+def _catches(pid: int, sig: int) -> bool:
+    """Whether the process has its own handler for ``sig`` (SigCgt in /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
+    return bool(caught >> (sig - 1) & 1)
+
+
+@pytest.mark.ui
+def test_stop_signals_while_it_is_still_starting_are_kept_and_end_it_cleanly(tmp_path, klick_home):
+    from tests.bridge_commands import wait_for
+
+    (klick_home / "klick.yaml").write_text(f"reader:\n  driver: sim\npaths:\n  socket: {klick_home / 'b.sock'}\n")
+    env = _env(tmp_path, KLICK_HOME=str(klick_home), KLICK_LAUNCHER_OFFSCREEN="1")
+    launcher = subprocess.Popen([KLICK, "launcher"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: _catches(launcher.pid, signal.SIGTERM), 20, "the launcher to catch SIGTERM")
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGTERM):  # an impatient stop, mid start-up
+            launcher.send_signal(sig)
+        code = launcher.wait(30)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    stderr = launcher.stderr.read()
+    assert code == 0, stderr
+    # Both were pending together; the kernel hands over the lower-numbered SIGINT first.
+    assert stderr.count("Stopping on SIG") == 1 and "Traceback" not in stderr
