@@ -7,9 +7,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-# Debian packages Kivy and nfcpy load at run time, and the PDF renderer the print tests use.
+# Debian packages Kivy and nfcpy load at run time; the PDF renderer the print tests use; and the
+# kiosk the appliance runs (cage, XWayland, Chromium), with grim to screenshot it and openssl for
+# the test page's certificate (tests/test_kiosk.py).
 DEB_RUNTIME := libgl1 libegl1 libmtdev1 libusb-1.0-0
-DEB_TEST    := poppler-utils
+DEB_TEST    := poppler-utils cage xwayland chromium grim openssl
 
 .PHONY: run test lint bench soak deps venv clean
 
@@ -61,7 +63,7 @@ clean:
 # units and the udev rule, enabled. Running it again changes nothing. Variables:
 #   DESTDIR=/image  install into an image or scratch root (nothing started, no apt)
 #   SKIP_VENV=1     leave out the venv (the tests do; the soak suite builds it)
-#   SKIP_APT=1      do not install cage, chromium and the run-time libraries
+#   SKIP_APT=1      do not install cage, xwayland, chromium and the run-time libraries
 #   PIP_ARGS=...    extra arguments for the venv's pip install
 #   PURGE=1         uninstall-appliance also removes settings, cards, usage log and the klick user
 .PHONY: install-appliance uninstall-appliance

@@ -11,7 +11,8 @@ running bridge already reports as connected is never opened again: probing it wo
 bridge for the device.
 
 Which checks depend on the machine rather than on Klick's files: the reader (for serial, nfc and
-hid), permissions (for those drivers), the bridge, the browser, speech (when on) and disk space.
+hid), permissions (for those drivers), the bridge, the browser, the kiosk (on an appliance, where
+klick-launcher.service is installed), speech (when on) and disk space.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ __all__ = [
     "check_permissions",
     "check_bridge",
     "check_browser",
+    "check_kiosk",
+    "KIOSK_PROGRAMS",
     "check_speech",
     "check_disk",
     "check_usage_log",
@@ -84,6 +87,7 @@ class Machine:
     user: str = ""
     groups: frozenset[str] = frozenset()
     rules_dir: Path = Path("/etc/udev/rules.d")
+    units_dir: Path = Path("/etc/systemd/system")
     min_free: int = MIN_FREE_BYTES
 
     @classmethod
@@ -130,6 +134,7 @@ def run_doctor(config_path: str | Path | None = None, machine: Machine | None = 
         check_permissions(cfg, machine),
         bridge,
         check_browser(cfg, machine),
+        check_kiosk(machine),
         check_speech(cfg, machine),
         check_disk(cfg, machine),
         check_usage_log(cfg),
@@ -441,6 +446,30 @@ def check_browser(cfg: Config, machine: Machine) -> Finding:
         f"the browser {program} (browser.command) is not installed here",
         "install it (sudo apt install chromium), or set browser.command in klick.yaml to a browser that is",
     )
+
+
+#: What the kiosk session (klick-launcher.service) runs on, each with the Debian package it is
+#: in and why: cage owns the screen; the launcher's window is an X11 one (Kivy's SDL has no
+#: Wayland driver), which cage can only show through XWayland.
+KIOSK_PROGRAMS = (
+    ("cage", "cage", "the kiosk compositor that owns the screen"),
+    ("Xwayland", "xwayland", "the launcher draws through it; without it the screen stays black"),
+)
+
+
+def check_kiosk(machine: Machine) -> Finding:
+    unit = machine.units_dir / "klick-launcher.service"
+    if not unit.is_file():
+        return Finding("Kiosk", True, f"{unit.name} is not installed, so this is no kiosk: the launcher runs in your own session")
+    missing = [(name, package, why) for name, package, why in KIOSK_PROGRAMS if not shutil.which(name, path=machine.path)]
+    if missing:
+        return Finding(
+            "Kiosk",
+            False,
+            "; ".join(f"{name} is not installed ({why})" for name, _, why in missing),
+            "sudo apt install " + " ".join(package for _, package, _ in missing) + " (or: sudo make install-appliance)",
+        )
+    return Finding("Kiosk", True, "cage and XWayland are installed: the launcher fills whatever screen cage gives it")
 
 
 def check_speech(cfg: Config, machine: Machine) -> Finding:

@@ -38,6 +38,7 @@ __all__ = [
     "ActionError",
     "RunningProgram",
     "start_program",
+    "finish_stopping",
     "album_pictures",
     "PICTURE_SUFFIXES",
 ]
@@ -229,15 +230,22 @@ class RunningProgram:
 
     def stop(self, grace: float = STOP_GRACE, wait: bool = False) -> None:
         """SIGTERM to the whole group, SIGKILL after ``grace`` seconds. Never blocks the screen
-        unless ``wait`` is asked for: the waiting happens on a helper thread."""
-        if self._stopping:
+        unless ``wait`` is asked for: the waiting happens on a helper thread.
+
+        With ``wait`` it also finishes a stop already under way on a helper thread (that thread
+        dies with the launcher): the group is gone when this returns.
+        """
+        if not self._stopping:
+            self._stopping = True
+            with _stopping_lock:
+                _stopping.add(self)
+            self._signal(signal.SIGTERM)
+            if not wait:
+                threading.Thread(target=self._finish, args=(grace,), name="action-stop", daemon=True).start()
+                return
+        elif not wait:
             return
-        self._stopping = True
-        self._signal(signal.SIGTERM)
-        if wait:
-            self._finish(grace)
-        else:
-            threading.Thread(target=self._finish, args=(grace,), name="action-stop", daemon=True).start()
+        self._finish(grace)
 
     def _finish(self, grace: float) -> None:
         try:
@@ -250,12 +258,28 @@ class RunningProgram:
             self.proc.wait(grace)
         except subprocess.TimeoutExpired:
             log.warning("%s (pid %d) could not be ended.", self.program, self.proc.pid)
+        with _stopping_lock:
+            _stopping.discard(self)
 
     def _signal(self, sig: int) -> None:
         try:
             os.killpg(self.proc.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+#: Programs whose stop is still under way on a helper thread (card out, then the launcher stops).
+_stopping: set[RunningProgram] = set()
+_stopping_lock = threading.Lock()
+
+
+def finish_stopping(grace: float = STOP_GRACE) -> None:
+    """Wait for every stop still under way, SIGKILL after ``grace``: before the launcher exits,
+    since the helper threads doing it die with the process."""
+    with _stopping_lock:
+        pending = list(_stopping)
+    for program in pending:
+        program.stop(grace=grace, wait=True)
 
 
 def start_program(argv: tuple[str, ...], program: str, *, log_file: Path | None = None) -> RunningProgram:

@@ -22,7 +22,7 @@ from kivy.core.window import Keyboard, Window
 
 from klick.bridge_client import BridgeClient
 from klick.pin import check_pin
-from launcher import actions, carer, guard, theme
+from launcher import actions, carer, guard, stopping, theme
 from launcher import session as S
 from launcher.i18n import Words
 from launcher.keys import KeyComboError, parse_keys
@@ -49,6 +49,10 @@ REGISTRY_POLL_S = 2.0
 #: After a reconnect the bridge sends its greeting at once; a card it has not named by then
 #: was taken out while the launcher was not listening.
 GREETING_WAIT_S = 1.0
+#: How often a noted SIGTERM/SIGINT is looked for, and how long a running program gets to close
+#: itself when the launcher stops: together well inside the two seconds systemd is promised.
+STOP_SIGNAL_POLL_S = 0.1
+SHUTDOWN_GRACE_S = 0.8
 _KEY_NAMES = {code: name for name, code in Keyboard.keycodes.items()}
 
 
@@ -74,6 +78,7 @@ class LauncherApp(App):
         self._last_screen: Any = None
         self._current: Any = None
         self._quitting = False
+        self._stopped = False
         self._idle_since = time.monotonic()
         self._last_prompt_poll = 0.0
         self._last_registry_poll = 0.0
@@ -121,22 +126,52 @@ class LauncherApp(App):
         return self.root_widget
 
     def on_start(self) -> None:
+        self._watch_stop_signals()
+        log.info("The screen is %dx%d.", Window.width, Window.height)  # what a kiosk compositor gave it
         self.client.start()
         if self.probe is not None:
             self.probe(self)
 
     def on_stop(self) -> None:
-        self.client.stop()
+        """End everything the launcher started, then close the usage log. Kivy calls this twice
+        (from :meth:`stop` and again when its loop ends); the second call finds nothing to do."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self.program is not None:
-            self.program.stop(grace=2.0, wait=True)
-            self.program = None
+            program, card = self.program, self.program_card
+            self.program, self.program_card = None, None
+            program.stop(grace=SHUTDOWN_GRACE_S, wait=True)
+            if card is not None and self.usage is not None:
+                kind = getattr(card.action, "type", None)
+                self._record_quietly("action_ended", uid=card.uid, action_type=kind, outcome="launcher_stopped")
+        actions.finish_stopping(grace=SHUTDOWN_GRACE_S)  # a card taken out just before
+        self.client.stop(timeout=0.5)
         self.screens["album"].end()
         if self.usage is not None:
             self.usage.close()
 
+    def _record_quietly(self, kind: str, **fields: Any) -> None:
+        try:
+            self.usage.record(kind, **fields)
+        except Exception:  # the log's trouble must not keep the launcher from stopping
+            log.exception("could not record %s while stopping", kind)
+
     def quit(self) -> None:
         self._quitting = True
         self.stop()
+
+    def _watch_stop_signals(self) -> None:
+        """SIGTERM (systemctl stop) and SIGINT (Ctrl+C) stop the launcher like the quit keys."""
+        if stopping.catch_stop_signals():
+            Clock.schedule_interval(self._check_stop_signal, STOP_SIGNAL_POLL_S)
+        self._check_stop_signal(0)
+
+    def _check_stop_signal(self, _dt_: float) -> None:
+        signum = stopping.stop_signal()
+        if signum is not None and not self._quitting:
+            log.info("Stopping on %s.", stopping.signal_name(signum))
+            self.quit()
 
     # -- inputs -------------------------------------------------------------------------------
     def _from_bridge(self, event: Any) -> None:

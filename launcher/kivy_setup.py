@@ -1,16 +1,29 @@
 """Kivy's settings, which must be in place before Kivy opens its window.
 
-Full screen is an explicit size and position on a borderless window, not Kivy's fullscreen
-"auto": without a window manager, plain X clips an "auto" window to a wrong size.
+Two ways to fill the screen, by what the launcher runs under:
+
+- **A Wayland compositor** (the appliance: ``cage``, which sets ``WAYLAND_DISPLAY``). The
+  compositor owns the output, so the launcher asks for Kivy's fullscreen "auto" and takes
+  whatever size the output has (1280x720, 800x1280 turned, a 1920x1200 monitor): no size to
+  configure, nothing cut. Kivy's wheels bring an SDL without a Wayland video driver, so the
+  window is an X11 one, drawn through XWayland, which cage starts the moment it is needed.
+- **Plain X without a window manager.** Full screen is the configured size and position
+  (``display.width/height/left/top``) on a borderless window: without a window manager, plain X
+  clips an "auto" window to a wrong size.
+
+SDL's own SIGTERM/SIGINT handlers are switched off: they turn a stop request into a window close
+request, which the appliance refuses (only the quit keys close it). The launcher handles both
+signals itself (:mod:`launcher.stopping`).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
-__all__ = ["configure_kivy", "has_display", "OFFSCREEN_ENV"]
+__all__ = ["configure_kivy", "has_display", "under_compositor", "missing_for_compositor", "OFFSCREEN_ENV"]
 
 #: Set to 1 to run without a display (tests, benchmarks); SDL then draws into memory.
 OFFSCREEN_ENV = "KLICK_LAUNCHER_OFFSCREEN"
@@ -21,10 +34,35 @@ def has_display(env: Any = None) -> bool:
     return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
 
 
+def under_compositor(env: Any = None) -> bool:
+    """True under a Wayland compositor (cage on the appliance): it decides the window's size."""
+    env = os.environ if env is None else env
+    return bool(env.get("WAYLAND_DISPLAY"))
+
+
+def missing_for_compositor(env: Any = None) -> str | None:
+    """What keeps the launcher from drawing under a Wayland compositor, in plain words, or None.
+
+    Kivy's SDL speaks X11, not Wayland: under cage the window goes through XWayland, which cage
+    starts on demand and sets ``DISPLAY`` for. Without the ``xwayland`` package the screen would
+    stay black with no word why.
+    """
+    env = os.environ if env is None else env
+    if not under_compositor(env) or env.get("SDL_VIDEODRIVER", "x11") != "x11":
+        return None
+    if shutil.which("Xwayland", path=env.get("PATH")) is None:
+        return "The launcher draws through XWayland, which is not installed. Install it: sudo apt-get install xwayland"
+    if not env.get("DISPLAY"):
+        return "The compositor set no DISPLAY for XWayland, so the launcher has nowhere to draw."
+    return None
+
+
 def configure_kivy(cfg: Any, *, verbose: bool = False, offscreen: bool = False) -> None:
     """Environment and ``kivy.config`` for the launcher. Call before anything imports Kivy's window."""
     os.environ.setdefault("KIVY_NO_ARGS", "1")
     os.environ.setdefault("KIVY_NO_FILELOG", "1")
+    # SDL_HINT_NO_SIGNAL_HANDLERS: SIGTERM and SIGINT are the launcher's to handle, not SDL's.
+    os.environ["SDL_NO_SIGNAL_HANDLERS"] = "1"
     if not verbose:
         os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
     if "KIVY_HOME" not in os.environ:
@@ -40,14 +78,21 @@ def configure_kivy(cfg: Any, *, verbose: bool = False, offscreen: bool = False) 
     from kivy.config import Config
 
     d = cfg.display
+    fill_output = d.fullscreen and under_compositor() and os.environ.get("SDL_VIDEODRIVER") != "offscreen"
     Config.set("graphics", "width", str(d.width))
     Config.set("graphics", "height", str(d.height))
-    Config.set("graphics", "position", "custom")
-    Config.set("graphics", "left", str(d.left))
-    Config.set("graphics", "top", str(d.top))
-    Config.set("graphics", "fullscreen", "0")
+    if fill_output:
+        # The compositor's output, whatever its size; the configured size is only the fallback.
+        Config.set("graphics", "position", "auto")
+        Config.set("graphics", "fullscreen", "auto")
+        Config.set("graphics", "resizable", "1")
+    else:
+        Config.set("graphics", "position", "custom")
+        Config.set("graphics", "left", str(d.left))
+        Config.set("graphics", "top", str(d.top))
+        Config.set("graphics", "fullscreen", "0")
+        Config.set("graphics", "resizable", "0")
     Config.set("graphics", "borderless", "1" if d.fullscreen else "0")
-    Config.set("graphics", "resizable", "0")
     Config.set("graphics", "show_cursor", "0" if d.fullscreen else "1")
     Config.set("kivy", "exit_on_escape", "0")
     Config.set("kivy", "pause_on_minimize", "0")

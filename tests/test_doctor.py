@@ -121,9 +121,9 @@ def test_demo_setup_with_a_real_bridge_exits_0_and_prints_each_check(setup, shor
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     names = [l[6:].split(":")[0] for l in lines[:-1]]
-    assert names == ["Settings", "Cards", "Reader", "Permissions", "Bridge", "Browser", "Speech", "Disk", "Usage log"]
+    assert names == ["Settings", "Cards", "Reader", "Permissions", "Bridge", "Browser", "Kiosk", "Speech", "Disk", "Usage log"]
     assert all(l.startswith("OK    ") for l in lines[:-1])
-    assert lines[-1] == "All 9 checks are fine."
+    assert lines[-1] == "All 10 checks are fine."
     assert "5 cards" in line(result, "Cards")
     assert "connected" in line(result, "Bridge") and "connected" in line(result, "Reader")
 
@@ -341,3 +341,33 @@ def test_reader_uses_the_bridge_only_for_its_own_reader(setup):
     assert check_reader(cfg, BridgeView(ReaderStatus("connected", "reader"))).ok
     finding, view = check_bridge(cfg)
     assert not finding.ok and view is None
+
+
+def test_kiosk_names_a_missing_xwayland_with_its_fix_on_the_appliance(tmp_path):
+    from cards.doctor import check_kiosk
+
+    units = tmp_path / "systemd"
+    units.mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    desktop = Machine(path=str(bin_dir), units_dir=units)
+    assert check_kiosk(desktop).ok and "no kiosk" in check_kiosk(desktop).message  # not an appliance: nothing needed
+
+    (units / "klick-launcher.service").write_text((REPO / "config/systemd/klick-launcher.service").read_text())
+    finding = check_kiosk(desktop)
+    assert not finding.ok
+    assert "Xwayland is not installed" in finding.message and "cage is not installed" in finding.message
+    assert "sudo apt install cage xwayland" in finding.fix
+
+    cage = shutil.which("cage")
+    if cage is None:
+        pytest.skip("cage is not installed (make test installs it)")
+    (bin_dir / "cage").symlink_to(cage)
+    finding = check_kiosk(desktop)
+    assert not finding.ok and "cage" not in finding.message
+    assert finding.message.startswith("Xwayland is not installed") and finding.fix.startswith("sudo apt install xwayland ")
+    xwayland = shutil.which("Xwayland")
+    if xwayland is None:
+        pytest.skip("xwayland is not installed (make test installs it)")
+    (bin_dir / "Xwayland").symlink_to(xwayland)
+    assert check_kiosk(desktop).ok

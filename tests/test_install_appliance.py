@@ -140,3 +140,14 @@ def test_uninstall_keeps_settings_and_data_unless_purged(tmp_path):
     make("uninstall-appliance", dest, PURGE="1")
     assert not (dest / "var/lib/klick").exists() and not (dest / "etc/klick").exists()
     assert passwd(dest, "klick") is None and passwd(dest, "klick", "group") is None
+
+
+def test_install_says_which_kiosk_packages_the_appliance_needs(tmp_path):
+    out = make("install-appliance", tmp_path / "root").stdout
+    lines = {line.strip().split(":")[0]: line.split(":", 1)[1].split() for line in out.splitlines() if ":" in line}
+    # XWayland above all: cage does not pull it in, and without it the launcher's window never shows.
+    assert lines["kiosk packages"] == ["cage", "xwayland", "chromium"]
+    assert "python3-venv" in lines["run-time packages"]
+    assert "not installed into an image: the image needs them (apt-get install cage xwayland chromium" in out
+    unit = (tmp_path / "root/etc/systemd/system/klick-launcher.service").read_text()
+    assert "ExecStart=/usr/bin/cage -d -- /opt/klick/venv/bin/klick launcher" in unit

@@ -15,7 +15,7 @@
 #                   (systemd-sysusers --root), units enabled with `systemctl --root`, nothing is
 #                   started, no Debian packages installed
 #   SKIP_VENV=1     leave out the venv (what `make test` does, to stay fast and offline)
-#   SKIP_APT=1      do not install the Debian packages the appliance runs on (APT_PACKAGES below)
+#   SKIP_APT=1      do not install the Debian packages the appliance runs on (the lists below)
 #   PIP_ARGS=...    extra arguments for the venv's pip install (e.g. --no-deps for a quick check)
 #   VENV_PYTHON=... the interpreter the venv is made from (default /usr/bin/python3)
 set -eu
@@ -27,9 +27,14 @@ SKIP_VENV=${SKIP_VENV:-0}
 SKIP_APT=${SKIP_APT:-0}
 PIP_ARGS=${PIP_ARGS:-}
 VENV_PYTHON=${VENV_PYTHON:-/usr/bin/python3}
-# What the appliance runs on: the kiosk compositor, the browser for web cards and calls, the venv
-# maker, and the libraries Kivy and nfcpy load at run time.
-APT_PACKAGES="cage chromium python3-venv libgl1 libegl1 libmtdev1 libusb-1.0-0"
+# What the appliance runs on. The kiosk: cage owns the screen; xwayland, because the launcher's
+# window is an X11 one (Kivy's SDL has no Wayland driver) and cage shows X11 windows only through
+# XWayland, which it starts when the launcher connects (cage does not pull it in: without it the
+# screen stays black); chromium for calls, SVT and web cards. Then the venv maker and the
+# libraries Kivy and nfcpy load at run time.
+KIOSK_PACKAGES="cage xwayland chromium"
+RUNTIME_PACKAGES="python3-venv libgl1 libegl1 libmtdev1 libusb-1.0-0"
+APT_PACKAGES="$KIOSK_PACKAGES $RUNTIME_PACKAGES"
 VENV=/opt/klick/venv
 changed=0
 
@@ -77,7 +82,15 @@ put_config() {
 say "Installing the Klick appliance${D:+ into $D}."
 
 # 1. Debian packages the appliance runs on (never into an image: that is the image builder's job).
-if [ -z "$D" ] && [ "$SKIP_APT" != 1 ] && command -v apt-get >/dev/null 2>&1; then
+say "  kiosk packages: $KIOSK_PACKAGES"
+say "  run-time packages: $RUNTIME_PACKAGES"
+if [ -n "$D" ]; then
+    say "  not installed into an image: the image needs them (apt-get install $APT_PACKAGES)"
+elif [ "$SKIP_APT" = 1 ]; then
+    say "  SKIP_APT=1: left out installing them"
+elif ! command -v apt-get >/dev/null 2>&1; then
+    say "  apt-get not found: install them yourself"
+else
     missing=""
     for p in $APT_PACKAGES; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

@@ -56,4 +56,5 @@ else
     for dir in /etc/klick /var/lib/klick; do [ -d "$D$dir" ] && kept="$kept $dir"; done
     [ -z "$kept" ] || say "Kept$kept and the klick user (PURGE=1 removes them too)."
 fi
-say "Klick is uninstalled${D:+ from $D}."
+say "Klick is uninstalled${D:+ from $D}. The Debian packages it installed (cage xwayland chromium and the libraries)"
+say "stay: remove them with apt-get if nothing else needs them."

@@ -26,12 +26,21 @@ from klick.cli.common import EXIT_USAGE, config_option, fail, get_config, plain_
 @click.option("-v", "--verbose", is_flag=True, help="Show Kivy's own log lines too.")
 @plain_errors
 def launcher(config_path: str | None, demo: bool, offscreen: bool, screenshot: str | None, verbose: bool) -> None:
-    """Show the launcher: the card in the slot decides what happens."""
-    from launcher.kivy_setup import OFFSCREEN_ENV, configure_kivy, has_display
+    """Show the launcher: the card in the slot decides what happens.
+
+    SIGTERM (systemctl stop) and SIGINT (Ctrl+C) end it within two seconds, with exit status 0:
+    the running program's whole process group first, then the usage log, then the window.
+    """
+    from launcher.kivy_setup import OFFSCREEN_ENV, configure_kivy, has_display, missing_for_compositor
+    from launcher.stopping import catch_stop_signals
 
     offscreen = offscreen or os.environ.get(OFFSCREEN_ENV) == "1"
     if not offscreen and not has_display():
         fail("No screen to show the launcher on (DISPLAY and WAYLAND_DISPLAY are not set).", EXIT_USAGE)
+    if not offscreen and (problem := missing_for_compositor()):
+        fail(problem, EXIT_USAGE)
+    # From here a stop signal is noted and honoured once the app runs, never fatal half-way.
+    catch_stop_signals()
     _log_to_stderr()
     bridge = None
     uids: tuple[str, ...] = ()
@@ -58,6 +67,9 @@ def launcher(config_path: str | None, demo: bool, offscreen: bool, screenshot: s
 
         probe = home_screenshot(screenshot) if screenshot else None
         LauncherApp(cfg, demo_uids=uids, probe=probe).run()
+        from kivy.core.window import Window
+
+        Window.close()  # the glass is free before Python's own teardown
     finally:
         if bridge is not None:
             from launcher.demo import stop_bridge
