@@ -584,7 +584,8 @@ def write_sizes_home(home: Path, size: tuple[int, int]) -> None:
         f'reader:\n  driver: sim\n  grace_ms: 0\nlocale: sv\nhelp_contact: "Eva i hemtjänsten, 042-10 20 30"\n'
         f"display:\n  width: {size[0]}\n  height: {size[1]}\n"
         f"browser:\n  command: {json.dumps(sleeper)}\npaths:\n  socket: {home / 'b.sock'}\n"
-        f'pilot:\n  device_name: test-sizes\n  enrolled: true\ncarer:\n  pin_hash: "{hash_pin(PIN)}"\n',
+        f'pilot:\n  device_name: test-sizes\n  enrolled: true\ncarer:\n  pin_hash: "{hash_pin(PIN)}"\n'
+        "calls:\n  allowed_servers: [https://meet.jit.si]\n",
         encoding="utf-8",
     )
 
