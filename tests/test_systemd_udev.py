@@ -4,7 +4,7 @@
 known. This machine has neither Klick's venv nor cage, and installing them just for a check
 would be dishonest in the other direction, so the test builds a temporary root: the host's own
 stock units (/usr/lib/systemd/system) copied in, our units in its /etc/systemd/system, and tiny
-executable stubs at /opt/klick/venv/bin/klick and /usr/bin/cage; then it verifies with
+executable stubs at /opt/klick/venv/bin/klick, /usr/bin/cage and /bin/sh; then it verifies with
 --root. A control run without the stub shows the check really looks at the binaries. Any
 warning (an unknown key, a bad value) fails the test, not only a non-zero exit.
 
@@ -61,7 +61,7 @@ def root(tmp_path):
     (r / "etc/systemd/system").mkdir(parents=True)
     for f in UNITS.iterdir():
         shutil.copy(f, r / "etc/systemd/system" / f.name)
-    for stub in ("opt/klick/venv/bin/klick", "usr/bin/cage"):
+    for stub in ("opt/klick/venv/bin/klick", "usr/bin/cage", "bin/sh"):
         path = r / stub
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("#!/bin/sh\nexit 0\n")
