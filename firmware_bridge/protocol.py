@@ -15,6 +15,7 @@ its fields, CRC is CRC-16/CCITT-FALSE over LEN..end of PAYLOAD, SYNC is 0x7E.
 
 from __future__ import annotations
 
+import binascii
 import struct
 from dataclasses import dataclass, field
 
@@ -173,25 +174,12 @@ class FieldError(ValueError):
 # CRC and framing
 
 
-def _crc_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-        table.append(crc & 0xFFFF)
-    return table
-
-
-_CRC_TABLE = _crc_table()
-
-
 def crc16_ccitt(data: bytes | bytearray | memoryview, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, xorout 0 (check 0x29B1)."""
-    table = _CRC_TABLE
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ table[(crc >> 8) ^ byte]
-    return crc
+    """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, xorout 0 (check 0x29B1).
+
+    That is exactly what ``binascii.crc_hqx`` computes, in C; the firmware keeps its own loop.
+    """
+    return binascii.crc_hqx(data, crc)
 
 
 def _u8(value: int, what: str) -> int:

@@ -31,6 +31,16 @@ def test_crc_is_ccitt_false():
     assert p.crc16_ccitt(b"123456789") == 0x29B1
 
 
+@given(st.binary(max_size=64), u16)
+def test_the_host_crc_is_binascii_crc_hqx(data, start):
+    """Issue 16: the host's CRC is the C one binascii already has, not a hand-written table."""
+    import binascii
+
+    assert "crc_hqx" in p.crc16_ccitt.__code__.co_names
+    assert p.crc16_ccitt(data, start) == binascii.crc_hqx(data, start)
+    assert p.crc16_ccitt(memoryview(bytearray(data))) == binascii.crc_hqx(data, 0xFFFF)
+
+
 def test_example_frame_from_protocol_md():
     frame = p.encode(p.CardPresentMsg(7, bytes.fromhex("04A2B3C4D5E680")), 3)
     assert frame.hex(" ") == "10 13 02 00 07 07 04 a2 b3 c4 d5 e6 80 6d 98 7e"
