@@ -254,7 +254,14 @@ class Bridge:
             except UidError as exc:
                 reply["error"] = f"That is not a card ID: {exc}."
                 return reply
-            action(uid)
+            try:
+                check = getattr(self.driver, "check_uid", None)
+                if check is not None:
+                    check(uid)  # e.g. the simulator sends whole bytes: an even number of digits
+                action(uid)
+            except UidError as exc:
+                reply["error"] = f"The reader cannot use that card ID: {exc}."
+                return reply
             reply["uid"] = uid
         else:
             action()

@@ -19,12 +19,17 @@ from pathlib import Path
 
 from firmware_bridge import protocol as p
 
-__all__ = ["Simulator"]
+__all__ = ["Simulator", "uid_bytes"]
 
 log = logging.getLogger(__name__)
 
 
-def _uid_bytes(uid: bytes | bytearray | str) -> bytes:
+def uid_bytes(uid: bytes | bytearray | str) -> bytes:
+    """The card ID as the bytes a serial reader sends; :class:`UidError` says plainly why not.
+
+    Shared by ``klick simulate`` (before it asks the bridge) and the bridge (before the
+    simulator sees it), so a bad ID is refused in words at the door, never as a traceback.
+    """
     if isinstance(uid, (bytes, bytearray)):
         return bytes(uid)
     from klick.uid import UidError, normalise_uid
@@ -63,7 +68,7 @@ class Simulator:
         self.heartbeat_interval = heartbeat_interval
         self.protocol_version = protocol_version
         self.counter = counter & 0xFFFF
-        self.card: bytes | None = None if card is None else _uid_bytes(card)
+        self.card: bytes | None = None if card is None else uid_bytes(card)
         self.received: list[p.Message] = []  # host commands, in arrival order
         self.led = (0, 0, 0)
         self.beeps: list[int] = []
@@ -144,7 +149,7 @@ class Simulator:
 
     def insert(self, uid: bytes | str) -> float:
         """Put a card in the slot; return the monotonic time just before its bytes were written."""
-        uid_b = _uid_bytes(uid)
+        uid_b = uid_bytes(uid)
         with self._lock:
             self.card = uid_b
             self.counter = (self.counter + 1) & 0xFFFF

@@ -95,12 +95,17 @@ def _ask(config_path: str | None, command: dict) -> dict:
 @plain_errors
 def insert(config_path: str | None, uid: str) -> None:
     """Slot the card UID into the simulated reader."""
+    from firmware_bridge.simulator import uid_bytes
     from klick.uid import UidError, normalise_uid
 
     try:
         uid = normalise_uid(uid)
     except UidError as exc:
         fail(f"That is not a card ID: {exc}.", EXIT_USAGE)
+    try:
+        uid_bytes(uid)
+    except UidError as exc:
+        fail(f"The simulated reader cannot use that card ID: {exc}.", EXIT_USAGE)
     _ask(config_path, {"command": "insert", "uid": uid})
     click.echo(f"Card {uid} is in the simulated reader.")
 
