@@ -22,7 +22,7 @@ from typing import Any
 
 from firmware_bridge.driver import make_driver
 from firmware_bridge.placelift import PlaceLift
-from firmware_bridge.server import EventServer
+from firmware_bridge.server import EventServer, Quiet
 from klick.config import Config
 from klick.events import CardPresent, CardRemoved, Event, ReaderStatus, encode_event
 from klick.uid import UidError, normalise_uid
@@ -102,8 +102,9 @@ class Bridge:
         os.set_blocking(self._wake_w, False)
         self.sink = QueueSink(self.wake)
         self.driver: Any = None
-        self.server = EventServer(cfg.paths.socket, self._greeting, self._command)
+        self.server = EventServer(cfg.paths.socket, self._greeting, self._command, cfg.bridge.max_clients)
         self._thread: threading.Thread | None = None
+        self._quiet = Quiet()
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -123,9 +124,14 @@ class Bridge:
         self._thread.start()
         try:
             while not self._stop.is_set():
-                self.server.poll(self._timeout())
-                self._handle_reports()
-                self._emit(self.machine.tick(time.monotonic()))
+                try:
+                    self.server.poll(self._timeout())
+                    self._handle_reports()
+                    self._emit(self.machine.tick(time.monotonic()))
+                except Exception as exc:  # no data may end the daemon; a pause keeps a repeating fault from spinning
+                    log.debug("The bridge's main loop failed.", exc_info=True)
+                    self._quiet.warn("loop", f"The bridge hit an error and carries on ({type(exc).__name__}: {exc}).")
+                    self._stop.wait(0.1)
         finally:
             self._stop.set()
             self._thread.join(timeout=5.0)

@@ -56,7 +56,7 @@ def watch(config_path: str | None, as_json: bool) -> None:
 
     socket_path = get_config(config_path).paths.socket
     try:
-        for event in iter_events(socket_path):
+        for event in iter_events(socket_path, hello="watch"):
             if as_json:
                 click.echo(encode_event(event).decode(), nl=False)
             else:
