@@ -202,9 +202,9 @@ class Bridge:
                 return
             kind = item[0]
             if kind == "seen":
-                self._emit(self.machine.observe(item[1], item[2]))
+                self._emit(self.machine.observe(item[1], item[2], time.monotonic()))
             elif kind == "gone":
-                self._emit(self.machine.observe(None, item[1]))
+                self._emit(self.machine.observe(None, item[1], time.monotonic()))
             elif kind == "tapped":
                 self._emit(self.machine.tapped(item[1], item[2]))
             elif kind == "status":
