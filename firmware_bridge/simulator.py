@@ -90,6 +90,9 @@ class Simulator:
         self._seq = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()  # a new event wakes the loop, so its resend is on time
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         self._thread: threading.Thread | None = None
         self._received_cond = threading.Condition()
         self.master, self._slave = os.openpty()
@@ -133,7 +136,7 @@ class Simulator:
                 return
             self.closed = True
             self._unlink()
-            for fd in (self.master, self._slave):
+            for fd in (self.master, self._slave, self._wake_r, self._wake_w):
                 try:
                     os.close(fd)
                 except OSError:
@@ -210,6 +213,10 @@ class Simulator:
             del self._ring[: -p.EVENT_RING]
             self._rounds = p.EVENT_RESEND_ROUNDS
             self._next_resend = at + p.EVENT_RESEND
+            try:
+                os.write(self._wake_w, b"!")
+            except OSError:
+                pass  # full (a wake-up is pending) or closed
         if self._drop_events:
             self._drop_events -= 1
             return at
@@ -307,10 +314,15 @@ class Simulator:
                     due = min(due, self._next_resend)
             timeout = max(0.0, min(due - time.monotonic(), 0.25))
             try:
-                ready, _, _ = select.select([self.master], [], [], timeout)
+                ready, _, _ = select.select([self.master, self._wake_r], [], [], timeout)
             except (OSError, ValueError):
                 return
-            if ready:
+            if self._wake_r in ready:
+                try:
+                    os.read(self._wake_r, 512)
+                except OSError:
+                    pass
+            if self.master in ready:
                 try:
                     data = os.read(self.master, 4096)
                 except BlockingIOError:

@@ -193,6 +193,25 @@ def test_led_and_beep_are_acknowledged_and_resent_when_the_ack_is_lost(rig):
     assert rig.sink.count("status", "lost") == 0
 
 
+def test_a_brief_card_while_the_connection_was_down_is_fetched_when_it_comes_back(rig):
+    sim = rig.plug()
+    rig.start()
+    rig.sink.wait("status", "connected")
+    rig.sink.wait("gone")
+    sim.silent = True  # hung for a moment: no heartbeats, no answers; the host gives up after 3 s
+    rig.sink.wait("status", "lost")
+    sim.drop_next_events(2)
+    sim.insert("CAFE0001")  # a brief card while nobody listens
+    sim.remove()
+    sim.silent = False
+    rig.sink.wait("status", "connected", count=2)
+    rig.sink.wait("seen", "CAFE0001")  # the new connection fetched it from the reader's eight
+    deadline = time.monotonic() + WAIT
+    while rig.sink.last_level() != ("gone",):  # and then its removal
+        assert time.monotonic() < deadline, rig.sink.calls
+        time.sleep(0.02)
+
+
 def test_a_version_1_reader_that_never_acknowledges_is_not_answering_and_is_retried(rig):
     sim = rig.plug(protocol_version=1)
     rig.start()
