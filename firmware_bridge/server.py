@@ -318,7 +318,18 @@ class EventServer:
                 self._out_of_room(exc)
                 return
             self._pause = ACCEPT_PAUSE
-            self._add(sock)
+            try:
+                self._add(sock)
+            except Exception as exc:  # e.g. the selector refuses it: that connection only
+                self._quiet.warn("add", f"Could not take a new client ({type(exc).__name__}: {exc}).")
+                self._forget(sock)
+
+    def _forget(self, sock: socket.socket) -> None:
+        client = next((c for c in self._clients.values() if c.sock is sock), None)
+        if client is not None:
+            self._drop(client, None)
+        else:
+            sock.close()
 
     def _out_of_room(self, exc: OSError) -> None:
         """accept() failed (EMFILE, ENFILE, ...): stop listening for a moment instead of spinning.
