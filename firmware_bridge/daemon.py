@@ -40,8 +40,9 @@ RESTART_PAUSE, RESTART_PAUSE_MAX = 1.0, 30.0
 def setup_logging(level: int = logging.INFO, driver_level: int = logging.WARNING) -> None:
     """Plain lines on stderr: journald adds the time and the unit name itself.
 
-    The drivers' own chatter (and nfcpy's) stays at warnings unless asked for: the bridge
-    already logs every status change and card event in one line each.
+    The drivers' own chatter stays at warnings unless asked for (``-v``), and nfcpy's entirely
+    (its retries log at ERROR; see nfc_driver.quiet_nfcpy): the bridge already logs every status
+    change and card event in one line each.
     """
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))

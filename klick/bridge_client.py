@@ -145,6 +145,9 @@ class BridgeClient:
         hello: str | None = None,
     ) -> None:
         self.hello = hello
+        #: The bridge's answer to our hello on this connection: True if it keeps us when full
+        #: (the launcher), False if not, None until it has answered (or without a hello).
+        self.kept: bool | None = None
         self.socket_path = Path(socket_path)
         self.on_event = on_event
         self.on_connection = on_connection
@@ -210,6 +213,7 @@ class BridgeClient:
                     try:
                         event = decode_event(line)
                     except EventError:
+                        self._reply(line)
                         continue
                     try:
                         self.on_event(event)
@@ -221,9 +225,19 @@ class BridgeClient:
                 with self._lock:
                     self._sock = None
                 sock.close()
+                self.kept = None
                 self._set_connected(False)
             if self._stop.wait(BACKOFF_FIRST):
                 return
+
+    def _reply(self, line: bytes) -> None:
+        """A line that is not an event: note the answer to our hello, skip the rest."""
+        try:
+            body = json.loads(line)
+        except ValueError:
+            return
+        if isinstance(body, dict) and body.get("reply") == "hello" and body.get("ok") is True:
+            self.kept = body.get("kept") is True
 
     def _set_connected(self, connected: bool) -> None:
         if connected == self.connected:

@@ -284,7 +284,7 @@ def test_when_full_the_oldest_silent_client_goes_and_never_the_launcher(folder, 
     try:
         launcher.start()
         assert isinstance(got.get(timeout=5), ReaderStatus)
-        until(lambda: any(c.kept for c in bridge.server._clients.values()))
+        until(lambda: launcher.kept is True)  # the bridge answered our hello: it keeps us
         talker = raw()
         talker.sendall(b'{"command": "status"}\n')
         talker.recv(65536)

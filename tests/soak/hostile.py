@@ -513,6 +513,11 @@ class Launcher:
         self.client.start()
         if self.links.get(timeout=10) is not True or not isinstance(self.events.get(timeout=10), ReaderStatus):
             raise RuntimeError("the launcher client did not connect")
+        deadline = time.monotonic() + 10
+        while self.client.kept is not True:  # the bridge has taken our hello: it will keep us
+            if time.monotonic() > deadline:
+                raise RuntimeError("the bridge did not answer the launcher's hello")
+            time.sleep(0.01)
         self.reconnects = 0
 
     def card(self, uid: str, timeout: float = 10.0) -> bool:
