@@ -22,7 +22,7 @@ from typing import Any
 
 from firmware_bridge.driver import make_driver
 from firmware_bridge.placelift import PlaceLift
-from firmware_bridge.server import EventServer
+from firmware_bridge.server import EventServer, Quiet
 from klick.config import Config
 from klick.events import CardPresent, CardRemoved, Event, ReaderStatus, encode_event
 from klick.uid import UidError, normalise_uid
@@ -40,8 +40,9 @@ RESTART_PAUSE, RESTART_PAUSE_MAX = 1.0, 30.0
 def setup_logging(level: int = logging.INFO, driver_level: int = logging.WARNING) -> None:
     """Plain lines on stderr: journald adds the time and the unit name itself.
 
-    The drivers' own chatter (and nfcpy's) stays at warnings unless asked for: the bridge
-    already logs every status change and card event in one line each.
+    The drivers' own chatter stays at warnings unless asked for (``-v``), and nfcpy's entirely
+    (its retries log at ERROR; see nfc_driver.quiet_nfcpy): the bridge already logs every status
+    change and card event in one line each.
     """
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
@@ -102,8 +103,9 @@ class Bridge:
         os.set_blocking(self._wake_w, False)
         self.sink = QueueSink(self.wake)
         self.driver: Any = None
-        self.server = EventServer(cfg.paths.socket, self._greeting, self._command)
+        self.server = EventServer(cfg.paths.socket, self._greeting, self._command, cfg.bridge.max_clients)
         self._thread: threading.Thread | None = None
+        self._quiet = Quiet()
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -123,9 +125,14 @@ class Bridge:
         self._thread.start()
         try:
             while not self._stop.is_set():
-                self.server.poll(self._timeout())
-                self._handle_reports()
-                self._emit(self.machine.tick(time.monotonic()))
+                try:
+                    self.server.poll(self._timeout())
+                    self._handle_reports()
+                    self._emit(self.machine.tick(time.monotonic()))
+                except Exception as exc:  # no data may end the daemon; a pause keeps a repeating fault from spinning
+                    log.debug("The bridge's main loop failed.", exc_info=True)
+                    self._quiet.warn("loop", f"The bridge hit an error and carries on ({type(exc).__name__}: {exc}).")
+                    self._stop.wait(0.1)
         finally:
             self._stop.set()
             self._thread.join(timeout=5.0)
@@ -196,9 +203,9 @@ class Bridge:
                 return
             kind = item[0]
             if kind == "seen":
-                self._emit(self.machine.observe(item[1], item[2]))
+                self._emit(self.machine.observe(item[1], item[2], time.monotonic()))
             elif kind == "gone":
-                self._emit(self.machine.observe(None, item[1]))
+                self._emit(self.machine.observe(None, item[1], time.monotonic()))
             elif kind == "tapped":
                 self._emit(self.machine.tapped(item[1], item[2]))
             elif kind == "status":
@@ -254,7 +261,14 @@ class Bridge:
             except UidError as exc:
                 reply["error"] = f"That is not a card ID: {exc}."
                 return reply
-            action(uid)
+            try:
+                check = getattr(self.driver, "check_uid", None)
+                if check is not None:
+                    check(uid)  # e.g. the simulator sends whole bytes: an even number of digits
+                action(uid)
+            except UidError as exc:
+                reply["error"] = f"The reader cannot use that card ID: {exc}."
+                return reply
             reply["uid"] = uid
         else:
             action()

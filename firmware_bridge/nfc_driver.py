@@ -47,6 +47,7 @@ class NfcDriver:
         import nfc  # only when the nfc driver is chosen
         import nfc.clf
 
+        quiet_nfcpy()
         backoff = BACKOFF_START
         was_connected = False
         while not stop.is_set():
@@ -138,6 +139,18 @@ class NfcDriver:
             return
         self._last_status = (state, detail)
         self.sink.status(state, detail, self.reader.mode)
+
+
+def quiet_nfcpy() -> None:
+    """Keep nfcpy's own chatter at the bridge's driver level.
+
+    Importing nfcpy sets its logger to INFO, so every retry with no reader would log "searching
+    for reader" and "no reader available" (at ERROR) even though the driver already reports the
+    same thing once, in plain words. Its lines are driver chatter: shown with ``klick bridge
+    -v`` (driver loggers at INFO), otherwise only if nfcpy calls something CRITICAL.
+    """
+    verbose = log.isEnabledFor(logging.INFO)
+    logging.getLogger("nfc").setLevel(logging.NOTSET if verbose else logging.CRITICAL)
 
 
 def nfcpy_installed() -> bool:

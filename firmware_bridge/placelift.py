@@ -13,6 +13,13 @@ decides when a card counts as placed or lifted:
 The machine is pure: time comes in as arguments (monotonic seconds), the wall clock for the
 events' ``at`` is injected, and :meth:`PlaceLift.next_deadline` tells the caller when to call
 :meth:`PlaceLift.tick` next, so the daemon sleeps exactly until something can happen.
+
+A reading may arrive late: a serial reader resends a card event the noisy line lost, saying how
+long ago it happened. Such a reading takes its place in the past, so a card that was in for
+0.3 s a second ago still counts: its settle and grace times run from when it really came and
+went. Readings keep their order (one older than the last reading counts from then), and what
+was announced stays announced: an event that falls due before the last one announced is
+stamped with that one's time, so the events' times never run backwards.
 """
 
 from __future__ import annotations
@@ -47,14 +54,23 @@ class PlaceLift:
         #: When the present card was last in the field; None while it is there.
         self._missing_since: float | None = None
         self._now = float("-inf")
+        #: When the level last changed: a late reading never goes before it.
+        self._last_reading = float("-inf")
+        #: When the last event announced fell due: no later event is stamped before it.
+        self._last_event = float("-inf")
 
     # --- inputs --------------------------------------------------------------------------------
 
-    def observe(self, uid: str | None, now: float) -> list[CardEvent]:
-        """The field holds ``uid`` (or nothing) from ``now`` on. Repeating a level is harmless."""
-        now = self._clock(now)
+    def observe(self, uid: str | None, now: float, clock: float | None = None) -> list[CardEvent]:
+        """The field holds ``uid`` (or nothing) from ``now`` on. Repeating a level is harmless.
+
+        ``now`` may lie in the past (a late report); :meth:`tick` then fires what fell due since.
+        ``clock`` is the time it really is, if later, so events are stamped right meanwhile.
+        """
+        now = self._reading(now, clock)
         events = self._advance(now)
         if uid != self._level:
+            self._last_reading = now
             self._level, self._level_since = uid, now
             if self.present is not None:
                 if uid == self.present:
@@ -66,7 +82,7 @@ class PlaceLift:
 
     def tapped(self, uid: str, now: float) -> list[CardEvent]:
         """A keyboard-style reader saw ``uid`` once: it comes and goes in the same instant."""
-        now = self._clock(now)
+        now = self._reading(now)
         events = self._advance(now)
         if self.present is not None:
             events.append(self._removed(self.present, now))
@@ -75,7 +91,7 @@ class PlaceLift:
         at = self._at(now)
         events += [CardPresent(uid, self.reader, at), CardRemoved(uid, self.reader, at)]
         self._level = None
-        self._level_since = now
+        self._level_since = self._last_reading = now
         return events
 
     def tick(self, now: float) -> list[CardEvent]:
@@ -123,10 +139,17 @@ class PlaceLift:
         return CardRemoved(uid, self.reader, self._at(when))
 
     def _at(self, when: float) -> float:
-        """Wall-clock time of monotonic moment ``when`` (which is never after ``self._now``)."""
+        """Wall-clock time of monotonic moment ``when`` (never after ``self._now``), not before the last event's."""
+        when = self._last_event = max(when, self._last_event)
         return self._wall() - max(0.0, self._now - when)
 
     def _clock(self, now: float) -> float:
         # A monotonic clock never runs backwards; a caller's rounding must not make us.
         self._now = max(self._now, now)
         return self._now
+
+    def _reading(self, at: float, clock: float | None = None) -> float:
+        """When a reading counts from: ``at``, but never before the last reading."""
+        at = max(at, self._last_reading)
+        self._now = max(self._now, at, at if clock is None else clock)
+        return at

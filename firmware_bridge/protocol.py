@@ -11,10 +11,15 @@ Frame (modelled on Klipper's host-MCU framing)::
 
 LEN counts the whole frame (6..64), SEQ is ``0x10 | (seq & 0x0F)``, PAYLOAD is a message id and
 its fields, CRC is CRC-16/CCITT-FALSE over LEN..end of PAYLOAD, SYNC is 0x7E.
+
+Version 2 makes card events reliable: the reader keeps its last eight card events and resends
+every one the host has not acknowledged (EVENT_ACK), each saying how long ago it happened; the
+host applies them in counter order, exactly once. Version 1 readers are still served as before.
 """
 
 from __future__ import annotations
 
+import binascii
 import struct
 from dataclasses import dataclass, field
 
@@ -25,6 +30,11 @@ __all__ = [
     "MAX_PAYLOAD",
     "MAX_UID_BYTES",
     "PROTOCOL_VERSION",
+    "SUPPORTED_VERSIONS",
+    "EVENT_RING",
+    "EVENT_RESEND",
+    "GAP_TIMEOUT",
+    "HEARTBEAT_INTERVAL_V2",
     "RESEND_AFTER",
     "MAX_RESENDS",
     "HEARTBEAT_INTERVAL",
@@ -35,6 +45,9 @@ __all__ = [
     "Heartbeat",
     "Ack",
     "ErrorMsg",
+    "CardInEvent",
+    "CardOutEvent",
+    "EventAck",
     "Identify",
     "Led",
     "Beep",
@@ -50,6 +63,7 @@ __all__ = [
     "CommandTracker",
     "Pending",
     "CounterWatch",
+    "EventWindow",
     "Watchdog",
     "HostSession",
     "Write",
@@ -67,12 +81,33 @@ MAX_PAYLOAD = MAX_FRAME - 5
 #: normalise_uid accepts at most 40 hex digits; a 10-byte ISO 14443 UID and an 8-byte FeliCa
 #: IDm fit with room to spare.
 MAX_UID_BYTES = 20
-PROTOCOL_VERSION = 1
+#: The newest version; a host serves every version in SUPPORTED_VERSIONS.
+PROTOCOL_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 
 RESEND_AFTER = 0.100
 MAX_RESENDS = 3
 HEARTBEAT_INTERVAL = 1.0
 HEARTBEAT_TIMEOUT = 3.0
+#: The answer to STATUS follows its ACK at once; if the ACK came and the answer did not (lost on
+#: the line), STATUS is asked again after this long.
+STATUS_ANSWER_WAIT = 0.3
+
+# Version 2: reliable card events.
+#: A v2 reader keeps its last 8 card events until the host acknowledges them. So the host also
+#: knows that an event more than 8 ahead of the last one it has means some were dropped.
+EVENT_RING = 8
+#: A v2 reader resends its unacknowledged events this often...
+EVENT_RESEND = 0.100
+#: ...for at most this many rounds in a row without an EVENT_ACK (3 s), so a reader nobody
+#: listens to goes quiet; any EVENT_ACK, even a repeated one, starts the rounds again.
+EVENT_RESEND_ROUNDS = 30
+#: A v2 reader beats four times a second: on a line that garbles half its frames, three seconds
+#: without one valid frame (the watchdog) must stay rare.
+HEARTBEAT_INTERVAL_V2 = 0.25
+#: A missing event the reader has not resent within this time is gone for good (it was pushed
+#: out of the reader's eight); the host then asks STATUS for the truth.
+GAP_TIMEOUT = 2.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,6 +161,30 @@ class ErrorMsg:
 
 
 @dataclass(frozen=True)
+class CardInEvent:
+    """Reader → host (v2): card event ``counter``, this card in, ``age_ms`` ago; resent until acknowledged."""
+
+    counter: int
+    age_ms: int
+    uid: bytes
+
+
+@dataclass(frozen=True)
+class CardOutEvent:
+    """Reader → host (v2): card event ``counter``, the slot empty, ``age_ms`` ago; resent until acknowledged."""
+
+    counter: int
+    age_ms: int
+
+
+@dataclass(frozen=True)
+class EventAck:
+    """Host → reader (v2): I have every card event up to ``counter``. Never itself acknowledged."""
+
+    counter: int
+
+
+@dataclass(frozen=True)
 class Identify:
     """Host → reader: please say HELLO."""
 
@@ -147,7 +206,21 @@ class Status:
     """Host → reader: tell me what is in the slot now, with the current counter."""
 
 
-Message = Hello | CardPresentMsg | CardRemovedMsg | Heartbeat | Ack | ErrorMsg | Identify | Led | Beep | Status
+Message = (
+    Hello
+    | CardPresentMsg
+    | CardRemovedMsg
+    | Heartbeat
+    | Ack
+    | ErrorMsg
+    | CardInEvent
+    | CardOutEvent
+    | Identify
+    | Led
+    | Beep
+    | Status
+    | EventAck
+)
 
 MESSAGE_IDS: dict[type, int] = {
     Hello: 0x01,
@@ -156,10 +229,13 @@ MESSAGE_IDS: dict[type, int] = {
     Heartbeat: 0x04,
     Ack: 0x05,
     ErrorMsg: 0x06,
+    CardInEvent: 0x07,
+    CardOutEvent: 0x08,
     Identify: 0x81,
     Led: 0x82,
     Beep: 0x83,
     Status: 0x84,
+    EventAck: 0x85,
 }
 _BY_ID = {v: k for k, v in MESSAGE_IDS.items()}
 HOST_COMMANDS = (Identify, Led, Beep, Status)
@@ -173,25 +249,12 @@ class FieldError(ValueError):
 # CRC and framing
 
 
-def _crc_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-        table.append(crc & 0xFFFF)
-    return table
-
-
-_CRC_TABLE = _crc_table()
-
-
 def crc16_ccitt(data: bytes | bytearray | memoryview, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, xorout 0 (check 0x29B1)."""
-    table = _CRC_TABLE
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ table[(crc >> 8) ^ byte]
-    return crc
+    """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, xorout 0 (check 0x29B1).
+
+    That is exactly what ``binascii.crc_hqx`` computes, in C; the firmware keeps its own loop.
+    """
+    return binascii.crc_hqx(data, crc)
 
 
 def _u8(value: int, what: str) -> int:
@@ -229,7 +292,14 @@ def encode_payload(msg: Message) -> bytes:
         if uid is None or not 1 <= len(uid) <= MAX_UID_BYTES:
             raise FieldError(f"a card UID must be 1..{MAX_UID_BYTES} bytes")
         body = _u16(msg.counter, "counter") + bytes([len(uid)]) + uid
-    elif isinstance(msg, (CardRemovedMsg, Heartbeat)):
+    elif isinstance(msg, CardInEvent):
+        uid = bytes(msg.uid) if isinstance(msg.uid, (bytes, bytearray)) else None
+        if uid is None or not 1 <= len(uid) <= MAX_UID_BYTES:
+            raise FieldError(f"a card UID must be 1..{MAX_UID_BYTES} bytes")
+        body = _u16(msg.counter, "counter") + _u16(msg.age_ms, "age_ms") + bytes([len(uid)]) + uid
+    elif isinstance(msg, CardOutEvent):
+        body = _u16(msg.counter, "counter") + _u16(msg.age_ms, "age_ms")
+    elif isinstance(msg, (CardRemovedMsg, Heartbeat, EventAck)):
         body = _u16(msg.counter, "counter")
     elif isinstance(msg, Ack):
         if _u8(msg.seq, "seq") > 0x0F:
@@ -287,7 +357,15 @@ def decode_payload(payload: bytes) -> Message:
         if n < 4 or body[2] != n - 3 or not 1 <= body[2] <= MAX_UID_BYTES:
             raise FieldError("CARD_PRESENT with a bad UID length")
         return CardPresentMsg(int.from_bytes(body[0:2], "big"), bytes(body[3:]))
-    elif cls in (CardRemovedMsg, Heartbeat, Beep):
+    elif cls is CardInEvent:
+        if n < 6 or body[4] != n - 5 or not 1 <= body[4] <= MAX_UID_BYTES:
+            raise FieldError("CARD_IN_EVENT with a bad UID length")
+        return CardInEvent(int.from_bytes(body[0:2], "big"), int.from_bytes(body[2:4], "big"), bytes(body[5:]))
+    elif cls is CardOutEvent:
+        if n != 4:
+            raise FieldError("CARD_OUT_EVENT needs exactly 4 bytes of fields")
+        return CardOutEvent(int.from_bytes(body[0:2], "big"), int.from_bytes(body[2:4], "big"))
+    elif cls in (CardRemovedMsg, Heartbeat, Beep, EventAck):
         if n != 2:
             raise FieldError(f"{cls.__name__} needs exactly 2 bytes of fields")
         return cls(int.from_bytes(body, "big"))
@@ -482,6 +560,16 @@ class CommandTracker:
     def clear(self) -> None:
         self._waiting.clear()
 
+    def untracked(self, msg: Message) -> bytes:
+        """Frame a message nobody acknowledges (EVENT_ACK) with the next sequence number not waiting."""
+        seq = self._next_seq
+        for _ in range(16):
+            if seq not in self._waiting:
+                break
+            seq = (seq + 1) & 0x0F
+        self._next_seq = (seq + 1) & 0x0F
+        return encode(msg, seq)
+
 
 class CounterWatch:
     """Notices a lost reader event from the 16-bit event counter.
@@ -518,6 +606,103 @@ class CounterWatch:
         return True
 
 
+class EventWindow:
+    """Version 2: the reader's card events, applied in counter order and each exactly once.
+
+    The reader resends every card event until the host acknowledges it, so an event may come
+    late, twice, or after a later one whose first sending got through. ``last`` is the counter
+    of the last event applied (or of the STATUS answer taken as the truth). :meth:`classify`
+    sorts a counter: ``same`` or ``duplicate`` (at or just behind ``last``: already applied),
+    ``ahead`` (at most EVENT_RING ahead: held until the ones before it arrive, then applied in
+    order), or ``outside`` (further ahead, or further behind than the reader keeps: the reader
+    restarted or dropped events, and only a STATUS answer can say what is true now). While
+    ``last`` is None (no truth yet) nothing is applied. A gap that stays open GAP_TIMEOUT is
+    given up: what is held is applied, and the caller asks for the truth.
+    """
+
+    def __init__(self, size: int = EVENT_RING, gap_timeout: float = GAP_TIMEOUT) -> None:
+        self.size = size
+        self.gap_timeout = gap_timeout
+        self.last: int | None = None
+        self.known: int | None = None  # the highest counter the reader has shown
+        self.held: dict[int, Action] = {}
+        self.gap_since: float | None = None
+        self.gaps = 0  # gaps seen (an event, heartbeat or answer ahead of what was applied)
+        self.lost = 0  # gaps given up
+
+    def _ahead(self, counter: int) -> int:
+        assert self.last is not None
+        return (counter - self.last) & 0xFFFF
+
+    def classify(self, counter: int) -> str:
+        """``none`` (no truth yet), ``same``, ``duplicate``, ``ahead`` or ``outside``."""
+        if self.last is None:
+            return "none"
+        d = self._ahead(counter)
+        if d == 0:
+            return "same"
+        if d <= self.size:
+            return "ahead"
+        if 0x10000 - d < self.size:
+            return "duplicate"
+        return "outside"
+
+    def truth(self, counter: int) -> None:
+        """The reader's counter is ``counter`` and nothing before it is owed (a STATUS answer)."""
+        self.last = self.known = counter & 0xFFFF
+        self.held.clear()
+        self.gap_since = None
+
+    def forget(self) -> None:
+        self.last = self.known = None
+        self.held.clear()
+        self.gap_since = None
+
+    def saw(self, counter: int, now: float) -> None:
+        """The reader has reached ``counter``, which :meth:`classify` called ``ahead``."""
+        counter &= 0xFFFF
+        if self.known is None or self._ahead(counter) > self._ahead(self.known):
+            self.known = counter
+        if self.gap_since is None and self.gap_open():
+            self.gap_since = now
+            self.gaps += 1
+
+    def gap_open(self) -> bool:
+        return self.last is not None and self.known is not None and 0 < self._ahead(self.known) <= self.size
+
+    def offer(self, counter: int, level: Action, now: float) -> list[Action]:
+        """An event :meth:`classify` called ``ahead``: the levels that can be applied now, in order."""
+        counter &= 0xFFFF
+        self.saw(counter, now)
+        self.held[counter] = level
+        out: list[Action] = []
+        assert self.last is not None
+        following = (self.last + 1) & 0xFFFF
+        while following in self.held:
+            out.append(self.held.pop(following))
+            self.last = following
+            following = (following + 1) & 0xFFFF
+        if not self.gap_open():
+            self.gap_since = None
+        return out
+
+    def expired(self, now: float) -> bool:
+        return self.gap_since is not None and now >= self.gap_since + self.gap_timeout
+
+    def deadline(self) -> float | None:
+        return None if self.gap_since is None else self.gap_since + self.gap_timeout
+
+    def give_up(self) -> list[Action]:
+        """The missing events are gone: what was held, in counter order; then no truth until STATUS."""
+        self.lost += 1
+        if self.last is None:
+            out: list[Action] = []
+        else:
+            out = [self.held[c] for c in sorted(self.held, key=self._ahead)]
+        self.forget()
+        return out
+
+
 class Watchdog:
     """No sign of life for ``timeout`` seconds means the reader is lost."""
 
@@ -548,14 +733,17 @@ class Write:
 
 @dataclass(frozen=True)
 class Present:
-    """The slot holds this card now (raw UID bytes; the driver normalises them)."""
+    """The slot holds this card (raw UID bytes; the driver normalises them) from ``at`` on (None: now)."""
 
     uid: bytes
+    at: float | None = None
 
 
 @dataclass(frozen=True)
 class Absent:
-    """The slot is empty now."""
+    """The slot is empty from ``at`` on (None: now)."""
+
+    at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -590,30 +778,49 @@ class HostSession:
     """Everything the host decides about one open connection, given messages and the time.
 
     Start-up: send IDENTIFY, wait for HELLO, then send STATUS so the host learns what is in the
-    slot right now. Card events become :class:`Present`/:class:`Absent` levels. A counter gap
-    sends STATUS (whose answer is taken as the truth). A command that runs out of resends, or
-    three seconds without any valid frame, ends the session with :class:`Down`; the driver then
-    reconnects. During the handshake a missing ACK is not fatal: a reader that resets when the
-    port opens sends its start-up HELLO late, so only the watchdog ends the wait. Until HELLO
-    only HELLO feeds that watchdog: a reader that beats but never says HELLO (its answer lost on
-    the line) is asked again at each heartbeat and, failing that, reopened after three seconds,
-    rather than kept in the handshake for ever by its own heartbeats.
+    slot right now; with that answer the reader counts as connected (:class:`Up`). Card events become :class:`Present`/:class:`Absent` levels. During the
+    handshake a missing ACK is not fatal: a reader that resets when the port opens sends its
+    start-up HELLO late, so only the watchdog ends the wait. Until HELLO only HELLO feeds that
+    watchdog: a reader that beats but never says HELLO (its answer lost on the line) is asked
+    again at each heartbeat and, failing that, reopened after three seconds, rather than kept in
+    the handshake for ever by its own heartbeats. Three seconds without any valid frame ends the
+    session with :class:`Down`; the driver then reconnects.
+
+    Version 1: a counter gap sends STATUS, whose answer is taken as the truth, and a command that
+    runs out of resends ends the session. Version 2: every card event is acknowledged
+    (EVENT_ACK) and resent by the reader until it is, and :class:`EventWindow` applies them in
+    order, each at the time the reader says it happened; a gap is answered with the same
+    EVENT_ACK again, which makes the reader resend at once. STATUS is the truth only when the
+    host has none (start-up, a restarted reader, events given up). A command that runs out of
+    resends is reported (STATUS is asked again); only three seconds of commands without any ACK
+    end the session, so a noisy line that still gets through is not torn down.
+
+    ``resume``: the last event counter a previous connection to the same reader applied, a few
+    seconds ago. If the reader's STATUS answer shows it only a few events further (it did not
+    restart), those events are fetched from it rather than lost with the old connection.
     """
 
     resend_after: float = RESEND_AFTER
     max_resends: int = MAX_RESENDS
     heartbeat_timeout: float = HEARTBEAT_TIMEOUT
+    resume: int | None = None
     state: str = "new"  # new → handshake → ready → down
     hello: Hello | None = None
+    version: int = 0  # the reader's protocol version, from its HELLO
     tracker: CommandTracker = field(init=False)
     counter: CounterWatch = field(init=False)
+    window: EventWindow = field(init=False)
     watchdog: Watchdog = field(init=False)
 
     def __post_init__(self) -> None:
         self.tracker = CommandTracker(self.resend_after, self.max_resends)
         self.counter = CounterWatch()
+        self.window = EventWindow()
         self.watchdog = Watchdog(self.heartbeat_timeout)
         self._asked = False  # STATUS sent, its answer not yet seen
+        self._asked_at = 0.0
+        self._up = False  # Up reported: the first STATUS answer is in
+        self._unacked_since: float | None = None  # v2: commands waiting, and no ACK since then
 
     def start(self, now: float) -> list[Action]:
         self.state = "handshake"
@@ -622,6 +829,8 @@ class HostSession:
 
     def _send(self, msg: Message, now: float) -> list[Action]:
         frame, dropped = self.tracker.submit(msg, now)
+        if self._unacked_since is None:
+            self._unacked_since = now
         actions: list[Action] = [Write(frame)]
         for p in dropped:
             actions.append(Note(f"gave up on {type(p.msg).__name__}: too many commands waiting"))
@@ -642,7 +851,12 @@ class HostSession:
         if self._asked:
             return []
         self._asked = True
+        self._asked_at = now
         return self._send(Status(), now)
+
+    def _answer_lost(self) -> bool:
+        """STATUS was acknowledged (or given up), but its answer never came."""
+        return self._asked and self.state == "ready" and not self.tracker.waiting_for(Status)
 
     def receive(self, msg: Message, now: float) -> list[Action]:
         if self.state in ("new", "down"):
@@ -650,29 +864,43 @@ class HostSession:
         if self.state == "ready" or isinstance(msg, Hello):
             self.watchdog.kick(now)
         if isinstance(msg, Ack):
-            self.tracker.ack(msg.seq)
+            if self.tracker.ack(msg.seq) is not None:
+                self._unacked_since = now if len(self.tracker) else None
             return []
         if isinstance(msg, Hello):
-            if msg.protocol != PROTOCOL_VERSION:
+            if msg.protocol not in SUPPORTED_VERSIONS:
                 return self._down(
-                    f"The card reader speaks protocol version {msg.protocol}; "
-                    f"this bridge speaks version {PROTOCOL_VERSION}. Its firmware needs updating."
+                    f"The card reader speaks protocol version {msg.protocol}; this bridge speaks versions "
+                    f"{', '.join(map(str, SUPPORTED_VERSIONS))}. Its firmware needs updating."
                 )
             # A HELLO while ready means the firmware restarted: its counter starts over.
+            restarted = self.state == "ready"
             self.hello = msg
+            self.version = msg.protocol
             self.counter.reset()
-            actions: list[Action] = []
+            self.window.forget()
+            if not restarted and self.resume is not None:
+                self.window.truth(self.resume)  # a hint only: the STATUS answer checks it
             if self.state == "handshake":
                 self.state = "ready"
                 self.tracker.clear()  # the IDENTIFY is answered, ACK or not
-                actions.append(Up(msg))
-            return actions + self._ask_status(now)
+                self._unacked_since = None
+            return self._ask_status(now)
         if isinstance(msg, ErrorMsg):
             return [Note(f"the card reader reports error {msg.code}: {msg.text}")]
         if self.state != "ready":
             if isinstance(msg, Heartbeat) and not self.tracker.waiting_for(Identify):
                 return self._send(Identify(), now)  # alive, but our question got lost
             return []  # events before HELLO: the STATUS after it tells the truth
+        actions = self._receive_v2(msg, now) if self.version >= 2 else self._receive_v1(msg, now)
+        if not self._up and any(isinstance(a, (Present, Absent)) for a in actions):
+            # Connected means: the host knows what is in the slot (the first STATUS answer).
+            self._up = True
+            assert self.hello is not None
+            actions.insert(0, Up(self.hello))
+        return actions
+
+    def _receive_v1(self, msg: Message, now: float) -> list[Action]:
         if isinstance(msg, (CardPresentMsg, CardRemovedMsg)):
             level: Action = Present(msg.uid) if isinstance(msg, CardPresentMsg) else Absent()
             if self._asked or self.counter.last is None:
@@ -689,6 +917,49 @@ class HostSession:
             return []
         return [Note(f"unexpected {type(msg).__name__} from the reader")]
 
+    # ---- version 2 ----------------------------------------------------------------------------
+
+    def _event_ack(self) -> Action:
+        assert self.window.last is not None
+        return Write(self.tracker.untracked(EventAck(self.window.last)))
+
+    def _resync(self, why: str, now: float) -> list[Action]:
+        self.window.forget()
+        return [Note(why)] + self._ask_status(now)
+
+    def _receive_v2(self, msg: Message, now: float) -> list[Action]:
+        window = self.window
+        if isinstance(msg, (CardInEvent, CardOutEvent)):
+            at = now - msg.age_ms / 1000.0
+            level: Action = Present(msg.uid, at) if isinstance(msg, CardInEvent) else Absent(at)
+            kind = window.classify(msg.counter)
+            if kind == "none":
+                return []  # no truth yet: the STATUS answer comes first, and the reader resends
+            if kind == "outside":
+                return self._resync("a card event is out of step with the ones before (the reader restarted?)", now)
+            applied = window.offer(msg.counter, level, now) if kind == "ahead" else []
+            return [*applied, self._event_ack()]
+        if isinstance(msg, (CardPresentMsg, CardRemovedMsg)):  # the answer to STATUS: the slot now
+            self._asked = False
+            level = Present(msg.uid) if isinstance(msg, CardPresentMsg) else Absent()
+            kind = window.classify(msg.counter)
+            if kind == "same":
+                return [level]
+            if kind == "ahead":
+                window.saw(msg.counter, now)  # its events are on their way: ask for them at once
+                return [self._event_ack()]
+            window.truth(msg.counter)  # no truth yet, or the reader restarted: this is it
+            return [level, self._event_ack()]
+        if isinstance(msg, Heartbeat):
+            kind = window.classify(msg.counter)
+            if kind in ("none", "same"):
+                return []
+            if kind == "ahead":
+                window.saw(msg.counter, now)
+                return [self._event_ack()]  # the same EVENT_ACK again: resend what I lack
+            return self._resync("the reader's event counter went back or jumped (it restarted?); asking the reader", now)
+        return [Note(f"unexpected {type(msg).__name__} from the reader")]
+
     def tick(self, now: float) -> list[Action]:
         """Resend what is due; end the session if the reader has gone quiet."""
         if self.state in ("new", "down"):
@@ -696,14 +967,43 @@ class HostSession:
         if self.watchdog.expired(now):
             return self._down(NOT_ANSWERING if self.state == "handshake" else STOPPED)
         resend, failed = self.tracker.poll(now)
-        if any(isinstance(p.msg, Status) for p in failed):
+        actions: list[Action] = [Write(f) for f in resend]
+        status_failed = any(isinstance(p.msg, Status) for p in failed)
+        if status_failed:
             self._asked = False
         if failed and self.state == "ready":
-            return self._down(NOT_ANSWERING)
-        return [Write(f) for f in resend]
+            if self.version < 2:
+                return self._down(NOT_ANSWERING)
+            for p in failed:
+                if not isinstance(p.msg, Status):
+                    actions.append(Note(f"gave up on {type(p.msg).__name__}: the reader did not acknowledge it"))
+            if status_failed:
+                actions += self._ask_status(now)  # the reader beats, so it is there: ask again
+            elif not len(self.tracker):
+                self._unacked_since = None
+        if self._answer_lost() and now >= self._asked_at + STATUS_ANSWER_WAIT:
+            self._asked = False
+            actions += self._ask_status(now)
+        if self.version >= 2 and self.state == "ready":
+            if self._unacked_since is not None and now >= self._unacked_since + self.heartbeat_timeout:
+                return self._down(NOT_ANSWERING)
+            if self.window.expired(now):
+                actions += self.window.give_up()
+                actions += self._resync("a card event was lost for good; asking the reader what is in the slot", now)
+        return actions
 
     def next_deadline(self) -> float:
         """When :meth:`tick` next has something to do."""
-        deadline = self.watchdog.deadline()
+        deadlines = [self.watchdog.deadline()]
         pending = self.tracker.next_deadline()
-        return deadline if pending is None else min(deadline, pending)
+        if pending is not None:
+            deadlines.append(pending)
+        if self._answer_lost():
+            deadlines.append(self._asked_at + STATUS_ANSWER_WAIT)
+        if self.version >= 2 and self.state == "ready":
+            gap = self.window.deadline()
+            if gap is not None:
+                deadlines.append(gap)
+            if self._unacked_since is not None:
+                deadlines.append(self._unacked_since + self.heartbeat_timeout)
+        return min(deadlines)

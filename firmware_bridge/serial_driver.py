@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 BACKOFF_START = 0.2
 BACKOFF_MAX = 2.0
+#: A version 2 reader that comes back within this many seconds may still hold the card events
+#: of the gap; the new connection fetches them (see protocol.HostSession's ``resume``).
+RESUME_WITHIN = 10.0
 #: Longest sleep in select, so a set ``stop`` is noticed promptly even on a silent line.
 MAX_WAIT = 0.25
 
@@ -48,6 +51,8 @@ class SerialDriver:
         self._connected = threading.Event()
         self._last_status: tuple[str, str] | None = None
         self._decoder: p.Decoder | None = None
+        self._resume: tuple[int, float] | None = None  # (last event counter applied, when the connection ended)
+        self.session: p.HostSession | None = None  # the current connection's, for tests and benchmarks
 
     # ---- host commands, from any thread -------------------------------------------------------
 
@@ -143,7 +148,10 @@ class SerialDriver:
     def _serve(self, port, stop: threading.Event) -> tuple[str | None, bool]:
         """Talk to one open port until it fails; return (why it was lost or None, was it up)."""
         self.connections += 1
-        session = p.HostSession()
+        resume = None
+        if self._resume is not None and time.monotonic() - self._resume[1] < RESUME_WITHIN:
+            resume = self._resume[0]
+        session = self.session = p.HostSession(resume=resume)
         decoder = self._decoder = p.Decoder()
         fd = port.fileno()
         up = False
@@ -159,9 +167,9 @@ class SerialDriver:
                     except UidError as exc:
                         log.warning("reader %s sent a card ID that is not usable: %s", self.reader.name, exc)
                         continue
-                    self.sink.seen(uid, now)
+                    self.sink.seen(uid, now if a.at is None else min(a.at, now))
                 elif isinstance(a, p.Absent):
-                    self.sink.gone(now)
+                    self.sink.gone(now if a.at is None else min(a.at, now))
                 elif isinstance(a, p.Up):
                     up = True
                     self._connected.set()
@@ -209,6 +217,8 @@ class SerialDriver:
         finally:
             self.decoder_errors += decoder.errors
             self._decoder = None
+            if session.version >= 2 and session.window.last is not None:
+                self._resume = (session.window.last, time.monotonic())
 
 
 def list_serial_ports() -> list[tuple[str, str]]:

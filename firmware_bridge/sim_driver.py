@@ -17,7 +17,7 @@ from pathlib import Path
 
 from firmware_bridge.driver import ReaderSink
 from firmware_bridge.serial_driver import SerialDriver
-from firmware_bridge.simulator import Simulator, _uid_bytes
+from firmware_bridge.simulator import Simulator, uid_bytes
 from klick.config import ReaderConfig
 
 __all__ = ["SimDriver"]
@@ -38,9 +38,13 @@ class SimDriver:
 
     # ---- control channel ------------------------------------------------------------------
 
+    def check_uid(self, uid: str) -> None:
+        """Raise UidError (in plain words) for an ID this reader cannot send, e.g. odd digits."""
+        uid_bytes(uid)
+
     def insert(self, uid: str | bytes) -> float | None:
         """Slot a card; return the monotonic time its bytes went on the line (None if unplugged)."""
-        uid_b = _uid_bytes(uid)
+        uid_b = uid_bytes(uid)
         with self._lock:
             self._card = uid_b
             if self.sim is None:

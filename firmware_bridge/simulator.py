@@ -4,6 +4,9 @@ The simulator owns the master end of a pseudo-terminal; the slave end (``sim.pat
 the host exactly like a USB serial reader, so the demo and the tests exercise the real serial
 driver, pyserial and all. It can also misbehave on purpose (drop an event, send garbage, go
 silent, be unplugged) so the host's recovery is tested against the real thing.
+
+It speaks protocol version 2 (card events kept and resent until acknowledged, like the
+reference firmware) unless told ``protocol_version=1``, to stand in for an older reader.
 """
 
 from __future__ import annotations
@@ -19,12 +22,17 @@ from pathlib import Path
 
 from firmware_bridge import protocol as p
 
-__all__ = ["Simulator"]
+__all__ = ["Simulator", "uid_bytes"]
 
 log = logging.getLogger(__name__)
 
 
-def _uid_bytes(uid: bytes | bytearray | str) -> bytes:
+def uid_bytes(uid: bytes | bytearray | str) -> bytes:
+    """The card ID as the bytes a serial reader sends; :class:`UidError` says plainly why not.
+
+    Shared by ``klick simulate`` (before it asks the bridge) and the bridge (before the
+    simulator sees it), so a bad ID is refused in words at the door, never as a traceback.
+    """
     if isinstance(uid, (bytes, bytearray)):
         return bytes(uid)
     from klick.uid import UidError, normalise_uid
@@ -53,17 +61,20 @@ class Simulator:
         link: str | os.PathLike | None = None,
         firmware: str = "sim-1.0",
         kind: str = "slot",
-        heartbeat_interval: float = p.HEARTBEAT_INTERVAL,
+        heartbeat_interval: float | None = None,
         card: bytes | str | None = None,
         counter: int = 0,
         protocol_version: int = p.PROTOCOL_VERSION,
     ) -> None:
         self.firmware = firmware
         self.kind = kind
-        self.heartbeat_interval = heartbeat_interval
         self.protocol_version = protocol_version
+        self.reliable = protocol_version >= 2  # card events kept and resent until acknowledged
+        if heartbeat_interval is None:
+            heartbeat_interval = p.HEARTBEAT_INTERVAL_V2 if self.reliable else p.HEARTBEAT_INTERVAL
+        self.heartbeat_interval = heartbeat_interval
         self.counter = counter & 0xFFFF
-        self.card: bytes | None = None if card is None else _uid_bytes(card)
+        self.card: bytes | None = None if card is None else uid_bytes(card)
         self.received: list[p.Message] = []  # host commands, in arrival order
         self.led = (0, 0, 0)
         self.beeps: list[int] = []
@@ -72,9 +83,16 @@ class Simulator:
         self.decoder = p.Decoder()
         self.bytes_written = 0
         self._drop_events = 0
+        self._ring: list[tuple[int, bytes | None, float]] = []  # v2: events not yet acknowledged
+        self._rounds = 0
+        self._next_resend = 0.0
+        self._last_resend = 0.0
         self._seq = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()  # a new event wakes the loop, so its resend is on time
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         self._thread: threading.Thread | None = None
         self._received_cond = threading.Condition()
         self.master, self._slave = os.openpty()
@@ -118,7 +136,7 @@ class Simulator:
                 return
             self.closed = True
             self._unlink()
-            for fd in (self.master, self._slave):
+            for fd in (self.master, self._slave, self._wake_r, self._wake_w):
                 try:
                     os.close(fd)
                 except OSError:
@@ -144,23 +162,30 @@ class Simulator:
 
     def insert(self, uid: bytes | str) -> float:
         """Put a card in the slot; return the monotonic time just before its bytes were written."""
-        uid_b = _uid_bytes(uid)
+        uid_b = uid_bytes(uid)
         with self._lock:
             self.card = uid_b
             self.counter = (self.counter + 1) & 0xFFFF
-            return self._event(p.CardPresentMsg(self.counter, uid_b))
+            return self._event(uid_b)
 
     def remove(self) -> float:
         """Take the card out; return the monotonic time just before the bytes were written."""
         with self._lock:
             self.card = None
             self.counter = (self.counter + 1) & 0xFFFF
-            return self._event(p.CardRemovedMsg(self.counter))
+            return self._event(None)
+
+    @property
+    def unacknowledged(self) -> int:
+        """Card events (v2) the host has not acknowledged yet."""
+        with self._lock:
+            return len(self._ring)
 
     # ---- misbehaviour on purpose ------------------------------------------------------------
 
     def drop_next_events(self, n: int = 1) -> None:
-        """The next ``n`` card events change the state and the counter but never reach the line."""
+        """The next ``n`` card events change the state and the counter, but their first sending
+        never reaches the line (version 1: they are lost; version 2: they are resent)."""
         with self._lock:
             self._drop_events += n
 
@@ -181,13 +206,46 @@ class Simulator:
 
     # ---- the firmware -----------------------------------------------------------------------
 
-    def _event(self, msg: p.Message) -> float:
+    def _event(self, uid: bytes | None) -> float:
         at = time.monotonic()
+        if self.reliable:
+            self._ring.append((self.counter, uid, at))
+            del self._ring[: -p.EVENT_RING]
+            self._rounds = p.EVENT_RESEND_ROUNDS
+            self._next_resend = at + p.EVENT_RESEND
+            try:
+                os.write(self._wake_w, b"!")
+            except OSError:
+                pass  # full (a wake-up is pending) or closed
         if self._drop_events:
             self._drop_events -= 1
             return at
-        self._send(msg)
+        self._send_event(self.counter, uid, at, at)
         return at
+
+    def _send_event(self, counter: int, uid: bytes | None, at: float, now: float) -> None:
+        if not self.reliable:
+            self._send(p.CardRemovedMsg(counter) if uid is None else p.CardPresentMsg(counter, uid))
+            return
+        age = min(0xFFFF, max(0, round((now - at) * 1000)))
+        self._send(p.CardOutEvent(counter, age) if uid is None else p.CardInEvent(counter, age, uid))
+
+    def _resend(self, now: float) -> None:
+        for counter, uid, at in self._ring:
+            self._send_event(counter, uid, at, now)
+        self._last_resend = now
+        self._next_resend = now + p.EVENT_RESEND
+        self._rounds -= 1
+
+    def _event_ack(self, counter: int) -> None:
+        before = len(self._ring)
+        self._ring = [e for e in self._ring if (counter - e[0]) & 0xFFFF >= 0x8000]
+        if not self._ring:
+            return
+        self._rounds = p.EVENT_RESEND_ROUNDS
+        now = time.monotonic()
+        if len(self._ring) == before and now - self._last_resend >= p.EVENT_RESEND / 2:
+            self._resend(now)  # it acknowledged nothing new: it lacks these
 
     def _send(self, msg: p.Message) -> None:
         frame = p.encode(msg, self._seq)
@@ -228,6 +286,9 @@ class Simulator:
         with self._lock:
             if self.silent:
                 return
+            if isinstance(msg, p.EventAck) and self.reliable:
+                self._event_ack(msg.counter)
+                return
             if isinstance(msg, (p.Identify, p.Led, p.Beep, p.Status)):
                 if self.acks_to_skip:
                     self.acks_to_skip -= 1
@@ -247,12 +308,21 @@ class Simulator:
     def _run(self) -> None:
         next_beat = time.monotonic() + self.heartbeat_interval
         while not self._stop.is_set():
-            timeout = max(0.0, min(next_beat - time.monotonic(), 0.25))
+            due = next_beat
+            with self._lock:
+                if self._ring and self._rounds > 0:
+                    due = min(due, self._next_resend)
+            timeout = max(0.0, min(due - time.monotonic(), 0.25))
             try:
-                ready, _, _ = select.select([self.master], [], [], timeout)
+                ready, _, _ = select.select([self.master, self._wake_r], [], [], timeout)
             except (OSError, ValueError):
                 return
-            if ready:
+            if self._wake_r in ready:
+                try:
+                    os.read(self._wake_r, 512)
+                except OSError:
+                    pass
+            if self.master in ready:
                 try:
                     data = os.read(self.master, 4096)
                 except BlockingIOError:
@@ -273,3 +343,7 @@ class Simulator:
                 with self._lock:
                     if not self.silent:
                         self._send(p.Heartbeat(self.counter))
+            with self._lock:
+                now = time.monotonic()
+                if self._ring and self._rounds > 0 and now >= self._next_resend and not self.silent:
+                    self._resend(now)

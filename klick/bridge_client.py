@@ -73,15 +73,23 @@ def _lines(sock: socket.socket) -> Iterator[bytes]:
             raise EventError("the bridge sent a line that never ends")
 
 
-def iter_events(socket_path: str | Path, timeout: float | None = None) -> Iterator[Event]:
+def _hello(sock: socket.socket, client: str | None) -> None:
+    """Tell the bridge who we are: it keeps a ``launcher`` when it must make room for a new client."""
+    if client:
+        sock.sendall(json.dumps({"command": "hello", "client": client}).encode() + b"\n")
+
+
+def iter_events(socket_path: str | Path, timeout: float | None = None, hello: str | None = None) -> Iterator[Event]:
     """Yield events from the bridge, starting with its current state, until it goes away.
 
     Raises :class:`BridgeUnavailable` if no bridge answers, and :class:`TimeoutError` if
     ``timeout`` seconds pass without a line. Ends quietly when the bridge closes the connection.
+    ``hello`` names this client to the bridge (see :class:`BridgeClient`).
     """
     sock = _connect(socket_path, timeout)
     try:
         try:
+            _hello(sock, hello)
             for line in _lines(sock):
                 try:
                     yield decode_event(line)
@@ -89,7 +97,7 @@ def iter_events(socket_path: str | Path, timeout: float | None = None) -> Iterat
                     continue  # a reply meant for a command, or a newer event kind
         except TimeoutError:
             raise TimeoutError(f"no event from the bridge within {timeout} s") from None
-        except ConnectionResetError:
+        except (ConnectionResetError, BrokenPipeError):
             return
     finally:
         sock.close()
@@ -122,6 +130,11 @@ class BridgeClient:
     ``on_event(event)`` and ``on_connection(connected: bool)`` are called from that thread; a
     Kivy app hands them on with ``Clock.schedule_once``. After every (re)connect the bridge sends
     its current state first, so a client never has to ask.
+
+    ``hello`` names this client to the bridge after every (re)connect
+    (``{"command": "hello", "client": hello}``). The launcher says ``"launcher"``: when the
+    bridge is full (``bridge.max_clients``) it lets the longest idle other client go, never the
+    launcher; clients that have said nothing at all go first.
     """
 
     def __init__(
@@ -129,7 +142,12 @@ class BridgeClient:
         socket_path: str | Path,
         on_event: Callable[[Event], None],
         on_connection: Callable[[bool], None] | None = None,
+        hello: str | None = None,
     ) -> None:
+        self.hello = hello
+        #: The bridge's answer to our hello on this connection: True if it keeps us when full
+        #: (the launcher), False if not, None until it has answered (or without a hello).
+        self.kept: bool | None = None
         self.socket_path = Path(socket_path)
         self.on_event = on_event
         self.on_connection = on_connection
@@ -189,10 +207,13 @@ class BridgeClient:
                 self._sock = sock
             self._set_connected(True)
             try:
+                with self._lock:
+                    _hello(sock, self.hello)
                 for line in _lines(sock):
                     try:
                         event = decode_event(line)
                     except EventError:
+                        self._reply(line)
                         continue
                     try:
                         self.on_event(event)
@@ -204,9 +225,19 @@ class BridgeClient:
                 with self._lock:
                     self._sock = None
                 sock.close()
+                self.kept = None
                 self._set_connected(False)
             if self._stop.wait(BACKOFF_FIRST):
                 return
+
+    def _reply(self, line: bytes) -> None:
+        """A line that is not an event: note the answer to our hello, skip the rest."""
+        try:
+            body = json.loads(line)
+        except ValueError:
+            return
+        if isinstance(body, dict) and body.get("reply") == "hello" and body.get("ok") is True:
+            self.kept = body.get("kept") is True
 
     def _set_connected(self, connected: bool) -> None:
         if connected == self.connected:

@@ -121,7 +121,10 @@ class LauncherApp(App):
         self.screens["home"].tick(_dt.datetime.now())
         self.render()
         Window.bind(on_key_down=self._on_key, on_request_close=self._on_request_close, on_flip=self._after_flip)
-        self.client = BridgeClient(self.cfg.paths.socket, on_event=self._from_bridge, on_connection=self._connection)
+        # "launcher": the bridge never lets this client go when it is full of others.
+        self.client = BridgeClient(
+            self.cfg.paths.socket, on_event=self._from_bridge, on_connection=self._connection, hello="launcher"
+        )
         Clock.schedule_interval(self._tick, 0.5)
         return self.root_widget
 

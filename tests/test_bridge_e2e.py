@@ -177,3 +177,25 @@ def test_watch_json_and_the_not_running_messages(home, running):
     bridge.stop()
     out, _ = watch.communicate(timeout=10)
     assert watch.returncode == 1
+
+
+def test_simulate_insert_with_an_odd_number_of_digits_is_refused_in_plain_words(home, running):
+    bridge = running("--driver", "sim")
+    events = iter_events(bridge.socket, timeout=10)
+    wait_for(events, ReaderStatus, state="connected")
+
+    odd = klick("simulate", "insert", "123")
+    assert odd.returncode == 2, odd.stderr
+    assert "odd number of digits" in odd.stderr and "whole bytes" in odd.stderr
+    assert "see its log" not in odd.stderr and "Traceback" not in odd.stderr
+
+    # A client that skips the CLI's check is told the same by the bridge itself.
+    reply = request(bridge.socket, {"command": "insert", "uid": "123"})
+    assert reply["ok"] is False and "odd number of digits" in reply["error"], reply
+    assert request(bridge.socket, {"command": "status"})["present"] is None
+
+    assert klick("simulate", "insert", "0123").returncode == 0
+    wait_for(events, CardPresent, uid="0123")
+    assert bridge.stop() == 0
+    log = bridge.log.read_text()
+    assert "Traceback" not in log and "failed" not in log, log

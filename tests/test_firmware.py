@@ -1,11 +1,10 @@
-"""The Pico reader firmware, run under CPython on fake hardware.
+"""The Pico reader firmware, run under CPython on fake hardware (tests/pico_board.py).
 
 The fakes stand in for MicroPython's ``machine`` module and, at register level, for the MFRC522
-chip with an ISO 14443-A card in front of it: the firmware's own MFRC522 driver runs unchanged,
-the card answers WUPA/anticollision/select/HLTA as a real one does (and ignores a REQA while it
-is ACTIVE), and the chip's CRC unit computes real CRC_A. So these tests check the firmware's
-actual bytes against the host's parser, and finally drive the real ``klick bridge`` through a
-pty: card in the fake slot -> card_present on the bridge socket.
+chip with an ISO 14443-A card in front of it, so these tests check the firmware's actual bytes
+against the host's parser, run it against the host's protocol session through a noisy line on
+a fake clock, and finally drive the real ``klick bridge`` through a pty: card in the fake slot
+-> card_present on the bridge socket, on a clean line and on a noisy one.
 
 To extend the end-to-end test (e.g. with the launcher's card screen), use the ``pico_reader``
 fixture: it gives a running bridge on a firmware-driven pty with ``insert``/``remove``.
@@ -14,17 +13,12 @@ fixture: it gives a running bridge on a firmware-driven pty with ``insert``/``re
 from __future__ import annotations
 
 import ast
-import importlib.util
-import io
 import os
-import select
 import signal
 import subprocess
 import sys
-import threading
 import time
-import tty
-import types
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -32,261 +26,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_bridge import protocol as p
+from tests.pico_board import FW, Board, FirmwareOnPty, firmware_on
+from tests.pico_board import load as _load
 
 REPO = Path(__file__).resolve().parent.parent
-FW = REPO / "firmware_bridge" / "firmware"
-
-# ---------------------------------------------------------------------------------------------
-# A register-level MFRC522 and an ISO 14443-A card
-
-
-def crc_a(data: bytes) -> bytes:
-    """ISO 14443-A CRC (init 0x6363), low byte first, as the card and the chip compute it."""
-    crc = 0x6363
-    for b in data:
-        b ^= crc & 0xFF
-        b = (b ^ (b << 4)) & 0xFF
-        crc = ((crc >> 8) ^ (b << 8) ^ (b << 3) ^ (b >> 4)) & 0xFFFF
-    return bytes((crc & 0xFF, crc >> 8))
-
-
-class FakeCard:
-    """A card's ISO 14443-3 state machine: IDLE, READY, ACTIVE, HALT."""
-
-    def __init__(self, uid: bytes) -> None:
-        assert len(uid) in (4, 7, 10)
-        self.uid = uid
-        self.state = "IDLE"
-        self.level = 0
-        self.deaf = 0  # the next N wake-ups go unanswered: a cheap tag dropping out
-        self.selects = 0
-
-    def _cl(self) -> bytes:
-        u, lvl = self.uid, self.level
-        if len(u) == 4:
-            part = u
-        elif len(u) == 7:
-            part = bytes([0x88]) + u[0:3] if lvl == 0 else u[3:7]
-        else:
-            part = (bytes([0x88]) + u[0:3], bytes([0x88]) + u[3:6], u[6:10])[lvl]
-        return part + bytes([part[0] ^ part[1] ^ part[2] ^ part[3]])
-
-    def _levels(self) -> int:
-        return {4: 1, 7: 2, 10: 3}[len(self.uid)]
-
-    def _unexpected(self) -> None:
-        self.state = "HALT" if self.state == "HALT" else "IDLE"
-
-    def receive(self, data: bytes, last_bits: int) -> bytes | None:
-        if last_bits == 7 and len(data) == 1:
-            if (data[0] == 0x52 and self.state in ("IDLE", "HALT")) or (data[0] == 0x26 and self.state == "IDLE"):
-                if self.deaf:
-                    self.deaf -= 1
-                    return None
-                self.state, self.level = "READY", 0
-                return {4: b"\x04\x00", 7: b"\x44\x00", 10: b"\x84\x00"}[len(self.uid)]
-            self._unexpected()
-            return None
-        sel = (0x93, 0x95, 0x97)
-        if self.state == "READY" and len(data) == 2 and data == bytes([sel[self.level], 0x20]):
-            return self._cl()
-        if self.state == "READY" and len(data) == 9 and data[:2] == bytes([sel[self.level], 0x70]):
-            if data[2:7] != self._cl() or crc_a(data[:7]) != data[7:9]:
-                self.state = "IDLE"
-                return None
-            if self.level + 1 < self._levels():
-                self.level += 1
-                sak = 0x04
-            else:
-                self.state = "ACTIVE"
-                self.selects += 1
-                sak = 0x08
-            return bytes([sak]) + crc_a(bytes([sak]))
-        if self.state == "ACTIVE" and data == b"\x50\x00" + crc_a(b"\x50\x00"):
-            self.state = "HALT"
-            return None
-        self._unexpected()
-        return None
-
-
-class FakeChip:
-    """The MFRC522 as its SPI interface shows it: registers, FIFO, CRC unit, transceive."""
-
-    def __init__(self, version: int = 0x92) -> None:
-        self.version = version
-        self.card: FakeCard | None = None
-        self.regs = bytearray(0x40)
-        self.fifo = bytearray()
-        self.addr: int | None = None
-        self.selected = False
-        self.transceives = 0
-
-    # -- SPI, as the fake machine.SPI and the CS pin deliver it
-    def cs(self, level: int) -> None:
-        self.selected = level == 0
-        self.addr = None
-
-    def spi_write(self, buf: bytes) -> None:
-        assert self.selected, "SPI traffic with CS high"
-        for b in buf:
-            if self.addr is None:
-                self.addr = b
-            elif not self.addr & 0x80:
-                self.write_reg((self.addr >> 1) & 0x3F, b)
-
-    def spi_read(self, n: int) -> bytes:
-        assert self.selected and self.addr is not None and self.addr & 0x80
-        return bytes(self.read_reg((self.addr >> 1) & 0x3F) for _ in range(n))
-
-    # -- the chip
-    def write_reg(self, reg: int, v: int) -> None:
-        if reg == 0x01:  # CommandReg
-            cmd = v & 0x0F
-            if cmd == 0x0F:
-                self.regs = bytearray(0x40)
-                self.fifo.clear()
-                return
-            self.regs[0x01] = v
-            if cmd == 0x03:  # CalcCRC
-                crc = crc_a(bytes(self.fifo))
-                self.fifo.clear()
-                self.regs[0x22], self.regs[0x21] = crc[0], crc[1]
-                self.regs[0x05] |= 0x04
-        elif reg in (0x04, 0x05):  # ComIrqReg, DivIrqReg: bit 7 says set or clear
-            if v & 0x80:
-                self.regs[reg] |= v & 0x7F
-            else:
-                self.regs[reg] &= ~v & 0x7F
-        elif reg == 0x09:
-            self.fifo.append(v)
-        elif reg == 0x0A:
-            if v & 0x80:
-                self.fifo.clear()
-        elif reg == 0x0D:
-            self.regs[reg] = v
-            if v & 0x80 and self.regs[0x01] & 0x0F == 0x0C:
-                self._transceive()
-        else:
-            self.regs[reg] = v
-
-    def read_reg(self, reg: int) -> int:
-        if reg == 0x37:
-            return self.version
-        if reg == 0x09:
-            return self.fifo.pop(0) if self.fifo else 0
-        if reg == 0x0A:
-            return len(self.fifo)
-        return self.regs[reg]
-
-    def _transceive(self) -> None:
-        self.transceives += 1
-        data, last_bits = bytes(self.fifo), self.regs[0x0D] & 0x07
-        self.fifo.clear()
-        card = self.card
-        antenna = self.regs[0x14] & 0x03 == 0x03
-        answer = card.receive(data, last_bits) if card is not None and antenna else None
-        if answer is None:
-            if self.regs[0x2A] & 0x80:  # TAuto: the timer runs out
-                self.regs[0x04] |= 0x01
-        else:
-            self.fifo[:] = answer
-            self.regs[0x06] = 0
-            self.regs[0x04] |= 0x30
-
-
-# ---------------------------------------------------------------------------------------------
-# A fake ``machine`` module on a fake board
-
-
-class Board:
-    def __init__(self, cs_pin: int = 17) -> None:
-        self.chip = FakeChip()
-        self.cs_pin = cs_pin
-        self.pwm: dict[int, dict] = {}
-        self.pins: dict[object, int] = {}
-        self.wdt_feeds = 0
-        self.wdt_timeout: int | None = None
-        self.maintenance = False
-
-    def module(self) -> types.ModuleType:
-        board = self
-        m = types.ModuleType("machine")
-
-        class Pin:
-            OUT, IN, PULL_UP = 1, 0, 2
-
-            def __init__(self, id, mode=None, pull=None, value=None):
-                self.id, self.pull = id, pull
-                if value is not None:
-                    self(value)
-
-            def __call__(self, v=None):
-                return self.value(v)
-
-            def value(self, v=None):
-                if v is None:
-                    if self.pull == Pin.PULL_UP:
-                        return 0 if board.maintenance else 1
-                    return board.pins.get(self.id, 0)
-                board.pins[self.id] = v
-                if self.id == board.cs_pin:
-                    board.chip.cs(v)
-
-        class SPI:
-            def __init__(self, id, baudrate, polarity, phase, sck, mosi, miso):
-                board.spi = (id, baudrate, polarity, phase, sck.id, mosi.id, miso.id)
-
-            def write(self, buf):
-                board.chip.spi_write(bytes(buf))
-
-            def read(self, n, write=0):
-                return board.chip.spi_read(n)
-
-        class PWM:
-            def __init__(self, pin):
-                self.state = board.pwm.setdefault(pin.id, {"freq": 0, "duty": 0})
-
-            def freq(self, f):
-                self.state["freq"] = f
-
-            def duty_u16(self, d):
-                self.state["duty"] = d
-
-        class WDT:
-            def __init__(self, timeout):
-                board.wdt_timeout = timeout
-
-            def feed(self):
-                board.wdt_feeds += 1
-
-        m.Pin, m.SPI, m.PWM, m.WDT = Pin, SPI, PWM, WDT
-        return m
-
-    def insert(self, uid: bytes | str) -> FakeCard:
-        self.chip.card = FakeCard(bytes.fromhex(uid) if isinstance(uid, str) else uid)
-        return self.chip.card
-
-    def remove(self) -> None:
-        self.chip.card = None
-
-
-def _load(name: str, as_name: str | None = None) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(as_name or name, FW / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
-def board(monkeypatch) -> Board:
+def board() -> Board:
     """A fake board whose ``machine`` module, and the firmware's own modules, are importable."""
-    b = Board()
-    monkeypatch.setitem(sys.modules, "machine", b.module())
-    monkeypatch.setitem(sys.modules, "klick_proto", _load("klick_proto"))
-    monkeypatch.setitem(sys.modules, "mfrc522", _load("mfrc522"))
-    b.fw = _load("main", "klick_firmware_main")
-    b.cs_pin = b.fw.PIN_CS
-    return b
+    with firmware_on(Board()) as b:
+        yield b
 
 
 class Clock:
@@ -298,17 +48,33 @@ class Clock:
 
 
 class Rig:
-    """The firmware with a fake clock; ``advance`` steps it the way its main loop would."""
+    """The firmware with a fake clock; ``advance`` steps it the way its main loop would.
 
-    def __init__(self, board: Board) -> None:
+    With ``auto_ack`` a host acknowledges every card event the moment it is written, as a live
+    bridge on a clean line does, so the tests see each event once; without, nobody does.
+    """
+
+    def __init__(self, board: Board, auto_ack: bool = True) -> None:
         self.board = board
         self.clock = Clock()
         self.out = bytearray()
         reader, led, buzzer = board.fw.build(sys.modules["machine"])
         self.led, self.buzzer = led, buzzer
-        self.fw = board.fw.Firmware(reader, self.out.extend, led, buzzer, clock=self.clock)
+        self.auto_ack = auto_ack
+        self._acker = p.Decoder()
+        self.fw = board.fw.Firmware(reader, self._write, led, buzzer, clock=self.clock)
         self.host = p.Decoder()
         self.fw.boot()
+
+    def _write(self, data: bytes) -> None:
+        self.out += data
+        if self.auto_ack:
+            for _, m in self._acker.feed(data):
+                if isinstance(m, (p.CardInEvent, p.CardOutEvent)):
+                    self.fw.feed(p.encode(p.EventAck(m.counter), 0))
+
+    def events(self) -> list[p.Message]:
+        return [m for m in self.messages() if not isinstance(m, p.Heartbeat)]
 
     def advance(self, ms: int, step: int = 10) -> None:
         for _ in range(ms // step):
@@ -335,20 +101,20 @@ def test_hello_heartbeats_and_card_events_decode_in_the_host_parser(board):
     rig = Rig(board)
     rig.advance(2000)
     msgs = rig.messages()
-    assert msgs[0] == p.Hello(1, board.fw.FIRMWARE, "slot")
-    assert msgs[1:] == [p.Heartbeat(0), p.Heartbeat(0)]
+    assert msgs[0] == p.Hello(2, board.fw.FIRMWARE, "slot")
+    assert msgs[1:] == [p.Heartbeat(0)] * 8  # four a second
 
     board.insert("04A2B3C4D5E680")
     rig.advance(100)
-    assert rig.messages() == [p.CardPresentMsg(1, bytes.fromhex("04A2B3C4D5E680"))]
+    assert rig.events() == [p.CardInEvent(1, 0, bytes.fromhex("04A2B3C4D5E680"))]
 
-    rig.advance(3000)  # lying still: sixty polls, no flicker, one heartbeat a second
-    assert rig.messages() == [p.Heartbeat(1)] * 3
+    rig.advance(3000)  # lying still: sixty polls, no flicker, four heartbeats a second
+    assert rig.messages() == [p.Heartbeat(1)] * 12
     assert board.chip.card.selects >= 55  # it really was read every poll (WUPA wakes it from HALT)
 
     board.remove()
     rig.advance(300)
-    assert rig.messages() == [p.CardRemovedMsg(2)]
+    assert rig.events() == [p.CardOutEvent(2, 0)]
     assert rig.host.errors == 0
 
 
@@ -357,7 +123,7 @@ def test_four_seven_and_ten_byte_uids_come_through_the_cascade(board, uid):
     rig = Rig(board)
     board.insert(uid)
     rig.advance(100)
-    assert rig.messages()[1:] == [p.CardPresentMsg(1, bytes.fromhex(uid))]
+    assert rig.messages()[1:] == [p.CardInEvent(1, 0, bytes.fromhex(uid))]
 
 
 def test_a_card_that_drops_out_for_two_polls_is_not_removed_but_three_are(board):
@@ -367,13 +133,10 @@ def test_a_card_that_drops_out_for_two_polls_is_not_removed_but_three_are(board)
     rig.messages()
     card.deaf = 2  # a cheap tag missing two polls in a row
     rig.advance(500)
-    assert [m for m in rig.messages() if not isinstance(m, p.Heartbeat)] == []
+    assert rig.events() == []
     card.deaf = 3
     rig.advance(500)
-    assert [m for m in rig.messages() if not isinstance(m, p.Heartbeat)] == [
-        p.CardRemovedMsg(2),
-        p.CardPresentMsg(3, bytes.fromhex("0A0B0C0D")),
-    ]
+    assert rig.events() == [p.CardOutEvent(2, 0), p.CardInEvent(3, 0, bytes.fromhex("0A0B0C0D"))]
 
 
 def test_a_swapped_card_ends_the_old_one_first(board):
@@ -383,16 +146,62 @@ def test_a_swapped_card_ends_the_old_one_first(board):
     board.insert("11223344")
     rig.advance(100)
     assert rig.messages()[1:] == [
-        p.CardPresentMsg(1, bytes.fromhex("0A0B0C0D")),
-        p.CardRemovedMsg(2),
-        p.CardPresentMsg(3, bytes.fromhex("11223344")),
+        p.CardInEvent(1, 0, bytes.fromhex("0A0B0C0D")),
+        p.CardOutEvent(2, 0),
+        p.CardInEvent(3, 0, bytes.fromhex("11223344")),
     ]
+
+
+def test_unacknowledged_card_events_are_resent_with_their_age_until_acknowledged(board):
+    rig = Rig(board, auto_ack=False)
+    rig.messages()
+    board.insert("0A0B0C0D")
+    rig.advance(60)
+    uid = bytes.fromhex("0A0B0C0D")
+    assert rig.events() == [p.CardInEvent(1, 0, uid)]
+    rig.advance(200)
+    assert rig.events() == [p.CardInEvent(1, 100, uid), p.CardInEvent(1, 200, uid)]  # every 100 ms, older each time
+    rig.fw.feed(p.encode(p.EventAck(1), 3))  # no ACK for an EVENT_ACK: it is one itself
+    rig.advance(500)
+    assert rig.events() == []
+    board.remove()
+    rig.advance(200)
+    board.insert("11223344")
+    rig.advance(100)
+    got = rig.events()
+    assert got[0] == p.CardOutEvent(2, 0) and p.CardInEvent(3, 0, bytes.fromhex("11223344")) in got
+    assert all(isinstance(m, (p.CardOutEvent, p.CardInEvent)) for m in got)
+    # An EVENT_ACK that acknowledges nothing new means "I lack the rest": resent at once.
+    rig.fw.feed(p.encode(p.EventAck(1), 4))
+    assert [m.counter for m in rig.events()] == [2, 3]
+    rig.fw.feed(p.encode(p.EventAck(1), 5))  # ...but not faster than every 50 ms, however many come
+    assert rig.events() == []
+    rig.fw.feed(p.encode(p.EventAck(3), 6))
+    rig.advance(1000)
+    assert rig.events() == []
+
+
+def test_a_reader_nobody_acknowledges_keeps_its_last_eight_events_and_goes_quiet(board):
+    rig = Rig(board, auto_ack=False)
+    for i in range(6):  # twelve events, no host
+        board.insert(f"0A0B0C{i:02X}")
+        rig.advance(100)
+        board.remove()
+        rig.advance(200)
+    rig.messages()
+    assert [c for c, _uid, _at in rig.fw.ring] == list(range(5, 13))
+    rig.advance(3100)  # thirty rounds at most (3 s)...
+    assert len(rig.events()) == 8 * 30
+    rig.advance(2000)  # ...then silence but for heartbeats
+    assert rig.events() == []
+    rig.fw.feed(p.encode(p.EventAck(4), 0))  # a host again, still at event 4: it gets all eight
+    assert [m.counter for m in rig.events()] == list(range(5, 13))
 
 
 def test_commands_are_acked_with_their_seq_and_obeyed(board):
     rig = Rig(board)
     rig.messages()
-    assert rig.send(p.Identify(), 5) == [(1, p.Ack(5)), (2, p.Hello(1, board.fw.FIRMWARE, "slot"))]
+    assert rig.send(p.Identify(), 5) == [(1, p.Ack(5)), (2, p.Hello(2, board.fw.FIRMWARE, "slot"))]
     assert rig.send(p.Status(), 6) == [(3, p.Ack(6)), (4, p.CardRemovedMsg(0))]
     assert [m for _, m in rig.send(p.Led(255, 0, 128), 7)] == [p.Ack(7)]
     assert [board.pwm[n]["duty"] for n in board.fw.RGB_PINS] == [65535, 0, 128 * 257]
@@ -435,11 +244,11 @@ def test_no_chip_is_reported_and_the_reader_recovers_when_it_answers(board):
     msgs = rig.messages()
     errors = [m for m in msgs if isinstance(m, p.ErrorMsg)]
     assert len(errors) == 1 and errors[0].code == 3 and "MFRC522" in errors[0].text
-    assert msgs.count(p.Heartbeat(0)) == 2  # still alive for the host
+    assert msgs.count(p.Heartbeat(0)) == 8  # still alive for the host
     board.chip.version = 0x92  # the wire is pushed back
     board.insert("0A0B0C0D")
     rig.advance(100)
-    assert rig.messages() == [p.CardPresentMsg(1, bytes.fromhex("0A0B0C0D"))]
+    assert rig.events() == [p.CardInEvent(1, 0, bytes.fromhex("0A0B0C0D"))]
 
 
 def test_the_onboard_led_is_used_when_there_is_no_rgb_led(board, monkeypatch):
@@ -464,16 +273,18 @@ def test_the_maintenance_jumper_leaves_the_repl_alone(board, capsys):
 
 def test_message_ids_and_frames_match_the_host(board):
     kp = sys.modules["klick_proto"]
-    assert {
-        name: getattr(kp, name)
-        for name in ("HELLO", "CARD_PRESENT", "CARD_REMOVED", "HEARTBEAT", "ACK", "ERROR", "IDENTIFY", "LED", "BEEP", "STATUS")
-    } == {
+    names = ("HELLO", "CARD_PRESENT", "CARD_REMOVED", "HEARTBEAT", "ACK", "ERROR", "CARD_IN_EVENT", "CARD_OUT_EVENT")
+    names += ("IDENTIFY", "LED", "BEEP", "STATUS", "EVENT_ACK")
+    assert {name: getattr(kp, name) for name in names} == {
         "HELLO": p.MESSAGE_IDS[p.Hello],
         "CARD_PRESENT": p.MESSAGE_IDS[p.CardPresentMsg],
         "CARD_REMOVED": p.MESSAGE_IDS[p.CardRemovedMsg],
         "HEARTBEAT": p.MESSAGE_IDS[p.Heartbeat],
         "ACK": p.MESSAGE_IDS[p.Ack],
         "ERROR": p.MESSAGE_IDS[p.ErrorMsg],
+        "CARD_IN_EVENT": p.MESSAGE_IDS[p.CardInEvent],
+        "CARD_OUT_EVENT": p.MESSAGE_IDS[p.CardOutEvent],
+        "EVENT_ACK": p.MESSAGE_IDS[p.EventAck],
         "IDENTIFY": p.MESSAGE_IDS[p.Identify],
         "LED": p.MESSAGE_IDS[p.Led],
         "BEEP": p.MESSAGE_IDS[p.Beep],
@@ -481,24 +292,30 @@ def test_message_ids_and_frames_match_the_host(board):
     }
     assert kp.crc16(b"123456789") == 0x29B1 == p.crc16_ccitt(b"123456789")
     assert kp.PROTOCOL_VERSION == p.PROTOCOL_VERSION and kp.MAX_UID == p.MAX_UID_BYTES
+    fw = board.fw
+    assert fw.RING == p.EVENT_RING and fw.RESEND_MS / 1000 == p.EVENT_RESEND
+    assert fw.RESEND_ROUNDS == p.EVENT_RESEND_ROUNDS and fw.HEARTBEAT_MS / 1000 == p.HEARTBEAT_INTERVAL_V2
 
 
 @settings(max_examples=200, deadline=None)
 @given(
     seq=st.integers(0, 15),
     counter=st.integers(0, 0xFFFF),
+    age=st.integers(0, 0xFFFF),
     uid=st.binary(min_size=1, max_size=20),
     code=st.integers(0, 255),
     text=st.text("abcdefghij XYZ:0123", max_size=40),
 )
-def test_every_reader_frame_is_byte_identical_to_the_hosts_encoding(seq, counter, uid, code, text):
+def test_every_reader_frame_is_byte_identical_to_the_hosts_encoding(seq, counter, age, uid, code, text):
     kp = _load("klick_proto")
+    assert kp.frame(seq, kp.card_in_event(counter, age, uid)) == p.encode(p.CardInEvent(counter, age, uid), seq)
+    assert kp.frame(seq, kp.card_out_event(counter, age)) == p.encode(p.CardOutEvent(counter, age), seq)
     assert kp.frame(seq, kp.card_present(counter, uid)) == p.encode(p.CardPresentMsg(counter, uid), seq)
     assert kp.frame(seq, kp.card_removed(counter)) == p.encode(p.CardRemovedMsg(counter), seq)
     assert kp.frame(seq, kp.heartbeat(counter)) == p.encode(p.Heartbeat(counter), seq)
     assert kp.frame(seq, kp.ack(seq)) == p.encode(p.Ack(seq), seq)
     assert kp.frame(seq, kp.error(code, text)) == p.encode(p.ErrorMsg(code, text), seq)
-    assert kp.frame(seq, kp.hello(text, "slot")) == p.encode(p.Hello(1, text, "slot"), seq)
+    assert kp.frame(seq, kp.hello(text, "slot")) == p.encode(p.Hello(2, text, "slot"), seq)
 
 
 @settings(max_examples=200, deadline=None)
@@ -528,6 +345,81 @@ def test_the_reader_decoder_finds_every_host_command_after_a_sync_byte(parts, ch
     assert len(dec.buf) < 64
 
 
+def _noise(rate: float, seed: int):
+    from tests.soak.decoder_noise import Noise
+
+    return Noise(rate, seed)
+
+
+def _brief_insertions_on_a_lossy_line(board, rate: float, seed: int, cards: int = 12):
+    """The firmware and the host's protocol session and place-and-lift machine on one fake clock,
+    with a line between them that garbles ``rate`` of the frames each way, end bytes included.
+    Once the host reports the reader connected, cards go in for 0.3 s, one every 0.8 s.
+    Returns (cards put in, cards the host counted, downs, the session)."""
+    from firmware_bridge.placelift import PlaceLift
+
+    clock = Clock()
+    up, down = bytearray(), bytearray()
+    to_host, to_reader = _noise(rate, seed), _noise(rate, seed + 1000)
+    reader, led, buzzer = board.fw.build(sys.modules["machine"])
+    fw = board.fw.Firmware(reader, lambda data: up.extend(to_host(data)), led, buzzer, clock=clock)
+    host, session = p.Decoder(), p.HostSession()
+    machine = PlaceLift("reader", 80, 1200, wall=lambda: clock.ms / 1000)
+    counted: list[str] = []
+    downs: list[str] = []  # after the first connect; before it, the driver just tries again
+    schedule: dict[int, str | None] = {}
+
+    def act(actions: list, now: float) -> None:
+        nonlocal session
+        for a in actions:
+            if isinstance(a, p.Write):
+                down.extend(to_reader(a.frame))
+            elif isinstance(a, p.Down):
+                if schedule:
+                    downs.append(a.detail)
+                session = p.HostSession()  # the serial driver reopens the port
+                act(session.start(now), now)
+                return
+            elif isinstance(a, p.Up) and not schedule:
+                for i in range(cards):
+                    schedule[clock.ms + 500 + 800 * i] = f"0A0B{i:04X}"
+                    schedule[clock.ms + 800 + 800 * i] = None
+            elif isinstance(a, (p.Present, p.Absent)):
+                at = now if a.at is None else a.at
+                level = a.uid.hex().upper() if isinstance(a, p.Present) else None
+                counted.extend(e.uid for e in machine.observe(level, at, now) if type(e).__name__ == "CardPresent")
+
+    fw.boot()
+    act(session.start(clock.ms / 1000), clock.ms / 1000)
+    while not schedule or clock.ms < max(schedule) + 4000:
+        clock.ms += 10
+        assert clock.ms < 60_000, "the host never reported the reader connected"
+        if clock.ms in schedule:
+            if schedule[clock.ms]:
+                board.insert(schedule[clock.ms])
+            else:
+                board.remove()
+        fw.step()
+        if down:
+            fw.feed(bytes(down))
+            down.clear()
+        now = clock.ms / 1000
+        for _seq, msg in host.feed(bytes(up)):
+            act(session.receive(msg, now), now)
+        up.clear()
+        act(session.tick(now), now)
+        counted.extend(e.uid for e in machine.tick(now) if type(e).__name__ == "CardPresent")
+    return [uid for uid in schedule.values() if uid], counted, downs, session
+
+
+@pytest.mark.parametrize("rate,seed", [(0.2, 1), (0.2, 2), (0.5, 3), (0.5, 4), (0.5, 5)])
+def test_brief_insertions_reach_the_host_through_a_line_that_garbles_frames_and_their_end_bytes(board, rate, seed):
+    inserted, counted, downs, session = _brief_insertions_on_a_lossy_line(board, rate, seed)
+    assert counted == inserted  # every card, once, in order: none lost, no phantom
+    assert downs == [] and session.version == 2
+    assert session.window.lost == 0 and session.window.gaps > 0  # the line did lose events; they came again
+
+
 def test_the_firmware_imports_only_what_micropython_has():
     allowed = {"klick_proto", "mfrc522", "time", "machine", "sys", "select", "uselect", "micropython", "rp2"}
     for path in FW.glob("*.py"):
@@ -547,42 +439,9 @@ def test_the_firmware_imports_only_what_micropython_has():
 # End to end: the firmware on a pty, the real `klick bridge` on the other side
 
 
-class FirmwareOnPty:
-    """The firmware's real main() in a thread, its USB port bound to a pty master."""
-
-    def __init__(self, board: Board, link: Path) -> None:
-        self.board = board
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)  # raw at once, so nothing is echoed or translated before the bridge opens it
-        os.set_blocking(self.master, False)  # a host that is not reading loses bytes, as a UART does
-        tmp = link.with_name(link.name + ".tmp")
-        tmp.unlink(missing_ok=True)
-        os.symlink(os.ttyname(self.slave), tmp)
-        os.replace(tmp, link)
-        self.stream = io.FileIO(self.master, "r+b", closefd=False)
-        self.stop = threading.Event()
-        port = board.fw.UsbPort(select, self.stream, self.stream, self.stream)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(port,), daemon=True)
-        self.thread.start()
-
-    def _run(self, port) -> None:
-        try:
-            self.board.fw.main(port=port, should_stop=self.stop.is_set)
-        except BaseException as exc:  # surfaced by close()
-            self.error = exc
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(5)
-        os.close(self.master)
-        os.close(self.slave)
-        assert self.error is None, self.error
-
-
-@pytest.fixture
-def pico_reader(board, tmp_path, monkeypatch):
-    """A `klick bridge` process reading the firmware through a pty; yields (board, socket path)."""
+@contextmanager
+def bridge_on_firmware(board, tmp_path, monkeypatch, to_host=None, to_reader=None):
+    """A `klick bridge` process reading the firmware through a pty (and a noisy line, if given)."""
     short = Path(f"/tmp/klick-fw-{os.getpid()}-{id(tmp_path) % 100000}")
     short.mkdir()
     link, sock = short / "klick-reader", short / "bridge.sock"
@@ -590,7 +449,7 @@ def pico_reader(board, tmp_path, monkeypatch):
     (tmp_path / "klick.yaml").write_text(
         f"reader:\n  driver: serial\n  device: {link}\n  settle_ms: 80\n  grace_ms: 300\npaths:\n  socket: {sock}\n"
     )
-    firmware = FirmwareOnPty(board, link)
+    firmware = FirmwareOnPty(board, link, to_host, to_reader)
     log = (tmp_path / "bridge.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-c", "from klick.cli import main; main()", "bridge"],
@@ -625,6 +484,13 @@ def pico_reader(board, tmp_path, monkeypatch):
         short.rmdir()
 
 
+@pytest.fixture
+def pico_reader(board, tmp_path, monkeypatch):
+    """A `klick bridge` process reading the firmware through a pty; yields (board, socket path)."""
+    with bridge_on_firmware(board, tmp_path, monkeypatch) as running:
+        yield running
+
+
 def _next(events, cls, **fields):
     for event in events:
         if isinstance(event, cls) and all(getattr(event, k) == v for k, v in fields.items()):
@@ -649,3 +515,41 @@ def test_the_firmware_drives_the_real_bridge_through_a_pty(pico_reader):
     board.insert("0A0B0C0D")
     assert _next(events, CardPresent).uid == "0A0B0C0D"
     assert board.wdt_feeds > 0 and board.wdt_timeout == board.fw.WATCHDOG_MS
+
+
+def test_brief_insertions_on_a_noisy_line_all_reach_the_bridge(board, tmp_path, monkeypatch):
+    """Issue 10.6 through a real pty and the real `klick bridge`: the first sending of every card
+    event is garbled, end byte included (so the frame after it goes too), and a fifth of all
+    other frames each way. A reader that sends an event once (version 1) loses every one of
+    these 0.3 s insertions: the STATUS the host asks afterwards says "empty"."""
+    import threading
+
+    from klick.bridge_client import iter_events
+    from klick.events import CardPresent, CardRemoved, ReaderStatus
+    from tests.soak.decoder_noise import Noise
+
+    to_host, to_reader = Noise(0.2, 7, first_sending_of_events=True), Noise(0.2, 8)
+    with bridge_on_firmware(board, tmp_path, monkeypatch, to_host, to_reader) as (board, sock):
+        events = iter_events(sock, timeout=30)
+        _next(events, ReaderStatus, state="connected")
+        got: list[tuple[str, str]] = []
+        uids = [f"0A0B0C{i:02X}" for i in range(6)]
+
+        def listen() -> None:
+            for event in events:
+                if isinstance(event, (CardPresent, CardRemoved)):
+                    got.append(("in" if isinstance(event, CardPresent) else "out", event.uid))
+                    if len(got) == 2 * len(uids):
+                        return
+
+        listener = threading.Thread(target=listen, daemon=True)
+        time.sleep(1.0)  # the handshake's STATUS has had its answer, noisy line or not
+        listener.start()
+        for uid in uids:
+            board.insert(uid)
+            time.sleep(0.3)
+            board.remove()
+            time.sleep(0.7)
+        listener.join(20)
+    assert got == [(k, uid) for uid in uids for k in ("in", "out")]
+    assert to_host.garbled >= 2 * len(uids)

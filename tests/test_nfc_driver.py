@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -257,3 +258,52 @@ def test_the_bridge_reports_the_emulated_tag_on_its_socket(tmp_path, monkeypatch
         bridge.stop()
         runner.join(10)
         os.rmdir(sock_dir)
+
+
+def _bridge_log_with_no_nfc_reader(tmp_path, *flags: str) -> str:
+    """Run `klick bridge --driver nfc` at a USB address nothing answers for a few retries."""
+    import signal
+
+    sock_dir = Path(f"/tmp/klick-nfc-quiet-{os.getpid()}-{len(flags)}")
+    sock_dir.mkdir(exist_ok=True)
+    (tmp_path / "klick.yaml").write_text(f"paths:\n  socket: {sock_dir}/b.sock\n")
+    log = tmp_path / f"bridge{len(flags)}.log"
+    env = dict(os.environ, KLICK_HOME=str(tmp_path))
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from klick.cli import main; main()",
+                "bridge",
+                "--driver",
+                "nfc",
+                "--device",
+                "usb:ffff:ffff",
+                *flags,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=env,
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while "No NFC reader found" not in log.read_text():
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+            time.sleep(2.0)  # two more retries (0.5 s, then 1 s later)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(10)
+    sock_dir.rmdir()
+    return log.read_text()
+
+
+def test_a_missing_nfc_reader_logs_nfcpy_chatter_only_when_verbose(tmp_path):
+    quiet = _bridge_log_with_no_nfc_reader(tmp_path)
+    assert "No NFC reader found at usb:ffff:ffff" in quiet
+    assert "searching for reader" not in quiet and "no reader available" not in quiet, quiet
+    assert len(quiet.splitlines()) <= 5, quiet
+    verbose = _bridge_log_with_no_nfc_reader(tmp_path, "-v")
+    assert "searching for reader on path usb:ffff:ffff" in verbose, verbose

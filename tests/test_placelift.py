@@ -208,3 +208,95 @@ def test_late_ticks_give_the_same_events_as_ticks_on_time(seq):
     late, _ = run(seq, tick_at_deadlines=False, tail_ms=GRACE + 1)
     assert kinds(late) == kinds(on_time)
     assert [round(e.at, 9) for e in late] == [round(e.at, 9) for e in on_time]
+
+
+# --- late readings (a serial reader's resent events) ----------------------------------------
+
+
+def test_a_brief_insertion_reported_late_still_counts_and_is_stamped_when_it_happened():
+    m, clock = machine()
+    clock.now = 10.0
+    assert m.tick(10.0) == []  # the daemon has been ticking; the field looked empty
+    # The card was in from 9.0 to 9.3; its events reach the bridge only now (resent).
+    events = m.observe("A1", 9.0, 10.0) + m.observe(None, 9.3, 10.0)
+    assert [(k, round(e.at, 6)) for k, e in zip(kinds(events), events)] == [(("in", "A1"), 9.08)]
+    assert m.tick(10.0) == []
+    clock.now = 10.5
+    [out] = m.tick(10.5)
+    assert kinds([out]) == [("out", "A1")] and round(out.at, 6) == 10.5  # 9.3 + grace
+
+
+def test_a_late_reading_never_goes_before_the_last_reading_or_event():
+    m, clock = machine(grace=0)
+    m.observe("A1", 1.0)
+    clock.now = 2.0
+    assert kinds(m.tick(2.0)) == [("in", "A1")]  # settled at 1.08
+    # A removal reported as of 0.5 cannot come before the reading at 1.0, nor the event at 1.08.
+    [out] = m.observe(None, 0.5)
+    assert kinds([out]) == [("out", "A1")] and round(out.at, 6) == 1.08
+
+
+def test_a_brief_card_reported_late_still_counts_after_the_card_before_it_was_announced_gone():
+    m, clock = machine()
+    m.observe("A1", 0.0)
+    assert kinds(m.observe(None, 1.0)) == [("in", "A1")]  # A1 out at 1.0: gone at 2.2 unless it comes back
+    clock.now = 2.5
+    [gone] = m.tick(2.5)
+    assert kinds([gone]) == [("out", "A1")] and round(gone.at, 6) == 2.2
+    # Only now does the bridge learn that B2 was in from 1.5 to 1.9 (its events were resent).
+    events = m.observe("B2", 1.5, 2.5) + m.observe(None, 1.9, 2.5)
+    assert kinds(events) == [("in", "B2")]  # it was in 0.4 s: it counts
+    assert round(events[0].at, 6) == 2.2  # but no event is stamped before one already announced
+    clock.now = 3.1
+    assert kinds(m.tick(3.1)) == [("out", "B2")]  # 1.9 + grace
+
+
+@settings(max_examples=200)
+@given(levels)
+def test_readings_delivered_late_but_in_order_give_the_same_events(seq):
+    on_time, _ = run(seq, tick_at_deadlines=False, tail_ms=GRACE + 1)
+    m, clock = machine()
+    end = sum(ms for _, ms in seq) / 1000 + (GRACE + 1) / 1000
+    clock.now = end
+    assert m.tick(end) == []  # the bridge ticked on; the reader's reports come in a burst, late
+    late: list = []
+    t = 0.0
+    for uid, ms in seq:
+        late += m.observe(uid, t)
+        t += ms / 1000
+        late += m.tick(t) if t >= end else []
+    late += m.tick(end)
+    assert kinds(late) == kinds(on_time)
+    assert [round(e.at, 9) for e in late] == [round(e.at, 9) for e in on_time]
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(st.booleans(), st.integers(1, 3000), st.integers(0, 2500)), max_size=30))
+def test_every_card_read_long_enough_counts_once_however_late_its_readings_arrive(steps):
+    """Distinct cards (each read at least the settle time, as a reader that reports removal only
+    after 150 ms of misses guarantees) and gaps of any length, each reading delivered up to 2.5 s
+    late (in order), the daemon ticking meanwhile at every deadline: each card is announced
+    exactly once, in order; events alternate and their times never run backwards."""
+    m, clock = machine()
+    events: list = []
+    t = delivered = 0.0
+    expected: list[str] = []
+    for n, (is_card, ms, delay_ms) in enumerate(steps):
+        uid = f"C{n}" if is_card else None
+        if uid:
+            ms = max(ms, SETTLE)
+            expected.append(uid)
+        delivered = max(delivered, t + delay_ms / 1000)
+        while (due := m.next_deadline()) is not None and due <= delivered:
+            clock.now = max(clock.now, due)
+            events += m.tick(clock.now)
+        clock.now = delivered
+        events += m.tick(delivered) + m.observe(uid, t, delivered)
+        t += ms / 1000
+    end = max(delivered, t) + (GRACE + SETTLE) / 1000
+    clock.now = end
+    events += m.observe(None, t, end) + m.tick(end)
+    check_alternation(events)
+    assert [e.uid for e in events if isinstance(e, CardPresent)] == expected
+    ats = [round(e.at, 9) for e in events]
+    assert ats == sorted(ats)

@@ -19,6 +19,9 @@ messages = st.one_of(
     st.builds(p.Heartbeat, u16),
     st.builds(p.Ack, st.integers(0, 15)),
     st.builds(p.ErrorMsg, u8, ascii_text),
+    st.builds(p.CardInEvent, u16, u16, st.binary(min_size=1, max_size=p.MAX_UID_BYTES)),
+    st.builds(p.CardOutEvent, u16, u16),
+    st.builds(p.EventAck, u16),
     st.just(p.Identify()),
     st.builds(p.Led, u8, u8, u8),
     st.builds(p.Beep, u16),
@@ -29,6 +32,16 @@ framed = st.tuples(st.integers(0, 15), messages)
 
 def test_crc_is_ccitt_false():
     assert p.crc16_ccitt(b"123456789") == 0x29B1
+
+
+@given(st.binary(max_size=64), u16)
+def test_the_host_crc_is_binascii_crc_hqx(data, start):
+    """Issue 16: the host's CRC is the C one binascii already has, not a hand-written table."""
+    import binascii
+
+    assert "crc_hqx" in p.crc16_ccitt.__code__.co_names
+    assert p.crc16_ccitt(data, start) == binascii.crc_hqx(data, start)
+    assert p.crc16_ccitt(memoryview(bytearray(data))) == binascii.crc_hqx(data, 0xFFFF)
 
 
 def test_example_frame_from_protocol_md():
@@ -253,9 +266,9 @@ def test_session_handshake_then_status():
     s = p.HostSession()
     assert _writes(s.start(0.0)) == [p.Identify()]
     acts = s.receive(p.Hello(1, "2.1", "slot"), 0.01)
-    assert _levels(acts) == [p.Up(p.Hello(1, "2.1", "slot"))]
+    assert _levels(acts) == []  # connected once the host knows what is in the slot
     assert _writes(acts) == [p.Status()]
-    assert _levels(s.receive(p.CardPresentMsg(4, b"\x04\xa2"), 0.02)) == [p.Present(b"\x04\xa2")]
+    assert _levels(s.receive(p.CardPresentMsg(4, b"\x04\xa2"), 0.02)) == [p.Up(p.Hello(1, "2.1", "slot")), p.Present(b"\x04\xa2")]
     assert _levels(s.receive(p.CardRemovedMsg(5), 0.5)) == [p.Absent()]
     assert _writes(s.receive(p.Heartbeat(5), 1.0)) == []
 
@@ -303,6 +316,7 @@ def test_session_silence_for_three_seconds_is_lost():
     s.start(0.0)
     s.receive(p.Hello(1, "", ""), 0.1)
     s.receive(p.Ack(1), 0.1)
+    s.receive(p.CardRemovedMsg(0), 0.1)
     assert s.tick(3.0) == []
     assert s.next_deadline() == pytest.approx(3.1)
     assert _levels(s.tick(3.1)) == [p.Down(p.STOPPED)]
@@ -313,7 +327,8 @@ def test_session_handshake_waits_for_a_late_hello():
     s.start(0.0)
     for now in (0.1, 0.2, 0.3, 0.4, 1.0):
         assert not _levels(s.tick(now))  # IDENTIFY unanswered is not fatal yet
-    assert _levels(s.receive(p.Hello(1, "", ""), 1.5))[0] == p.Up(p.Hello(1, "", ""))
+    assert _writes(s.receive(p.Hello(1, "", ""), 1.5)) == [p.Status()]
+    assert _levels(s.receive(p.CardRemovedMsg(0), 1.6)) == [p.Up(p.Hello(1, "", "")), p.Absent()]
     s2 = p.HostSession()
     s2.start(0.0)
     assert _levels(s2.tick(3.0)) == [p.Down(p.NOT_ANSWERING)]
@@ -322,8 +337,8 @@ def test_session_handshake_waits_for_a_late_hello():
 def test_session_wrong_protocol_version_is_lost_with_a_plain_reason():
     s = p.HostSession()
     s.start(0.0)
-    (down,) = _levels(s.receive(p.Hello(2, "9.0", "slot"), 0.1))
-    assert isinstance(down, p.Down) and "version 2" in down.detail
+    (down,) = _levels(s.receive(p.Hello(3, "9.0", "slot"), 0.1))
+    assert isinstance(down, p.Down) and "version 3" in down.detail and "versions 1, 2" in down.detail
 
 
 def test_session_firmware_restart_re_asks_status():
@@ -362,3 +377,151 @@ def test_every_example_frame_in_protocol_md_decodes():
         d = p.Decoder()
         assert len(d.feed(bytes.fromhex(hexes))) == 1, hexes
         assert d.errors == 0
+
+
+# --- version 2: card events kept and resent by the reader until acknowledged -----------------
+
+
+def _ready_v2(counter: int = 0, resume: int | None = None) -> p.HostSession:
+    """A v2 session past its handshake, whose STATUS answer said: slot empty at ``counter``."""
+    s = p.HostSession(resume=resume)
+    s.start(0.0)
+    s.receive(p.Hello(2, "2.0", "slot"), 0.0)
+    s.receive(p.Ack(1), 0.0)
+    s.receive(p.CardRemovedMsg(counter), 0.0)
+    return s
+
+
+def _acks(actions) -> list[int]:
+    return [m.counter for m in _writes(actions) if isinstance(m, p.EventAck)]
+
+
+def test_v2_status_answer_is_the_truth_and_acknowledged():
+    s = p.HostSession()
+    s.start(0.0)
+    acts = s.receive(p.Hello(2, "2.0", "slot"), 0.0)
+    assert s.version == 2 and _writes(acts) == [p.Status()]
+    s.receive(p.Ack(1), 0.01)
+    acts = s.receive(p.CardPresentMsg(41, b"\x0a"), 0.02)
+    assert _levels(acts) == [p.Up(p.Hello(2, "2.0", "slot")), p.Present(b"\x0a")] and _acks(acts) == [41]
+    assert s.window.last == 41
+
+
+def test_v2_events_are_acknowledged_applied_in_order_and_each_only_once():
+    s = _ready_v2(7)
+    acts = s.receive(p.CardInEvent(8, 0, b"\x01"), 1.0)
+    assert _levels(acts) == [p.Present(b"\x01", 1.0)] and _acks(acts) == [8]
+    again = s.receive(p.CardInEvent(8, 120, b"\x01"), 1.12)  # our ACK was lost: the reader resends
+    assert _levels(again) == [] and _acks(again) == [8]
+    acts = s.receive(p.CardOutEvent(9, 0), 2.0)
+    assert _levels(acts) == [p.Absent(2.0)] and _acks(acts) == [9]
+    assert s.receive(p.Heartbeat(9), 2.2) == []
+
+
+def test_v2_a_brief_insertion_whose_frames_were_lost_counts_when_resent_at_the_time_it_happened():
+    s = _ready_v2(0)
+    # Card in at 1.0, out at 1.3: the first sending of "in" was garbled, "out" got through.
+    acts = s.receive(p.CardOutEvent(2, 0), 1.3)
+    assert _levels(acts) == [] and _acks(acts) == [0]  # held; "I still have only 0": resend
+    acts = s.receive(p.CardInEvent(1, 350, b"\x0b"), 1.35) + s.receive(p.CardOutEvent(2, 50), 1.35)
+    assert _levels(acts) == [p.Present(b"\x0b", pytest.approx(1.0)), p.Absent(pytest.approx(1.3))]
+    assert _acks(acts)[-1] == 2 and not s.window.gap_open()
+
+
+def test_v2_a_heartbeat_ahead_asks_for_the_missing_events_and_a_silent_gap_is_given_up():
+    s = _ready_v2(5)
+    acts = s.receive(p.Heartbeat(7), 1.0)  # both events of a brief insertion lost
+    assert _acks(acts) == [5] and s.window.gap_open()
+    assert _acks(s.receive(p.Heartbeat(7), 1.25)) == [5]  # asked again at each beat
+    assert s.next_deadline() <= 1.0 + p.GAP_TIMEOUT
+    acts = s.tick(1.0 + p.GAP_TIMEOUT)  # never resent (pushed out of the reader's eight)
+    assert _writes(acts) == [p.Status()]
+    assert _levels(s.receive(p.CardRemovedMsg(7), 3.1)) == [p.Absent()]
+    assert s.window.last == 7 and s.window.lost == 1
+
+
+def test_v2_a_counter_that_goes_back_is_resynchronised_never_turned_into_a_phantom_card():
+    s = _ready_v2(0)
+    s.receive(p.CardInEvent(1, 0, b"\x0c"), 1.0)
+    s.receive(p.CardOutEvent(2, 0), 2.0)
+    s.receive(p.CardInEvent(3, 0, b"\x0d"), 3.0)
+    # The reader restarts; its HELLO is lost. Its counter starts again at 0; it resends old-
+    # looking events (1, 2) that are in fact new ones, and beats with counter 2.
+    for msg in (p.CardInEvent(1, 0, b"\x0e"), p.CardOutEvent(2, 0)):
+        assert _levels(s.receive(msg, 4.0)) == []  # 1 and 2 look like repeats: nothing applied
+    acts = s.receive(p.Heartbeat(2), 4.1)  # behind what the host has: the reader restarted
+    assert _writes(acts) == [p.Status()] and _levels(acts) == []
+    assert _levels(s.receive(p.CardInEvent(3, 0, b"\x0f"), 4.15)) == []  # no truth yet: nothing applied
+    acts = s.receive(p.CardRemovedMsg(2), 4.2)  # the truth: the slot is empty
+    assert _levels(acts) == [p.Absent()] and _acks(acts) == [2]
+    far = _ready_v2(100)
+    assert _writes(far.receive(p.CardInEvent(60000, 0, b"\x01"), 1.0)) == [p.Status()]  # far off: resync too
+
+
+def test_v2_resume_fetches_the_events_of_a_short_outage_from_the_reader():
+    s = _ready_v2(resume=10, counter=12)  # the STATUS answer: two events since the old connection
+    assert s.window.last == 10 and s.window.gap_open()
+    acts = s.receive(p.CardInEvent(11, 900, b"\x05"), 1.0) + s.receive(p.CardOutEvent(12, 600), 1.0)
+    up = p.Up(p.Hello(2, "2.0", "slot"))  # connected once the host knows the slot: here, from the events
+    assert _levels(acts) == [up, p.Present(b"\x05", pytest.approx(0.1)), p.Absent(pytest.approx(0.4))]
+    restarted = _ready_v2(resume=10, counter=0)  # counter behind the hint: a restarted reader
+    assert restarted.window.last == 0 and not restarted.window.gap_open()
+
+
+def test_a_status_answer_lost_after_its_ack_is_asked_again():
+    for version in (1, 2):
+        s = p.HostSession()
+        s.start(0.0)
+        s.receive(p.Hello(version, "", ""), 0.0)
+        s.receive(p.Ack(1), 0.01)  # the ACK came, the answer did not
+        assert _writes(s.tick(0.2)) == []
+        assert _writes(s.tick(0.01 + p.STATUS_ANSWER_WAIT)) == [p.Status()]
+
+
+def test_v2_a_status_that_runs_out_of_resends_is_asked_again_and_only_three_seconds_without_any_ack_end_it():
+    s = _ready_v2(0)
+    assert _writes(s.command(p.Led(1, 2, 3), 1.0)) == [p.Led(1, 2, 3)]
+    acts = [a for t in (1.11, 1.22, 1.33, 1.44) for a in s.tick(t)]
+    assert not [a for a in acts if isinstance(a, p.Down)]  # an LED lost on a noisy line: a note
+    assert any(isinstance(a, p.Note) and "Led" in a.text for a in acts)
+    s.command(p.Status(), 2.0)
+    now, downs, asked = 2.0, [], 0
+    while not downs and now < 10:
+        now += 0.05
+        acts = s.tick(now) + s.receive(p.Heartbeat(0), now)  # alive, but nothing acknowledged
+        asked += sum(isinstance(m, p.Status) for m in _writes(acts))
+        downs = [a for a in acts if isinstance(a, p.Down)]
+    assert downs == [p.Down(p.NOT_ANSWERING)] and asked > 4
+    assert now == pytest.approx(2.0 + p.HEARTBEAT_TIMEOUT, abs=0.06)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 7), st.booleans()), max_size=80))
+def test_v2_whatever_the_line_loses_or_repeats_the_host_applies_the_readers_events_in_order_once(steps):
+    """A model reader: it keeps its last eight unacknowledged events and sends any of them, any
+    number of times; each EVENT_ACK reaches it or not. The host must apply a prefix of the
+    reader's events, in order, each once, and nothing else."""
+    s = _ready_v2(0)
+    produced: list[tuple[int, p.Action]] = []
+    acked = 0
+    applied: list = []
+    now = 1.0
+    for new_event, pick, ack_arrives in steps:
+        now += 0.01
+        if new_event:
+            n = len(produced) + 1
+            produced.append((n, p.Present(bytes([n % 256]), now) if n % 2 else p.Absent(now)))
+        ring = [e for e in produced if e[0] > acked][-p.EVENT_RING :]
+        if not ring:
+            continue
+        counter, level = ring[pick % len(ring)]
+        age = round((now - level.at) * 1000)
+        msg = p.CardInEvent(counter, age, level.uid) if isinstance(level, p.Present) else p.CardOutEvent(counter, age)
+        acts = s.receive(msg, now)
+        applied += [a for a in acts if isinstance(a, (p.Present, p.Absent))]
+        if ack_arrives and _acks(acts):
+            acked = max(acked, _acks(acts)[-1])
+    expected = [level for _, level in produced[: len(applied)]]
+    assert [type(a) for a in applied] == [type(e) for e in expected]
+    assert [getattr(a, "uid", None) for a in applied] == [getattr(e, "uid", None) for e in expected]
+    assert all(a.at == pytest.approx(e.at, abs=0.002) for a, e in zip(applied, expected))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import pytest
 
@@ -133,8 +134,8 @@ def test_reader_missing_at_start_is_searching_then_found(rig):
     assert rig.sink.count("status", "lost") == 0
 
 
-def test_lost_event_is_noticed_by_the_counter_and_status_gives_the_truth(rig):
-    sim = rig.plug(heartbeat_interval=0.2)
+def test_a_version_1_readers_lost_event_is_noticed_by_the_counter_and_status_gives_the_truth(rig):
+    sim = rig.plug(heartbeat_interval=0.2, protocol_version=1)
     rig.start()
     rig.sink.wait("status", "connected")
     sim.wait_received(p.Status)
@@ -144,6 +145,27 @@ def test_lost_event_is_noticed_by_the_counter_and_status_gives_the_truth(rig):
     assert sim.wait_received(p.Status, count=2, timeout=WAIT)
     rig.sink.wait("seen", "DEADBEEF")
     assert rig.sink.last_level() == ("seen", "DEADBEEF")
+
+
+def test_a_version_2_reader_resends_a_lost_event_and_a_brief_card_still_counts(rig):
+    sim = rig.plug()
+    rig.start()
+    rig.sink.wait("status", "connected")
+    assert rig.driver.session.version == 2
+    sim.wait_received(p.Status)
+    rig.sink.wait("gone")
+    sim.drop_next_events(2)  # both events of a brief insertion miss the line the first time
+    sim.insert("DEADBEEF")
+    sim.remove()
+    rig.sink.wait("seen", "DEADBEEF")
+    rig.sink.wait("gone", count=2)
+    assert rig.sink.last_level() == ("gone",)
+    assert sim.wait_received(p.EventAck)
+    deadline = time.monotonic() + WAIT
+    while sim.unacknowledged:
+        assert time.monotonic() < deadline, "the reader still holds unacknowledged events"
+        time.sleep(0.02)
+    assert sum(isinstance(m, p.Status) for m in sim.received) == 1  # no STATUS needed: the events came
 
 
 def test_garbage_on_the_line_is_counted_and_ignored(rig):
@@ -171,8 +193,27 @@ def test_led_and_beep_are_acknowledged_and_resent_when_the_ack_is_lost(rig):
     assert rig.sink.count("status", "lost") == 0
 
 
-def test_a_reader_that_never_acknowledges_is_not_answering_and_is_retried(rig):
+def test_a_brief_card_while_the_connection_was_down_is_fetched_when_it_comes_back(rig):
     sim = rig.plug()
+    rig.start()
+    rig.sink.wait("status", "connected")
+    rig.sink.wait("gone")
+    sim.silent = True  # hung for a moment: no heartbeats, no answers; the host gives up after 3 s
+    rig.sink.wait("status", "lost")
+    sim.drop_next_events(2)
+    sim.insert("CAFE0001")  # a brief card while nobody listens
+    sim.remove()
+    sim.silent = False
+    rig.sink.wait("status", "connected", count=2)
+    rig.sink.wait("seen", "CAFE0001")  # the new connection fetched it from the reader's eight
+    deadline = time.monotonic() + WAIT
+    while rig.sink.last_level() != ("gone",):  # and then its removal
+        assert time.monotonic() < deadline, rig.sink.calls
+        time.sleep(0.02)
+
+
+def test_a_version_1_reader_that_never_acknowledges_is_not_answering_and_is_retried(rig):
+    sim = rig.plug(protocol_version=1)
     rig.start()
     rig.sink.wait("status", "connected")
     sim.wait_received(p.Status)
@@ -182,6 +223,23 @@ def test_a_reader_that_never_acknowledges_is_not_answering_and_is_retried(rig):
     assert ("status", "lost", p.NOT_ANSWERING) in rig.sink.calls
     assert sim.wait_received(p.Led, count=4)
     rig.sink.wait("status", "connected", count=2)  # the same reader, reopened
+
+
+def test_a_version_2_reader_is_not_answering_only_after_three_seconds_without_any_ack(rig):
+    sim = rig.plug()
+    rig.start()
+    rig.sink.wait("status", "connected")
+    sim.wait_received(p.Status)
+    sim.acks_to_skip = 4  # an LED lost four times on a noisy line: reported, not fatal
+    assert rig.driver.led(255, 0, 0)
+    assert sim.wait_received(p.Led, count=4)
+    sim.acks_to_skip = 10**6  # now nothing is acknowledged at all, while STATUS is asked again and again
+    assert rig.driver.request_status()
+    rig.sink.wait("status", "lost")
+    assert ("status", "lost", p.NOT_ANSWERING) in rig.sink.calls
+    assert sum(isinstance(m, p.Status) for m in sim.received) > 4  # asked again, not given up at once
+    sim.acks_to_skip = 0
+    rig.sink.wait("status", "connected", count=2)
 
 
 def test_silent_firmware_is_lost_after_the_heartbeat_timeout(rig):
@@ -208,11 +266,11 @@ def test_the_port_is_opened_exclusively(rig):
 
 
 def test_firmware_of_another_protocol_version_is_refused_in_plain_words(rig):
-    rig.plug(protocol_version=2)
+    rig.plug(protocol_version=3)
     rig.start()
     rig.sink.wait("status", "lost")
     detail = [c for c in rig.sink.calls if c[:2] == ("status", "lost")][0][2]
-    assert "version 2" in detail and rig.sink.count("status", "connected") == 0
+    assert "version 3" in detail and "versions 1, 2" in detail and rig.sink.count("status", "connected") == 0
 
 
 def test_odd_length_ids_are_refused_not_padded(tmp_path):

@@ -68,7 +68,7 @@ class CardSource:
         from klick.bridge_client import BridgeClient
 
         self.via = "bridge"
-        self._client = BridgeClient(self.cfg.paths.socket, self._on_event, self._on_connection)
+        self._client = BridgeClient(self.cfg.paths.socket, self._on_event, self._on_connection, hello="carer")
         self._client.start()
 
     def _on_event(self, event) -> None:

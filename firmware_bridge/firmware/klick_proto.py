@@ -1,15 +1,15 @@
 # The Klick wire protocol, reader side, for MicroPython (it also runs under CPython).
 #
 # The host's firmware_bridge/protocol.py is the executable contract and PROTOCOL.md the
-# readable one; this file is the same framing cut down to what a Pico needs: build the six
-# reader messages, and pull the host's commands out of a noisy byte stream. It keeps the host's
+# readable one; this file is the same framing cut down to what a Pico needs: build the reader's
+# messages, and pull the host's commands out of a noisy byte stream. It keeps the host's
 # resync rule (drop through the next 0x7E) so both ends recover from noise the same way.
 # No dataclasses, no struct, no tables: it must fit and start fast on a microcontroller.
 
 SYNC = 0x7E
 MIN_FRAME = 6
 MAX_FRAME = 64
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 # Reader -> host
 HELLO = 0x01
@@ -18,11 +18,14 @@ CARD_REMOVED = 0x03
 HEARTBEAT = 0x04
 ACK = 0x05
 ERROR = 0x06
+CARD_IN_EVENT = 0x07  # version 2: a card event, resent until the host acknowledges it
+CARD_OUT_EVENT = 0x08
 # Host -> reader
 IDENTIFY = 0x81
 LED = 0x82
 BEEP = 0x83
 STATUS = 0x84
+EVENT_ACK = 0x85  # version 2: "I have every card event up to this counter"; never acknowledged
 
 # ERROR codes (the text beside them is what a carer reads in the bridge log)
 ERR_UNKNOWN_COMMAND = 1
@@ -72,6 +75,15 @@ def card_present(counter, uid):
 
 def card_removed(counter):
     return bytes((CARD_REMOVED,)) + _u16(counter)
+
+
+def card_in_event(counter, age_ms, uid):
+    uid = bytes(uid[:MAX_UID])
+    return bytes((CARD_IN_EVENT,)) + _u16(counter) + _u16(min(age_ms, 0xFFFF)) + bytes((len(uid),)) + uid
+
+
+def card_out_event(counter, age_ms):
+    return bytes((CARD_OUT_EVENT,)) + _u16(counter) + _u16(min(age_ms, 0xFFFF))
 
 
 def heartbeat(counter):

@@ -1,8 +1,9 @@
 # Klick reader firmware for a Raspberry Pi Pico (RP2040) with an MFRC522 card reader.
 #
-# MicroPython runs this file at boot. It speaks the Klick wire protocol (PROTOCOL.md) to the
-# host over the Pico's USB serial port: HELLO at start, a HEARTBEAT every second, CARD_PRESENT /
-# CARD_REMOVED with the event counter, and it obeys IDENTIFY, LED, BEEP and STATUS with an ACK.
+# MicroPython runs this file at boot. It speaks the Klick wire protocol, version 2 (PROTOCOL.md),
+# to the host over the Pico's USB serial port: HELLO at start, a HEARTBEAT four times a second,
+# CARD_IN_EVENT / CARD_OUT_EVENT with the event counter, kept and resent until the host's
+# EVENT_ACK, and it obeys IDENTIFY, LED, BEEP and STATUS with an ACK.
 #
 # The logic (Firmware) takes its reader, LED, buzzer, clock and output as arguments, and the
 # port takes its streams, so the same code runs under CPython on the host with fake hardware:
@@ -30,12 +31,16 @@ except ImportError:  # CPython (the host's tests): plain monotonic milliseconds
         _time.sleep(ms / 1000)
 
 
-FIRMWARE = "pico-mfrc522-1.0"
+FIRMWARE = "pico-mfrc522-2.0"
 KIND = "slot"  # this reader senses removal: a card stays in the slot while it is used
 
 POLL_MS = 50  # look for a card twenty times a second
 MISSES = 3  # a card missing from three polls in a row (150 ms) has been taken out
-HEARTBEAT_MS = 1000
+HEARTBEAT_MS = 250  # four a second: on a noisy line the host still hears one well within 3 s
+RING = 8  # card events kept until the host acknowledges them (the protocol's EVENT_RING)
+RESEND_MS = 100  # unacknowledged events go again this often...
+RESEND_ROUNDS = 30  # ...at most this many times in a row without an EVENT_ACK (nobody listening)
+NACK_MIN_MS = 50  # an EVENT_ACK that acknowledges nothing new resends at once, but not faster
 ERROR_REPEAT_MS = 10000  # the same complaint at most every ten seconds
 MAX_BEEP_MS = 5000  # a stuck host must not make the tablet shriek for a minute
 WATCHDOG_MS = 8000  # the RP2040's maximum: a hung SPI bus resets the board
@@ -68,6 +73,10 @@ class Firmware:
         self.missed = 0
         self.next_poll = 0
         self.next_beat = 0
+        self.ring = []  # (counter, uid or None, ticks) of card events not yet acknowledged
+        self.rounds = 0  # resend rounds left before going quiet
+        self.next_resend = 0
+        self.last_resend = 0
         self._bad_frames = 0
         self._last_error = None  # (code, ticks)
 
@@ -110,9 +119,15 @@ class Firmware:
             if ticks_diff(self.next_beat, now) <= 0:  # we were stalled: do not send a burst
                 self.next_beat = ticks_add(now, HEARTBEAT_MS)
             self.send(P.heartbeat(self.counter))
+        resending = self.ring and self.rounds > 0
+        if resending and ticks_diff(now, self.next_resend) >= 0:
+            self.resend(now)
         if self.buzzer is not None:
             self.buzzer.tick(now)
-        return max(0, min(ticks_diff(self.next_poll, now), ticks_diff(self.next_beat, now)))
+        wait = min(ticks_diff(self.next_poll, now), ticks_diff(self.next_beat, now))
+        if resending:
+            wait = min(wait, ticks_diff(self.next_resend, now))
+        return max(0, wait)
 
     def poll(self):
         try:
@@ -132,10 +147,43 @@ class Firmware:
                 self._event(None)
 
     def _event(self, uid):
+        """A card event: sent now, and kept (the last RING of them) until the host acknowledges it."""
         self.card = uid
         self.missed = 0
         self.counter = (self.counter + 1) & 0xFFFF
-        self.send(self._status_answer())
+        now = self.clock()
+        self.ring.append((self.counter, uid, now))
+        if len(self.ring) > RING:
+            self.ring.pop(0)  # the host has not acknowledged eight events: the oldest goes
+        self._send_event(self.counter, uid, now, now)
+        self.rounds = RESEND_ROUNDS
+        self.next_resend = ticks_add(now, RESEND_MS)
+
+    def _send_event(self, counter, uid, at, now):
+        age = max(0, ticks_diff(now, at))
+        if uid is None:
+            self.send(P.card_out_event(counter, age))
+        else:
+            self.send(P.card_in_event(counter, age, uid))
+
+    def resend(self, now):
+        """Every event the host has not acknowledged, oldest first, each with its age now."""
+        for counter, uid, at in self.ring:
+            self._send_event(counter, uid, at, now)
+        self.last_resend = now
+        self.next_resend = ticks_add(now, RESEND_MS)
+        self.rounds -= 1
+
+    def event_ack(self, counter):
+        """The host has every event up to ``counter``; one that acknowledges nothing new asks for the rest."""
+        before = len(self.ring)
+        self.ring = [e for e in self.ring if (counter - e[0]) & 0xFFFF >= 0x8000]
+        if not self.ring:
+            return
+        self.rounds = RESEND_ROUNDS
+        now = self.clock()
+        if len(self.ring) == before and ticks_diff(now, self.last_resend) >= NACK_MIN_MS:
+            self.resend(now)
 
     # -- in -------------------------------------------------------------------------------
 
@@ -163,6 +211,8 @@ class Firmware:
             self.send(P.ack(seq))
             if self.buzzer is not None:
                 self.buzzer.beep((body[0] << 8) | body[1], self.clock())
+        elif cmd == P.EVENT_ACK and n == 2:
+            self.event_ack((body[0] << 8) | body[1])  # no ACK: it is itself an acknowledgement
         else:
             self.complain(P.ERR_UNKNOWN_COMMAND, "unknown command 0x%02X" % cmd)
 

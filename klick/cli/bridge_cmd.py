@@ -56,7 +56,7 @@ def watch(config_path: str | None, as_json: bool) -> None:
 
     socket_path = get_config(config_path).paths.socket
     try:
-        for event in iter_events(socket_path):
+        for event in iter_events(socket_path, hello="watch"):
             if as_json:
                 click.echo(encode_event(event).decode(), nl=False)
             else:
@@ -95,12 +95,17 @@ def _ask(config_path: str | None, command: dict) -> dict:
 @plain_errors
 def insert(config_path: str | None, uid: str) -> None:
     """Slot the card UID into the simulated reader."""
+    from firmware_bridge.simulator import uid_bytes
     from klick.uid import UidError, normalise_uid
 
     try:
         uid = normalise_uid(uid)
     except UidError as exc:
         fail(f"That is not a card ID: {exc}.", EXIT_USAGE)
+    try:
+        uid_bytes(uid)
+    except UidError as exc:
+        fail(f"The simulated reader cannot use that card ID: {exc}.", EXIT_USAGE)
     _ask(config_path, {"command": "insert", "uid": uid})
     click.echo(f"Card {uid} is in the simulated reader.")
 

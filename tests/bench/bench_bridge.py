@@ -7,7 +7,8 @@ clock for the whole machine, so the two processes' times compare directly.
 
 Settle and grace are set to 0 for the latency run: they are waits chosen on purpose (80 ms and
 1.2 s by default) and would otherwise be all the figure shows. Add them to p50 for the time a
-resident waits. Idle CPU is measured with a reader connected and its heartbeat once a second.
+resident waits. Idle CPU is measured with a reader connected and its heartbeat four times a
+second (protocol version 2).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Wire-protocol figures: decoder throughput, and pty bytes-written → sink.seen latency.
+"""Wire-protocol figures: decoder throughput, pty bytes-written → sink.seen latency, and how
+long a card event whose first sending was lost takes to arrive (protocol version 2 resends it).
 
 The latency runs the real path below the socket: the firmware simulator writes a frame into a
 pty, the SerialDriver (pyserial, select, decoder, host session, normalise_uid) reads it and
@@ -124,8 +125,47 @@ def _latency_figures(events: int = EVENTS) -> list[tuple[str, str]]:
     ]
 
 
+def _resend_figures(events: int = 300) -> list[tuple[str, str]]:
+    """The first sending of every event is lost: how long until the reader's resend lands."""
+    with tempfile.TemporaryDirectory() as tmp:
+        link = Path(tmp) / "klick-reader"
+        sim = Simulator(link=link).start()
+        sink = _Sink()
+        driver = SerialDriver(ReaderConfig(driver="serial", device=str(link)), sink)
+        stop = threading.Event()
+        thread = threading.Thread(target=driver.run, args=(stop,), daemon=True)
+        thread.start()
+        lat: list[float] = []
+        lost = 0
+        try:
+            if not sink.connected.wait(20):
+                return [("resent event latency", "not measured: the driver did not connect")]
+            time.sleep(0.2)
+            for i in range(events):
+                sink.arrived.clear()
+                sim.drop_next_events(1)
+                t0 = sim.insert((0x05000000 + i).to_bytes(4, "big")) if i % 2 == 0 else sim.remove()
+                if not sink.arrived.wait(5):
+                    lost += 1
+                    continue
+                lat.append(sink.at - t0)
+        finally:
+            stop.set()
+            thread.join(10)
+            sim.close()
+    ms = sorted(x * 1000 for x in lat)
+    q = statistics.quantiles(ms, n=100)
+    return [
+        (
+            f"event whose first sending was lost → sink (v2 resend), {len(ms)} events",
+            f"p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms, max {ms[-1]:.1f} ms",
+        ),
+        ("events lost although resent", f"{lost} of {events}"),
+    ]
+
+
 def run() -> list[tuple[str, str]]:
-    return _decoder_figures() + _latency_figures()
+    return _decoder_figures() + _latency_figures() + _resend_figures()
 
 
 if __name__ == "__main__":

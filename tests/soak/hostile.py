@@ -7,6 +7,10 @@
   escaping bundles    zips with ../, absolute paths, a symlink, or a card file pointing out
   socket flood        clients that send an endless line, thousands of lines a second, or never
                       read, while a well-behaved client must still get every card event
+  hostile clients     a real `klick bridge` process with a low open-file limit: poison lines
+                      (4,000 ``[``, a lone surrogate, wrong types), then 1,100 connections at
+                      once; the bridge must live, stay cheap and quiet, and a launcher client
+                      must get every card event meanwhile
 
 For each row the value is the start of the message the attack was refused with.
 """
@@ -391,6 +395,306 @@ def socket_flood(tmp: Path, cards: int = 300) -> list[Row]:
     return rows
 
 
+# --- a real bridge process against hostile clients ---------------------------------------------
+
+#: Lines that once ended the bridge (deep nesting, a lone surrogate) or are simply wrong.
+POISON = [
+    b"[" * 4000,
+    b'{"a":' * 3000,
+    b'{"command":"\\ud800"}',
+    b'{"command":"insert","uid":"\\udfff"}',
+    b'{"command":"hello","client":"\\ud800"}',
+    b'{"command":"hello","client":{"a":[1,2]}}',
+    b'{"command":5}',
+    b'{"command":"insert","uid":["04A2"]}',
+    b'{"command":"insert","uid":"123"}',
+    b'{"command":"status","x":1e999999}',
+    b'{"command":"status","x":' + b"1" * 4050 + b"}",
+    b'{"command":"' + b"\\" * 2000 + b'"}',
+    b'"' + b"\\u" * 1300 + b'"',
+    b"\xff\xfe\xfd",
+    b"\x00" * 100,
+    b"NaN",
+]
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _lower_nofile(limit: int):
+    import resource
+
+    def set_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    return set_limit
+
+
+class BridgeProcess:
+    """`klick bridge --driver sim` as a real process, its log in a file, optionally with few file descriptors."""
+
+    def __init__(self, folder: Path, nofile: int | None = None, max_clients: int = 64) -> None:
+        import subprocess
+
+        from klick.bridge_client import BridgeUnavailable, request
+
+        self.folder = folder
+        self.socket = folder / "b.sock"
+        self.log = folder / "bridge.log"
+        (folder / "klick.yaml").write_text(
+            f"reader:\n  settle_ms: 0\n  grace_ms: 0\nbridge:\n  max_clients: {max_clients}\npaths:\n  socket: {self.socket}\n"
+        )
+        env = dict(os.environ, KLICK_HOME=str(folder))
+        with self.log.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", "from klick.cli import main; main()", "bridge", "--driver", "sim"],
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=env,
+                preexec_fn=_lower_nofile(nofile) if nofile else None,
+            )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if request(self.socket, {"command": "status"}, timeout=2).get("state") == "connected":
+                    return
+            except (BridgeUnavailable, TimeoutError):
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the bridge did not start: {self.log.read_text()}")
+            time.sleep(0.05)
+
+    @property
+    def alive(self) -> bool:
+        from klick.bridge_client import BridgeUnavailable, request
+
+        if self.proc.poll() is not None:
+            return False
+        try:
+            return request(self.socket, {"command": "status"}, timeout=5).get("ok") is True
+        except (BridgeUnavailable, TimeoutError):
+            return False
+
+    def cpu(self) -> float:
+        return _cpu_seconds(self.proc.pid)
+
+    def log_lines(self) -> int:
+        """Lines in the log other than the one line per card event the bridge always writes."""
+        lines = self.log.read_text(errors="replace").splitlines()
+        return sum(1 for line in lines if not line.startswith(("INFO card in", "INFO card out")))
+
+    def stop(self) -> int:
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+class Launcher:
+    """A well-behaved client that says it is the launcher and counts the card events it gets."""
+
+    def __init__(self, path: Path) -> None:
+        import queue
+
+        from klick.bridge_client import BridgeClient
+        from klick.events import ReaderStatus
+
+        self.events: queue.SimpleQueue = queue.SimpleQueue()
+        self.links: queue.SimpleQueue = queue.SimpleQueue()
+        self.client = BridgeClient(path, self.events.put, self.links.put, hello="launcher")
+        self.client.start()
+        if self.links.get(timeout=10) is not True or not isinstance(self.events.get(timeout=10), ReaderStatus):
+            raise RuntimeError("the launcher client did not connect")
+        deadline = time.monotonic() + 10
+        while self.client.kept is not True:  # the bridge has taken our hello: it will keep us
+            if time.monotonic() > deadline:
+                raise RuntimeError("the bridge did not answer the launcher's hello")
+            time.sleep(0.01)
+        self.reconnects = 0
+
+    def card(self, uid: str, timeout: float = 10.0) -> bool:
+        """Put card ``uid`` in and take it out through the bridge; True if both events came back."""
+        import queue
+
+        from klick.events import CardPresent, CardRemoved
+
+        want = [("in", uid), ("out", uid)]
+        got: list[tuple[str, str]] = []
+        deadline = time.monotonic() + timeout
+        for command in ({"command": "insert", "uid": uid}, {"command": "remove"}):
+            while not self.client.send(command):
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.05)
+            expect = want[len(got)]
+            while len(got) < 2 and got[-1:] != [expect]:
+                try:
+                    event = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
+                except queue.Empty:
+                    return False
+                if isinstance(event, (CardPresent, CardRemoved)):
+                    got.append(("in" if isinstance(event, CardPresent) else "out", event.uid))
+        while not self.links.empty():
+            self.reconnects += self.links.get() is False
+        return got == want
+
+    def stop(self) -> None:
+        self.client.stop()
+
+
+def _poison(path: Path, line: bytes) -> str:
+    """Send one poison line, then a status command, from a fresh client: what did the bridge do?
+
+    "answered" (a reply to the poison itself), "ignored" (only the status reply came back: the
+    line was skipped and the client kept) or "closed" (the bridge let that client go).
+    """
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    try:
+        s.connect(str(path))
+        s.sendall(line + b"\n" + b'{"command":"status"}\n')
+        data = b""
+        replies: list[dict] = []
+        while not any(r.get("reply") == "status" and r.get("state") for r in replies):
+            chunk = s.recv(65536)
+            if not chunk:
+                return "closed"
+            data += chunk
+            *whole, data = data.split(b"\n")
+            replies += [r for r in map(json.loads, whole) if "reply" in r]
+        return "answered" if len(replies) > 1 else "ignored"
+    except TimeoutError:
+        return "no answer"
+    except OSError as exc:
+        return f"closed ({exc.strerror})"
+    finally:
+        s.close()
+
+
+def connection_flood(path: Path, connections: int) -> tuple[list[socket.socket], int]:
+    """Open ``connections`` connections as fast as possible and hold them; (held, refused)."""
+    held: list[socket.socket] = []
+    refused = 0
+    for _ in range(connections):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.setblocking(False)
+        try:
+            s.connect(str(path))
+        except (BlockingIOError, ConnectionRefusedError, FileNotFoundError):
+            s.close()
+            refused += 1  # the listen queue is full: the bridge is not taking more right now
+            time.sleep(0.001)
+            continue
+        held.append(s)
+    return held, refused
+
+
+def raise_own_nofile(needed: int) -> None:
+    """Let this process hold ``needed`` sockets (the flood lives here), as far as the hard limit allows."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed if hard == resource.RLIM_INFINITY else min(needed, hard), hard))
+
+
+def hostile_clients(folder: Path, connections: int = 1100, nofile: int = 64, cards: int = 20, window: float = 10.0) -> dict:
+    """The figures for issue 10 items 3-4: poison lines and a connection flood against a real bridge."""
+    raise_own_nofile(connections + 200)
+    bridge = BridgeProcess(folder, nofile=nofile)
+    launcher = None
+    held: list[socket.socket] = []
+    try:
+        launcher = Launcher(bridge.socket)
+        poison = {line[:20]: _poison(bridge.socket, line) for line in POISON}
+        survived_poison = bridge.alive
+        lines_before, cpu_before, started = bridge.log_lines(), bridge.cpu(), time.monotonic()
+        flood_result: list = []
+        flood = threading.Thread(target=lambda: flood_result.append(connection_flood(bridge.socket, connections)), daemon=True)
+        flood.start()
+        delivered = 0
+        n = 0
+        while n < cards or time.monotonic() - started < window:
+            delivered += launcher.card(f"04{n:012X}")
+            n += 1
+            time.sleep(0.05)
+        flood.join(60)
+        held, refused = flood_result[0] if flood_result else ([], connections)
+        wall = time.monotonic() - started
+        cpu = bridge.cpu() - cpu_before
+        log_lines = bridge.log_lines() - lines_before
+        alive = bridge.alive
+        return dict(
+            poison=poison,
+            survived_poison=survived_poison,
+            connections=connections,
+            held=len(held),
+            refused=refused,
+            nofile=nofile,
+            cards=n,
+            delivered=delivered,
+            reconnects=launcher.reconnects,
+            cpu=cpu,
+            wall=wall,
+            log_lines=log_lines,
+            log=bridge.log.read_text(errors="replace"),
+            alive=alive,
+        )
+    finally:
+        for s in held:
+            s.close()
+        if launcher is not None:
+            launcher.stop()
+        bridge.stop()
+
+
+def hostile_client_rows(quick: bool) -> list[Row]:
+    folder = Path(tempfile.mkdtemp(prefix="klick-hostile-", dir="/tmp"))
+    try:
+        s = hostile_clients(folder, connections=1100, cards=10 if quick else 40, window=2.0 if quick else 10.0)
+    finally:
+        for child in folder.iterdir():
+            child.unlink()
+        folder.rmdir()
+    lost = s["cards"] - s["delivered"]
+    share = s["cpu"] / s["wall"]
+    return [
+        (
+            f"hostile clients: bridge alive after {len(POISON)} poison lines (4,000 '[', lone surrogate, ...)",
+            "alive" if s["survived_poison"] else "DEAD",
+            "alive",
+            s["survived_poison"],
+        ),
+        (
+            f"hostile clients: bridge alive after {s['connections']:,} connections (open-file limit {s['nofile']})",
+            "alive" if s["alive"] else "DEAD",
+            "alive",
+            s["alive"],
+        ),
+        (
+            f"hostile clients: bridge CPU during the flood ({s['wall']:.1f} s)",
+            f"{s['cpu']:.2f} s ({share:.0%})",
+            "< 25 %",
+            share < 0.25,
+        ),
+        ("hostile clients: bridge log lines during the flood", str(s["log_lines"]), "<= 10", s["log_lines"] <= 10),
+        (
+            f"hostile clients: card events lost by the launcher meanwhile (of {2 * s['cards']})",
+            str(2 * lost),
+            "0",
+            lost == 0 and s["reconnects"] == 0,
+        ),
+    ]
+
+
 def run(quick: bool = False) -> list[Row]:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="klick-soak-hostile-") as tmp:
@@ -401,4 +705,5 @@ def run(quick: bool = False) -> list[Row]:
         rows += shell_metacharacters(t)
         rows += escaping_bundles(t)
         rows += socket_flood(t, cards=300 if not quick else 100)
+    rows += hostile_client_rows(quick)
     return rows
