@@ -126,6 +126,8 @@ def _drive(home: Path, out: Path) -> None:
             return isinstance(session.screen, kind)
 
         yield lambda: on(S.Home) and session.reader == "connected" and session.bridge_connected
+        yield lambda: app.client.kept is not None
+        results["kept_by_the_bridge"] = app.client.kept
         yield 0.3
         shot(app, "home")
         results["steps"].append("home")
@@ -265,6 +267,10 @@ def run(tmp_path_factory) -> dict:
 
 def test_run_had_no_errors(run):
     assert run["errors"] == []
+
+
+def test_the_launcher_introduces_itself_so_a_full_bridge_never_lets_it_go(run):
+    assert run["kept_by_the_bridge"] is True
 
 
 def test_demo_keys_drive_the_reader_escape_is_ignored_and_quit_keys_close(run):
