@@ -163,6 +163,8 @@ def _drive(home: Path, out: Path, part: str) -> None:
         app.send_to_bridge({"command": "insert", "uid": ANNA})
         yield lambda: on(S.ShowingCard) and session.screen.phase == "running"
         results["kept_card_label"] = session.screen.card.label
+        # The stand-in browser has noted its address (on a busy machine it starts slowly).
+        yield lambda: (home / "browser.log").exists()
         app.send_to_bridge({"command": "remove"})
         yield lambda: on(S.Home)
         results["steps"].append("kept")
