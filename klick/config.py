@@ -349,7 +349,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, Checker]]] = {
             "ca_file": _path,
             "username": _text,
             "password_file": _path,
-            "state_every_s": _int(10, 86400),
+            "state_every_s": _int(1, 86400),
             "max_backlog_days": _int(1, 3650),
             "include_free_text": _bool,
         },

@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "launcher": "klick.cli.launcher_cmd:launcher",
     "carer": "klick.cli.carer_cmd:carer",
     "doctor": "klick.cli.doctor_cmd:doctor",
+    "fleet": "klick.cli.fleet_cmd:fleet",
 }
 
 
