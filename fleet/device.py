@@ -46,6 +46,8 @@ log = logging.getLogger("klick.fleet")
 WINDOW, BATCH_ROWS = 8, 500
 #: A batch with no PUBACK after this long is given up and sent again (from the mark).
 ACK_TIMEOUT_S = 60.0
+#: While rows are acknowledged, the state (with the acknowledged mark) is said at most this often.
+STATE_AFTER_ACK_S = 2.0
 #: Seconds of silence after which the broker takes the tablet for gone (and sends its will) is 1.5 times this.
 KEEPALIVE_S = 30
 #: The broker keeps the tablet's session (its subscription to set/...) this long while it is away.
@@ -142,6 +144,7 @@ class Device:
         self.withdrawn_mid: int | None = None
         self.state_mids: set[int] = set()
         self.last_state_at = 0.0
+        self.state_acked = -1
         self.last_signature: tuple | None = None
         self.last_error: str | None = None
         self.ready = False
@@ -219,9 +222,13 @@ class Device:
                 self.last_signature = signature
                 self.publish_state()
             self._expire_stale(now)
-            if now < self.paused_until:
-                return False
-            return self._send_rows(now)
+            more = False if now < self.paused_until else self._send_rows(now)
+            # The collector learns from the state how far the broker has acknowledged, and so sees a
+            # batch it never got: say it soon after a change, and at once when all is sent.
+            drained = not self.stream.batches and self.stream.next_after == self.acked
+            if self.acked != self.state_acked and (drained or now - self.last_state_at >= STATE_AFTER_ACK_S):
+                self.publish_state()
+            return more
         except sqlite3.Error as exc:
             self._db_failed(f"usage.db could not be read ({exc})")
             return False
@@ -380,6 +387,7 @@ class Device:
             if info.rc == 0:
                 self.state_mids.add(info.mid)
         self.last_state_at = self.clock()
+        self.state_acked = self.acked
 
     def _state(self, online: bool) -> dict[str, Any]:
         now = iso(self.clock())
