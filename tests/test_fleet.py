@@ -30,6 +30,8 @@ from fleet_broker import (
 )
 from test_export import ANNA, CARDS, NEWS, make_device_db
 
+from klick.usage import UsageLog
+
 pytestmark = [pytest.mark.skipif(not have_mosquitto(), reason="mosquitto is not installed (make test installs it)")]
 
 DATA_TABLES = ("events", "sessions", "answers")
@@ -315,3 +317,95 @@ def test_klick_fleet_says_what_is_missing(broker, tmp_path, klick):
     (home / "klick.yaml").write_text(text)
     result = klick("fleet", "--config", str(home / "klick.yaml"), timeout=20)
     assert result.returncode == 2 and "export_key" in result.stderr
+
+
+def test_a_withdrawn_device_says_so_once_and_nothing_personal_after(broker, tmp_path):
+    home = tmp_path / "hbg-09"
+    device_home(broker, home, "hbg-09")
+    make_device_db(home / "usage.db", "hbg-09", days=1)
+    pilot = tmp_path / "PILOT.sqlite"
+    collector = start_collector(broker, pilot, log=tmp_path / "collector.log")
+    fleet = start_fleet(home)
+    try:
+        wait_for(lambda: covered(pilot, "hbg-09") >= last_seq(home / "usage.db"), 60, what="every row")
+        assert rows_of(pilot, "sessions")
+        spy = Spy(broker)
+        # What `klick pilot withdraw` does: personal rows deleted, the date of withdrawal recorded.
+        conn = sqlite3.connect(home / "usage.db", isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        for table in ("answers", "prompts", "sessions"):
+            conn.execute(f"DELETE FROM {table}")
+        conn.execute("DELETE FROM events WHERE kind != 'reader_status'")
+        conn.execute("INSERT INTO meta(key, value) VALUES ('consent_withdrawn_at', '2026-03-05')")
+        conn.execute("COMMIT")
+        conn.close()
+        # A launcher still set to enrolled keeps writing card use: none of it may leave.
+        log = UsageLog.open(home / "usage.db", device="hbg-09", enrolled=True)
+        log.record("card_present", uid=ANNA, action_type="video_call")
+        log.record("card_removed", uid=ANNA)
+        log.record("reader_status", outcome="lost", detail="unplugged")
+        log.close()
+        wait_for(lambda: covered(pilot, "hbg-09") >= last_seq(home / "usage.db"), 60, what="the rows after withdrawal")
+        wait_for(lambda: not rows_of(pilot, "sessions"), 30, what="the withdrawal at the collector")
+        stop(fleet)
+        fleet = start_fleet(home)  # a restart must not say it again
+        wait_for(lambda: "connected" in (home / "fleet.log").read_text().split("reports to")[-1], 30, what="reconnect")
+        time.sleep(1.0)
+    finally:
+        stop(fleet)
+        stop(collector)
+    messages = spy.all()
+    spy.close()
+    withdrawn = [p for t, p in messages if t == "klick/hbg-09/withdrawn"]
+    assert len(withdrawn) == 1 and json.loads(withdrawn[0])["at"] == "2026-03-05"
+    after = [json.loads(p) for t, p in messages if t == "klick/hbg-09/rows"]
+    assert after and all(v[3] == "reader_status" for b in after for table, _s, v in b["rows"] if table == "events")
+    assert all(table == "events" for b in after for table, _s, _v in b["rows"])
+    assert {r[3] for r in rows_of(pilot, "events")} == {"reader_status"}
+    assert rows_of(pilot, "answers") == [] and rows_of(pilot, "sessions") == []
+    states = [json.loads(p) for t, p in messages if t == "klick/hbg-09/state" and p]
+    withdrawn_states = [s for s in states if s.get("consent") == "withdrawn"]
+    assert withdrawn_states and all(s["last_card_at"] is None for s in withdrawn_states)
+
+
+def test_status_of_three_tablets_one_of_them_offline(broker, tmp_path, klick):
+    fleets = {}
+    for i, name in enumerate(("hbg-01", "hbg-02", "hbg-03")):
+        home = tmp_path / name
+        device_home(broker, home, name, state_every_s=2)
+        (home / "cards.yaml").write_text(CARDS)
+        log = UsageLog.open(home / "usage.db", device=name, enrolled=True)
+        log.record("reader_status", outcome="connected", detail="usb")
+        log.record("card_present", uid=ANNA, action_type="video_call")
+        log.record("card_removed", uid=ANNA)
+        if i == 1:
+            log.record("reader_status", outcome="lost", detail="USB reader unplugged")
+        log.close()
+        fleets[name] = start_fleet(home, keepalive=1)
+    try:
+        for name in fleets:
+            wait_for(lambda n=name: "connected" in (tmp_path / n / "fleet.log").read_text(), 30, what=f"{name} online")
+        time.sleep(1.0)
+        # hbg-03 vanishes (power cut): the broker's last will sets it offline.
+        fleets["hbg-03"].send_signal(signal.SIGKILL)
+        fleets["hbg-03"].wait()
+        args = ["fleet", "status", *broker.office_args("office")]
+
+        def offline_shown():
+            r = klick(*args)
+            return r if r.returncode == 0 and "hbg-03" in r.stdout and "OFFLINE" in r.stdout else None
+
+        result = wait_for(offline_shown, 30, 0.5, what="hbg-03 offline in the status")
+        as_json = klick(*args, "--json")
+    finally:
+        for p in fleets.values():
+            stop(p)
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("hbg-02") and "PROBLEM: reader lost (USB reader unplugged)" in lines[0]
+    assert lines[1].startswith("hbg-03") and "OFFLINE since" in lines[1] and "last card" in lines[1]
+    assert lines[2].startswith("hbg-01") and "online since" in lines[2] and "PROBLEM" not in lines[2]
+    assert "cards sha256:" in lines[2] and "backlog 0" in lines[2]
+    data = {d["device"]: d for d in json.loads(as_json.stdout)}
+    assert data["hbg-03"]["online"] is False and data["hbg-01"]["online"] is True
+    assert data["hbg-02"]["reader"] == "lost" and data["hbg-01"]["last_card_at"]
