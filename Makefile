@@ -7,9 +7,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-# Debian packages Kivy and nfcpy load at run time, and the PDF renderer the print tests use.
+# Debian packages Kivy and nfcpy load at run time, the PDF renderer the print tests use, and the
+# MQTT broker the fleet's tests, benchmarks and soak runs start for themselves.
 DEB_RUNTIME := libgl1 libegl1 libmtdev1 libusb-1.0-0
-DEB_TEST    := poppler-utils
+DEB_TEST    := poppler-utils mosquitto
 
 .PHONY: run test lint bench soak deps venv clean
 
