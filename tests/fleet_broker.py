@@ -156,18 +156,25 @@ class Broker:
     def _write_passwd(self) -> None:
         from fleet.credentials import password_line
 
-        self.passwd.write_text("".join(password_line(u, p) + "\n" for u, p in self.users.items()))
+        lines = self.__dict__.setdefault("_lines", {})
+        for user, password in self.users.items():
+            if lines.get(user, (None,))[0] != password:
+                lines[user] = (password, password_line(user, password))
+        self.passwd.write_text("".join(lines[u][1] + "\n" for u in self.users))
         self.passwd.chmod(0o600)
 
     def add_device(self, name: str, password: str | None = None) -> str:
         """A tablet's user (password made up if not given); a running broker reloads its users."""
-        password = password or f"pw-{name}-{os.urandom(4).hex()}"
-        self.users[name] = password
+        return self.add_devices([name], password)[name]
+
+    def add_devices(self, names: list[str], password: str | None = None) -> dict[str, str]:
+        made = {name: password or f"pw-{name}-{os.urandom(4).hex()}" for name in names}
+        self.users.update(made)
         self._write_passwd()
         if self.running:
             self.proc.send_signal(signal.SIGHUP)
             time.sleep(0.2)
-        return password
+        return made
 
     @property
     def running(self) -> bool:
