@@ -87,7 +87,7 @@ def pilot_scale(folder: Path, devices: int, per_device: int, write_s: float) -> 
         cycle = ("card_present", "action_started", "action_ended", "card_removed")
         began = time.monotonic()
         for t in range(ticks):
-            for n, log in logs.items():
+            for log in logs.values():
                 now = time.time()
                 log.record_many(
                     (cycle[(t * per_tick + i) % 4], UIDS[i % len(UIDS)], "web", None, None, now) for i in range(per_tick)
