@@ -80,6 +80,8 @@ def _office_access(config_path, host, port, ca_file, username, password_file):
         "password_file": Path(password_file) if password_file else None,
     }
     settings = replace(settings, **{k: v for k, v in given.items() if v is not None})
+    if not settings.host:
+        fail("Name the broker: --host, or fleet.host in klick.yaml.", EXIT_USAGE)
     if not settings.username:
         fail("Name the office's broker user: --username, or fleet.username in klick.yaml.", EXIT_USAGE)
     try:

@@ -184,9 +184,11 @@ def city_scale(folder: Path, clients: int, window_s: float) -> dict:
     connected = threading.Semaphore(0)
     made = []
     rng = random.Random(5)
+    # Tablets come online a few at a time (TLS handshakes on a 2-core machine); then all stay on.
     began = time.monotonic()
-    for name in names:
+    for k, name in enumerate(names):
         c = make_client(broker.access(name), f"klick-{name}")
+        c.connect_timeout = 60.0
         c.will_set(wire.topic(name, wire.STATE), wire.encode({"v": 1, "online": False}), qos=1, retain=True)
 
         def on_connect(cl, u, f, rc, p, name=name):
@@ -201,13 +203,16 @@ def city_scale(folder: Path, clients: int, window_s: float) -> dict:
 
         c.on_connect = on_connect
         c.on_publish = on_publish
-        c.connect_async(broker.host, broker.port, keepalive=60, clean_start=False, properties=connect_properties(3600))
+        c.connect_async(broker.host, broker.port, keepalive=120, clean_start=False, properties=connect_properties(3600))
         c.loop_start()
         made.append((name, c))
-    for _ in names:
-        if not connected.acquire(timeout=120):
-            break
+        if k % 20 == 19:
+            for _ in range(20):
+                connected.acquire(timeout=60)
     connect_s = time.monotonic() - began
+    for _ in range(len(names) % 20):
+        connected.acquire(timeout=60)
+    on = sum(1 for line in (folder / "broker" / "mosquitto.log").read_text().splitlines() if "New client connected" in line)
     broker_cpu0, _ = _proc(broker.proc.pid)
     collector_cpu0, _ = _proc(collector.pid)
     # The trickle: each tablet sends a batch of 5 events about every 10 s.
@@ -263,6 +268,7 @@ def city_scale(folder: Path, clients: int, window_s: float) -> dict:
     broker.stop()
     return dict(
         clients=len(made),
+        online=on,
         connect_s=connect_s,
         batches=sent_batches,
         rows=sent_rows,
@@ -321,7 +327,10 @@ def run() -> list[tuple[str, str]]:
         (f"{devices} tablets: written on a tablet -> row in the pilot file, p50 / p99", f"{p['p50']:.2f} / {p['p99']:.2f} s"),
         (f"{devices} tablets: collector peak RSS, CPU", f"{p['collector_rss']:.0f} MiB, {p['collector_cpu']:.0f} s"),
         (f"{devices} tablets: a klick fleet's peak RSS", f"{p['fleet_rss']:.0f} MiB"),
-        (f"{c['clients']:,} tablets connected at once (TLS)", f"all in {c['connect_s']:.1f} s"),
+        (
+            f"{c['clients']:,} tablets connected at once (TLS, 20 at a time)",
+            f"{c['online'] - 1:,} online in {c['connect_s']:.1f} s",
+        ),
         (f"{c['clients']:,} tablets: rows lost of {c['rows']:,} ({c['batches']:,} batches)", str(c["lost"])),
         (f"{c['clients']:,} tablets: broker RSS, CPU", f"{c['broker_rss']:.0f} MiB, {c['broker_cpu']:.1f} %"),
         (f"{c['clients']:,} tablets: collector RSS, CPU", f"{c['collector_rss']:.0f} MiB, {c['collector_cpu']:.1f} %"),
