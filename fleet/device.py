@@ -232,6 +232,10 @@ class Device:
         except sqlite3.Error as exc:
             self._db_failed(f"usage.db could not be read ({exc})")
             return False
+        except Exception as exc:  # data must never end the daemon: say it, wait, try again
+            log.exception("klick fleet: unexpected trouble; trying again in 10 s")
+            self._db_failed(f"unexpected trouble ({type(exc).__name__}: {exc})")
+            return False
 
     def _db_ready(self, now: float) -> bool:
         if self.ready:
@@ -399,7 +403,7 @@ class Device:
             "session": self.session,
             "app_version": __version__,
             "cards_version": self._cards(),
-            "last_error": self.last_error,
+            "last_error": self.last_error or self.outbox.last_skipped,
             "state_every_s": self.s.state_every_s,
         }
         if self.ready:

@@ -12,6 +12,7 @@ reader health leaves.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sqlite3
 from collections.abc import Callable
@@ -19,11 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from fleet.wire import Batch
+from fleet.wire import Batch, row_problem
 from klick.export import TABLES, pseudonymise
 from klick.usage import DB_KIND, FLEET_ACKED, FLEET_MAX_BACKLOG_DAYS, SCHEMA_VERSION
 
 __all__ = ["Outbox", "NotReady", "Health", "CONSENT_STATES", "WITHDRAWN_SENT"]
+
+log = logging.getLogger("klick.fleet")
 
 #: meta key: the withdrawn message was acknowledged by the broker (it is sent once).
 WITHDRAWN_SENT = "fleet:withdrawn_sent"
@@ -66,6 +69,9 @@ class Outbox:
         self.free_text = free_text
         self.busy_ms = busy_ms
         self.conn: sqlite3.Connection | None = None
+        #: Rows left out because they could not be sent as they are (damaged), and the last one's why.
+        self.skipped = 0
+        self.last_skipped: str | None = None
 
     # -- opening ------------------------------------------------------------------------------
     def open(self) -> None:
@@ -191,8 +197,20 @@ class Outbox:
         if len(found) >= limit:
             found = found[:limit]
             upto = found[-1][0]
-        rows = tuple((name, seq, pseudonymise(name, raw, self.card, free_text=self.free_text)) for seq, name, raw in found)
-        return Batch(key_check, after, upto, rows)
+        rows = []
+        for seq, name, raw in found:
+            try:
+                values = pseudonymise(name, raw, self.card, free_text=self.free_text)
+                problem = row_problem(name, values)
+            except Exception as exc:  # a damaged row (say a number where a card ID belongs)
+                problem = f"{name} row {raw[0]} cannot be read ({type(exc).__name__})"
+            if problem:
+                self.skipped += 1
+                self.last_skipped = f"a damaged row was not sent: {problem}"
+                log.warning("klick fleet: %s", self.last_skipped)
+                continue
+            rows.append((name, seq, values))
+        return Batch(key_check, after, upto, tuple(rows))
 
     # -- health ---------------------------------------------------------------------------------
     def signature(self) -> tuple:

@@ -45,6 +45,7 @@ __all__ = [
     "check_device_name",
     "encode_rows",
     "decode_rows",
+    "row_problem",
     "encode",
     "decode_object",
 ]
@@ -162,16 +163,30 @@ def decode_rows(payload: bytes, device: str) -> Batch:
             raise BadMessage("bad_rows", f"unknown table {str(table)[:20]!r}")
         if not _is_seq(seq) or not after < seq <= upto:
             raise BadMessage("bad_rows", f"sequence {seq!r} outside ({after}, {upto}]")
-        checks = _CHECKS[table]
-        if not isinstance(values, list) or len(values) != len(checks):
-            raise BadMessage("bad_rows", f"a {table} row has {len(checks)} values")
-        for (column, check), value in zip(checks, values):
-            if not check(value):
-                raise BadMessage("bad_value", f"{table}.{column} = {str(value)[:40]!r}")
+        if not isinstance(values, list) or len(values) != len(_CHECKS[table]):
+            raise BadMessage("bad_rows", f"a {table} row has {len(_CHECKS[table])} values")
+        problem = row_problem(table, values)
+        if problem:
+            raise BadMessage("bad_value", problem)
         if values[0] != device:
             raise BadMessage("wrong_device", f"a row of {str(values[0])[:40]!r} on {device}'s topic")
         out.append((table, seq, tuple(values)))
     return Batch(key_check, after, upto, tuple(out))
+
+
+def row_problem(table: str, values: Any) -> str | None:
+    """None if ``values`` is a row of ``table`` as the collector stores it; else which value is wrong.
+
+    The tablet checks each row with this before sending, so a damaged row in usage.db is left
+    out there (and said in its state) instead of making the collector refuse a whole batch.
+    """
+    checks = _CHECKS[table]
+    if len(values) != len(checks):
+        return f"a {table} row has {len(checks)} values"
+    for (column, check), value in zip(checks, values):
+        if not check(value):
+            return f"{table}.{column} = {str(value)[:40]!r}"
+    return None
 
 
 def _is_seq(value: Any, zero: bool = False) -> bool:

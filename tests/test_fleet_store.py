@@ -395,3 +395,27 @@ def test_status_puts_problems_first_and_says_them_plainly():
     assert "PROBLEM" not in lines[-1]
     garbled = summarise({"x": {"state": {"garbled": True}}, "y": {"state": {"v": 1, "online": "yes", "at": 5}}}, now)
     assert all(s.problems for s in garbled)
+
+
+def test_a_damaged_row_in_usage_db_is_left_out_and_said_not_sent_to_be_refused(tmp_path):
+    db = tmp_path / "usage.db"
+    log = open_log(db)
+    log.record("card_present", uid=UID, action_type="web")
+    # Damage: bytes where a card ID belongs, a time that is not one, an unknown kind.
+    log.conn.execute("INSERT INTO events(at, device, kind, uid) VALUES (?, 'hbg-1', 'card_present', x'0001')", (iso(T0),))
+    log.conn.execute("INSERT INTO events(at, device, kind) VALUES ('yesterday', 'hbg-1', 'card_present')")
+    log.conn.execute("INSERT INTO events(at, device, kind) VALUES (?, 'hbg-1', 'rm -rf')", (iso(T0),))
+    log.record("card_removed", uid=UID)
+    box = make_outbox(db)
+    batch = box.read_batch(0, key_check(KEY))
+    assert [v[3] for t, _, v in batch.rows if t == "events"] == ["card_present", "card_removed"]
+    assert box.skipped == 3 and "not sent" in box.last_skipped
+    # What is sent is accepted whole by the collector.
+    store = PilotStore.open(tmp_path / "P.sqlite")
+    store.begin()
+    handle_message(store, "klick/hbg-1/rows", wire.encode_rows(batch))
+    store.commit()
+    assert store.rejects() == {} and store.counts()["events"] == 2
+    store.close()
+    box.close()
+    log.close()
