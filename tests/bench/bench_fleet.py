@@ -165,29 +165,25 @@ def pilot_scale(folder: Path, devices: int, per_device: int, write_s: float) -> 
 # --- 1,000 tablets ------------------------------------------------------------------------------
 
 
-def city_scale(folder: Path, clients: int, window_s: float) -> dict:
+#: paho's network loop uses select(), which cannot watch a descriptor past 1023, and each client
+#: holds three: so the simulated tablets are spread over processes of at most this many.
+CLIENTS_PER_PROCESS = 250
+
+
+def _city_worker(access_args: tuple, names: list[str], window_s: float, out) -> None:
+    """One process's share of the simulated tablets: online 20 at a time, state, then a trickle of rows."""
     from fleet import wire
-    from fleet.mqtt import connect_properties, make_client
+    from fleet.mqtt import Access, connect_properties, make_client
     from klick.export import key_check
     from klick.usage import iso
 
-    broker = Broker(folder / "broker")
-    names = [f"sim-{i:04d}" for i in range(clients)]
-    broker.add_devices(names)
-    broker.start()
-    pilot = folder / "PILOT.sqlite"
-    collector = start_collector(broker, pilot, log=folder / "collector.log")
-    wait_for(lambda: "collecting" in (folder / "collector.log").read_text(), 30, what="the collector")
+    host, port, ca_file, passwords = access_args
     check = key_check("the pilot secret for tests 2026")
-    acked = [0]
-    lock = threading.Lock()
     connected = threading.Semaphore(0)
     made = []
-    rng = random.Random(5)
-    # Tablets come online a few at a time (TLS handshakes on a 2-core machine); then all stay on.
-    began = time.monotonic()
+    rng = random.Random(len(names))
     for k, name in enumerate(names):
-        c = make_client(broker.access(name), f"klick-{name}")
+        c = make_client(Access(host, port, Path(ca_file), name, passwords[name]), f"klick-{name}")
         c.connect_timeout = 60.0
         c.will_set(wire.topic(name, wire.STATE), wire.encode({"v": 1, "online": False}), qos=1, retain=True)
 
@@ -196,52 +192,79 @@ def city_scale(folder: Path, clients: int, window_s: float) -> dict:
             cl.publish(wire.topic(name, wire.STATE), wire.encode(state), qos=1, retain=True)
             connected.release()
 
-        def on_publish(cl, u, mid, rc, p):
-            if not rc.is_failure:
-                with lock:
-                    acked[0] += 1
-
         c.on_connect = on_connect
-        c.on_publish = on_publish
-        c.connect_async(broker.host, broker.port, keepalive=120, clean_start=False, properties=connect_properties(3600))
+        c.connect_async(host, port, keepalive=120, clean_start=False, properties=connect_properties(3600))
         c.loop_start()
         made.append((name, c))
-        if k % 20 == 19:
-            for _ in range(20):
+        if k % 20 == 19 or k == len(names) - 1:
+            for _ in range(k % 20 + 1):
                 connected.acquire(timeout=60)
-    connect_s = time.monotonic() - began
-    for _ in range(len(names) % 20):
-        connected.acquire(timeout=60)
-    on = sum(1 for line in (folder / "broker" / "mosquitto.log").read_text().splitlines() if "New client connected" in line)
-    broker_cpu0, _ = _proc(broker.proc.pid)
-    collector_cpu0, _ = _proc(collector.pid)
-    # The trickle: each tablet sends a batch of 5 events about every 10 s.
+    out.send(("online", len(made)))
+    out.recv()  # the go for the trickle
     seq = dict.fromkeys(names, 0)
-    sent_rows = 0
-    sent_batches = 0
+    rows = batches = 0
     t0 = time.monotonic()
-    peak_broker = peak_collector = 0.0
     while time.monotonic() - t0 < window_s:
         for name, c in made:
-            if rng.random() < 0.1 * 1.0:  # once a second per pass, 10 % of tablets: ~every 10 s each
+            if rng.random() < 0.1:  # a pass a second, 10 % of tablets: a batch about every 10 s each
                 after = seq[name]
-                rows = tuple(
+                batch = tuple(
                     (
                         "events",
-                        after + k + 1,
-                        (name, after + k + 1, iso(time.time()), "reader_status", None, None, "connected", None),
+                        after + j + 1,
+                        (name, after + j + 1, iso(time.time()), "reader_status", None, None, "connected", None),
                     )
-                    for k in range(5)
+                    for j in range(5)
                 )
                 seq[name] = after + 5
-                c.publish(wire.topic(name, wire.ROWS), wire.encode_rows(wire.Batch(check, after, after + 5, rows)), qos=1)
-                sent_rows += 5
-                sent_batches += 1
-        _, rb = _proc(broker.proc.pid)
-        _, rc_ = _proc(collector.pid)
-        peak_broker, peak_collector = max(peak_broker, rb), max(peak_collector, rc_)
+                c.publish(wire.topic(name, wire.ROWS), wire.encode_rows(wire.Batch(check, after, after + 5, batch)), qos=1)
+                rows += 5
+                batches += 1
         time.sleep(1.0)
+    time.sleep(2.0)  # the last PUBACKs
+    out.send(("sent", rows, batches))
+    out.recv()
+    for _, c in made:
+        c.disconnect()
+        c.loop_stop()
+
+
+def city_scale(folder: Path, clients: int, window_s: float) -> dict:
+    import multiprocessing
+
+    broker = Broker(folder / "broker")
+    names = [f"sim-{i:04d}" for i in range(clients)]
+    broker.add_devices(names)
+    broker.start()
+    pilot = folder / "PILOT.sqlite"
+    collector = start_collector(broker, pilot, log=folder / "collector.log")
+    wait_for(lambda: "collecting" in (folder / "collector.log").read_text(), 30, what="the collector")
+    ctx = multiprocessing.get_context("fork")
+    access_args = (broker.host, broker.port, str(broker.ca_file), dict(broker.users))
+    workers = []
+    began = time.monotonic()
+    for i in range(0, clients, CLIENTS_PER_PROCESS):
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_city_worker, args=(access_args, names[i : i + CLIENTS_PER_PROCESS], window_s, child))
+        proc.start()
+        workers.append((proc, parent))
+    online = sum(parent.recv()[1] for _, parent in workers)
+    connect_s = time.monotonic() - began
+    on = sum(1 for line in (folder / "broker" / "mosquitto.log").read_text().splitlines() if "New client connected" in line) - 1
+    broker_cpu0, _ = _proc(broker.proc.pid)
+    collector_cpu0, _ = _proc(collector.pid)
+    t0 = time.monotonic()
+    for _, parent in workers:
+        parent.send("go")
+    peak_broker = peak_collector = 0.0
+    while time.monotonic() - t0 < window_s:
+        peak_broker = max(peak_broker, _proc(broker.proc.pid)[1])
+        peak_collector = max(peak_collector, _proc(collector.pid)[1])
+        time.sleep(1.0)
+    results = [parent.recv() for _, parent in workers]
     window = time.monotonic() - t0
+    sent_rows = sum(r[1] for r in results)
+    sent_batches = sum(r[2] for r in results)
 
     def stored() -> int:
         try:
@@ -260,14 +283,14 @@ def city_scale(folder: Path, clients: int, window_s: float) -> dict:
     broker_cpu, _ = _proc(broker.proc.pid)
     collector_cpu, _ = _proc(collector.pid)
     got = stored()
-    for _, c in made:
-        c.disconnect()
-        c.loop_stop()
+    for proc, parent in workers:
+        parent.send("bye")
+        proc.join(60)
     collector.terminate()
     collector.wait()
     broker.stop()
     return dict(
-        clients=len(made),
+        clients=online,
         online=on,
         connect_s=connect_s,
         batches=sent_batches,
@@ -315,8 +338,11 @@ def run() -> list[tuple[str, str]]:
     with tempfile.TemporaryDirectory(prefix="klick-bench-fleet-") as tmp:
         folder = Path(tmp)
         i = idle(folder / "idle", 5.0 if small else IDLE_S)
+        print(f"idle: {i}", file=sys.stderr, flush=True)
         p = pilot_scale(folder / "pilot", devices, per_device, write_s)
+        print(f"pilot: {p}", file=sys.stderr, flush=True)
         c = city_scale(folder / "city", clients, window)
+        print(f"city: {c}", file=sys.stderr, flush=True)
     return [
         (
             f"{devices} tablets x {per_device:,} events: into the pilot file",
