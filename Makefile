@@ -7,11 +7,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-# Debian packages Kivy and nfcpy load at run time; the PDF renderer the print tests use; and the
-# kiosk the appliance runs (cage, XWayland, Chromium), with grim to screenshot it and openssl for
-# the test page's certificate (tests/test_kiosk.py).
+# Debian packages Kivy and nfcpy load at run time; the PDF renderer the print tests use; the kiosk
+# the appliance runs (cage, XWayland, Chromium), with grim to screenshot it and openssl for the
+# test page's certificate (tests/test_kiosk.py); and the MQTT broker the fleet's tests, benchmarks
+# and soak runs start for themselves.
 DEB_RUNTIME := libgl1 libegl1 libmtdev1 libusb-1.0-0
-DEB_TEST    := poppler-utils cage xwayland chromium grim openssl
+DEB_TEST    := poppler-utils cage xwayland chromium grim openssl mosquitto
 
 .PHONY: run test lint bench soak deps venv clean
 

@@ -34,6 +34,7 @@ __all__ = [
     "CarerConfig",
     "CallsConfig",
     "BridgeConfig",
+    "FleetConfig",
     "ConfigError",
     "load_config",
     "find_config_file",
@@ -127,6 +128,22 @@ class CallsConfig:
 
 
 @dataclass(frozen=True)
+class FleetConfig:
+    #: The municipality's MQTT broker; the fleet (``klick fleet``) is off while this is empty.
+    host: str = ""
+    port: int = 8883
+    ca_file: Path = Path("fleet-ca.pem")
+    #: The device's user on the broker; empty means the device's name (pilot.device_name).
+    username: str = ""
+    password_file: Path = Path("fleet-password")
+    state_every_s: int = 300
+    #: Rows the broker has not acknowledged yet are kept past retention for at most this long.
+    max_backlog_days: int = 90
+    #: Free-text answers leave the tablet only when this says so.
+    include_free_text: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     reader: ReaderConfig = field(default_factory=ReaderConfig)
     locale: str = "sv"
@@ -140,6 +157,7 @@ class Config:
     carer: CarerConfig = field(default_factory=CarerConfig)
     calls: CallsConfig = field(default_factory=CallsConfig)
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
     #: The file the settings came from, or None when every setting is a default.
     source: Path | None = None
     #: "reader.mode" → "klick.yaml:12" or "default", for ``klick config show``.
@@ -323,6 +341,19 @@ _SECTIONS: dict[str, tuple[type, dict[str, Checker]]] = {
             "allowed_servers": _servers,
         },
     ),
+    "fleet": (
+        FleetConfig,
+        {
+            "host": _text,
+            "port": _int(1, 65535),
+            "ca_file": _path,
+            "username": _text,
+            "password_file": _path,
+            "state_every_s": _int(1, 86400),
+            "max_backlog_days": _int(1, 3650),
+            "include_free_text": _bool,
+        },
+    ),
 }
 
 _TOP: dict[str, Checker] = {
@@ -339,6 +370,8 @@ _PATH_FIELDS = {
     ("paths", "socket"),
     ("browser", "profile"),
     ("browser", "call_profile"),
+    ("fleet", "ca_file"),
+    ("fleet", "password_file"),
 }
 
 

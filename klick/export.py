@@ -56,6 +56,7 @@ __all__ = [
     "open_usage_db",
     "open_export",
     "export_rows",
+    "pseudonymise",
     "write_csv",
     "write_json",
     "write_sqlite",
@@ -419,11 +420,6 @@ def export_rows(
     sql, args = _filtered(table, win)
     total = conn.execute(f"SELECT count(*) FROM ({sql})", args).fetchone()[0]
     columns = table.columns + (table.personal if include_personal else ())
-    uid_at = table.columns.index("card") + 1  # +1: the query starts with the row id
-    detail_at = table.columns.index("detail") + 1 if "detail" in table.columns else None
-    kind_at = table.columns.index("kind") + 1 if "kind" in table.columns else None
-    text_at = table.columns.index("text") + 1 if "text" in table.columns and not include_free_text else None
-    labels = labels or {}
 
     def rows() -> Iterator[tuple]:
         cur = conn.execute(sql + " ORDER BY 1", args)
@@ -432,19 +428,46 @@ def export_rows(
             if not batch:
                 return
             for raw in batch:
-                out = list(raw[1:])
-                uid = raw[uid_at]
-                out[uid_at - 1] = card(uid)
-                if text_at is not None:
-                    out[text_at - 1] = None
-                if not include_personal:
-                    if detail_at is not None and raw[kind_at] not in SAFE_DETAIL_KINDS:
-                        out[detail_at - 1] = None
-                else:
-                    out.extend((uid, labels.get(uid) if uid else None))
-                yield tuple(out)
+                yield pseudonymise(
+                    table_name, raw, card, include_personal=include_personal, labels=labels, free_text=include_free_text
+                )
 
     return columns, total, rows()
+
+
+def pseudonymise(
+    table_name: str,
+    raw: tuple,
+    card: Callable[[str | None], str | None],
+    *,
+    include_personal: bool = False,
+    labels: Mapping[str, str] | None = None,
+    free_text: bool = False,
+) -> tuple:
+    """One source row (``TABLES[table_name].query``'s columns, row id first) as it may leave the device.
+
+    The one rule for what leaves a tablet, used by ``klick export`` and by ``klick fleet``: the
+    card ID as its keyed hash, details other than reader health and question ids left out, and
+    free-text answers only with ``free_text``; ``include_personal`` adds the raw ID and label.
+    """
+    card_at, kind_at, detail_at, text_at = _POSITIONS[table_name]
+    out = list(raw[1:])
+    uid = out[card_at]
+    out[card_at] = card(uid)
+    if include_personal:
+        out.extend((uid, (labels or {}).get(uid) if uid else None))
+    elif detail_at is not None and out[kind_at] not in SAFE_DETAIL_KINDS:
+        out[detail_at] = None
+    if not free_text and text_at is not None:
+        out[text_at] = None
+    return tuple(out)
+
+
+#: Where card, kind, detail and text sit in each table's export columns (None: not there).
+_POSITIONS = {
+    name: tuple(t.columns.index(c) if c in t.columns else None for c in ("card", "kind", "detail", "text"))
+    for name, t in TABLES.items()
+}
 
 
 # --- writers ------------------------------------------------------------------------------------

@@ -46,8 +46,11 @@ from typing import Any
 from klick.uid import UidError, normalise_uid
 from klick.usage_file import (
     DB_KIND,
+    FLEET_ACKED,
+    FLEET_MAX_BACKLOG_DAYS,
     PERSONAL_TABLES,
     SCHEMA_VERSION,
+    SEQ_TABLES,
     UI_BUSY_S,
     FileState,
     UsageDbError,
@@ -74,6 +77,9 @@ from klick.usage_file import (
 __all__ = [
     "SCHEMA_VERSION",
     "DB_KIND",
+    "SEQ_TABLES",
+    "FLEET_ACKED",
+    "FLEET_MAX_BACKLOG_DAYS",
     "UI_BUSY_S",
     "KINDS",
     "CARD_KINDS",
@@ -738,14 +744,19 @@ class UsageLog:
             conn = self._wconn
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                for sql in (
-                    "DELETE FROM events WHERE at < ?",
-                    "DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?",
-                    "DELETE FROM answers WHERE at < ?",
-                    "DELETE FROM prompts WHERE coalesce(closed_at, expires_at) < ?",
-                    "DELETE FROM feedback_state WHERE updated_at IS NOT NULL AND updated_at < ?",
+                unsent = self._unsent_rule(conn, now)
+                for table, when, also in (
+                    ("events", "at", ""),
+                    ("sessions", "ended_at", "ended_at IS NOT NULL AND "),
+                    ("answers", "at", ""),
+                    ("prompts", "coalesce(closed_at, expires_at)", ""),
+                    ("feedback_state", "updated_at", "updated_at IS NOT NULL AND "),
                 ):
-                    deleted += conn.execute(sql, (cutoff,)).rowcount
+                    sql, args = f"DELETE FROM {table} WHERE {also}{when} < ?", [cutoff]
+                    if unsent is not None and table in SEQ_TABLES:
+                        sql += f" AND (seq IS NULL OR seq <= ? OR {when} < ?)"
+                        args += unsent
+                    deleted += conn.execute(sql, args).rowcount
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 if conn.in_transaction:
@@ -757,6 +768,24 @@ class UsageLog:
             self._last_prune = now
             self._reload_open()
         return deleted
+
+    def _unsent_rule(self, conn: sqlite3.Connection, now: float) -> list | None:
+        """[acknowledged sequence, backlog cut-off] to keep rows ``klick fleet`` has not sent; None without it.
+
+        A row past retention goes once the broker acknowledged it, or once it is older than the
+        fleet's ``max_backlog_days`` (a device that never gets back online must not keep data for
+        ever). Both numbers are in meta, written by ``klick fleet``.
+        """
+        marks = dict(
+            conn.execute("SELECT key, value FROM meta WHERE key IN (?, ?)", (FLEET_ACKED, FLEET_MAX_BACKLOG_DAYS)).fetchall()
+        )
+        if FLEET_ACKED not in marks:
+            return None
+        try:
+            acked, days = int(marks[FLEET_ACKED]), float(marks.get(FLEET_MAX_BACKLOG_DAYS, 0))
+        except ValueError:
+            return None
+        return [acked, iso(now - days * DAY)]
 
     # -- small durable state (e.g. the carer PIN's wrong-guess count) ------------------------
     def get_state(self, key: str) -> str | None:

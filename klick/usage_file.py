@@ -28,6 +28,9 @@ import sqlite_utils
 __all__ = [
     "SCHEMA_VERSION",
     "DB_KIND",
+    "SEQ_TABLES",
+    "FLEET_ACKED",
+    "FLEET_MAX_BACKLOG_DAYS",
     "PERSONAL_TABLES",
     "UI_BUSY_S",
     "UsageDbError",
@@ -55,7 +58,7 @@ __all__ = [
 log = logging.getLogger("klick.usage")
 
 #: Version of the usage database layout. Raise it only together with a new entry in _MIGRATIONS.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Written to the meta table so that a foreign SQLite file is recognised as such.
 DB_KIND = "klick-usage"
 
@@ -149,8 +152,49 @@ def _migrate_to_1(db: sqlite_utils.Database) -> None:
     db["feedback_state"].create({"key": str, "value": str, "updated_at": str}, pk="key", not_null={"value"})
 
 
+#: The tables whose rows leave the device (through ``klick fleet``), each numbered by the sequence.
+SEQ_TABLES = ("events", "sessions", "prompts", "answers")
+#: meta keys ``klick fleet`` keeps: the last sequence the broker acknowledged, and how long rows
+#: it has not sent yet are kept past retention (its ``fleet.max_backlog_days``).
+FLEET_ACKED, FLEET_MAX_BACKLOG_DAYS = "fleet:acked", "fleet:max_backlog_days"
+
+
+def _migrate_to_2(db: sqlite_utils.Database) -> None:
+    """The per-device sequence: every row written or changed gets the next number.
+
+    ``klick fleet`` sends the rows after the last number the broker acknowledged, so a session
+    closed (or a prompt answered) after it was sent is sent again. SQLite triggers keep the
+    numbers, so no write path in Python has to remember to. Rows already there are numbered in
+    table and id order.
+    """
+    conn = db.conn
+    conn.execute("CREATE TABLE row_seq (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL)")
+    conn.execute("INSERT INTO row_seq (id, last) VALUES (1, 0)")
+    bump = "UPDATE row_seq SET last = last + 1 WHERE id = 1"
+    current = "(SELECT last FROM row_seq WHERE id = 1)"
+    for table in SEQ_TABLES:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN seq INTEGER")
+        # Gaps are fine (numbers need only grow), so the row id does: one pass, no counting.
+        conn.execute(f"UPDATE {table} SET seq = {current} + id")
+        conn.execute(f"UPDATE row_seq SET last = last + coalesce((SELECT max(id) FROM {table}), 0) WHERE id = 1")
+        conn.execute(f"CREATE INDEX {table}_seq ON {table}(seq)")
+        conn.execute(
+            f"CREATE TRIGGER {table}_seq_insert AFTER INSERT ON {table} BEGIN {bump}; UPDATE {table} SET seq = {current} WHERE id = NEW.id; END"
+        )
+        # WHEN: the trigger's own UPDATE of seq must not number the row again.
+        conn.execute(
+            f"CREATE TRIGGER {table}_seq_update AFTER UPDATE ON {table} WHEN NEW.seq IS OLD.seq"
+            f" BEGIN {bump}; UPDATE {table} SET seq = {current} WHERE id = NEW.id; END"
+        )
+    # An answer changes what its prompt's row says (the export joins them): send the prompt again.
+    conn.execute(
+        f"CREATE TRIGGER answers_seq_prompt AFTER INSERT ON answers BEGIN {bump};"
+        f" UPDATE prompts SET seq = {current} WHERE id = NEW.prompt_id; END"
+    )
+
+
 #: _MIGRATIONS[n] brings a database from version n-1 to n. Never edit one that has shipped.
-_MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _migrate_to_1}
+_MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _migrate_to_1, 2: _migrate_to_2}
 
 
 def _code(exc: BaseException) -> int:

@@ -37,7 +37,7 @@ from launcher.screens.prompt import PromptScreen
 from launcher.screens.widgets import Filled
 from launcher.services import RegistryWatch, open_feedback, open_usage, recent_unknown
 
-__all__ = ["LauncherApp"]
+__all__ = ["LauncherApp", "run_launcher"]
 
 log = logging.getLogger("klick.launcher")
 
@@ -533,3 +533,10 @@ class LauncherApp(App):
                 Window.canvas.insert(index, layer)
         fbo.texture.save(str(p), flipped=True)
         return p
+
+
+def run_launcher(cfg: Any, **kw: Any) -> None:
+    """Run the launcher until it is closed or stopped, then free the glass (the window) before
+    Python's own teardown."""
+    LauncherApp(cfg, **kw).run()
+    Window.close()

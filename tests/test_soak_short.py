@@ -1,8 +1,9 @@
 """The reliability suite (tests/soak, `make soak`) in its quick form: every figure must meet its goal.
 
 Quick means: 20,000 frames instead of a million, 15 SIGKILLs per writer instead of 1,000, 4
-replugs instead of 100, 2,000 insert/remove cycles instead of 100,000, and the hostile inputs
-without the 100 MB files; the appliance venv install runs only in `make soak`.
+replugs instead of 100, 2,000 insert/remove cycles instead of 100,000, the hostile inputs
+without the 100 MB files, and the fleet with 3 broker crashes, 4 `klick fleet` SIGKILLs and 4,000
+events offline (instead of 20, 100 and 100,000); the appliance venv install runs only in `make soak`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 SOAK = Path(__file__).resolve().parent / "soak"
-MODULES = ["decoder_noise", "kill_writes", "replug", "cycles", "hostile"]
+MODULES = ["decoder_noise", "kill_writes", "replug", "cycles", "hostile", "fleet"]
 
 
 def load(name: str):

@@ -81,7 +81,9 @@ def verify(root: Path, *names: str) -> subprocess.CompletedProcess:
 def test_systemd_analyze_verify_passes_without_a_single_warning(root):
     # The timer template is verified through an instance, as it is enabled.
     (root / "etc/systemd/system/klick-retry@klick-bridge.timer").symlink_to("klick-retry@.timer")
-    result = verify(root, "klick-bridge.service", "klick-launcher.service", "klick-retry@klick-bridge.timer")
+    result = verify(
+        root, "klick-bridge.service", "klick-launcher.service", "klick-fleet.service", "klick-retry@klick-bridge.timer"
+    )
     assert result.returncode == 0, result.stderr
     assert [l for l in (result.stdout + result.stderr).splitlines() if "klick" in l] == []
 
@@ -164,6 +166,39 @@ def test_the_bridge_unit_restarts_runs_as_klick_and_owns_only_its_paths():
     assert s["ProtectSystem"] == ["strict"] and s["ReadWritePaths"] == ["/var/lib/klick"]
     assert s["RuntimeDirectory"] == ["klick"] and s["CapabilityBoundingSet"] == [""]
     assert u["Install"]["WantedBy"] == ["multi-user.target"]
+
+
+def test_the_fleet_is_hardened_by_systemds_own_measure(root):
+    name = "klick-fleet.service"
+    result = subprocess.run(
+        [ANALYZE, "security", "--offline=yes", f"--root={root}", name],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    score = re.search(rf"Overall exposure level for {re.escape(name)}: ([0-9.]+) (\w+)", result.stdout)
+    assert score, result.stdout + result.stderr
+    assert float(score.group(1)) <= 2.5 and score.group(2) == "OK"
+
+
+def test_the_fleet_unit_runs_after_the_network_as_klick_and_only_talks_to_the_network():
+    u = unit("klick-fleet.service")
+    s, head = u["Service"], u["Unit"]
+    assert s["ExecStart"] == ["/opt/klick/venv/bin/klick fleet --config /etc/klick/klick.yaml"]
+    assert "network-online.target" in " ".join(head["After"]).split()
+    assert "network-online.target" in " ".join(head["Wants"]).split()
+    # Off (exit 0) stays off; a crash restarts; a setting that cannot work (exit 2) waits for a fix.
+    assert s["Restart"] == ["on-failure"] and s["RestartPreventExitStatus"] == ["2"]
+    assert s["User"] == ["klick"] and "SupplementaryGroups" not in s
+    for key in ("NoNewPrivileges", "PrivateTmp", "PrivateDevices", "ProtectHome", "ProtectKernelModules", "RestrictSUIDSGID"):
+        assert s[key] == ["yes"], key
+    assert s["ProtectSystem"] == ["strict"] and s["ReadWritePaths"] == ["/var/lib/klick"]
+    assert set(s["RestrictAddressFamilies"][0].split()) == {"AF_INET", "AF_INET6", "AF_UNIX"}
+    assert s["CapabilityBoundingSet"] == [""] and "IPAddressDeny" not in s
+    assert u["Install"]["WantedBy"] == ["multi-user.target"]
+    install = (REPO / "config/appliance/install.sh").read_text()
+    uninstall = (REPO / "config/appliance/uninstall.sh").read_text()
+    assert "klick-fleet.service" in install and "/etc/systemd/system/klick-fleet.service" in uninstall
 
 
 def test_the_kiosk_runs_cage_with_the_launcher_after_the_bridge_and_restarts():

@@ -166,7 +166,7 @@ put_config "$SRC/config/appliance/klick.yaml" klick.yaml
 put_config "$SRC/config/questionnaire.yaml" questionnaire.yaml
 
 # 6. System integration.
-for unit in klick-bridge.service klick-launcher.service klick-retry@.timer; do
+for unit in klick-bridge.service klick-launcher.service klick-fleet.service klick-retry@.timer; do
     put 644 0:0 "$SRC/config/systemd/$unit" "/etc/systemd/system/$unit"
 done
 put 644 0:0 "$SRC/config/udev/99-klick.rules" /etc/udev/rules.d/99-klick.rules
@@ -175,7 +175,7 @@ put 644 0:0 "$SRC/config/appliance/modprobe-klick-nfc.conf" /etc/modprobe.d/klic
 
 # 7. Enable. A running systemd is told directly; an image (or a machine without systemd running)
 #    gets the same symlinks offline with `systemctl --root`.
-UNITS="klick-bridge.service klick-launcher.service klick-retry@klick-bridge.timer klick-retry@klick-launcher.timer"
+UNITS="klick-bridge.service klick-launcher.service klick-fleet.service klick-retry@klick-bridge.timer klick-retry@klick-launcher.timer"
 live=0
 [ -z "$D" ] && [ -d /run/systemd/system ] && live=1
 if command -v systemctl >/dev/null 2>&1; then

@@ -10,7 +10,7 @@ set -eu
 D=${DESTDIR:-}
 D=${D%/}
 PURGE=${PURGE:-0}
-UNITS="klick-retry@klick-bridge.timer klick-retry@klick-launcher.timer klick-launcher.service klick-bridge.service"
+UNITS="klick-retry@klick-bridge.timer klick-retry@klick-launcher.timer klick-fleet.service klick-launcher.service klick-bridge.service"
 
 say() { printf '%s\n' "$*"; }
 [ "$(id -u)" = 0 ] || { say "uninstall-appliance: this needs root: sudo make uninstall-appliance" >&2; exit 1; }
@@ -26,7 +26,7 @@ if command -v systemctl >/dev/null 2>&1 && [ -e "$D/etc/systemd/system/klick-bri
     say "  disabled $UNITS"
 fi
 
-for f in /etc/systemd/system/klick-bridge.service /etc/systemd/system/klick-launcher.service \
+for f in /etc/systemd/system/klick-bridge.service /etc/systemd/system/klick-launcher.service /etc/systemd/system/klick-fleet.service \
          /etc/systemd/system/klick-retry@.timer /etc/udev/rules.d/99-klick.rules /etc/pam.d/klick-kiosk \
          /etc/modprobe.d/klick-nfc.conf /etc/sysusers.d/klick.conf /etc/tmpfiles.d/klick.conf; do
     if [ -e "$D$f" ] || [ -L "$D$f" ]; then

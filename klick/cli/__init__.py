@@ -27,6 +27,7 @@ SUBCOMMANDS = {
     "carer": "klick.cli.carer_cmd:carer",
     "doctor": "klick.cli.doctor_cmd:doctor",
     "pilot": "klick.cli.pilot_cmd:pilot",
+    "fleet": "klick.cli.fleet_cmd:fleet",
 }
 
 

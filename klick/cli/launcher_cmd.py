@@ -62,14 +62,10 @@ def launcher(config_path: str | None, demo: bool, offscreen: bool, screenshot: s
         cfg = get_config(config_path)
     try:
         configure_kivy(cfg, verbose=verbose, offscreen=offscreen)
-        from launcher.app import LauncherApp
+        from launcher.app import run_launcher
         from launcher.probes import home_screenshot
 
-        probe = home_screenshot(screenshot) if screenshot else None
-        LauncherApp(cfg, demo_uids=uids, probe=probe).run()
-        from kivy.core.window import Window
-
-        Window.close()  # the glass is free before Python's own teardown
+        run_launcher(cfg, demo_uids=uids, probe=home_screenshot(screenshot) if screenshot else None)
     finally:
         if bridge is not None:
             from launcher.demo import stop_bridge

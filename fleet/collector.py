@@ -1,0 +1,209 @@
+"""``klick fleet collect``: every tablet's rows from the broker into one pilot database.
+
+A persistent session under a fixed client id: while the collector is away the broker keeps the
+messages for it. Messages are acknowledged by hand (paho's ``manual_ack``) and only after the
+transaction holding them is committed, so a collector killed at any moment loses nothing; what
+the broker then delivers again is stored once (see :mod:`fleet.pilot`).
+
+Every message is data from outside: malformed, oversized, foreign or misplaced ones are counted
+(``fleet_rejects``) and logged, never stored, and never end the collector.
+
+When it sees a hole in a device's sequence (a batch lost, say by a broker that died before it
+saved its queue), it asks that device to send again from the hole (a retained message on
+``klick/D/set/resend``) and clears the request once the hole is filled. With a shared
+subscription (``--share``, several collectors splitting the load) each collector sees only part
+of every stream, so it cannot tell a hole from a batch its sibling took: no requests then.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fleet import wire
+from fleet.mqtt import Access, connect_properties, make_client
+from fleet.pilot import PilotStore
+
+__all__ = ["Collector", "handle_message"]
+
+log = logging.getLogger("klick.fleet.collect")
+
+#: Messages stored in one transaction, and the longest a message waits for its commit.
+FLUSH_MESSAGES, FLUSH_S = 64, 0.05
+SESSION_EXPIRY_S = 30 * 86_400
+
+
+@dataclass(frozen=True)
+class Incoming:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    retain: bool = False
+
+
+def handle_message(store: PilotStore, topic: str, payload: bytes, *, repair: bool = True, now: float | None = None) -> list:
+    """Store one message (inside the caller's transaction); returns what to publish back.
+
+    Never raises for what a message holds: a bad one is counted in ``fleet_rejects`` and leaves
+    nothing else behind (a savepoint undoes whatever part of it was written).
+    """
+    store.conn.execute("SAVEPOINT message")
+    try:
+        out = _handle(store, topic, payload, repair=repair, now=now)
+    except sqlite3.IntegrityError as exc:
+        store.conn.execute("ROLLBACK TO message")
+        store.reject("unstorable", topic)
+        log.warning("ignored a message on %s: %s", topic[:100], exc)
+        out = []
+    store.conn.execute("RELEASE message")
+    return out
+
+
+def _handle(store: PilotStore, topic: str, payload: bytes, *, repair: bool, now: float | None) -> list:
+    where = wire.device_of(topic)
+    if where is None:
+        store.reject("foreign_topic", topic)
+        return []
+    device, leaf = where
+    try:
+        if leaf == wire.ROWS:
+            result = store.apply(device, wire.decode_rows(payload, device), repair=repair, now=now)
+            if isinstance(result, str):
+                store.reject(result, topic)
+                return []
+            if result.refused:
+                store.reject("after_withdrawal", topic)
+        elif leaf == wire.WITHDRAWN:
+            if not payload:
+                return []  # a cleared retained message
+            obj = wire.decode_object(payload)
+            gone = store.withdraw(device, str(obj.get("at") or "")[:40])
+            log.info("%s withdrew consent: %d personal rows deleted from the pilot file", device, gone)
+            return []
+        elif leaf == wire.STATE:
+            if not payload:
+                return []
+            obj = wire.decode_object(payload)
+            acked = obj.get("acked")
+            if type(acked) is not int or not 0 <= acked < 2**62:
+                return []  # an offline will or a device without usage.db: nothing to learn
+            result = store.heard(device, acked, repair=repair, now=now)
+        else:
+            store.reject("foreign_topic", topic)
+            return []
+    except wire.BadMessage as exc:
+        store.reject(exc.reason, topic)
+        log.warning("ignored a message on %s: %s", topic[:100], str(exc)[:200])
+        return []
+    out = []
+    if result.resend_from is not None:
+        log.warning("%s: rows after %d are missing; asked it to send them again", device, result.resend_from)
+        request = {"v": wire.WIRE_VERSION, "from": result.resend_from, "id": f"{int(time.time() * 1000)}"}
+        out.append((wire.topic(device, wire.RESEND), wire.encode(request)))
+    elif result.resend_done:
+        out.append((wire.topic(device, wire.RESEND), b""))
+    return out
+
+
+class Collector:
+    def __init__(
+        self,
+        access: Access,
+        out: Path,
+        *,
+        client_id: str = "klick-collector",
+        share: str | None = None,
+        on_flush: Callable[[int], None] | None = None,
+    ) -> None:
+        self.store = PilotStore.open(out)
+        self.access = access
+        self.share = share
+        self.repair = share is None
+        self.on_flush = on_flush
+        self.incoming: queue.Queue[Incoming | tuple] = queue.Queue()
+        self.client = make_client(access, client_id, manual_ack=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = lambda c, u, flags, rc, props: self.incoming.put(("disconnect", str(rc)))
+        self.client.on_message = lambda c, u, m: self.incoming.put(Incoming(m.topic, bytes(m.payload), m.mid, m.qos, m.retain))
+        self.stopping = False
+        self.stored_messages = 0
+
+    def _on_connect(self, client, userdata, flags, rc, props) -> None:
+        if rc.is_failure:
+            self.incoming.put(("refused", str(rc)))
+            return
+        rows = f"$share/{self.share}/klick/+/rows" if self.share else "klick/+/rows"
+        client.subscribe([(rows, 1), ("klick/+/withdrawn", 1), ("klick/+/state", 1)])
+        self.incoming.put(("connected", ""))
+
+    def run(self, *, until: Callable[[], bool] | None = None) -> tuple[dict[str, int], dict[str, int]]:
+        """Collect until stopped (SIGTERM, SIGINT, or ``until``); returns (row counts, refused messages)."""
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        signal.signal(signal.SIGINT, lambda *_: self.stop())
+        self.client.connect_async(
+            self.access.host, self.access.port, keepalive=30, clean_start=False, properties=connect_properties(SESSION_EXPIRY_S)
+        )
+        self.client.loop_start()
+        try:
+            while not self.stopping and not (until and until()):
+                self.step(0.5)
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+            summary = self.store.counts(), self.store.rejects()
+            self.store.close()
+        return summary
+
+    def stop(self) -> None:
+        self.stopping = True
+
+    def step(self, wait: float) -> None:
+        """Take the messages that arrived, store them in one transaction, then acknowledge them."""
+        try:
+            first = self.incoming.get(timeout=wait)
+        except queue.Empty:
+            return
+        batch: list[Incoming] = []
+        deadline = time.monotonic() + FLUSH_S
+        item: Incoming | tuple | None = first
+        while item is not None:
+            if isinstance(item, Incoming):
+                batch.append(item)
+            elif item[0] == "connected":
+                log.info("collecting from %s:%d", self.access.host, self.access.port)
+            elif item[0] in ("disconnect", "refused"):
+                log.warning("broker connection: %s %s; trying again", item[0], item[1])
+            if len(batch) >= FLUSH_MESSAGES:
+                break
+            try:
+                item = self.incoming.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                item = None
+        if batch:
+            self._store(batch)
+
+    def _store(self, batch: list[Incoming]) -> None:
+        replies: list = []
+        self.store.begin()
+        try:
+            for msg in batch:
+                replies += handle_message(self.store, msg.topic, msg.payload, repair=self.repair)
+            self.store.commit()
+        except Exception:
+            self.store.rollback()
+            raise
+        for msg in batch:
+            if msg.qos:
+                self.client.ack(msg.mid, msg.qos)
+        for topic, payload in replies:
+            self.client.publish(topic, payload, qos=1, retain=True)
+        self.stored_messages += len(batch)
+        if self.on_flush:
+            self.on_flush(len(batch))

@@ -1,0 +1,233 @@
+"""The collector's pilot database: the very file ``klick export merge`` writes, filled from the broker.
+
+The data tables (events, sessions, answers) and meta are made by :func:`klick.export.create_export_db`,
+so ``klick report`` and ``klick export merge`` read a collected file as they read a merged one,
+and a device's rows are the same whether they came over the network or on a USB stick. Beside
+them, tables named ``fleet_*`` hold the collector's bookkeeping (never personal):
+
+``fleet_rows``     (device, table, src_id) → the sequence of the version stored. A row arrives
+                   again when it changed on the device (a session closed, a prompt answered) with
+                   a higher sequence, and replaces the stored one; a copy with the same or a lower
+                   sequence (QoS 1 delivers at least once, and a restarted tablet sends again from
+                   its mark) changes nothing. So each (device, table, sequence) is stored once.
+``fleet_devices``  per device: how far its sequence is covered without a hole, withdrawal.
+``fleet_rejects``  messages not stored, counted by reason.
+
+Everything for one handful of messages happens in one transaction, committed before the
+messages are acknowledged to the broker: a collector killed at any moment loses nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from fleet.wire import Batch
+from klick import __version__
+from klick.export import EXPORT_KIND, TABLES, ExportError, create_export_db
+from klick.usage import iso
+
+__all__ = ["PilotStore", "Applied", "PERSONAL_TABLES"]
+
+#: A hole that does not start filling within this many seconds is asked for again.
+RESEND_AFTER_S = 30.0
+#: What a withdrawal deletes: everything but reader health.
+PERSONAL_TABLES = ("sessions", "answers")
+
+_FLEET_DDL = (
+    "CREATE TABLE fleet_rows (device TEXT NOT NULL, tbl TEXT NOT NULL, src_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
+    " PRIMARY KEY (device, tbl, src_id)) WITHOUT ROWID",
+    "CREATE TABLE fleet_devices (device TEXT PRIMARY KEY, covered INTEGER NOT NULL DEFAULT 0,"
+    " highest INTEGER NOT NULL DEFAULT 0, withdrawn_at TEXT, first_at TEXT, last_at TEXT,"
+    " resend_from INTEGER, resend_at REAL)",
+    "CREATE TABLE fleet_rejects (reason TEXT PRIMARY KEY, count INTEGER NOT NULL, last_at TEXT, last_topic TEXT)",
+)
+
+
+@dataclass
+class Applied:
+    stored: int = 0
+    duplicates: int = 0
+    refused: int = 0
+    #: Ask the device to send again from this sequence (a hole was seen); None: nothing to ask.
+    resend_from: int | None = None
+    #: The hole is filled: clear the request.
+    resend_done: bool = False
+
+
+class PilotStore:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        self.key_check = meta.get("key_check", "")
+        self.devices = {d for d in meta.get("devices", "").split(",") if d}
+        self._columns = {name: t.columns for name, t in TABLES.items()}
+        self._upsert = {
+            name: (
+                f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+                f" ON CONFLICT(device, src_id) DO UPDATE SET {', '.join(f'{c}=excluded.{c}' for c in cols[2:])}"
+            )
+            for name, cols in self._columns.items()
+        }
+
+    @classmethod
+    def open(cls, path: str | Path) -> PilotStore:
+        """Open a collector's pilot file, or make a new one. Raises :class:`ExportError` for any other file."""
+        p = Path(path)
+        new = not p.exists()
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(p), isolation_level=None, timeout=10.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            if new or not conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                conn.execute("BEGIN IMMEDIATE")
+                create_export_db(
+                    conn,
+                    {
+                        "contents": "answers+usage",
+                        "personal": "0",
+                        "key_check": "",
+                        "devices": "",
+                        "created_at": iso(_dt.datetime.now(_dt.UTC).timestamp()),
+                        "collected_by": f"klick fleet collect {__version__}",
+                    },
+                )
+                for sql in _FLEET_DDL:
+                    conn.execute(sql)
+                conn.execute("COMMIT")
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            kind = conn.execute("SELECT value FROM meta WHERE key='kind'").fetchone() if "meta" in tables else None
+        except sqlite3.DatabaseError as exc:
+            raise ExportError(f"{p} cannot be used as the pilot file (SQLite says: {exc}).") from None
+        if kind is None or kind[0] != EXPORT_KIND or not {"fleet_rows", "fleet_devices", "fleet_rejects"} <= tables:
+            conn.close()
+            raise ExportError(
+                f"{p} is not a pilot file written by 'klick fleet collect'; give --out a new file name "
+                "(merge it with others afterwards with 'klick export merge')."
+            )
+        return cls(conn, p)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- transactions ---------------------------------------------------------------------------
+    def begin(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    # -- storing ---------------------------------------------------------------------------------
+    def reject(self, reason: str, topic: str) -> None:
+        self.conn.execute(
+            "INSERT INTO fleet_rejects (reason, count, last_at, last_topic) VALUES (?, 1, ?, ?)"
+            " ON CONFLICT(reason) DO UPDATE SET count = count + 1, last_at = excluded.last_at, last_topic = excluded.last_topic",
+            (reason, _now(), topic[:200]),
+        )
+
+    def apply(self, device: str, batch: Batch, *, repair: bool = True, now: float | None = None) -> Applied | str:
+        """Store a batch from ``device``; a reason word (and nothing stored) when it may not be."""
+        if not self.key_check:
+            self.key_check = batch.key_check
+            self._set_meta("key_check", batch.key_check)
+        elif batch.key_check != self.key_check:
+            return "wrong_key"
+        row = self.conn.execute(
+            "SELECT covered, highest, withdrawn_at, resend_from, resend_at FROM fleet_devices WHERE device = ?", (device,)
+        ).fetchone()
+        if row is None:
+            self.conn.execute("INSERT INTO fleet_devices (device, first_at) VALUES (?, ?)", (device, _now()))
+            row = (0, 0, None, None, None)
+        if batch.rows and device not in self.devices:
+            self.devices.add(device)
+            self._set_meta("devices", ",".join(sorted(self.devices)))
+        covered, highest, withdrawn, resend_from, resend_at = row
+        result = Applied()
+        for table, seq, values in batch.rows:
+            src_id = values[1]
+            if withdrawn and (table in PERSONAL_TABLES or values[3] != "reader_status"):
+                result.refused += 1
+                continue
+            held = self.conn.execute(
+                "SELECT seq FROM fleet_rows WHERE device = ? AND tbl = ? AND src_id = ?", (device, table, src_id)
+            ).fetchone()
+            if held is not None and held[0] >= seq:
+                result.duplicates += 1
+                continue
+            self.conn.execute(self._upsert[table], values)
+            self.conn.execute(
+                "INSERT OR REPLACE INTO fleet_rows (device, tbl, src_id, seq) VALUES (?, ?, ?, ?)", (device, table, src_id, seq)
+            )
+            result.stored += 1
+        self._cover(device, covered, highest, batch.after, batch.upto, resend_from, resend_at, result, repair, now)
+        return result
+
+    def heard(self, device: str, acked: int, *, repair: bool = True, now: float | None = None) -> Applied:
+        """The device says the broker acknowledged everything up to ``acked``: a hole shows if we lack some."""
+        result = Applied()
+        row = self.conn.execute(
+            "SELECT covered, highest, resend_from, resend_at FROM fleet_devices WHERE device = ?", (device,)
+        ).fetchone()
+        if row is None:
+            self.conn.execute("INSERT INTO fleet_devices (device, first_at) VALUES (?, ?)", (device, _now()))
+            row = (0, 0, None, None)
+        covered, highest, resend_from, resend_at = row
+        # after > upto: no stretch covered, only the highest number learnt.
+        self._cover(device, covered, highest, acked + 1, acked, resend_from, resend_at, result, repair, now)
+        return result
+
+    def _cover(self, device, covered, highest, after, upto, resend_from, resend_at, result, repair, now) -> None:
+        """Extend the stretch covered without a hole; ask for the rest when a hole stays open."""
+        highest = max(highest, upto)
+        if after <= covered:
+            covered = max(covered, upto)
+        when = now if now is not None else _dt.datetime.now(_dt.UTC).timestamp()
+        if repair and covered < highest:
+            if resend_from is None or (resend_from == covered and when - (resend_at or 0) > RESEND_AFTER_S):
+                result.resend_from = covered
+                resend_from, resend_at = covered, when
+            elif resend_from != covered:  # the hole is filling: wait for it
+                resend_from, resend_at = covered, when
+        elif resend_from is not None:
+            resend_from, resend_at = None, None
+            result.resend_done = True
+        self.conn.execute(
+            "UPDATE fleet_devices SET covered = ?, highest = ?, last_at = ?, resend_from = ?, resend_at = ? WHERE device = ?",
+            (covered, highest, _now(), resend_from, resend_at, device),
+        )
+
+    def withdraw(self, device: str, at: str) -> int:
+        """Consent withdrawn: delete the device's personal rows (all but reader health); returns how many."""
+        gone = self.conn.execute("DELETE FROM events WHERE device = ? AND kind != 'reader_status'", (device,)).rowcount
+        for table in PERSONAL_TABLES:
+            gone += self.conn.execute(f"DELETE FROM {table} WHERE device = ?", (device,)).rowcount
+            self.conn.execute("DELETE FROM fleet_rows WHERE device = ? AND tbl = ?", (device, table))
+        self.conn.execute(
+            "DELETE FROM fleet_rows WHERE device = ? AND tbl = 'events' AND src_id NOT IN (SELECT src_id FROM events WHERE device = ?)",
+            (device, device),
+        )
+        self.conn.execute("INSERT OR IGNORE INTO fleet_devices (device, first_at) VALUES (?, ?)", (device, _now()))
+        self.conn.execute("UPDATE fleet_devices SET withdrawn_at = ? WHERE device = ?", (at or _now(), device))
+        return gone
+
+    # -- reading ---------------------------------------------------------------------------------
+    def rejects(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT reason, count FROM fleet_rejects ORDER BY reason").fetchall())
+
+    def counts(self) -> dict[str, int]:
+        return {t: self.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def _now() -> str:
+    return iso(_dt.datetime.now(_dt.UTC).timestamp())

@@ -1,0 +1,247 @@
+"""What goes over MQTT: topics, message formats, and the checks every incoming message passes.
+
+Pure functions, no network and no disk, so hypothesis can throw any bytes at :func:`decode_rows`.
+
+Topics, with ``D`` the device's name (its broker username, its ``device`` in the data)::
+
+    klick/D/state       tablet  retained  online, versions, reader, backlog; last will: offline
+    klick/D/seen        tablet  retained  a copy of the last full state (the will does not touch it)
+    klick/D/rows        tablet            a batch of pseudonymised rows, each with its sequence
+    klick/D/withdrawn   tablet  retained  consent withdrawn: delete this device's personal rows
+    klick/D/set/resend  collector  retained  "send again from sequence N" (a gap was seen)
+    klick/D/set/...     office  retained  pushed card sets and questionnaires (part 2)
+
+A rows message is one JSON object::
+
+    {"v": 1, "key_check": "1a2b3c4d5e6f", "after": 120, "upto": 180,
+     "rows": [["events", 121, [<the export's columns, in order>]], ["sessions", 124, [...]], ...]}
+
+``(after, upto]`` is the stretch of the device's sequence the batch covers: every row in it that
+may leave the device is in ``rows``. Numbers in the stretch with no row are normal (a row changed
+later has a newer number; answers and rows that may not leave are not sent). Batches follow one
+another (the next ``after`` is this ``upto``), so the collector can see a stretch it never got.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from klick.export import TABLES
+from klick.usage import KINDS, from_iso
+
+__all__ = [
+    "ROOT",
+    "WIRE_VERSION",
+    "MAX_MESSAGE",
+    "BadMessage",
+    "Batch",
+    "topic",
+    "device_of",
+    "check_device_name",
+    "encode_rows",
+    "decode_rows",
+    "row_problem",
+    "encode",
+    "decode_object",
+]
+
+ROOT = "klick"
+WIRE_VERSION = 1
+#: The broker refuses bigger messages (klick.conf: message_size_limit); the collector too.
+MAX_MESSAGE = 1024 * 1024
+MAX_ROWS = 5000
+#: Leaves of the topic tree.
+STATE, SEEN, ROWS, WITHDRAWN, RESEND = "state", "seen", "rows", "withdrawn", "set/resend"
+#: Names a device may not have: the users of the office side.
+RESERVED = frozenset({"collector", "office", "admin", "group", "groups", "all"})
+
+_DEVICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+_CARD = re.compile(r"c[0-9a-f]{20}")
+_KEY_CHECK = re.compile(r"[0-9a-f]{12}")
+
+
+class BadMessage(ValueError):
+    """A message the collector will not store; ``reason`` is one short word for the counters."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def topic(device: str, leaf: str) -> str:
+    return f"{ROOT}/{device}/{leaf}"
+
+
+def device_of(name: str) -> tuple[str, str] | None:
+    """``klick/D/leaf`` → (D, leaf); None for any other topic."""
+    parts = name.split("/", 2)
+    if len(parts) != 3 or parts[0] != ROOT or not _DEVICE.fullmatch(parts[1]):
+        return None
+    return parts[1], parts[2]
+
+
+def check_device_name(name: str) -> str | None:
+    """None if ``name`` can be a device's name on the broker; else why not, in plain words."""
+    if not _DEVICE.fullmatch(name or ""):
+        return f"{name!r} cannot be a device name: use 1-64 letters a-z, digits, '-', '_' or '.', starting with a letter or digit"
+    if name.lower() in RESERVED:
+        return f"{name!r} is the name of an office user on the broker; choose another device name"
+    return None
+
+
+def encode(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def decode_object(payload: bytes, limit: int = 64 * 1024) -> dict[str, Any]:
+    """A small JSON object (a state, a withdrawal, a resend request), or :class:`BadMessage`."""
+    if len(payload) > limit:
+        raise BadMessage("too_large", f"{len(payload)} bytes")
+    try:
+        obj = json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BadMessage("not_json", str(exc)[:80]) from None
+    if not isinstance(obj, dict) or obj.get("v") != WIRE_VERSION:
+        raise BadMessage("foreign", "not a Klick message of this version")
+    return obj
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+# --- rows -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Batch:
+    key_check: str
+    after: int
+    upto: int
+    #: (table, sequence, values in the export's column order)
+    rows: tuple[tuple[str, int, tuple], ...]
+
+
+def encode_rows(batch: Batch) -> bytes:
+    return encode(
+        {
+            "v": WIRE_VERSION,
+            "key_check": batch.key_check,
+            "after": batch.after,
+            "upto": batch.upto,
+            "rows": [[t, s, list(v)] for t, s, v in batch.rows],
+        }
+    )
+
+
+def decode_rows(payload: bytes, device: str) -> Batch:
+    """A rows message from ``device`` (the topic's name), checked value by value; else :class:`BadMessage`.
+
+    The device is authenticated, but its message is still data: every row must name this device,
+    every time must be a time (``klick report`` reads them), every value the type its column holds.
+    """
+    obj = decode_object(payload, MAX_MESSAGE)
+    key_check, after, upto, rows = obj.get("key_check"), obj.get("after"), obj.get("upto"), obj.get("rows")
+    if not isinstance(key_check, str) or not _KEY_CHECK.fullmatch(key_check):
+        raise BadMessage("foreign", "no key check")
+    if not (_is_seq(after, zero=True) and _is_seq(upto, zero=True)) or upto < after:
+        raise BadMessage("bad_range", f"after={after!r} upto={upto!r}")
+    if not isinstance(rows, list) or len(rows) > MAX_ROWS:
+        raise BadMessage("bad_rows", "rows must be a list of at most 5000")
+    out = []
+    for item in rows:
+        if not isinstance(item, list) or len(item) != 3:
+            raise BadMessage("bad_rows", "a row is [table, sequence, values]")
+        table, seq, values = item
+        if table not in _CHECKS:
+            raise BadMessage("bad_rows", f"unknown table {str(table)[:20]!r}")
+        if not _is_seq(seq) or not after < seq <= upto:
+            raise BadMessage("bad_rows", f"sequence {seq!r} outside ({after}, {upto}]")
+        if not isinstance(values, list) or len(values) != len(_CHECKS[table]):
+            raise BadMessage("bad_rows", f"a {table} row has {len(_CHECKS[table])} values")
+        problem = row_problem(table, values)
+        if problem:
+            raise BadMessage("bad_value", problem)
+        if values[0] != device:
+            raise BadMessage("wrong_device", f"a row of {str(values[0])[:40]!r} on {device}'s topic")
+        out.append((table, seq, tuple(values)))
+    return Batch(key_check, after, upto, tuple(out))
+
+
+def row_problem(table: str, values: Any) -> str | None:
+    """None if ``values`` is a row of ``table`` as the collector stores it; else which value is wrong.
+
+    The tablet checks each row with this before sending, so a damaged row in usage.db is left
+    out there (and said in its state) instead of making the collector refuse a whole batch.
+    """
+    checks = _CHECKS[table]
+    if len(values) != len(checks):
+        return f"a {table} row has {len(checks)} values"
+    for (column, check), value in zip(checks, values):
+        if not check(value):
+            return f"{table}.{column} = {str(value)[:40]!r}"
+    return None
+
+
+def _is_seq(value: Any, zero: bool = False) -> bool:
+    return type(value) is int and (0 if zero else 1) <= value < 2**62
+
+
+def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or check(v)
+
+
+def _text(limit: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, str) and len(v) <= limit and "\x00" not in v
+
+
+def _time(v: Any) -> bool:
+    if not isinstance(v, str) or not _TIME.fullmatch(v):
+        return False
+    try:
+        from_iso(v)
+    except ValueError:
+        return False
+    return True
+
+
+def _number(v: Any) -> bool:
+    return type(v) in (int, float) and math.isfinite(v) and 0 <= v < 10**9
+
+
+_ID = _is_seq
+_CARD_OR_NONE = _optional(lambda v: isinstance(v, str) and bool(_CARD.fullmatch(v)))
+_SHORT = _optional(_text(100))
+_COLUMN_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "device": lambda v: isinstance(v, str) and bool(_DEVICE.fullmatch(v)),
+    "src_id": _ID,
+    "at": _time,
+    "kind": lambda v: v in KINDS,
+    "card": _CARD_OR_NONE,
+    "action_type": _SHORT,
+    "outcome": _SHORT,
+    "detail": _optional(_text(500)),
+    "started_at": _time,
+    "ended_at": _optional(_time),
+    "duration_s": _optional(_number),
+    "end_reason": _SHORT,
+    "question_id": _text(100),
+    "trigger": _SHORT,
+    "state": _SHORT,
+    "created_at": _time,
+    "shown_at": _optional(_time),
+    "closed_at": _optional(_time),
+    "answered_at": _optional(_time),
+    "value": _optional(_text(200)),
+    "text": _optional(_text(2000)),
+}
+#: Per table, (column, check) in the export's column order: the wire carries exactly those.
+_CHECKS: dict[str, tuple[tuple[str, Callable[[Any], bool]], ...]] = {
+    name: tuple((c, _COLUMN_CHECKS[c]) for c in t.columns) for name, t in TABLES.items()
+}

@@ -1,0 +1,167 @@
+"""``klick fleet``: the tablet's reporting daemon, and the office's collect, status and enrol.
+
+``klick fleet`` alone is the daemon (systemd runs it on the tablet); the subcommands run at the
+office, with a ``fleet:`` section in their own klick.yaml naming the collector's (or office's)
+broker user, or the same settings given as options.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from klick.cli.common import EXIT_INVALID, EXIT_USAGE, config_option, fail, get_config, plain_errors
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("paho").setLevel(logging.WARNING)
+
+
+@click.group(invoke_without_command=True)
+@config_option
+@click.option("--keepalive", type=click.IntRange(1, 3600), default=30, hidden=True, help="MQTT keepalive (s), for tests.")
+@click.pass_context
+@plain_errors
+def fleet(ctx: click.Context, config_path: str | None, keepalive: int) -> None:
+    """Report this tablet to the municipality's MQTT broker (the daemon; off without a fleet: section).
+
+    \b
+    At the office:
+      klick fleet enrol hbg-07 --host mqtt.kommun.se   the tablet's settings and the broker's password line
+      klick fleet collect --out PILOT.sqlite           every tablet's rows into one pilot file
+      klick fleet status                               one line per tablet, problems first
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    # The tablet's daemon must stay small (goal: under 40 MiB). sqlite-utils, which klick.usage
+    # uses, imports numpy when it is there (matplotlib brings it) only to map numpy types: 20 MiB
+    # the daemon never uses. Marking numpy absent keeps it out of this process alone.
+    sys.modules.setdefault("numpy", None)
+    from fleet.device import FleetSetupError, run
+
+    _logging()
+    try:
+        sys.exit(run(get_config(config_path), keepalive=keepalive))
+    except FleetSetupError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def _office_options(func):
+    options = [
+        config_option,
+        click.option("--host", default=None, help="The broker (default: fleet.host from klick.yaml)."),
+        click.option("--port", type=click.IntRange(1, 65535), default=None, help="Its TLS port (default: fleet.port)."),
+        click.option("--ca-file", type=click.Path(dir_okay=False), default=None, help="The broker's CA certificate."),
+        click.option("--username", default=None, help="The office's broker user (default: fleet.username)."),
+        click.option("--password-file", type=click.Path(dir_okay=False), default=None, help="A file with its password."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _office_access(config_path, host, port, ca_file, username, password_file):
+    from dataclasses import replace
+
+    from fleet.mqtt import FleetSetupError, access_from_config
+
+    settings = get_config(config_path).fleet
+    given = {
+        "host": host,
+        "port": port,
+        "ca_file": Path(ca_file) if ca_file else None,
+        "username": username,
+        "password_file": Path(password_file) if password_file else None,
+    }
+    settings = replace(settings, **{k: v for k, v in given.items() if v is not None})
+    if not settings.host:
+        fail("Name the broker: --host, or fleet.host in klick.yaml.", EXIT_USAGE)
+    if not settings.username:
+        fail("Name the office's broker user: --username, or fleet.username in klick.yaml.", EXIT_USAGE)
+    try:
+        return access_from_config(settings, settings.username)
+    except FleetSetupError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+@fleet.command()
+@_office_options
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The pilot file to write (made if new).")
+@click.option("--client-id", default="klick-collector", show_default=True, help="Fixed, so the broker keeps messages while away.")
+@click.option("--share", default=None, metavar="GROUP", help="Share the load with other collectors ($share/GROUP/...).")
+@click.option("--for", "for_s", type=float, default=None, hidden=True, help="Stop after this many seconds (tests).")
+@plain_errors
+def collect(config_path, host, port, ca_file, username, password_file, out, client_id, share, for_s) -> None:
+    """Collect every tablet's rows into a pilot file (the schema `klick export merge` writes).
+
+    \b
+    Example:
+      klick fleet collect --out PILOT.sqlite
+      klick report PILOT.sqlite --out report.html      (at any time, also while collecting)
+    """
+    from fleet.collector import Collector
+    from klick.export import ExportError
+
+    _logging()
+    access = _office_access(config_path, host, port, ca_file, username, password_file)
+    try:
+        collector = Collector(access, Path(out), client_id=client_id, share=share)
+    except ExportError as exc:
+        fail(str(exc), EXIT_INVALID)
+    end = None if for_s is None else time.monotonic() + for_s
+    counts, rejects = collector.run(until=(lambda: time.monotonic() > end) if end else None)
+    refused = ", ".join(f"{n} {reason}" for reason, n in rejects.items()) or "none"
+    click.echo(
+        f"{out}: {counts['events']:,} events, {counts['sessions']:,} sessions, {counts['answers']:,} questions; "
+        f"messages refused: {refused}.",
+        err=True,
+    )
+
+
+@fleet.command()
+@_office_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON list, for scripts.")
+@plain_errors
+def status(config_path, host, port, ca_file, username, password_file, as_json) -> None:
+    """One line per tablet: online or offline since when, last card, reader, backlog, card set; problems first."""
+    import secrets
+
+    from fleet.status import format_lines, read_retained, summarise
+
+    access = _office_access(config_path, host, port, ca_file, username, password_file)
+    try:
+        retained = read_retained(access, client_id=f"klick-status-{secrets.token_hex(4)}")
+    except (ConnectionRefusedError, TimeoutError, OSError) as exc:
+        fail(f"Could not read the fleet's state from {access.host}:{access.port}: {exc}.", EXIT_INVALID)
+    statuses = summarise(retained, time.time())
+    if as_json:
+        click.echo(json.dumps([s.as_dict() for s in statuses], ensure_ascii=False, indent=1))
+    else:
+        for line in format_lines(statuses):
+            click.echo(line)
+
+
+@fleet.command()
+@click.argument("device")
+@click.option("--host", required=True, help="The broker's name, as the tablet reaches it.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8883, show_default=True)
+@plain_errors
+def enrol(device, host, port) -> None:
+    """Print a tablet's fleet: settings, its broker password, and the broker's password-file line.
+
+    \b
+    Example:
+      klick fleet enrol hbg-07 --host mqtt.kommun.se
+    """
+    from fleet.credentials import enrol_text, new_password
+
+    try:
+        click.echo(enrol_text(device, new_password(), host=host, port=port), nl=False)
+    except ValueError as exc:
+        fail(f"{exc}.", EXIT_USAGE)
