@@ -29,7 +29,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
@@ -46,10 +45,11 @@ from cards.model import (
     VideoCall,
     Web,
 )
+from klick import fields
 from klick.atomic import write_atomic
 from klick.problems import FileProblems, Problem
 from klick.uid import UidError, normalise_uid
-from klick.yamlfile import YamlDoc, line_of, read_yaml
+from klick.yamlfile import MISSING, YamlDoc, line_of, parse_yaml_bytes, read_yaml
 
 __all__ = [
     "Registry",
@@ -149,8 +149,6 @@ def check_registry(path: str | Path, display: str | None = None) -> tuple[Regist
 
 def parse_registry_text(text: str, base: Path, name: str = "cards.yaml") -> tuple[Registry | None, list[Problem]]:
     """Check card-file text that is not (yet) on disk, e.g. before a save or from a bundle."""
-    from klick.yamlfile import parse_yaml_bytes
-
     doc = parse_yaml_bytes(text.encode("utf-8"), YamlDoc(name, None), "card file")
     return _from_doc(doc, base, None)
 
@@ -174,15 +172,18 @@ def _read_cards(doc: YamlDoc, base: Path) -> list[Card]:
         return []
     doc.unknown_keys(top, {"version", "cards"}, "")
     if "version" in top:
-        version = doc.value(top["version"][1])
-        if version != 1:
-            doc.error(top["version"][1], f"version {version} is not one this Klick knows (it reads version 1); update Klick")
+        node = top["version"][1]
+        if not (isinstance(node, yaml.ScalarNode) and node.tag == fields.INT and doc.value(node) == 1):
+            doc.error(
+                node,
+                f"version {node.value if isinstance(node, yaml.ScalarNode) else fields.show(node)} is not one this Klick knows (it reads version 1); update Klick",
+            )
     if "cards" not in top:
         if isinstance(doc.root, yaml.MappingNode):
             doc.error(doc.root, "the card file has no 'cards:' list")
         return []
     seq = top["cards"][1]
-    if isinstance(seq, yaml.ScalarNode) and seq.tag.endswith(":null"):
+    if fields.is_null(seq):
         return []
     if not isinstance(seq, yaml.SequenceNode):
         doc.error(seq, "'cards:' must be a list, each card starting with '- uid:'")
@@ -208,71 +209,72 @@ def _read_cards(doc: YamlDoc, base: Path) -> list[Card]:
 
 def _raw_uid(item: yaml.Node) -> str:
     for key, value in item.value:
-        if key.value == "uid" and isinstance(value, yaml.ScalarNode):
-            return value.value
+        if isinstance(key, yaml.ScalarNode) and key.value == "uid" and isinstance(value, yaml.ScalarNode):
+            return str(value.value)
     return ""
+
+
+def _errors(doc: YamlDoc) -> int:
+    return sum(1 for p in doc.problems if p.severity == "error")
 
 
 def _read_card(doc: YamlDoc, node: yaml.Node, base: Path) -> Card | None:
     if not isinstance(node, yaml.MappingNode):
         doc.error(node, "each card must be a group of settings starting with '- uid:'")
         return None
+    errors_before = _errors(doc)
     f = doc.mapping(node, "card")
     doc.unknown_keys(f, _CARD_KEYS, "card")
-    errors_before = len([p for p in doc.problems if p.severity == "error"])
     line = line_of(node)
+    lines: dict[str, int] = {}
 
     uid = ""
     if "uid" not in f:
         doc.error(node, "this card has no uid (the card's ID, as `klick watch` shows it)")
     else:
         uid_node = f["uid"][1]
-        if not isinstance(uid_node, yaml.ScalarNode) or uid_node.tag.endswith(":null"):
+        if not isinstance(uid_node, yaml.ScalarNode) or fields.is_null(uid_node):
             doc.error(uid_node, 'uid must be the card\'s ID, such as "04A2B3C4"')
         else:
             try:
                 # The raw scalar text: YAML must never turn 0012345678 into the number 12345678.
-                uid = normalise_uid(uid_node.value)
+                uid = normalise_uid(str(uid_node.value))
             except UidError as exc:
                 doc.error(uid_node, f"uid: {exc}")
 
     label = _text_field(doc, f, "label", required=True, where="card")
     if label and len(label) > MAX_LABEL:
         doc.error(f["label"][1], f"label is {len(label)} letters long; keep it to {MAX_LABEL} so it fits on the card")
+    elif label and not fields.visible(label):
+        doc.error(f["label"][1], "label holds only invisible characters; write a word the resident can read")
 
     colour = "#1F4E9C"
     colour_key = "colour" if "colour" in f else "color" if "color" in f else None
     if colour_key:
-        try:
-            colour = parse_colour(doc.value(f[colour_key][1]))
-        except ColourError as exc:
-            doc.error(f[colour_key][1], f"colour {exc}")
+        colour = _colour_field(doc, f[colour_key][1]) or colour
 
     picture = None
     if "picture" in f:
         text = _text_field(doc, f, "picture", where="card")
         if text:
             picture = _resolve(base, text)
-            if not picture.is_file():
-                doc.warning(f["picture"][1], f"the picture {text} does not exist; the card shows its colour and label only")
+            _picture_warnings(doc, f["picture"][1], base, text, picture)
 
     on_remove = _choice_field(doc, f, "on_remove", ("close", "keep"), "close")
     role = _choice_field(doc, f, "role", ("resident", "carer"), "resident")
     enabled = True
     if "enabled" in f:
-        value = doc.value(f["enabled"][1])
-        if not isinstance(value, bool):
-            doc.error(f["enabled"][1], "enabled must be true or false")
-        else:
+        value = doc.read(f["enabled"][1], fields.flag, "enabled")
+        if value is not MISSING:
             enabled = value
 
     action = None
     if "action" in f:
-        action = _read_action(doc, f["action"][1], base)
+        action = _read_action(doc, f["action"][1], base, lines)
     elif role != "carer":
         doc.error(node, "this card has no action: say what it should do (video_call, svt_play, photo_album, web or command)")
 
-    if len([p for p in doc.problems if p.severity == "error"]) > errors_before:
+    if _errors(doc) > errors_before:
         return None
     return Card(
         uid=uid,
@@ -284,24 +286,61 @@ def _read_card(doc: YamlDoc, node: yaml.Node, base: Path) -> Card | None:
         enabled=enabled,
         role=role,
         line=line,
+        lines=lines,
     )
 
 
-def _read_action(doc: YamlDoc, node: yaml.Node, base: Path) -> Action | None:
+def _colour_field(doc: YamlDoc, node: yaml.Node) -> str | None:
+    if isinstance(node, yaml.ScalarNode) and node.tag == fields.STR:
+        try:
+            return parse_colour(str(node.value))
+        except ColourError as exc:
+            doc.error(node, f"colour {exc}")
+            return None
+    hint = "; put it in quotes, for a '#' without quotes starts a comment" if fields.is_null(node) else ""
+    doc.error(node, f'colour must be a colour such as "#1F4E9C" or a name such as blue, not {fields.show(node)}{hint}')
+    return None
+
+
+def _picture_warnings(doc: YamlDoc, node: yaml.Node, base: Path, text: str, picture: Path) -> None:
+    """A picture that is missing, a link, or outside the card file's folder: the card still works,
+    but a copy or a bundle of the folder will not carry it, and a link can point anywhere."""
+    if not picture.is_file():
+        doc.warning(node, f"the picture {text} does not exist; the card shows its colour and label only")
+        return
+    given = Path(os.path.expanduser(text))
+    given = given if given.is_absolute() else base / given
+    if given.is_symlink():
+        doc.warning(node, f"the picture {text} is a link to another file; put the picture itself beside the card file")
+        return
+    try:
+        picture.relative_to(base.resolve())
+    except ValueError:
+        doc.warning(
+            node, f"the picture {text} is outside the card file's folder; a copy of the folder or a bundle will not carry it"
+        )
+
+
+def _read_action(doc: YamlDoc, node: yaml.Node, base: Path, lines: dict[str, int]) -> Action | None:
     f = doc.mapping(node, "action")
     if not isinstance(node, yaml.MappingNode):
         return None
+    lines["action"] = line_of(node) or 0
     if "type" not in f:
         doc.error(node, f"action has no type; use one of: {', '.join(ACTION_TYPES)}")
         return None
-    kind = doc.value(f["type"][1])
+    type_node = f["type"][1]
+    kind = str(type_node.value) if isinstance(type_node, yaml.ScalarNode) and type_node.tag == fields.STR else ""
     if kind not in ACTION_TYPES:
-        doc.error(f["type"][1], f'"{kind}" is not an action Klick knows; use one of: {", ".join(ACTION_TYPES)}')
+        shown = f'"{kind}"' if kind else fields.show(type_node)
+        doc.error(type_node, f"{shown} is not an action Klick knows; use one of: {', '.join(ACTION_TYPES)}")
         return None
-    fields = dict(f)
-    del fields["type"]
-    doc.unknown_keys(fields, _ACTION_FIELDS[kind], f"action ({kind})")
+    fields_ = dict(f)
+    del fields_["type"]
+    doc.unknown_keys(fields_, _ACTION_FIELDS[kind], f"action ({kind})")
     where = f"action ({kind})"
+    for key, (_, value_node) in fields_.items():
+        lines[f"action.{key}"] = line_of(value_node) or 0
 
     if kind == "video_call":
         provider = _choice_field(doc, f, "provider", PROVIDERS, None, where)
@@ -348,21 +387,21 @@ def _read_action(doc: YamlDoc, node: yaml.Node, base: Path) -> Action | None:
         doc.error(node, "command needs argv: the program and its arguments as a list")
         return None
     argv_node = f["argv"][1]
-    value = doc.value(argv_node)
-    if isinstance(value, str):
-        doc.error(
-            argv_node,
-            "argv must be a list (one word per line starting with '- '), not one string: "
-            "Klick never runs commands through a shell",
-        )
+    try:
+        argv = fields.words(argv_node)
+    except fields.Wrong as exc:
+        if exc.kind == "string":
+            doc.error(
+                argv_node,
+                "argv must be a list (one word per line starting with '- '), not one string: "
+                "Klick never runs commands through a shell",
+            )
+        elif exc.kind == "hidden":
+            doc.error(argv_node, f"argv {exc}")
+        else:
+            doc.error(argv_node, "argv must be a list of words, the first one the program")
         return None
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-        doc.error(argv_node, "argv must be a list of words, the first one the program")
-        return None
-    if any(_has_control(v) for v in value):
-        doc.error(argv_node, "argv holds an invisible control character; retype it")
-        return None
-    return Command(tuple(value))
+    return Command(argv)
 
 
 def _text_field(doc: YamlDoc, f: dict, key: str, *, required: bool = False, where: str = "card") -> str:
@@ -372,18 +411,13 @@ def _text_field(doc: YamlDoc, f: dict, key: str, *, required: bool = False, wher
             doc.error(first_node, f"{where} needs a {key}")
         return ""
     node = f[key][1]
-    value = doc.value(node)
-    if value is None or value == "":
-        if required:
-            doc.error(node, f"{key} must not be empty")
+    value = doc.read(node, fields.text, key)
+    if value is MISSING:
         return ""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        doc.error(node, f"{key} must be text")
-        return ""
-    if isinstance(value, str) and _has_control(value):
-        doc.error(node, f"{key} holds an invisible control character; retype it")
-        return ""
-    return str(value).strip() if not isinstance(value, str) else value.strip()
+    value = value.strip()
+    if not value and required:
+        doc.error(node, f"{key} must not be empty")
+    return value
 
 
 def _choice_field(doc: YamlDoc, f: dict, key: str, options: Iterable[str], default: Any, where: str = "card") -> Any:
@@ -392,28 +426,19 @@ def _choice_field(doc: YamlDoc, f: dict, key: str, options: Iterable[str], defau
         if default is None:
             doc.error(next(iter(f.values()))[0] if f else None, f"{where} needs {key}: one of {', '.join(options)}")
         return default
-    value = doc.value(f[key][1])
-    if value not in options:
-        doc.error(f[key][1], f'{key} must be one of {", ".join(options)}, not "{value}"')
-        return default
-    return value
+    value = doc.read(f[key][1], lambda node: fields.choice(node, options), key)
+    return default if value is MISSING else value
 
 
 def _url_field(doc: YamlDoc, f: dict, key: str, where: str, required: bool = False) -> str:
     text = _text_field(doc, f, key, required=required, where=where)
     if not text:
         return ""
-    parts = urlsplit(text)
-    if parts.scheme not in ALLOWED_URL_SCHEMES or not parts.netloc:
-        doc.error(f[key][1], f'{key} must be a web address starting with https://, not "{text}"')
+    wrong = fields.web_address(text, ALLOWED_URL_SCHEMES)
+    if wrong:
+        doc.error(f[key][1], f"{key} {wrong}")
         return ""
     return text
-
-
-def _has_control(text: str) -> bool:
-    import unicodedata
-
-    return any(unicodedata.category(ch) == "Cc" for ch in text)
 
 
 def _resolve(base: Path, text: str) -> Path:

@@ -89,11 +89,11 @@ def test_cli_config_error_exits_2(klick, klick_home):
 
 
 def test_cli_config_show_names_sources(klick, klick_home):
-    (klick_home / "klick.yaml").write_text("locale: en\npilot:\n  export_key: secret-key\n")
+    (klick_home / "klick.yaml").write_text("locale: en\npilot:\n  export_key: secret-key-for-the-pilot\n")
     result = klick("config", "show")
     assert result.returncode == 0
     assert "klick.yaml:1" in result.stdout and "[default]" in result.stdout
-    assert "secret-key" not in result.stdout
+    assert "secret-key-for-the-pilot" not in result.stdout
 
 
 def test_cli_missing_config_file(klick):
