@@ -317,7 +317,9 @@ def _picture_warnings(doc: YamlDoc, node: yaml.Node, base: Path, text: str, pict
         picture.relative_to(base.resolve())
     except ValueError:
         doc.warning(
-            node, f"the picture {text} is outside the card file's folder; a copy of the folder or a bundle will not carry it"
+            node,
+            f"the picture {text} is outside the card file's folder; keep pictures beside the card file, "
+            "where a copy of the folder takes them along",
         )
 
 

@@ -82,8 +82,9 @@ def test_pack_then_unpack_round_trip_through_the_real_command(klick, home, tmp_p
     assert "picture: pictures/anna.png" in text and "folder: albums/album" in text
 
     old_text = (home / "cards.yaml").read_text()
-    result = klick("cards", "unpack", str(bundle))
+    result = klick("cards", "unpack", str(bundle), "--allow-server", "meet.jit.si")
     assert result.returncode == 0, result.stderr
+    assert "Add the server to calls.allowed_servers" in result.stderr  # accepted knowingly, not listed
     assert "Unpacked 5 cards" in result.stdout and "cards.yaml.bak" in result.stdout
     listing = klick("cards", "list")
     assert listing.returncode == 0 and "5 cards" in listing.stdout and "Vädret" in listing.stdout
@@ -126,14 +127,15 @@ def test_pack_leaves_out_a_missing_picture_with_a_note_and_still_unpacks(home, t
     registry = load_registry(home / "cards.yaml")
     result = pack_bundle(registry, home / "cards.yaml", tmp_path / "b.klick")
     assert any("web.png" in note and "does not exist" in note for note in result.notes)
-    unpacked = unpack_bundle(tmp_path / "b.klick", home / "cards.yaml")
+    unpacked = unpack_bundle(tmp_path / "b.klick", home / "cards.yaml", allowed_servers=["https://meet.jit.si"])
     assert unpacked.cards == 5
     assert load_registry(home / "cards.yaml").get("0012345678").picture is None
 
 
 def test_a_command_card_unpacks_with_a_note_about_it(home, tmp_path):
     text = 'version: 1\ncards:\n  - uid: "0A"\n    label: Klocka\n    action: {type: command, argv: [xclock]}\n'
-    result = unpack_bundle(make_zip(tmp_path / "b.klick", [("cards.yaml", text.encode())]), home / "cards.yaml")
+    bundle = make_zip(tmp_path / "b.klick", [("cards.yaml", text.encode())])
+    result = unpack_bundle(bundle, home / "cards.yaml", allow_commands=True)
     assert any("xclock" in note for note in result.notes)
 
 

@@ -10,6 +10,7 @@ can stand next to that field. No Kivy here: hypothesis drives this module direct
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from dataclasses import fields as dc_fields
 from pathlib import Path
@@ -21,6 +22,7 @@ from cards.carer.words import problem_words, words
 from cards.colours import PALETTE
 from cards.describe import describe_action
 from cards.model import Card, Command, PhotoAlbum, SvtPlay, VideoCall, Web
+from cards.policy import policy_problems
 from cards.registry import Registry, parse_registry_text, registry_to_yaml
 
 __all__ = [
@@ -264,11 +266,22 @@ def card_file_text(form: CardForm, registry: Registry, base: Path, whole_file: b
     return head + chunk, head.count("\n") + 1
 
 
-def check_form(form: CardForm, registry: Registry, base: Path, locale: str = "sv", *, whole_file: bool = True) -> Checked:
+def check_form(
+    form: CardForm,
+    registry: Registry,
+    base: Path,
+    locale: str = "sv",
+    *,
+    whole_file: bool = True,
+    allowed_servers: Iterable[str] | None = None,
+) -> Checked:
     """Check the form exactly as ``klick cards check`` would check the file it makes.
 
     ``whole_file=False`` checks the card alone (not whether its UID is taken): for live feedback
-    while typing; a save always checks the whole file.
+    while typing; a save always checks the whole file. With ``allowed_servers`` (the settings'
+    ``calls.allowed_servers``) a call to any other server is refused at the server field, by the
+    same rule a bundle is unpacked by (:func:`cards.policy.policy_problems`); command cards stay
+    the carer's choice.
     """
     errors: dict[str, list[str]] = {}
     warnings: dict[str, list[str]] = {}
@@ -279,6 +292,9 @@ def check_form(form: CardForm, registry: Registry, base: Path, locale: str = "sv
         errors.setdefault(name, []).append(words(key, locale))
     text, first = card_file_text(form, registry, base, whole_file)
     checked, problems = parse_registry_text(text, base, "cards.yaml")
+    if checked is not None and allowed_servers is not None:
+        mine = checked.get(form.uid)
+        problems = [*problems, *policy_problems([mine] if mine else [], allowed_servers, True, file="cards.yaml")]
     lines = _line_fields(text, form)
     for problem in problems:
         if problem.line is None or problem.line < first:
