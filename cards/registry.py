@@ -455,11 +455,12 @@ class _Quoted(str):
     """A UID is always written in quotes, so no YAML reader anywhere can take it for a number."""
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]  # libyaml's emitter when there
     pass
 
 
-_Dumper.add_representer(_Quoted, lambda dumper, text: dumper.represent_scalar("tag:yaml.org,2002:str", text, style='"'))
+# str(text): libyaml's emitter takes only an exact str, not a subclass.
+_Dumper.add_representer(_Quoted, lambda dumper, text: dumper.represent_scalar("tag:yaml.org,2002:str", str(text), style='"'))
 
 
 def registry_to_yaml(registry: Registry, base: Path) -> str:

@@ -236,7 +236,7 @@ def form_to_dict(form: CardForm) -> tuple[dict[str, Any], dict[str, str]]:
     return out, early
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]  # libyaml's emitter when there
     """Every text in quotes, so a UID like 0012345678 or a label like "yes" stays text."""
 
 
@@ -295,7 +295,7 @@ def check_form(
     if checked is not None and allowed_servers is not None:
         mine = checked.get(form.uid)
         problems = [*problems, *policy_problems([mine] if mine else [], allowed_servers, True, file="cards.yaml")]
-    lines = _line_fields(text, form)
+    lines = _line_fields("\n".join(text.split("\n")[first - 1 :]), first, form)
     for problem in problems:
         if problem.line is None or problem.line < first:
             if problem.severity == "error":
@@ -314,17 +314,21 @@ def check_form(
     return Checked(card, errors, warnings, text)
 
 
-def _line_fields(text: str, form: CardForm) -> dict[int, str]:
-    """Line number (1-based) → the form field whose value is written on it, for the last card."""
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    cards_node = next(v for k, v in root.value if k.value == "cards")
-    card = cards_node.value[-1]
+def _line_fields(chunk: str, first: int, form: CardForm) -> dict[int, str]:
+    """Line number (1-based) → the form field whose value is written on it, for the last card.
+
+    ``chunk`` is the card's own lines (a one-item list, as :func:`card_file_text` writes it),
+    which start on line ``first`` of the file; only they are read again, not the whole file.
+    """
+    root = yaml.compose(chunk, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    card = root.value[-1]
     out: dict[int, str] = {}
+    offset = first  # the chunk's line 0 is the file's line ``first``
 
     def mark(key: yaml.Node, value: yaml.Node, name: str) -> None:
         last = value.end_mark.line if value.end_mark.column > 0 else value.end_mark.line - 1
         for line in range(key.start_mark.line, max(last, key.start_mark.line) + 1):
-            out[line + 1] = name
+            out[line + offset] = name
 
     for key, value in card.value:
         if key.value == "action":
@@ -337,12 +341,12 @@ def _line_fields(text: str, form: CardForm) -> dict[int, str]:
                 if name == "url" and form.kind == "photos":
                     name = "album_url"
                 mark(akey, avalue, name)
-            out[value.start_mark.line + 1] = main
+            out[value.start_mark.line + offset] = main
         else:
             mark(key, value, {"colour": "colour", "label": "label", "picture": "picture"}.get(key.value, "uid"))
     # The card's first line: problems about the card as a whole, which without a choice of
     # what it does can only be that it does nothing yet.
-    out[card.start_mark.line + 1] = "kind" if form.kind is None and form.role != "carer" else "uid"
+    out[card.start_mark.line + offset] = "kind" if form.kind is None and form.role != "carer" else "uid"
     return out
 
 
