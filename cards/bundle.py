@@ -36,7 +36,15 @@ from pathlib import Path
 
 from cards.model import Card, Command, PhotoAlbum
 from cards.policy import policy_problems
-from cards.registry import Registry, RegistryError, check_registry, parse_registry_text, registry_to_yaml, save_registry
+from cards.registry import (
+    Registry,
+    RegistryError,
+    check_registry,
+    parse_registry_text,
+    real_path,
+    registry_to_yaml,
+    save_registry,
+)
 from klick.atomic import backup_path
 from klick.problems import Problem
 from klick.yamlfile import MAX_FILE_BYTES, size_problem
@@ -259,10 +267,10 @@ def pack_bundle(registry: Registry, registry_path: str | Path, out: str | Path) 
         for card in registry.cards:
             picture = None
             if card.picture is not None:
-                src = card.picture.resolve()
+                src = real_path(card.picture)
                 if src in by_source:
                     picture = base / by_source[src]
-                elif not src.is_file():
+                elif not _is_file(src):
                     notes.append(f'The picture {card.picture} of card "{card.label}" does not exist; it is left out.')
                 elif (why := _image_problem(src)) is not None:
                     notes.append(f'The picture {card.picture} of card "{card.label}" {why}; it is left out.')
@@ -273,7 +281,7 @@ def pack_bundle(registry: Registry, registry_path: str | Path, out: str | Path) 
                     picture = base / arc
             action = card.action
             if isinstance(action, PhotoAlbum) and action.folder is not None:
-                src = action.folder.resolve()
+                src = real_path(action.folder)
                 if src not in by_source:
                     arc_dir = unique("albums", src.name or "album")
                     by_source[src] = arc_dir
@@ -499,12 +507,12 @@ def _check_unpacked(staging: Path, label: str) -> tuple[Registry, list[str]]:
 
 
 def _inside(root: Path, path: Path, what: str, *, want_dir: bool) -> list[str]:
-    resolved = path.resolve()
+    resolved = real_path(path)
     try:
         rel = resolved.relative_to(root)
     except ValueError:
         return [f"{what} ({path}) is outside the bundle; a bundle must carry its own pictures"]
-    exists = resolved.is_dir() if want_dir else resolved.is_file()
+    exists = resolved.is_dir() if want_dir else _is_file(resolved)
     if not exists:
         return [f"{what} ({rel.as_posix()}) is not in the bundle"]
     return []
@@ -551,6 +559,13 @@ def _chown(path: Path, owner: tuple[int, int] | None) -> None:
             pass
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for the disk, a loop of links: not a file Klick can use
+        return False
+
+
 def _land(staging: Path, sets: Path, bundle: Path) -> Path:
     """Give the checked folder its final name; a rename, so it appears whole or not at all."""
     stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in bundle.stem)[:40] or "bundle"
@@ -580,7 +595,7 @@ def _prune(sets: Path, registry_path: Path, keep: Path) -> None:
                 if p is None:
                     continue
                 try:
-                    used.add(p.resolve().relative_to(sets.resolve()).parts[0])
+                    used.add(real_path(p).relative_to(sets.resolve()).parts[0])
                 except (ValueError, IndexError):
                     pass
     stale = time.time() - 3600

@@ -144,7 +144,7 @@ def check_registry(path: str | Path, display: str | None = None) -> tuple[Regist
     """Every problem in a card file; the registry too when there are only warnings."""
     p = Path(path)
     doc = read_yaml(p, what="card file", display=display or str(path))
-    return _from_doc(doc, p.resolve().parent, p)
+    return _from_doc(doc, real_path(p).parent, p)
 
 
 def parse_registry_text(text: str, base: Path, name: str = "cards.yaml") -> tuple[Registry | None, list[Problem]]:
@@ -242,7 +242,7 @@ def _read_card(doc: YamlDoc, node: yaml.Node, base: Path) -> Card | None:
             except UidError as exc:
                 doc.error(uid_node, f"uid: {exc}")
 
-    label = _text_field(doc, f, "label", required=True, where="card")
+    label = _text_field(doc, f, "label", required=True, where="card", at=node)
     if label and len(label) > MAX_LABEL:
         doc.error(f["label"][1], f"label is {len(label)} letters long; keep it to {MAX_LABEL} so it fits on the card")
     elif label and not fields.visible(label):
@@ -305,16 +305,16 @@ def _colour_field(doc: YamlDoc, node: yaml.Node) -> str | None:
 def _picture_warnings(doc: YamlDoc, node: yaml.Node, base: Path, text: str, picture: Path) -> None:
     """A picture that is missing, a link, or outside the card file's folder: the card still works,
     but a copy or a bundle of the folder will not carry it, and a link can point anywhere."""
-    if not picture.is_file():
+    if not _is(picture, "file"):
         doc.warning(node, f"the picture {text} does not exist; the card shows its colour and label only")
         return
     given = Path(os.path.expanduser(text))
     given = given if given.is_absolute() else base / given
-    if given.is_symlink():
+    if _is(given, "link"):
         doc.warning(node, f"the picture {text} is a link to another file; put the picture itself beside the card file")
         return
     try:
-        picture.relative_to(base.resolve())
+        real_path(picture).relative_to(real_path(base))
     except ValueError:
         doc.warning(
             node,
@@ -345,24 +345,27 @@ def _read_action(doc: YamlDoc, node: yaml.Node, base: Path, lines: dict[str, int
         lines[f"action.{key}"] = line_of(value_node) or 0
 
     if kind == "video_call":
-        provider = _choice_field(doc, f, "provider", PROVIDERS, None, where)
+        provider = _choice_field(doc, f, "provider", PROVIDERS, None, where, at=node)
         if provider is None:
             return None
         if provider == "jitsi":
-            server = _url_field(doc, f, "server", where, required=True)
-            room = _text_field(doc, f, "room", required=True, where=where)
+            server = _url_field(doc, f, "server", where, required=True, at=node)
+            room = _text_field(doc, f, "room", required=True, where=where, at=node)
             if room and not _ROOM.fullmatch(room):
                 doc.error(f["room"][1], "room may hold only letters a-z, digits, '.', '_' and '-' (no spaces or å, ä, ö)")
             name = _text_field(doc, f, "display_name", where=where)
             return VideoCall(provider, server=server, room=room, display_name=name)
         if provider == "teams":
-            return VideoCall(provider, user=_text_field(doc, f, "user", required=True, where=where))
-        return VideoCall(provider, name=_text_field(doc, f, "name", required=True, where=where))
+            return VideoCall(provider, user=_text_field(doc, f, "user", required=True, where=where, at=node))
+        return VideoCall(provider, name=_text_field(doc, f, "name", required=True, where=where, at=node))
 
     if kind == "svt_play":
+        before = _errors(doc)
         channel = _text_field(doc, f, "channel", where=where)
         program = _text_field(doc, f, "program", where=where)
-        if bool(channel) == bool(program):
+        if _errors(doc) > before:
+            pass  # already said at the field itself
+        elif bool(channel) == bool(program):
             doc.error(node, "svt_play needs either a channel (such as svt1) or a program (such as /rapport), not both")
         elif channel and channel not in SVT_CHANNELS:
             doc.error(f["channel"][1], f'channel must be one of {", ".join(SVT_CHANNELS)}, not "{channel}"')
@@ -371,18 +374,21 @@ def _read_action(doc: YamlDoc, node: yaml.Node, base: Path, lines: dict[str, int
         return SvtPlay(channel=channel, program=program)
 
     if kind == "photo_album":
+        before = _errors(doc)
         folder_text = _text_field(doc, f, "folder", where=where)
         url = _url_field(doc, f, "url", where) if "url" in f else ""
+        if _errors(doc) > before:
+            return None
         if not folder_text and not url:
             doc.error(node, "photo_album needs a folder with the photos (or a url as a fallback)")
             return None
         folder = _resolve(base, folder_text) if folder_text else None
-        if folder is not None and not folder.is_dir():
+        if folder is not None and not _is(folder, "dir"):
             doc.warning(f["folder"][1], f"the photo folder {folder_text} does not exist yet")
         return PhotoAlbum(folder=folder, url=url)
 
     if kind == "web":
-        return Web(_url_field(doc, f, "url", where, required=True))
+        return Web(_url_field(doc, f, "url", where, required=True, at=node))
 
     # command: an argv list, never a shell string.
     if "argv" not in f:
@@ -399,17 +405,21 @@ def _read_action(doc: YamlDoc, node: yaml.Node, base: Path, lines: dict[str, int
                 "Klick never runs commands through a shell",
             )
         elif exc.kind == "hidden":
-            doc.error(argv_node, f"argv {exc}")
+            doc.error(exc.at or argv_node, f"argv {exc}")
         else:
-            doc.error(argv_node, "argv must be a list of words, the first one the program")
+            doc.error(exc.at or argv_node, "argv must be a list of words, the first one the program")
         return None
     return Command(argv)
 
 
-def _text_field(doc: YamlDoc, f: dict, key: str, *, required: bool = False, where: str = "card") -> str:
+def _text_field(
+    doc: YamlDoc, f: dict, key: str, *, required: bool = False, where: str = "card", at: yaml.Node | None = None
+) -> str:
+    """A text field of ``f`` (stripped); "" when missing. ``at``: the group it belongs in, whose
+    line a missing required field is reported on when the group is empty."""
     if key not in f:
         if required:
-            first_node = next(iter(f.values()))[0] if f else None
+            first_node = next(iter(f.values()))[0] if f else at
             doc.error(first_node, f"{where} needs a {key}")
         return ""
     node = f[key][1]
@@ -422,18 +432,20 @@ def _text_field(doc: YamlDoc, f: dict, key: str, *, required: bool = False, wher
     return value
 
 
-def _choice_field(doc: YamlDoc, f: dict, key: str, options: Iterable[str], default: Any, where: str = "card") -> Any:
+def _choice_field(
+    doc: YamlDoc, f: dict, key: str, options: Iterable[str], default: Any, where: str = "card", at: yaml.Node | None = None
+) -> Any:
     options = tuple(options)
     if key not in f:
         if default is None:
-            doc.error(next(iter(f.values()))[0] if f else None, f"{where} needs {key}: one of {', '.join(options)}")
+            doc.error(next(iter(f.values()))[0] if f else at, f"{where} needs {key}: one of {', '.join(options)}")
         return default
     value = doc.read(f[key][1], lambda node: fields.choice(node, options), key)
     return default if value is MISSING else value
 
 
-def _url_field(doc: YamlDoc, f: dict, key: str, where: str, required: bool = False) -> str:
-    text = _text_field(doc, f, key, required=required, where=where)
+def _url_field(doc: YamlDoc, f: dict, key: str, where: str, required: bool = False, at: yaml.Node | None = None) -> str:
+    text = _text_field(doc, f, key, required=required, where=where, at=at)
     if not text:
         return ""
     wrong = fields.web_address(text, ALLOWED_URL_SCHEMES)
@@ -445,7 +457,27 @@ def _url_field(doc: YamlDoc, f: dict, key: str, where: str, required: bool = Fal
 
 def _resolve(base: Path, text: str) -> Path:
     p = Path(os.path.expanduser(text))
-    return p if p.is_absolute() else (base / p).resolve()
+    return p if p.is_absolute() else real_path(base / p)
+
+
+def real_path(path: Path) -> Path:
+    """``path`` with its links followed; as written (made absolute) when that fails, as it does
+    for a loop of links or a name longer than the disk allows: a card file may name anything."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
+
+
+def _is(path: Path, kind: str) -> bool:
+    """Whether ``path`` is a file, a folder or a link; False, not an exception, for a path the
+    disk cannot even look up (too long, a loop, no permission)."""
+    try:
+        if kind == "link":
+            return path.is_symlink()
+        return path.is_dir() if kind == "dir" else path.is_file()
+    except (OSError, RuntimeError):
+        return False
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -509,7 +541,7 @@ def _action_to_dict(action: Action, base: Path) -> dict[str, Any]:
 
 def _relative(path: Path, base: Path) -> str:
     try:
-        return str(Path(path).resolve().relative_to(base.resolve()))
+        return str(real_path(Path(path)).relative_to(real_path(base)))
     except ValueError:
         return str(path)
 
@@ -521,7 +553,7 @@ def save_registry(registry: Registry, path: str | Path | None = None) -> Registr
     launcher refuses.
     """
     target = Path(path or registry.path)
-    base = target.resolve().parent
+    base = real_path(target).parent
     text = registry_to_yaml(registry, base)
     checked, problems = parse_registry_text(text, base, target.name)
     if checked is None:

@@ -220,7 +220,7 @@ def _argv(node: yaml.Node) -> tuple[str, ...]:
             ) from None
         if exc.kind == "hidden":
             raise
-        raise typed.Wrong("must be a list of words, one per line starting with '- '") from None
+        raise typed.Wrong("must be a list of words, one per line starting with '- '", at=exc.at) from None
 
 
 def _date(node: yaml.Node) -> _dt.date | None:
@@ -248,11 +248,20 @@ def _servers(node: yaml.Node) -> tuple[str, ...]:
     out = []
     for item in node.value:
         try:
-            out.append(call_origin(typed.text(item)))
+            text = typed.text(item)
+            if "@" in text:
+                raise typed.Wrong(
+                    f'has an entry with a user name or password in it ("{text}"); list the server alone, such as '
+                    "https://meet.example.se",
+                    at=item,
+                )
+            out.append(call_origin(text))
         except typed.Wrong as exc:
-            raise typed.Wrong(f"has an entry that is not a call server: it {exc}") from None
+            if exc.at is not None:
+                raise
+            raise typed.Wrong(f"has an entry that is not a call server: it {exc}", at=item) from None
         except CallServerError as exc:
-            raise typed.Wrong(f"has an entry that is not a call server: {exc}") from None
+            raise typed.Wrong(f"has an entry that is not a call server: {exc}", at=item) from None
     return tuple(dict.fromkeys(out))
 
 
@@ -438,7 +447,7 @@ def _check_one(
     try:
         value = checker(node)
     except typed.Wrong as exc:
-        doc.error(node, f"{dotted} {exc}")
+        doc.error(exc.at or node, f"{dotted} {exc}")
         return
     into[key or dotted] = value
     origins[dotted] = f"{name}:{line_of(node)}"

@@ -66,11 +66,15 @@ class Wrong(ValueError):
     a list"); ``expected`` and ``got`` are its parts, for a reader that words it its own way.
     """
 
-    def __init__(self, message: str, *, expected: str = "", got: str = "", kind: str = "type") -> None:
+    def __init__(
+        self, message: str, *, expected: str = "", got: str = "", kind: str = "type", at: yaml.Node | None = None
+    ) -> None:
         super().__init__(message)
         self.expected = expected
         self.got = got
         self.kind = kind
+        #: The node the problem is on when it is inside the field's value (one item of a list).
+        self.at = at
 
 
 class BudgetExceeded(Exception):
@@ -109,7 +113,8 @@ def show(node: yaml.Node) -> str:
             return "true" if value else "false"
     if node.tag in (BOOL, INT, FLOAT):
         return raw
-    return f"a value marked {node.tag}"
+    tag = f"!!{node.tag[len(_YAML) :]}" if node.tag.startswith(_YAML) else node.tag
+    return f"a value marked {tag}"
 
 
 def _scalar(node: yaml.ScalarNode) -> Any:
@@ -204,10 +209,13 @@ def words(node: yaml.Node) -> tuple[str, ...]:
             word = text(item)
         except Wrong as exc:
             if exc.kind == "hidden":
+                exc.at = item
                 raise
-            raise Wrong(f"must be a list of words, not {show(node)}", expected="a list of words", got=show(item)) from None
+            raise Wrong(
+                f"must be a list of words, not {show(node)}", expected="a list of words", got=show(item), at=item
+            ) from None
         if not word:
-            raise Wrong("must be a list of words, with no empty one", expected="a list of words", got="empty")
+            raise Wrong("must be a list of words, with no empty one", expected="a list of words", got="empty", at=item)
         out.append(word)
     return tuple(out)
 

@@ -490,11 +490,14 @@ def _read_options(doc: YamlDoc, node: yaml.Node, name: str) -> tuple[Option, ...
             continue
         labels = {}
         for lang in ("sv", "en"):
-            text = _word(f[lang][1]) if lang in f else None
-            if text is not None and lang in f and (reason := fields.hidden_character(text)):
-                doc.error(f[lang][1], f"{name}: option '{value}' {lang} {reason}")
+            if lang not in f:
+                doc.error(item, f"{name}: option '{value}' needs a '{lang}:' label")
                 ok = False
-            elif text is None or not text.strip():
+                continue
+            text = doc.read(f[lang][1], fields.text, f"{name}: option '{value}' {lang}")
+            if text is MISSING:
+                ok = False
+            elif not text.strip():
                 doc.error(item, f"{name}: option '{value}' needs a '{lang}:' label")
                 ok = False
             elif len(text) > 40:

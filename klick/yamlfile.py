@@ -128,7 +128,7 @@ class YamlDoc:
         try:
             return check(node)
         except fields.Wrong as exc:
-            self.error(node, f"{name} {exc}")
+            self.error(exc.at or node, f"{name} {exc}")
             return MISSING
 
 

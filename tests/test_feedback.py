@@ -501,3 +501,16 @@ def test_missing_and_broken_files(tmp_path):
     path.write_text("")
     q, problems = check_questionnaire(path)
     assert q is None and "empty" in problems[0].message
+
+
+def test_direction_overrides_are_refused_in_question_text(tmp_path):
+    path = tmp_path / "questionnaire.yaml"
+    path.write_text(
+        'questions:\n  - id: q\n    kind: yes_no\n    text: {sv: "Hur \\u202egick det?", en: ok}\n'
+        "    triggers: [{after_uses: 1}]\n"
+    )
+    q, problems = check_questionnaire(path)
+    assert q is None
+    assert [(p.line, p.message) for p in problems] == [
+        (4, "question 'q': text.sv holds a hidden character that turns text around (U+202E); retype it")
+    ]

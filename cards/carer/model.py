@@ -23,7 +23,7 @@ from cards.colours import PALETTE
 from cards.describe import describe_action
 from cards.model import Card, Command, PhotoAlbum, SvtPlay, VideoCall, Web
 from cards.policy import policy_problems
-from cards.registry import Registry, parse_registry_text, registry_to_yaml
+from cards.registry import Registry, parse_registry_text, real_path, registry_to_yaml
 
 __all__ = [
     "KINDS",
@@ -176,7 +176,7 @@ def _show_path(path: Path | None, base: Path) -> str:
     if path is None:
         return ""
     try:
-        return str(Path(path).resolve().relative_to(base.resolve()))
+        return str(real_path(Path(path)).relative_to(real_path(base)))
     except ValueError:
         return str(path)
 
@@ -356,7 +356,10 @@ def face_of(form: CardForm, base: Path, locale: str = "sv") -> Face:
     if form.picture.strip():
         p = Path(form.picture.strip()).expanduser()
         p = p if p.is_absolute() else base / p
-        picture = p if p.is_file() else None
+        try:
+            picture = p if p.is_file() else None
+        except OSError:  # typed text the disk cannot look up (far too long): no picture yet
+            picture = None
     return Face(form.label.strip(), form.colour, picture, _words_for(form, locale))
 
 
