@@ -252,7 +252,7 @@ def test_merge_refuses_foreign_files_usage_dbs_and_other_keys(home, tmp_path):
         result = run("export", "merge", str(files[0]), str(bad), "--out", str(out))
         assert result.exit_code == 1 and words in result.stderr, result.stderr
         assert not out.exists()
-    (home / "klick.yaml").write_text('pilot:\n  export_key: "another key"\n')
+    (home / "klick.yaml").write_text('pilot:\n  export_key: "another pilot key 2026"\n')
     other = export_device(home, home / "usage.db", tmp_path, "other-key")
     result = run("export", "merge", str(files[0]), str(other[0]), "--out", str(out))
     assert result.exit_code == 1 and "different pilot.export_key" in result.stderr

@@ -62,7 +62,7 @@ def test_report_is_self_contained_with_plots_and_tables(klick_home, tmp_path):
 
 
 def test_report_on_an_empty_export(klick_home, tmp_path):
-    (klick_home / "klick.yaml").write_text('pilot:\n  export_key: "k"\n')
+    (klick_home / "klick.yaml").write_text('pilot:\n  export_key: "a pilot key, 16 or more"\n')
     db = tmp_path / "empty.db"
     from klick.usage import UsageLog
 
