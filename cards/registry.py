@@ -65,7 +65,7 @@ __all__ = [
 #: Only encrypted web pages; a card never opens file:, javascript: or plain http: addresses.
 ALLOWED_URL_SCHEMES = ("https",)
 MAX_LABEL = 40
-_CARD_KEYS = {"uid", "label", "colour", "color", "picture", "action", "on_remove", "enabled", "role"}
+_CARD_KEYS = frozenset({"uid", "label", "colour", "color", "picture", "action", "on_remove", "enabled", "role"})
 _ACTION_FIELDS = {
     "video_call": {"provider", "server", "room", "display_name", "user", "name"},
     "svt_play": {"channel", "program"},
@@ -215,7 +215,7 @@ def _raw_uid(item: yaml.Node) -> str:
 
 
 def _errors(doc: YamlDoc) -> int:
-    return sum(1 for p in doc.problems if p.severity == "error")
+    return doc.errors
 
 
 def _read_card(doc: YamlDoc, node: yaml.Node, base: Path) -> Card | None:

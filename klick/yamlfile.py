@@ -60,10 +60,13 @@ class YamlDoc:
     path: str
     root: yaml.Node | None
     problems: list[Problem] = field(default_factory=list)
+    #: How many of ``problems`` are errors: a reader compares it before and after one part.
+    errors: int = 0
 
     # -- reporting ------------------------------------------------------------------------
     def error(self, node_or_line: yaml.Node | int | None, message: str) -> None:
         self.problems.append(Problem(self.path, self._line(node_or_line), message))
+        self.errors += 1
 
     def warning(self, node_or_line: yaml.Node | int | None, message: str) -> None:
         self.problems.append(Problem(self.path, self._line(node_or_line), message, "warning"))
@@ -76,7 +79,7 @@ class YamlDoc:
 
     @property
     def ok(self) -> bool:
-        return not any(p.severity == "error" for p in self.problems)
+        return self.errors == 0
 
     def raise_if_errors(self, cls: type[FileProblems] = FileProblems) -> None:
         if not self.ok:
@@ -112,7 +115,7 @@ class YamlDoc:
     def unknown_keys(
         self, fields: dict[str, tuple[yaml.Node, yaml.Node]], known: Iterator[str] | set[str] | tuple[str, ...], where: str
     ) -> None:
-        known = set(known)
+        known = known if isinstance(known, (set, frozenset)) else set(known)
         for key, (key_node, _) in fields.items():
             if key not in known:
                 hint = _closest(key, known)

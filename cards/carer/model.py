@@ -10,6 +10,7 @@ can stand next to that field. No Kivy here: hypothesis drives this module direct
 from __future__ import annotations
 
 import shlex
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from dataclasses import fields as dc_fields
@@ -254,16 +255,32 @@ def card_file_text(form: CardForm, registry: Registry, base: Path, whole_file: b
     # A new card is added beside every card there is (so a UID already in use is refused, as in
     # the file); an edited card takes its own old place.
     if not whole_file:
-        others = Registry(())
-    elif form.is_new:
-        others = registry
+        head = _head_text(_NO_CARDS, base, None)
     else:
-        others = Registry(tuple(c for c in registry.cards if c.uid != form.uid))
+        head = _head_text(registry, base, None if form.is_new else form.uid)
+    chunk = yaml.dump([card_dict], Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=10_000)
+    return head + chunk, head.count("\n") + 1
+
+
+_NO_CARDS = Registry(())
+#: The last head written: (the registry, the folder, the UID left out, the text). A carer checks
+#: the same card set again and again while typing and saving; writing its other cards anew each
+#: time would be most of the check. The registry is frozen, so its text cannot go stale.
+_last_head: tuple[weakref.ref[Registry], Path, str | None, str] | None = None
+
+
+def _head_text(registry: Registry, base: Path, without: str | None) -> str:
+    """The card file text of ``registry`` without the card ``without``, open for one more card."""
+    global _last_head
+    last = _last_head
+    if last is not None and last[0]() is registry and last[1] == base and last[2] == without:
+        return last[3]
+    others = registry if without is None else Registry(tuple(c for c in registry.cards if c.uid != without))
     head = registry_to_yaml(others, base)
     if head.rstrip().endswith("cards: []"):
         head = head.rstrip()[: -len("[]")].rstrip() + "\n"
-    chunk = yaml.dump([card_dict], Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=10_000)
-    return head + chunk, head.count("\n") + 1
+    _last_head = (weakref.ref(registry), base, without, head)
+    return head
 
 
 def check_form(
