@@ -342,8 +342,10 @@ def test_questionnaire_with_wrong_typed_values_names_each_line(tmp_path):
     )
     q, problems = check_questionnaire(path)
     assert q is None
-    assert {p.line for p in problems} == {2, 6, 8, 10}
-    assert all(p.line is not None for p in problems)
+    got = {p.line: p.message for p in problems}
+    assert sorted(got) == [2, 6, 8, 10]
+    assert got[2] == "limits.per_day must be a whole number from 1 to 20, not the date 2024-02-30"  # not "empty"
+    assert got[6] == "question 'q': text.sv must be words, not the date 2024-02-30; put it in quotes"
 
 
 @settings(max_examples=200, deadline=None)
