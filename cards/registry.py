@@ -552,7 +552,10 @@ def save_registry(registry: Registry, path: str | Path | None = None) -> Registr
     The text is checked before it replaces anything, so a save can never leave a card file the
     launcher refuses.
     """
-    target = Path(path or registry.path)
+    given = path or registry.path
+    if given is None:
+        raise ValueError("save_registry needs a path: the registry was not read from a file")
+    target = Path(given)
     base = real_path(target).parent
     text = registry_to_yaml(registry, base)
     checked, problems = parse_registry_text(text, base, target.name)

@@ -467,7 +467,7 @@ def _build(
                     value = base / value
                 kwargs[f.name] = value
             elif (section, f.name) in _PATH_FIELDS:
-                kwargs[f.name] = _default_path(section, f.name, f.default, home, source)
+                kwargs[f.name] = _default_path(section, f.name, Path(str(f.default)), home, source)
         if section == "paths":
             kwargs["home"] = home
         parts[section] = cls(**kwargs)

@@ -396,7 +396,8 @@ def _read_question(doc: YamlDoc, node: yaml.Node, *, top: bool) -> Question | No
             ok = ok and read_t is not None
             triggers = read_t or ()
 
-    follow_up, when = None, ()
+    follow_up: Question | None = None
+    when: tuple[str, ...] = ()
     if top and "follow_up" in f:
         fnode = f["follow_up"][1]
         follow_up = _read_question(doc, fnode, top=False)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,9 +112,7 @@ class YamlDoc:
             out[key] = (key_node, value_node)
         return out
 
-    def unknown_keys(
-        self, fields: dict[str, tuple[yaml.Node, yaml.Node]], known: Iterator[str] | set[str] | tuple[str, ...], where: str
-    ) -> None:
+    def unknown_keys(self, fields: dict[str, tuple[yaml.Node, yaml.Node]], known: Iterable[str], where: str) -> None:
         known = known if isinstance(known, (set, frozenset)) else set(known)
         for key, (key_node, _) in fields.items():
             if key not in known:
@@ -143,7 +141,7 @@ def _is_null(node: yaml.Node) -> bool:
     return fields.is_null(node)
 
 
-def _closest(word: str, choices: set[str]) -> str | None:
+def _closest(word: str, choices: Iterable[str]) -> str | None:
     import difflib
 
     hits = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
@@ -245,13 +243,14 @@ def parse_yaml_bytes(data: bytes, doc: YamlDoc, what: str = "file", *, max_bytes
         documents = _compose(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
         problem = exc.problem or "cannot be read"
-        doc.error(line, f"the {what} is not valid YAML here: {problem}" + _yaml_hint(problem))
+        doc.error(mark.line + 1 if mark else None, f"the {what} is not valid YAML here: {problem}" + _yaml_hint(problem))
         return doc
     except yaml.reader.ReaderError as exc:
-        line = text[: max(0, exc.position)].count("\n") + 1
-        doc.error(line, f"this line has a character a {what} may not hold (#x{exc.character:04x}); retype the line")
+        doc.error(
+            text[: max(0, exc.position)].count("\n") + 1,
+            f"this line has a character a {what} may not hold (#x{exc.character:04x}); retype the line",
+        )
         return doc
     except yaml.YAMLError as exc:
         doc.error(None, f"the {what} is not valid YAML: {exc}")

@@ -338,8 +338,10 @@ def _line_fields(chunk: str, first: int, form: CardForm) -> dict[int, str]:
     which start on line ``first`` of the file; only they are read again, not the whole file.
     """
     root = yaml.compose(chunk, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    card = root.value[-1]
     out: dict[int, str] = {}
+    if not isinstance(root, yaml.SequenceNode) or not root.value:
+        return out
+    card = root.value[-1]
     offset = first  # the chunk's line 0 is the file's line ``first``
 
     def mark(key: yaml.Node, value: yaml.Node, name: str) -> None:

@@ -80,6 +80,8 @@ class EditorSession:
     def _unpack(self) -> None:
         from cards.bundle import BundleError, unpack_bundle
 
+        if self.bundle is None:
+            return
         try:
             # The carer's own working copy: what the tablet accepts is checked when it unpacks it.
             unpack_bundle(self.bundle, self.path, check_policy=False)
@@ -98,7 +100,7 @@ class EditorSession:
     def save(self, form: CardForm, locale: str = "sv") -> Checked:
         """Check the form and, if it is fine, save the card; the result says what is wrong if not."""
         checked = self.check(form, locale)
-        if not checked.ok:
+        if not checked.ok or checked.card is None:
             return checked
         self._write(self.registry.with_card(checked.card, replace_existing=True), "save")
         return checked
