@@ -249,11 +249,12 @@ def number(node: yaml.Node, low: float, high: float, *, above_low: bool = False)
         except Exception:  # as above
             value = None
     got = show(node)
-    expected = f"a number {'above' if above_low else 'from'} {low:g} to {high:g}"
+    span = f"{'above' if above_low else 'from'} {low:g} up to {high:g}"
+    expected = f"a number {span}"
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
         raise Wrong(f"must be a number, not {got}", expected=expected, got=got)
     if not (low < value if above_low else low <= value) or not value <= high:
-        raise Wrong(f"must be {expected[2:]}, not {got}", expected=expected, got=got, kind="range")
+        raise Wrong(f"must be {span}, not {got}", expected=expected, got=got, kind="range")
     return float(value)
 
 

@@ -7,6 +7,7 @@ with problems on lines, never with an exception.
 
 from __future__ import annotations
 
+import datetime
 import tempfile
 import textwrap
 from pathlib import Path
@@ -418,3 +419,59 @@ def test_show_quotes_values_back_plainly():
     assert fields.show(node("[a]")) == "a list"
     assert fields.show(node("{a: b}")) == "a group of settings"
     assert fields.show(node("!foo x")) == "a value marked !foo"
+
+
+def _node(text: str) -> yaml.Node:
+    return yaml.compose(f"a: {text}", Loader=yaml.SafeLoader).value[0][1]
+
+
+@pytest.mark.parametrize(
+    "check, good, bad",
+    [
+        (
+            fields.text,
+            {"Anna": "Anna", "0012": "0012", "12:30": "12:30", "~": ""},
+            ["2024-02-30", "yes", "[a]", "{a: b}", "!foo x"],
+        ),
+        (lambda n: fields.whole(n, 0, 10), {"7": 7, "0x0a": 10}, ["11", "-1", "1.5", "yes", "'7'", "2024-02-30", "[7]", "~"]),
+        (lambda n: fields.number(n, 0, 10, above_low=True), {"0.5": 0.5, "10": 10.0}, ["0", ".nan", ".inf", "true", "'1'"]),
+        (fields.flag, {"true": True, "no": False}, ["1", "'true'", "~", "[true]"]),
+        (lambda n: fields.choice(n, ("slot", "tap")), {"slot": "slot"}, ["Slot", "[slot]", "~", "1"]),
+        (
+            fields.words,
+            {"[xclock, -digital, 5]": ("xclock", "-digital", "5")},
+            ["xclock", "[]", "[a, ~]", "[a, [b]]", "{? [a] : b}"],
+        ),
+        (
+            fields.date,
+            {
+                "2026-11-23": datetime.date(2026, 11, 23),
+                "'2026-11-23'": datetime.date(2026, 11, 23),
+                "~": None,
+            },
+            ["2024-02-30", "23/11/2026", "12", "[2026-11-23]"],
+        ),
+    ],
+)
+def test_each_kind_of_field_takes_its_own_kind_and_refuses_every_other(check, good, bad):
+    for text, value in good.items():
+        assert check(_node(text)) == value, text
+    for text in bad:
+        with pytest.raises(fields.Wrong) as caught:
+            check(_node(text))
+        assert str(caught.value).startswith("must ") or "holds" in str(caught.value), text
+
+
+def test_web_addresses_with_a_login_or_an_odd_host_are_not_web_addresses():
+    assert fields.web_address("https://www.smhi.se/vader?x=@y") is None
+    assert "evil.example" in fields.web_address("https://www.svtplay.se@evil.example/")
+    assert "user name or password" in fields.web_address("https://user:pw@host/")
+    for odd in (
+        "http://a.se",
+        "https://",
+        "https://a .se/",
+        "https://a.se\\@b.se/",
+        "https://a.se:99999/",
+        "javascript:alert(1)",
+    ):
+        assert fields.web_address(odd).startswith("must be a web address starting with https://"), odd
