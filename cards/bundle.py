@@ -6,11 +6,17 @@ trusts nothing: every name, size and file type is checked, and the card file is 
 as ``klick cards check`` would, *before* anything beside the registry changes. A bundle that
 fails any check changes nothing at all.
 
+A card set that is well formed may still hold what this tablet does not take: command cards, or
+video calls to a server the installer did not list (:func:`cards.policy.policy_problems`). Such
+a bundle is refused too, naming each card, unless the installer accepts them knowingly.
+
 Unpacked files land in a new folder ``card-sets/<bundle>-<time>/`` beside the registry, and only
 then is ``cards.yaml`` replaced, atomically, keeping the old one as ``cards.yaml.bak``. So at
 every instant ``cards.yaml`` names a complete set of pictures, and the previous set (its card
 file and its pictures) stays usable as the backup. Older unpacked folders that neither file
-names any more are removed.
+names any more are removed. The new folder and the card file get the owner and group of the
+folder the card file lives in (an installer often unpacks with sudo; the launcher runs as its
+own user and must read the pictures).
 """
 
 from __future__ import annotations
@@ -29,9 +35,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cards.model import Card, Command, PhotoAlbum
-from cards.registry import Registry, RegistryError, check_registry, parse_registry_text, registry_to_yaml, save_registry
+from cards.policy import policy_problems
+from cards.registry import (
+    Registry,
+    RegistryError,
+    check_registry,
+    parse_registry_text,
+    real_path,
+    registry_to_yaml,
+    save_registry,
+)
 from klick.atomic import backup_path
 from klick.problems import Problem
+from klick.yamlfile import MAX_FILE_BYTES, size_problem
 
 __all__ = [
     "BundleError",
@@ -135,6 +151,9 @@ def check_entries(entries: Sequence[Entry], max_total: int = MAX_TOTAL_BYTES, ma
             continue
         if entry.name == CARD_FILE:
             has_cards = True
+            too_big = size_problem(entry.size, "card file", MAX_FILE_BYTES)
+            if too_big:
+                reasons.append(f"its {CARD_FILE}: {too_big}")
         if not entry.is_dir:
             files.add(unicodedata.normalize("NFC", entry.name).casefold())
         total += max(0, entry.size)
@@ -248,10 +267,10 @@ def pack_bundle(registry: Registry, registry_path: str | Path, out: str | Path) 
         for card in registry.cards:
             picture = None
             if card.picture is not None:
-                src = card.picture.resolve()
+                src = real_path(card.picture)
                 if src in by_source:
                     picture = base / by_source[src]
-                elif not src.is_file():
+                elif not _is_file(src):
                     notes.append(f'The picture {card.picture} of card "{card.label}" does not exist; it is left out.')
                 elif (why := _image_problem(src)) is not None:
                     notes.append(f'The picture {card.picture} of card "{card.label}" {why}; it is left out.')
@@ -262,7 +281,7 @@ def pack_bundle(registry: Registry, registry_path: str | Path, out: str | Path) 
                     picture = base / arc
             action = card.action
             if isinstance(action, PhotoAlbum) and action.folder is not None:
-                src = action.folder.resolve()
+                src = real_path(action.folder)
                 if src not in by_source:
                     arc_dir = unique("albums", src.name or "album")
                     by_source[src] = arc_dir
@@ -330,10 +349,19 @@ def _write_zip(out: Path, text: str, dirs: list[str], files: list[tuple[str, Pat
 # --- unpacking ---------------------------------------------------------------------------------
 
 
-def unpack_bundle(bundle: str | Path, registry_path: str | Path) -> UnpackResult:
+def unpack_bundle(
+    bundle: str | Path,
+    registry_path: str | Path,
+    *,
+    allowed_servers: Iterable[str] = (),
+    allow_commands: bool = False,
+    check_policy: bool = True,
+) -> UnpackResult:
     """Check the bundle completely, then make it the card set at ``registry_path``.
 
-    Raises :class:`BundleError` (and changes nothing) for anything wrong with the bundle.
+    Raises :class:`BundleError` (and changes nothing) for anything wrong with the bundle, and
+    for command cards (unless ``allow_commands``) and calls to a server not in
+    ``allowed_servers``. ``check_policy=False`` is for the carer's own desktop copy, never a tablet.
     """
     bundle = Path(bundle)
     registry_path = Path(registry_path)
@@ -366,6 +394,16 @@ def unpack_bundle(bundle: str | Path, registry_path: str | Path) -> UnpackResult
             staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=sets))
             n_files = _extract(zf, infos, staging, label)
         registry, notes = _check_unpacked(staging, label)
+        if check_policy:
+            refused = policy_problems(registry, allowed_servers, allow_commands, file=f"{CARD_FILE} in {label}")
+            if refused:
+                n = len(refused)
+                raise BundleError(
+                    f"The bundle {label} was refused: {n} card{'s' if n != 1 else ''} in it "
+                    f"{'do' if n != 1 else 'does'} what this tablet does not allow (above).",
+                    refused,
+                )
+        owner = _hand_over(staging, target_dir, [f for f in created if f == sets])
         final = _land(staging, sets, bundle)
         staging = None
         try:
@@ -373,6 +411,7 @@ def unpack_bundle(bundle: str | Path, registry_path: str | Path) -> UnpackResult
             assert checked is not None, problems  # checked above, in the same files
             had_old = registry_path.exists()
             save_registry(checked, registry_path)
+            _chown(registry_path, owner)
         except BaseException:
             shutil.rmtree(final, ignore_errors=True)
             raise
@@ -468,15 +507,63 @@ def _check_unpacked(staging: Path, label: str) -> tuple[Registry, list[str]]:
 
 
 def _inside(root: Path, path: Path, what: str, *, want_dir: bool) -> list[str]:
-    resolved = path.resolve()
+    resolved = real_path(path)
     try:
         rel = resolved.relative_to(root)
     except ValueError:
         return [f"{what} ({path}) is outside the bundle; a bundle must carry its own pictures"]
-    exists = resolved.is_dir() if want_dir else resolved.is_file()
+    exists = resolved.is_dir() if want_dir else _is_file(resolved)
     if not exists:
         return [f"{what} ({rel.as_posix()}) is not in the bundle"]
     return []
+
+
+def _hand_over(staging: Path, target_dir: Path, made: list[Path]) -> tuple[int, int] | None:
+    """Make the unpacked tree (and any folder made for it) readable by the card folder's owner.
+
+    As root, everything gets the owner and group of the folder the card file lives in, with
+    modes 0750/0640. Otherwise the tree takes that folder's group when this user may give it,
+    again 0750/0640, and else falls back to 0755/0644 so the launcher's user can read it all
+    the same. Returns the (uid, gid) the card file should get too, or None to leave it.
+    """
+    info = target_dir.stat()
+    owner = (info.st_uid, info.st_gid) if os.geteuid() == 0 else None
+    paths = [*made, staging, *staging.rglob("*")]
+    group_given = True
+    for path in paths:
+        try:
+            if owner is not None:
+                os.chown(path, *owner, follow_symlinks=False)
+            elif path.stat().st_gid != info.st_gid:
+                os.chown(path, -1, info.st_gid, follow_symlinks=False)
+        except PermissionError:
+            group_given = False
+    private = owner is not None or group_given
+    for path in paths:
+        if path.is_symlink():
+            continue
+        if path.is_dir():
+            os.chmod(path, 0o750 if private else 0o755)
+        else:
+            os.chmod(path, 0o640 if private else 0o644)
+    return owner
+
+
+def _chown(path: Path, owner: tuple[int, int] | None) -> None:
+    if owner is None:
+        return
+    for p in (path, backup_path(path)):
+        try:
+            os.chown(p, *owner, follow_symlinks=False)
+        except FileNotFoundError:
+            pass
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for the disk, a loop of links: not a file Klick can use
+        return False
 
 
 def _land(staging: Path, sets: Path, bundle: Path) -> Path:
@@ -508,7 +595,7 @@ def _prune(sets: Path, registry_path: Path, keep: Path) -> None:
                 if p is None:
                     continue
                 try:
-                    used.add(p.resolve().relative_to(sets.resolve()).parts[0])
+                    used.add(real_path(p).relative_to(sets.resolve()).parts[0])
                 except (ValueError, IndexError):
                     pass
     stale = time.time() - 3600

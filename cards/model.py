@@ -7,6 +7,7 @@ type.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -81,3 +82,6 @@ class Card:
     role: str = "resident"
     #: The line the card starts on in its file; for messages only, not part of the card.
     line: int | None = field(default=None, compare=False, repr=False)
+    #: The line of each action value ("action", "action.server", "action.argv"), so a check made
+    #: after reading (the call-server allow list) can still name the line it is about.
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)

@@ -29,7 +29,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
@@ -46,10 +45,11 @@ from cards.model import (
     VideoCall,
     Web,
 )
+from klick import fields
 from klick.atomic import write_atomic
 from klick.problems import FileProblems, Problem
 from klick.uid import UidError, normalise_uid
-from klick.yamlfile import YamlDoc, line_of, read_yaml
+from klick.yamlfile import MISSING, YamlDoc, line_of, parse_yaml_bytes, read_yaml
 
 __all__ = [
     "Registry",
@@ -65,7 +65,7 @@ __all__ = [
 #: Only encrypted web pages; a card never opens file:, javascript: or plain http: addresses.
 ALLOWED_URL_SCHEMES = ("https",)
 MAX_LABEL = 40
-_CARD_KEYS = {"uid", "label", "colour", "color", "picture", "action", "on_remove", "enabled", "role"}
+_CARD_KEYS = frozenset({"uid", "label", "colour", "color", "picture", "action", "on_remove", "enabled", "role"})
 _ACTION_FIELDS = {
     "video_call": {"provider", "server", "room", "display_name", "user", "name"},
     "svt_play": {"channel", "program"},
@@ -144,13 +144,11 @@ def check_registry(path: str | Path, display: str | None = None) -> tuple[Regist
     """Every problem in a card file; the registry too when there are only warnings."""
     p = Path(path)
     doc = read_yaml(p, what="card file", display=display or str(path))
-    return _from_doc(doc, p.resolve().parent, p)
+    return _from_doc(doc, real_path(p).parent, p)
 
 
 def parse_registry_text(text: str, base: Path, name: str = "cards.yaml") -> tuple[Registry | None, list[Problem]]:
     """Check card-file text that is not (yet) on disk, e.g. before a save or from a bundle."""
-    from klick.yamlfile import parse_yaml_bytes
-
     doc = parse_yaml_bytes(text.encode("utf-8"), YamlDoc(name, None), "card file")
     return _from_doc(doc, base, None)
 
@@ -174,15 +172,18 @@ def _read_cards(doc: YamlDoc, base: Path) -> list[Card]:
         return []
     doc.unknown_keys(top, {"version", "cards"}, "")
     if "version" in top:
-        version = doc.value(top["version"][1])
-        if version != 1:
-            doc.error(top["version"][1], f"version {version} is not one this Klick knows (it reads version 1); update Klick")
+        node = top["version"][1]
+        if not (isinstance(node, yaml.ScalarNode) and node.tag == fields.INT and doc.value(node) == 1):
+            doc.error(
+                node,
+                f"version {node.value if isinstance(node, yaml.ScalarNode) else fields.show(node)} is not one this Klick knows (it reads version 1); update Klick",
+            )
     if "cards" not in top:
         if isinstance(doc.root, yaml.MappingNode):
             doc.error(doc.root, "the card file has no 'cards:' list")
         return []
     seq = top["cards"][1]
-    if isinstance(seq, yaml.ScalarNode) and seq.tag.endswith(":null"):
+    if fields.is_null(seq):
         return []
     if not isinstance(seq, yaml.SequenceNode):
         doc.error(seq, "'cards:' must be a list, each card starting with '- uid:'")
@@ -208,71 +209,72 @@ def _read_cards(doc: YamlDoc, base: Path) -> list[Card]:
 
 def _raw_uid(item: yaml.Node) -> str:
     for key, value in item.value:
-        if key.value == "uid" and isinstance(value, yaml.ScalarNode):
-            return value.value
+        if isinstance(key, yaml.ScalarNode) and key.value == "uid" and isinstance(value, yaml.ScalarNode):
+            return str(value.value)
     return ""
+
+
+def _errors(doc: YamlDoc) -> int:
+    return doc.errors
 
 
 def _read_card(doc: YamlDoc, node: yaml.Node, base: Path) -> Card | None:
     if not isinstance(node, yaml.MappingNode):
         doc.error(node, "each card must be a group of settings starting with '- uid:'")
         return None
+    errors_before = _errors(doc)
     f = doc.mapping(node, "card")
     doc.unknown_keys(f, _CARD_KEYS, "card")
-    errors_before = len([p for p in doc.problems if p.severity == "error"])
     line = line_of(node)
+    lines: dict[str, int] = {}
 
     uid = ""
     if "uid" not in f:
         doc.error(node, "this card has no uid (the card's ID, as `klick watch` shows it)")
     else:
         uid_node = f["uid"][1]
-        if not isinstance(uid_node, yaml.ScalarNode) or uid_node.tag.endswith(":null"):
+        if not isinstance(uid_node, yaml.ScalarNode) or fields.is_null(uid_node):
             doc.error(uid_node, 'uid must be the card\'s ID, such as "04A2B3C4"')
         else:
             try:
                 # The raw scalar text: YAML must never turn 0012345678 into the number 12345678.
-                uid = normalise_uid(uid_node.value)
+                uid = normalise_uid(str(uid_node.value))
             except UidError as exc:
                 doc.error(uid_node, f"uid: {exc}")
 
-    label = _text_field(doc, f, "label", required=True, where="card")
+    label = _text_field(doc, f, "label", required=True, where="card", at=node)
     if label and len(label) > MAX_LABEL:
         doc.error(f["label"][1], f"label is {len(label)} letters long; keep it to {MAX_LABEL} so it fits on the card")
+    elif label and not fields.visible(label):
+        doc.error(f["label"][1], "label holds only invisible characters; write a word the resident can read")
 
     colour = "#1F4E9C"
     colour_key = "colour" if "colour" in f else "color" if "color" in f else None
     if colour_key:
-        try:
-            colour = parse_colour(doc.value(f[colour_key][1]))
-        except ColourError as exc:
-            doc.error(f[colour_key][1], f"colour {exc}")
+        colour = _colour_field(doc, f[colour_key][1]) or colour
 
     picture = None
     if "picture" in f:
         text = _text_field(doc, f, "picture", where="card")
         if text:
             picture = _resolve(base, text)
-            if not picture.is_file():
-                doc.warning(f["picture"][1], f"the picture {text} does not exist; the card shows its colour and label only")
+            _picture_warnings(doc, f["picture"][1], base, text, picture)
 
     on_remove = _choice_field(doc, f, "on_remove", ("close", "keep"), "close")
     role = _choice_field(doc, f, "role", ("resident", "carer"), "resident")
     enabled = True
     if "enabled" in f:
-        value = doc.value(f["enabled"][1])
-        if not isinstance(value, bool):
-            doc.error(f["enabled"][1], "enabled must be true or false")
-        else:
+        value = doc.read(f["enabled"][1], fields.flag, "enabled")
+        if value is not MISSING:
             enabled = value
 
     action = None
     if "action" in f:
-        action = _read_action(doc, f["action"][1], base)
+        action = _read_action(doc, f["action"][1], base, lines)
     elif role != "carer":
         doc.error(node, "this card has no action: say what it should do (video_call, svt_play, photo_album, web or command)")
 
-    if len([p for p in doc.problems if p.severity == "error"]) > errors_before:
+    if _errors(doc) > errors_before:
         return None
     return Card(
         uid=uid,
@@ -284,44 +286,86 @@ def _read_card(doc: YamlDoc, node: yaml.Node, base: Path) -> Card | None:
         enabled=enabled,
         role=role,
         line=line,
+        lines=lines,
     )
 
 
-def _read_action(doc: YamlDoc, node: yaml.Node, base: Path) -> Action | None:
+def _colour_field(doc: YamlDoc, node: yaml.Node) -> str | None:
+    if isinstance(node, yaml.ScalarNode) and node.tag == fields.STR:
+        try:
+            return parse_colour(str(node.value))
+        except ColourError as exc:
+            doc.error(node, f"colour {exc}")
+            return None
+    hint = "; put it in quotes, for a '#' without quotes starts a comment" if fields.is_null(node) else ""
+    doc.error(node, f'colour must be a colour such as "#1F4E9C" or a name such as blue, not {fields.show(node)}{hint}')
+    return None
+
+
+def _picture_warnings(doc: YamlDoc, node: yaml.Node, base: Path, text: str, picture: Path) -> None:
+    """A picture that is missing, a link, or outside the card file's folder: the card still works,
+    but a copy or a bundle of the folder will not carry it, and a link can point anywhere."""
+    if not _is(picture, "file"):
+        doc.warning(node, f"the picture {text} does not exist; the card shows its colour and label only")
+        return
+    given = Path(os.path.expanduser(text))
+    given = given if given.is_absolute() else base / given
+    if _is(given, "link"):
+        doc.warning(node, f"the picture {text} is a link to another file; put the picture itself beside the card file")
+        return
+    try:
+        real_path(picture).relative_to(real_path(base))
+    except ValueError:
+        doc.warning(
+            node,
+            f"the picture {text} is outside the card file's folder; keep pictures beside the card file, "
+            "where a copy of the folder takes them along",
+        )
+
+
+def _read_action(doc: YamlDoc, node: yaml.Node, base: Path, lines: dict[str, int]) -> Action | None:
     f = doc.mapping(node, "action")
     if not isinstance(node, yaml.MappingNode):
         return None
+    lines["action"] = line_of(node) or 0
     if "type" not in f:
         doc.error(node, f"action has no type; use one of: {', '.join(ACTION_TYPES)}")
         return None
-    kind = doc.value(f["type"][1])
+    type_node = f["type"][1]
+    kind = str(type_node.value) if isinstance(type_node, yaml.ScalarNode) and type_node.tag == fields.STR else ""
     if kind not in ACTION_TYPES:
-        doc.error(f["type"][1], f'"{kind}" is not an action Klick knows; use one of: {", ".join(ACTION_TYPES)}')
+        shown = f'"{kind}"' if kind else fields.show(type_node)
+        doc.error(type_node, f"{shown} is not an action Klick knows; use one of: {', '.join(ACTION_TYPES)}")
         return None
-    fields = dict(f)
-    del fields["type"]
-    doc.unknown_keys(fields, _ACTION_FIELDS[kind], f"action ({kind})")
+    fields_ = dict(f)
+    del fields_["type"]
+    doc.unknown_keys(fields_, _ACTION_FIELDS[kind], f"action ({kind})")
     where = f"action ({kind})"
+    for key, (_, value_node) in fields_.items():
+        lines[f"action.{key}"] = line_of(value_node) or 0
 
     if kind == "video_call":
-        provider = _choice_field(doc, f, "provider", PROVIDERS, None, where)
+        provider = _choice_field(doc, f, "provider", PROVIDERS, None, where, at=node)
         if provider is None:
             return None
         if provider == "jitsi":
-            server = _url_field(doc, f, "server", where, required=True)
-            room = _text_field(doc, f, "room", required=True, where=where)
+            server = _url_field(doc, f, "server", where, required=True, at=node)
+            room = _text_field(doc, f, "room", required=True, where=where, at=node)
             if room and not _ROOM.fullmatch(room):
                 doc.error(f["room"][1], "room may hold only letters a-z, digits, '.', '_' and '-' (no spaces or å, ä, ö)")
             name = _text_field(doc, f, "display_name", where=where)
             return VideoCall(provider, server=server, room=room, display_name=name)
         if provider == "teams":
-            return VideoCall(provider, user=_text_field(doc, f, "user", required=True, where=where))
-        return VideoCall(provider, name=_text_field(doc, f, "name", required=True, where=where))
+            return VideoCall(provider, user=_text_field(doc, f, "user", required=True, where=where, at=node))
+        return VideoCall(provider, name=_text_field(doc, f, "name", required=True, where=where, at=node))
 
     if kind == "svt_play":
+        before = _errors(doc)
         channel = _text_field(doc, f, "channel", where=where)
         program = _text_field(doc, f, "program", where=where)
-        if bool(channel) == bool(program):
+        if _errors(doc) > before:
+            pass  # already said at the field itself
+        elif bool(channel) == bool(program):
             doc.error(node, "svt_play needs either a channel (such as svt1) or a program (such as /rapport), not both")
         elif channel and channel not in SVT_CHANNELS:
             doc.error(f["channel"][1], f'channel must be one of {", ".join(SVT_CHANNELS)}, not "{channel}"')
@@ -330,95 +374,110 @@ def _read_action(doc: YamlDoc, node: yaml.Node, base: Path) -> Action | None:
         return SvtPlay(channel=channel, program=program)
 
     if kind == "photo_album":
+        before = _errors(doc)
         folder_text = _text_field(doc, f, "folder", where=where)
         url = _url_field(doc, f, "url", where) if "url" in f else ""
+        if _errors(doc) > before:
+            return None
         if not folder_text and not url:
             doc.error(node, "photo_album needs a folder with the photos (or a url as a fallback)")
             return None
         folder = _resolve(base, folder_text) if folder_text else None
-        if folder is not None and not folder.is_dir():
+        if folder is not None and not _is(folder, "dir"):
             doc.warning(f["folder"][1], f"the photo folder {folder_text} does not exist yet")
         return PhotoAlbum(folder=folder, url=url)
 
     if kind == "web":
-        return Web(_url_field(doc, f, "url", where, required=True))
+        return Web(_url_field(doc, f, "url", where, required=True, at=node))
 
     # command: an argv list, never a shell string.
     if "argv" not in f:
         doc.error(node, "command needs argv: the program and its arguments as a list")
         return None
     argv_node = f["argv"][1]
-    value = doc.value(argv_node)
-    if isinstance(value, str):
-        doc.error(
-            argv_node,
-            "argv must be a list (one word per line starting with '- '), not one string: "
-            "Klick never runs commands through a shell",
-        )
+    try:
+        argv = fields.words(argv_node)
+    except fields.Wrong as exc:
+        if exc.kind == "string":
+            doc.error(
+                argv_node,
+                "argv must be a list (one word per line starting with '- '), not one string: "
+                "Klick never runs commands through a shell",
+            )
+        elif exc.kind == "hidden":
+            doc.error(exc.at or argv_node, f"argv {exc}")
+        else:
+            doc.error(exc.at or argv_node, "argv must be a list of words, the first one the program")
         return None
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-        doc.error(argv_node, "argv must be a list of words, the first one the program")
-        return None
-    if any(_has_control(v) for v in value):
-        doc.error(argv_node, "argv holds an invisible control character; retype it")
-        return None
-    return Command(tuple(value))
+    return Command(argv)
 
 
-def _text_field(doc: YamlDoc, f: dict, key: str, *, required: bool = False, where: str = "card") -> str:
+def _text_field(
+    doc: YamlDoc, f: dict, key: str, *, required: bool = False, where: str = "card", at: yaml.Node | None = None
+) -> str:
+    """A text field of ``f`` (stripped); "" when missing. ``at``: the group it belongs in, whose
+    line a missing required field is reported on when the group is empty."""
     if key not in f:
         if required:
-            first_node = next(iter(f.values()))[0] if f else None
+            first_node = next(iter(f.values()))[0] if f else at
             doc.error(first_node, f"{where} needs a {key}")
         return ""
     node = f[key][1]
-    value = doc.value(node)
-    if value is None or value == "":
-        if required:
-            doc.error(node, f"{key} must not be empty")
+    value = doc.read(node, fields.text, key)
+    if value is MISSING:
         return ""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        doc.error(node, f"{key} must be text")
-        return ""
-    if isinstance(value, str) and _has_control(value):
-        doc.error(node, f"{key} holds an invisible control character; retype it")
-        return ""
-    return str(value).strip() if not isinstance(value, str) else value.strip()
-
-
-def _choice_field(doc: YamlDoc, f: dict, key: str, options: Iterable[str], default: Any, where: str = "card") -> Any:
-    options = tuple(options)
-    if key not in f:
-        if default is None:
-            doc.error(next(iter(f.values()))[0] if f else None, f"{where} needs {key}: one of {', '.join(options)}")
-        return default
-    value = doc.value(f[key][1])
-    if value not in options:
-        doc.error(f[key][1], f'{key} must be one of {", ".join(options)}, not "{value}"')
-        return default
+    value = value.strip()
+    if not value and required:
+        doc.error(node, f"{key} must not be empty")
     return value
 
 
-def _url_field(doc: YamlDoc, f: dict, key: str, where: str, required: bool = False) -> str:
-    text = _text_field(doc, f, key, required=required, where=where)
+def _choice_field(
+    doc: YamlDoc, f: dict, key: str, options: Iterable[str], default: Any, where: str = "card", at: yaml.Node | None = None
+) -> Any:
+    options = tuple(options)
+    if key not in f:
+        if default is None:
+            doc.error(next(iter(f.values()))[0] if f else at, f"{where} needs {key}: one of {', '.join(options)}")
+        return default
+    value = doc.read(f[key][1], lambda node: fields.choice(node, options), key)
+    return default if value is MISSING else value
+
+
+def _url_field(doc: YamlDoc, f: dict, key: str, where: str, required: bool = False, at: yaml.Node | None = None) -> str:
+    text = _text_field(doc, f, key, required=required, where=where, at=at)
     if not text:
         return ""
-    parts = urlsplit(text)
-    if parts.scheme not in ALLOWED_URL_SCHEMES or not parts.netloc:
-        doc.error(f[key][1], f'{key} must be a web address starting with https://, not "{text}"')
+    wrong = fields.web_address(text, ALLOWED_URL_SCHEMES)
+    if wrong:
+        doc.error(f[key][1], f"{key} {wrong}")
         return ""
     return text
 
 
-def _has_control(text: str) -> bool:
-    import unicodedata
-
-    return any(unicodedata.category(ch) == "Cc" for ch in text)
-
-
 def _resolve(base: Path, text: str) -> Path:
     p = Path(os.path.expanduser(text))
-    return p if p.is_absolute() else (base / p).resolve()
+    return p if p.is_absolute() else real_path(base / p)
+
+
+def real_path(path: Path) -> Path:
+    """``path`` with its links followed; as written (made absolute) when that fails, as it does
+    for a loop of links or a name longer than the disk allows: a card file may name anything."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
+
+
+def _is(path: Path, kind: str) -> bool:
+    """Whether ``path`` is a file, a folder or a link; False, not an exception, for a path the
+    disk cannot even look up (too long, a loop, no permission)."""
+    try:
+        if kind == "link":
+            return path.is_symlink()
+        return path.is_dir() if kind == "dir" else path.is_file()
+    except (OSError, RuntimeError):
+        return False
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -428,11 +487,12 @@ class _Quoted(str):
     """A UID is always written in quotes, so no YAML reader anywhere can take it for a number."""
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]  # libyaml's emitter when there
     pass
 
 
-_Dumper.add_representer(_Quoted, lambda dumper, text: dumper.represent_scalar("tag:yaml.org,2002:str", text, style='"'))
+# str(text): libyaml's emitter takes only an exact str, not a subclass.
+_Dumper.add_representer(_Quoted, lambda dumper, text: dumper.represent_scalar("tag:yaml.org,2002:str", str(text), style='"'))
 
 
 def registry_to_yaml(registry: Registry, base: Path) -> str:
@@ -481,7 +541,7 @@ def _action_to_dict(action: Action, base: Path) -> dict[str, Any]:
 
 def _relative(path: Path, base: Path) -> str:
     try:
-        return str(Path(path).resolve().relative_to(base.resolve()))
+        return str(real_path(Path(path)).relative_to(real_path(base)))
     except ValueError:
         return str(path)
 
@@ -492,8 +552,11 @@ def save_registry(registry: Registry, path: str | Path | None = None) -> Registr
     The text is checked before it replaces anything, so a save can never leave a card file the
     launcher refuses.
     """
-    target = Path(path or registry.path)
-    base = target.resolve().parent
+    given = path or registry.path
+    if given is None:
+        raise ValueError("save_registry needs a path: the registry was not read from a file")
+    target = Path(given)
+    base = real_path(target).parent
     text = registry_to_yaml(registry, base)
     checked, problems = parse_registry_text(text, base, target.name)
     if checked is None:

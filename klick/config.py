@@ -21,8 +21,9 @@ from typing import Any
 
 import yaml
 
+from klick import fields as typed
 from klick.problems import FileProblems, Problem
-from klick.yamlfile import YamlDoc, line_of, read_yaml, show_value
+from klick.yamlfile import YamlDoc, line_of, read_yaml
 
 __all__ = [
     "Config",
@@ -183,91 +184,102 @@ class Config:
 
 
 # --- the schema: one checker per setting ------------------------------------------------------
+# Each checker takes the setting's YAML node and returns its value or raises typed.Wrong, whose
+# words follow the setting's dotted name ("reader.mode must be "slot" or "tap", not "slto"").
 
-Checker = Callable[[Any], Any]
-
-
-class _Bad(ValueError):
-    """A setting's value is wrong; the message says what is expected."""
+Checker = Callable[[yaml.Node], Any]
+#: A pilot key shorter than this can be guessed back from the hashes it makes.
+MIN_EXPORT_KEY = 16
 
 
 def _choice(*options: str) -> Checker:
-    def check(value: Any) -> str:
-        if not isinstance(value, str) or value not in options:
-            listed = " or ".join(f'"{o}"' for o in options) if len(options) <= 3 else ", ".join(f'"{o}"' for o in options)
-            raise _Bad(f"must be {listed}, not {show_value(value)}")
-        return value
+    listed = " or ".join(f'"{o}"' for o in options) if len(options) <= 3 else ", ".join(f'"{o}"' for o in options)
+
+    def check(node: yaml.Node) -> str:
+        return typed.choice(node, options, listed=listed)
 
     return check
 
 
 def _int(low: int, high: int) -> Checker:
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _Bad(f"must be a whole number, not {show_value(value)}")
-        if not low <= value <= high:
-            raise _Bad(f"must be between {low} and {high}, not {value}")
-        return value
+    def check(node: yaml.Node) -> int:
+        return typed.whole(node, low, high)
 
     return check
 
 
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _Bad(f"must be true or false, not {show_value(value)}")
-    return value
+def _bool(node: yaml.Node) -> bool:
+    return typed.flag(node)
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    if not isinstance(value, str):
-        raise _Bad(f"must be text, not {show_value(value)}")
-    return value
+def _text(node: yaml.Node) -> str:
+    return typed.text(node)
 
 
-def _path(value: Any) -> Path:
-    if not isinstance(value, str) or not value.strip():
-        raise _Bad(f"must be a file path, not {show_value(value)}")
+def _path(node: yaml.Node) -> Path:
+    try:
+        value = typed.text(node, expected="a file path")
+    except typed.Wrong as exc:
+        if exc.kind == "hidden":
+            raise
+        raise typed.Wrong(f"must be a file path, not {exc.got}") from None
+    if not value.strip():
+        raise typed.Wrong(f"must be a file path, not {typed.show(node)}")
     return Path(os.path.expanduser(value))
 
 
-def _argv(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        raise _Bad("must be a list of words, one per line starting with '- ', not one string (Klick never runs a shell)")
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-        raise _Bad("must be a list of words, one per line starting with '- '")
-    return tuple(value)
-
-
-def _date(value: Any) -> _dt.date | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, _dt.datetime):
-        return value.date()
-    if isinstance(value, _dt.date):
-        return value
+def _argv(node: yaml.Node) -> tuple[str, ...]:
     try:
-        return _dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise _Bad(f"must be a date written like 2026-11-23, not {show_value(value)}") from None
+        return typed.words(node)
+    except typed.Wrong as exc:
+        if exc.kind == "string":
+            raise typed.Wrong(
+                "must be a list of words, one per line starting with '- ', not one string (Klick never runs a shell)"
+            ) from None
+        if exc.kind == "hidden":
+            raise
+        raise typed.Wrong("must be a list of words, one per line starting with '- '", at=exc.at) from None
 
 
-def _servers(value: Any) -> tuple[str, ...]:
+def _date(node: yaml.Node) -> _dt.date | None:
+    return typed.date(node)
+
+
+def _export_key(node: yaml.Node) -> str:
+    value = typed.text(node)
+    if value and len(value) < MIN_EXPORT_KEY:
+        raise typed.Wrong(
+            f"is {len(value)} characters long; a pilot key needs at least {MIN_EXPORT_KEY}, or card IDs can be "
+            'guessed back from the export. Make one with: python3 -c "import secrets; print(secrets.token_urlsafe(24))"',
+            kind="range",
+        )
+    return value
+
+
+def _servers(node: yaml.Node) -> tuple[str, ...]:
     from klick.calls import CallServerError, call_origin
 
-    if value is None:
+    if typed.is_null(node):
         return ()
-    if isinstance(value, str) or not isinstance(value, list):
-        raise _Bad("must be a list of call servers, one per line starting with '- ', such as - https://meet.example.se")
+    if not isinstance(node, yaml.SequenceNode):
+        raise typed.Wrong("must be a list of call servers, one per line starting with '- ', such as - https://meet.example.se")
     out = []
-    for item in value:
+    for item in node.value:
         try:
-            out.append(call_origin(item))
+            text = typed.text(item)
+            if "@" in text:
+                raise typed.Wrong(
+                    f'has an entry with a user name or password in it ("{text}"); list the server alone, such as '
+                    "https://meet.example.se",
+                    at=item,
+                )
+            out.append(call_origin(text))
+        except typed.Wrong as exc:
+            if exc.at is not None:
+                raise
+            raise typed.Wrong(f"has an entry that is not a call server: it {exc}", at=item) from None
         except CallServerError as exc:
-            raise _Bad(f"has an entry that is not a call server: {exc}") from None
+            raise typed.Wrong(f"has an entry that is not a call server: {exc}", at=item) from None
     return tuple(dict.fromkeys(out))
 
 
@@ -319,7 +331,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, Checker]]] = {
             "device_name": _text,
             "enrolled": _bool,
             "consent_date": _date,
-            "export_key": _text,
+            "export_key": _export_key,
             "retention_days": _int(1, 3650),
         },
     ),
@@ -466,12 +478,9 @@ def _check_one(
     key: str | None = None,
 ) -> None:
     try:
-        value = checker(doc.value(node))
-    except _Bad as exc:
-        doc.error(node, f"{dotted} {exc}")
-        return
-    except Exception as exc:  # a value PyYAML itself cannot build, e.g. a bad timestamp
-        doc.error(node, f"{dotted} cannot be read: {exc}")
+        value = checker(node)
+    except typed.Wrong as exc:
+        doc.error(exc.at or node, f"{dotted} {exc}")
         return
     into[key or dotted] = value
     origins[dotted] = f"{name}:{line_of(node)}"
@@ -491,7 +500,7 @@ def _build(
                     value = base / value
                 kwargs[f.name] = value
             elif (section, f.name) in _PATH_FIELDS:
-                kwargs[f.name] = _default_path(section, f.name, f.default, home, source)
+                kwargs[f.name] = _default_path(section, f.name, Path(str(f.default)), home, source)
         if section == "paths":
             kwargs["home"] = home
         parts[section] = cls(**kwargs)

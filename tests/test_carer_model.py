@@ -278,7 +278,8 @@ def test_a_bundle_is_edited_and_saved_back(demo, tmp_path):
         session.close()
     target = tmp_path / "tablet" / "cards.yaml"
     target.parent.mkdir()
-    bundle_mod.unpack_bundle(bundle, target)
+    servers = ["https://meet.jit.si", "https://meet.example.se"]
+    bundle_mod.unpack_bundle(bundle, target, allowed_servers=servers)
     unpacked = load_registry(target)
     morfar = unpacked.get("04EE02")
     assert morfar.label == "Morfar" and morfar.picture.is_file() and len(unpacked) == 6
@@ -291,7 +292,7 @@ def test_a_bundle_is_edited_and_saved_back(demo, tmp_path):
         session.close()
     again = tmp_path / "again" / "cards.yaml"
     again.parent.mkdir()
-    bundle_mod.unpack_bundle(bundle, again)
+    bundle_mod.unpack_bundle(bundle, again, allowed_servers=servers)
     assert load_registry(again).get("04EE03") is None and load_registry(again).get("04EE02") is not None
 
 
@@ -383,3 +384,49 @@ def test_the_live_check_of_one_card_agrees_with_the_whole_file_check_but_for_the
     clash = call(uid=registry.cards[0].uid)
     assert "uid" in check_form(clash, registry, base).errors
     assert check_form(clash, registry, base, whole_file=False).ok
+
+
+# ---- the call-server allow list on save (issue 10 item 8) ------------------------------------------
+
+
+def test_a_call_to_an_unlisted_server_is_refused_at_the_server_field(demo):
+    allowed = ["https://meet.example.se"]
+    refused = check_form(call(server="https://evil.example"), EMPTY, demo.parent, allowed_servers=allowed)
+    assert not refused.ok and list(refused.errors) == ["server"]
+    assert "inte godkänd för samtal" in refused.errors["server"][0] and "calls.allowed_servers" in refused.errors["server"][0]
+    english = check_form(call(server="https://evil.example"), EMPTY, demo.parent, "en", allowed_servers=allowed)
+    assert english.errors["server"][0].startswith('Card "Mormor" (04AA01) calls https://evil.example, which is not one')
+    assert check_form(call(server="https://MEET.example.se/"), EMPTY, demo.parent, allowed_servers=allowed).ok
+    # Without a list (no settings) the form is checked as the file alone.
+    assert check_form(call(server="https://evil.example"), EMPTY, demo.parent).ok
+
+    before = demo.read_bytes()
+    session = EditorSession(demo, allowed_servers=allowed)
+    saved = session.save(call(server="https://evil.example"))
+    assert not saved.ok and "server" in saved.errors
+    assert demo.read_bytes() == before and not session.can_undo
+    assert session.save(call(server="https://meet.example.se")).ok
+
+
+def test_a_bundle_opened_for_editing_is_not_held_to_the_tablets_list(demo, tmp_path):
+    from cards.bundle import pack_bundle
+
+    bundle = tmp_path / "mamma.klick"
+    pack_bundle(load_registry(demo), demo, bundle)  # its Anna calls meet.jit.si, listed nowhere here
+    session = EditorSession(bundle=bundle, allowed_servers=[])
+    try:
+        assert len(session.registry) == 5
+    finally:
+        session.close()
+
+
+def test_the_carer_sees_the_new_refusals_in_swedish():
+    for message, swedish in [
+        ("label holds only invisible characters; write a word the resident can read", "osynliga tecken"),
+        ("label holds a hidden character that turns text around (U+202E); retype it", "vänder på texten"),
+        ("url must not hold a user name or password (the part before '@' in \"a@b\"); the address would open b", "lösenord"),
+        ("label must be text, not a list", "Skriv text här."),
+        ("the picture /x.png is outside the card file's folder; keep pictures beside the card file", "utanför kortens mapp"),
+        ("the picture p.png is a link to another file; put the picture itself beside the card file", "länk"),
+    ]:
+        assert swedish in problem_words(message), message

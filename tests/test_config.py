@@ -89,14 +89,51 @@ def test_cli_config_error_exits_2(klick, klick_home):
 
 
 def test_cli_config_show_names_sources(klick, klick_home):
-    (klick_home / "klick.yaml").write_text("locale: en\npilot:\n  export_key: secret-key\n")
+    (klick_home / "klick.yaml").write_text("locale: en\npilot:\n  export_key: secret-key-for-the-pilot\n")
     result = klick("config", "show")
     assert result.returncode == 0
     assert "klick.yaml:1" in result.stdout and "[default]" in result.stdout
-    assert "secret-key" not in result.stdout
+    assert "secret-key-for-the-pilot" not in result.stdout
 
 
 def test_cli_missing_config_file(klick):
     result = klick("config", "check", "--config", "/nonexistent/klick.yaml")
     assert result.returncode == 2
     assert "does not exist" in result.stderr
+
+
+def test_short_export_key_is_refused_with_how_to_make_one(klick_home):
+    (klick_home / "klick.yaml").write_text("pilot:\n  device_name: hbg-01\n  export_key: secret-key\n")
+    with pytest.raises(ConfigError) as info:
+        load_config()
+    ((problem,),) = [info.value.problems]
+    assert problem.line == 3 and problem.message.startswith("pilot.export_key is 10 characters long")
+    assert 'python3 -c "import secrets; print(secrets.token_urlsafe(24))"' in problem.message
+    (klick_home / "klick.yaml").write_text('pilot:\n  export_key: "sixteen chars ok"\n')
+    assert load_config().pilot.export_key == "sixteen chars ok"
+    (klick_home / "klick.yaml").write_text('pilot:\n  export_key: ""\n')
+    assert load_config().pilot.export_key == ""  # none given: exports say to set one
+
+
+def test_call_servers_with_a_user_name_or_password_are_refused(klick_home):
+    (klick_home / "klick.yaml").write_text(
+        "calls:\n  allowed_servers:\n    - https://meet.example.se\n    - https://u:pw@evil.example\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config()
+    ((problem,),) = [info.value.problems]
+    assert problem.line == 4 and "user name or password" in problem.message
+
+
+def test_direction_overrides_are_refused_in_settings_text(klick_home):
+    (klick_home / "klick.yaml").write_text('help_contact: "Ring \\u202e0701234567"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config()
+    assert info.value.problems[0].message == "help_contact holds a hidden character that turns text around (U+202E); retype it"
+
+
+def test_appliance_settings_document_the_call_server_allow_list():
+    text = (REPO / "config" / "appliance" / "klick.yaml").read_text()
+    assert "allowed_servers:" in text and "--allow-server" in text
+    cfg = load_config(REPO / "config" / "appliance" / "klick.yaml", env={})
+    assert cfg.calls.allowed_servers == ()

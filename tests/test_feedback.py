@@ -544,3 +544,16 @@ def test_questionnaire_does_not_wait_on_a_locked_database(tmp_path):
     assert fb.answer(first.id, 4) is None
     assert log.conn.execute("SELECT value FROM answers").fetchall() == [("4",)]
     log.close()
+
+
+def test_direction_overrides_are_refused_in_question_text(tmp_path):
+    path = tmp_path / "questionnaire.yaml"
+    path.write_text(
+        'questions:\n  - id: q\n    kind: yes_no\n    text: {sv: "Hur \\u202egick det?", en: ok}\n'
+        "    triggers: [{after_uses: 1}]\n"
+    )
+    q, problems = check_questionnaire(path)
+    assert q is None
+    assert [(p.line, p.message) for p in problems] == [
+        (4, "question 'q': text.sv holds a hidden character that turns text around (U+202E); retype it")
+    ]

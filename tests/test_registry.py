@@ -10,6 +10,7 @@ from cards.registry import (
     Registry,
     check_registry,
     load_registry,
+    parse_registry_text,
     save_registry,
 )
 from klick.atomic import backup_path
@@ -243,3 +244,105 @@ def test_round_trip_keeps_pictures_and_album_folders(tmp_path):
     text = (tmp_path / "cards.yaml").read_text()
     assert "picture: pics/a.png" in text and "folder: album" in text
     assert load_registry(tmp_path / "cards.yaml").cards == (card,)
+
+
+# --- URLs, labels and pictures that look like one thing and are another (issue 10 item 12) -----
+
+
+def one_card(action: str, label: str = "Anna", extra: str = "") -> str:
+    return f'cards:\n  - uid: "04A1"\n    label: "{label}"\n{extra}    action: {action}\n'
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        "{type: web, url: 'https://www.svtplay.se@evil.example/'}",
+        "{type: web, url: 'https://user:pw@host.example/'}",
+        "{type: web, url: 'https://evil.example\\\\@www.svtplay.se/'}",
+        "{type: photo_album, url: 'https://user@photos.example/album'}",
+        "{type: video_call, provider: jitsi, server: 'https://user:pw@meet.example.se', room: familjen}",
+    ],
+)
+def test_urls_with_a_user_name_or_password_are_refused(action):
+    registry, problems = parse_registry_text(one_card(action), Path("/tmp"))
+    assert registry is None
+    ((line, message),) = [(p.line, p.message) for p in problems]
+    assert line == 4 and ("user name or password" in message or "must be a web address" in message), message
+
+
+def test_a_web_address_with_an_at_sign_after_the_host_is_fine():
+    registry, problems = parse_registry_text(one_card("{type: web, url: 'https://www.smhi.se/@stockholm'}"), Path("/tmp"))
+    assert registry is not None and problems == []
+
+
+@pytest.mark.parametrize(
+    "label",
+    ["", "   ", "\\u200b", "\\u200b\\u200d\\ufeff", "\\u3164", "\\u2800 \\u00ad", "\\u2060\\u180e", "\\u0301"],
+)
+def test_labels_that_are_empty_or_only_invisible_characters_are_refused(label):
+    registry, problems = parse_registry_text(one_card("{type: web, url: 'https://a.se'}", label), Path("/tmp"))
+    assert registry is None
+    ((line, message),) = [(p.line, p.message) for p in problems]
+    assert line == 3 and message in (
+        "label must not be empty",
+        "label holds only invisible characters; write a word the resident can read",
+    )
+
+
+def test_a_label_in_any_script_or_with_accents_is_fine():
+    for label in ("Åsa", "e\\u0301", "北京", "Ωμέγα", "A\\u200bB"):
+        registry, problems = parse_registry_text(one_card("{type: web, url: 'https://a.se'}", label), Path("/tmp"))
+        assert registry is not None and problems == [], (label, problems)
+
+
+@pytest.mark.parametrize(
+    "char", ["\\u202a", "\\u202b", "\\u202c", "\\u202d", "\\u202e", "\\u2066", "\\u2067", "\\u2068", "\\u2069"]
+)
+@pytest.mark.parametrize(
+    "where, action",
+    [
+        ("label", "{type: web, url: 'https://a.se'}"),
+        ("display_name", '{type: video_call, provider: jitsi, server: "https://m.se", room: r, display_name: "a{c}b"}'),
+        ("user", '{type: video_call, provider: teams, user: "a{c}b@x.se"}'),
+        ("argv", '{type: command, argv: [xclock, "-title", "a{c}b"]}'),
+        ("url", '{type: web, url: "https://a.se/{c}x"}'),
+    ],
+)
+def test_direction_overrides_are_refused_in_every_text_field(char, where, action):
+    label = f"a{char}b" if where == "label" else "Anna"
+    text = one_card(action.replace("{c}", char), label)
+    registry, problems = parse_registry_text(text, Path("/tmp"))
+    assert registry is None
+    assert any(p.message.startswith(f"{where} holds a hidden character that turns text around (U+") for p in problems), problems
+
+
+def test_a_picture_outside_the_card_folder_or_a_link_is_a_warning(tmp_path):
+    (tmp_path / "cards").mkdir()
+    (tmp_path / "cards" / "pictures").mkdir()
+    (tmp_path / "cards" / "pictures" / "anna.png").write_bytes(b"png")
+    (tmp_path / "elsewhere.png").write_bytes(b"png")
+    (tmp_path / "cards" / "pictures" / "link.png").symlink_to(tmp_path / "cards" / "pictures" / "anna.png")
+    text = (
+        one_card("{type: web, url: 'https://a.se'}", extra="    picture: pictures/anna.png\n")
+        + '  - uid: "04A2"\n    label: B\n    picture: ../elsewhere.png\n    action: {type: web, url: "https://a.se"}\n'
+        + f'  - uid: "04A3"\n    label: C\n    picture: {tmp_path / "elsewhere.png"}\n    action: {{type: web, url: "https://a.se"}}\n'
+        + '  - uid: "04A4"\n    label: D\n    picture: pictures/link.png\n    action: {type: web, url: "https://a.se"}\n'
+    )
+    path = tmp_path / "cards" / "cards.yaml"
+    path.write_text(text)
+    registry, problems = check_registry(path)
+    assert registry is not None and len(registry) == 4  # warnings only: the cards still work
+    got = {p.line: p.message for p in problems}
+    assert all(p.severity == "warning" for p in problems)
+    assert sorted(got) == [8, 12, 16]
+    assert "outside the card file's folder" in got[8] and "outside the card file's folder" in got[12]
+    assert "is a link to another file" in got[16]
+
+
+def test_card_text_over_1_mb_is_refused_before_parsing(monkeypatch):
+    import yaml
+
+    monkeypatch.setattr(yaml, "compose_all", lambda *a, **k: pytest.fail("parsed"))
+    text = one_card("{type: web, url: 'https://a.se'}") + "# " + "x" * 2_000_000 + "\n"
+    registry, problems = parse_registry_text(text, Path("/tmp"))
+    assert registry is None and problems[0].message.startswith("this card file is 2.0 MB; a card file is at most 1 MB")

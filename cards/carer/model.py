@@ -10,6 +10,8 @@ can stand next to that field. No Kivy here: hypothesis drives this module direct
 from __future__ import annotations
 
 import shlex
+import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from dataclasses import fields as dc_fields
 from pathlib import Path
@@ -21,7 +23,8 @@ from cards.carer.words import problem_words, words
 from cards.colours import PALETTE
 from cards.describe import describe_action
 from cards.model import Card, Command, PhotoAlbum, SvtPlay, VideoCall, Web
-from cards.registry import Registry, parse_registry_text, registry_to_yaml
+from cards.policy import policy_problems
+from cards.registry import Registry, parse_registry_text, real_path, registry_to_yaml
 
 __all__ = [
     "KINDS",
@@ -174,7 +177,7 @@ def _show_path(path: Path | None, base: Path) -> str:
     if path is None:
         return ""
     try:
-        return str(Path(path).resolve().relative_to(base.resolve()))
+        return str(real_path(Path(path)).relative_to(real_path(base)))
     except ValueError:
         return str(path)
 
@@ -234,7 +237,7 @@ def form_to_dict(form: CardForm) -> tuple[dict[str, Any], dict[str, str]]:
     return out, early
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]  # libyaml's emitter when there
     """Every text in quotes, so a UID like 0012345678 or a label like "yes" stays text."""
 
 
@@ -252,23 +255,50 @@ def card_file_text(form: CardForm, registry: Registry, base: Path, whole_file: b
     # A new card is added beside every card there is (so a UID already in use is refused, as in
     # the file); an edited card takes its own old place.
     if not whole_file:
-        others = Registry(())
-    elif form.is_new:
-        others = registry
+        head = _head_text(_NO_CARDS, base, None)
     else:
-        others = Registry(tuple(c for c in registry.cards if c.uid != form.uid))
-    head = registry_to_yaml(others, base)
-    if head.rstrip().endswith("cards: []"):
-        head = head.rstrip()[: -len("[]")].rstrip() + "\n"
+        head = _head_text(registry, base, None if form.is_new else form.uid)
     chunk = yaml.dump([card_dict], Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=10_000)
     return head + chunk, head.count("\n") + 1
 
 
-def check_form(form: CardForm, registry: Registry, base: Path, locale: str = "sv", *, whole_file: bool = True) -> Checked:
+_NO_CARDS = Registry(())
+#: The last head written: (the registry, the folder, the UID left out, the text). A carer checks
+#: the same card set again and again while typing and saving; writing its other cards anew each
+#: time would be most of the check. The registry is frozen, so its text cannot go stale.
+_last_head: tuple[weakref.ref[Registry], Path, str | None, str] | None = None
+
+
+def _head_text(registry: Registry, base: Path, without: str | None) -> str:
+    """The card file text of ``registry`` without the card ``without``, open for one more card."""
+    global _last_head
+    last = _last_head
+    if last is not None and last[0]() is registry and last[1] == base and last[2] == without:
+        return last[3]
+    others = registry if without is None else Registry(tuple(c for c in registry.cards if c.uid != without))
+    head = registry_to_yaml(others, base)
+    if head.rstrip().endswith("cards: []"):
+        head = head.rstrip()[: -len("[]")].rstrip() + "\n"
+    _last_head = (weakref.ref(registry), base, without, head)
+    return head
+
+
+def check_form(
+    form: CardForm,
+    registry: Registry,
+    base: Path,
+    locale: str = "sv",
+    *,
+    whole_file: bool = True,
+    allowed_servers: Iterable[str] | None = None,
+) -> Checked:
     """Check the form exactly as ``klick cards check`` would check the file it makes.
 
     ``whole_file=False`` checks the card alone (not whether its UID is taken): for live feedback
-    while typing; a save always checks the whole file.
+    while typing; a save always checks the whole file. With ``allowed_servers`` (the settings'
+    ``calls.allowed_servers``) a call to any other server is refused at the server field, by the
+    same rule a bundle is unpacked by (:func:`cards.policy.policy_problems`); command cards stay
+    the carer's choice.
     """
     errors: dict[str, list[str]] = {}
     warnings: dict[str, list[str]] = {}
@@ -279,7 +309,10 @@ def check_form(form: CardForm, registry: Registry, base: Path, locale: str = "sv
         errors.setdefault(name, []).append(words(key, locale))
     text, first = card_file_text(form, registry, base, whole_file)
     checked, problems = parse_registry_text(text, base, "cards.yaml")
-    lines = _line_fields(text, form)
+    if checked is not None and allowed_servers is not None:
+        mine = checked.get(form.uid)
+        problems = [*problems, *policy_problems([mine] if mine else [], allowed_servers, True, file="cards.yaml")]
+    lines = _line_fields("\n".join(text.split("\n")[first - 1 :]), first, form)
     for problem in problems:
         if problem.line is None or problem.line < first:
             if problem.severity == "error":
@@ -298,17 +331,23 @@ def check_form(form: CardForm, registry: Registry, base: Path, locale: str = "sv
     return Checked(card, errors, warnings, text)
 
 
-def _line_fields(text: str, form: CardForm) -> dict[int, str]:
-    """Line number (1-based) → the form field whose value is written on it, for the last card."""
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    cards_node = next(v for k, v in root.value if k.value == "cards")
-    card = cards_node.value[-1]
+def _line_fields(chunk: str, first: int, form: CardForm) -> dict[int, str]:
+    """Line number (1-based) → the form field whose value is written on it, for the last card.
+
+    ``chunk`` is the card's own lines (a one-item list, as :func:`card_file_text` writes it),
+    which start on line ``first`` of the file; only they are read again, not the whole file.
+    """
+    root = yaml.compose(chunk, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     out: dict[int, str] = {}
+    if not isinstance(root, yaml.SequenceNode) or not root.value:
+        return out
+    card = root.value[-1]
+    offset = first  # the chunk's line 0 is the file's line ``first``
 
     def mark(key: yaml.Node, value: yaml.Node, name: str) -> None:
         last = value.end_mark.line if value.end_mark.column > 0 else value.end_mark.line - 1
         for line in range(key.start_mark.line, max(last, key.start_mark.line) + 1):
-            out[line + 1] = name
+            out[line + offset] = name
 
     for key, value in card.value:
         if key.value == "action":
@@ -321,12 +360,12 @@ def _line_fields(text: str, form: CardForm) -> dict[int, str]:
                 if name == "url" and form.kind == "photos":
                     name = "album_url"
                 mark(akey, avalue, name)
-            out[value.start_mark.line + 1] = main
+            out[value.start_mark.line + offset] = main
         else:
             mark(key, value, {"colour": "colour", "label": "label", "picture": "picture"}.get(key.value, "uid"))
     # The card's first line: problems about the card as a whole, which without a choice of
     # what it does can only be that it does nothing yet.
-    out[card.start_mark.line + 1] = "kind" if form.kind is None and form.role != "carer" else "uid"
+    out[card.start_mark.line + offset] = "kind" if form.kind is None and form.role != "carer" else "uid"
     return out
 
 
@@ -336,7 +375,10 @@ def face_of(form: CardForm, base: Path, locale: str = "sv") -> Face:
     if form.picture.strip():
         p = Path(form.picture.strip()).expanduser()
         p = p if p.is_absolute() else base / p
-        picture = p if p.is_file() else None
+        try:
+            picture = p if p.is_file() else None
+        except OSError:  # typed text the disk cannot look up (far too long): no picture yet
+            picture = None
     return Face(form.label.strip(), form.colour, picture, _words_for(form, locale))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,10 +36,19 @@ class EditorSession:
     """The registry being edited, with its path, its folder (for relative paths), and undo.
 
     ``bundle``: edit this ``.klick`` file instead; it is created on the first save if missing.
+    ``allowed_servers``: the call servers a saved call may name (``calls.allowed_servers``);
+    None leaves calls unchecked (a test, or a tool with no settings).
     """
 
-    def __init__(self, registry_path: str | Path | None = None, *, bundle: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        registry_path: str | Path | None = None,
+        *,
+        bundle: str | Path | None = None,
+        allowed_servers: Iterable[str] | None = None,
+    ) -> None:
         self.bundle = Path(bundle) if bundle is not None else None
+        self.allowed_servers = tuple(allowed_servers) if allowed_servers is not None else None
         self._workdir: Path | None = None
         if self.bundle is not None:
             self._workdir = Path(tempfile.mkdtemp(prefix="klick-carer-"))
@@ -70,8 +80,11 @@ class EditorSession:
     def _unpack(self) -> None:
         from cards.bundle import BundleError, unpack_bundle
 
+        if self.bundle is None:
+            return
         try:
-            unpack_bundle(self.bundle, self.path)
+            # The carer's own working copy: what the tablet accepts is checked when it unpacks it.
+            unpack_bundle(self.bundle, self.path, check_policy=False)
         except BundleError as exc:
             raise SessionError(str(exc)) from None
 
@@ -82,12 +95,12 @@ class EditorSession:
         return self._undo is not None
 
     def check(self, form: CardForm, locale: str = "sv") -> Checked:
-        return check_form(form, self.registry, self.base, locale)
+        return check_form(form, self.registry, self.base, locale, allowed_servers=self.allowed_servers)
 
     def save(self, form: CardForm, locale: str = "sv") -> Checked:
         """Check the form and, if it is fine, save the card; the result says what is wrong if not."""
         checked = self.check(form, locale)
-        if not checked.ok:
+        if not checked.ok or checked.card is None:
             return checked
         self._write(self.registry.with_card(checked.card, replace_existing=True), "save")
         return checked

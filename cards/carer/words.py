@@ -107,7 +107,26 @@ _PROBLEMS_SV: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"this card has no action"), "Välj vad kortet ska göra."),
     (re.compile(r"is already set up on line"), "Det här kortet är redan programmerat."),
     (re.compile(r"^colour "), "Välj en av färgerna."),
-    (re.compile(r"\w+ must be text$"), "Skriv text här."),
+    (re.compile(r"\w+ must be text\b"), "Skriv text här."),
+    (re.compile(r"label holds only invisible characters"), "Namnet har bara osynliga tecken; skriv ett ord."),
+    (
+        re.compile(r"holds a hidden character that turns text around"),
+        "Texten har ett dolt tecken som vänder på texten; skriv om den.",
+    ),
+    (
+        re.compile(r"must not hold a user name or password"),
+        "Adressen får inte ha ett användarnamn eller lösenord (delen före @).",
+    ),
+    (
+        re.compile(r"is not one of the call servers in calls.allowed_servers"),
+        "Den här servern är inte godkänd för samtal på surfplattan. Be den som installerade Klick att lägga till den "
+        "i inställningarna (calls.allowed_servers).",
+    ),
+    (re.compile(r"the picture (.+) is a link to another file"), r"Bilden \1 är en länk till en annan fil; välj själva bilden."),
+    (
+        re.compile(r"the picture (.+) is outside the card file's folder"),
+        r"Bilden \1 ligger utanför kortens mapp; lägg bilderna i kortens mapp, så följer de med när mappen kopieras.",
+    ),
 ]
 
 

@@ -16,6 +16,7 @@ from klick.cli.common import (
     EXIT_USAGE,
     config_option,
     fail,
+    get_config,
     plain_errors,
     print_problems,
     registry_option,
@@ -134,29 +135,73 @@ def pack(out: str, config_path: str | None, registry_path: str | None) -> None:
 
 @click.command()
 @click.argument("bundle", type=click.Path(dir_okay=False))
+@click.option(
+    "--allow-commands",
+    is_flag=True,
+    help="Accept command cards (they start programs on the tablet): only from a sender you trust.",
+)
+@click.option(
+    "--allow-server",
+    "allow_servers",
+    multiple=True,
+    metavar="HOST",
+    help="Accept video calls to this server too, besides calls.allowed_servers (repeatable).",
+)
 @config_option
 @registry_option
 @plain_errors
-def unpack(bundle: str, config_path: str | None, registry_path: str | None) -> None:
+def unpack(
+    bundle: str, allow_commands: bool, allow_servers: tuple[str, ...], config_path: str | None, registry_path: str | None
+) -> None:
     """Replace the card set with the one in a bundle; the old card file is kept as .bak.
 
-    Everything in the bundle is checked first; if anything is wrong, nothing is changed.
+    Everything in the bundle is checked first; if anything is wrong, nothing is changed. A bundle
+    with command cards, or with video calls to a server not in calls.allowed_servers, is refused
+    unless you accept them with --allow-commands or --allow-server HOST.
 
     \b
       klick cards unpack /media/usb/mamma.klick
+      klick cards unpack mamma.klick --allow-server meet.example.se
     """
     from cards.bundle import BundleError, unpack_bundle
+    from cards.policy import policy_problems
+    from cards.registry import RegistryError, load_registry
+    from klick.calls import CallServerError, call_origin
 
-    path = _registry_path(config_path, registry_path)
+    cfg = get_config(config_path)
+    path = Path(registry_path) if registry_path else cfg.paths.registry
+    extra = []
+    for host in allow_servers:
+        try:
+            extra.append(call_origin(host))
+        except CallServerError as exc:
+            fail(f"--allow-server {host}: {exc}.", EXIT_USAGE)
     if not Path(bundle).is_file():
         fail(f"There is no bundle at {bundle}.", EXIT_INVALID)
     try:
-        result = unpack_bundle(bundle, path)
+        result = unpack_bundle(bundle, path, allowed_servers=(*cfg.calls.allowed_servers, *extra), allow_commands=allow_commands)
     except BundleError as exc:
         print_problems(exc.problems)
-        fail(f"{exc} Nothing was changed.", EXIT_INVALID)
+        hint = ""
+        if any("calls.allowed_servers" in p.message or "command cards" in p.message for p in exc.problems):
+            hint = (
+                " If you know and trust the sender, accept them with --allow-commands (command cards) or "
+                "--allow-server HOST (a call server), or add the server to calls.allowed_servers in klick.yaml."
+            )
+        fail(f"{exc} Nothing was changed.{hint}", EXIT_INVALID)
     for note in result.notes:
         click.echo(note, err=True)
+    if extra:
+        try:
+            unlisted = policy_problems(load_registry(path), cfg.calls.allowed_servers, True)
+        except RegistryError:
+            unlisted = []
+        for problem in unlisted:
+            click.echo(
+                f"Note: {problem.message}. Add the server to calls.allowed_servers in klick.yaml, "
+                "or the launcher will not start that call.",
+                err=True,
+            )
     kept = f" The previous card file is kept as {result.backup.name}." if result.backup else ""
     click.echo(f"Unpacked {result.cards} card{'s' if result.cards != 1 else ''} from {bundle} into {path}.{kept}")
 

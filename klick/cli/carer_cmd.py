@@ -44,7 +44,7 @@ def carer(ctx: click.Context, config_path: str | None, registry_path: str | None
     from cards.carer.session import EditorSession, SessionError
 
     try:
-        session = EditorSession(None if bundle else target, bundle=bundle)
+        session = EditorSession(None if bundle else target, bundle=bundle, allowed_servers=cfg.calls.allowed_servers)
     except SessionError as exc:
         fail(f"{exc}\nThe card file has problems; fix them (`klick cards check`) and try again.", EXIT_INVALID)
     try:

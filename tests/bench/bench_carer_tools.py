@@ -61,7 +61,7 @@ def run() -> list[tuple[str, str]]:
         device.mkdir()
         save_registry(demo, device / "cards.yaml")
         t0 = time.perf_counter()
-        unpack_bundle(tmp / "mamma.klick", device / "cards.yaml")
+        unpack_bundle(tmp / "mamma.klick", device / "cards.yaml", allowed_servers=["https://meet.jit.si"])  # the demo's call
         rows.append(("unpack it, every check included", f"{time.perf_counter() - t0:.2f} s"))
 
         home = tmp / "home"
