@@ -190,6 +190,8 @@ class Config:
 Checker = Callable[[yaml.Node], Any]
 #: A pilot key shorter than this can be guessed back from the hashes it makes.
 MIN_EXPORT_KEY = 16
+#: How to make a good pilot key, in every message that refuses one.
+MAKE_A_KEY = 'python3 -c "import secrets; print(secrets.token_urlsafe(24))"'
 
 
 def _choice(*options: str) -> Checker:
@@ -250,7 +252,7 @@ def _export_key(node: yaml.Node) -> str:
     if value and len(value) < MIN_EXPORT_KEY:
         raise typed.Wrong(
             f"is {len(value)} characters long; a pilot key needs at least {MIN_EXPORT_KEY}, or card IDs can be "
-            'guessed back from the export. Make one with: python3 -c "import secrets; print(secrets.token_urlsafe(24))"',
+            f"guessed back from the export. Make one with: {MAKE_A_KEY}",
             kind="range",
         )
     return value

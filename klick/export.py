@@ -36,6 +36,7 @@ from typing import Any, TextIO
 from urllib.parse import quote
 
 from klick import __version__
+from klick.config import MAKE_A_KEY, MIN_EXPORT_KEY
 from klick.usage import DB_KIND, SCHEMA_VERSION, iso
 
 __all__ = [
@@ -71,11 +72,9 @@ EXPORT_KIND = "klick-export"
 SAFE_DETAIL_KINDS = ("reader_status", "prompt_shown", "prompt_answered", "prompt_dismissed")
 BATCH = 5000
 #: Shorter keys can be guessed, and then every card hash can be linked back to its card.
-MIN_EXPORT_KEY = 16
 #: A year of a busy device is about 100,000 rows, and a merged pilot of 50 devices a few million;
 #: a file with more than this is not an export we can take in one go (nor, likely, an export).
 MAX_ROWS_PER_FILE = 10_000_000
-MAKE_A_KEY = 'python3 -c "import secrets; print(secrets.token_urlsafe(24))"'
 
 
 class ExportError(Exception):

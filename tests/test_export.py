@@ -158,7 +158,7 @@ def test_a_short_export_key_is_refused_with_how_to_make_a_good_one(home):
     for args in (["usage"], ["answers", "--format", "json"]):
         result = run("export", *args)
         assert result.exit_code == 2 and result.stdout == ""
-        assert "too short (10 characters; at least 16)" in result.stderr
+        assert "klick.yaml:3: pilot.export_key is 10 characters long; a pilot key needs at least 16" in result.stderr
         assert 'python3 -c "import secrets; print(secrets.token_urlsafe(24))"' in result.stderr
     (home / "klick.yaml").write_text('pilot:\n  enrolled: true\n  export_key: "0123456789abcdef"\n')
     assert run("export", "usage").exit_code == 0
