@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from klick.config import Config
 
@@ -34,7 +35,7 @@ class CardSource:
         #: The card on the reader now, if any: a card put down before "program" was pressed counts.
         self.present: str | None = None
         self.via: str | None = None
-        self._client = None
+        self._client: Any = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
