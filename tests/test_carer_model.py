@@ -34,9 +34,8 @@ from cards.carer.model import (
 )
 from cards.carer.session import EditorSession, SessionError
 from cards.carer.words import WORDS, problem_words, words
-from cards.colours import PALETTE
+from cards.colours import PALETTE, contrast
 from cards.registry import Registry, check_registry, load_registry
-from launcher.theme import contrast
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "config" / "demo-cards.yaml"
