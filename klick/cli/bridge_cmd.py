@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 
 import click
@@ -22,8 +23,14 @@ DRIVER_CHOICES = ["sim", "serial", "nfc", "hid"]
 )
 @click.option("--device", default=None, help="Reader device to use instead of reader.device in the settings.")
 @click.option("-v", "--verbose", is_flag=True, help="Also log what the reader driver itself says.")
+@click.option(
+    "--until-stdin-closes",
+    is_flag=True,
+    help="Stop when stdin closes: for a program that starts a bridge for its own session (the carer window) "
+    "and holds the other end of a pipe, so the bridge ends with it however it ends.",
+)
 @plain_errors
-def bridge(config_path: str | None, driver: str | None, device: str | None, verbose: bool) -> None:
+def bridge(config_path: str | None, driver: str | None, device: str | None, verbose: bool, until_stdin_closes: bool) -> None:
     """Run the card reader daemon: reader events on the socket in paths.socket."""
     from dataclasses import replace
 
@@ -41,7 +48,41 @@ def bridge(config_path: str | None, driver: str | None, device: str | None, verb
         fail(str(exc), EXIT_INVALID)
     except SocketPathError as exc:
         fail(str(exc), EXIT_USAGE)
+    if until_stdin_closes:
+        _stop_when_stdin_closes(daemon)
     daemon.run()
+
+
+def _stop_when_stdin_closes(daemon) -> None:
+    """End the bridge when the other end of stdin closes: the program that started it has ended.
+
+    The kernel closes a pipe's end when its holder exits in any way (a closed window, a crash,
+    SIGKILL), so a bridge started for one session never outlives it and never keeps the reader.
+    Whatever is written into the pipe is read and ignored.
+    """
+    import os
+
+    log = logging.getLogger("klick.bridge")
+    try:
+        stdin = sys.stdin.fileno()  # the selector says when it is readable, so a read never blocks
+    except (AttributeError, ValueError, OSError):  # no stdin at all: the program is already gone
+        log.info("Stopping: there is no stdin to wait on.")
+        daemon.stop()
+        return
+    said: list[bool] = []
+
+    def readable() -> None:
+        try:
+            data = os.read(stdin, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            if not said:
+                log.info("Stopping: the program that started this bridge has ended.")
+                said.append(True)
+            daemon.stop()
+
+    daemon.server.watch(stdin, readable)
 
 
 @click.command()
