@@ -238,3 +238,48 @@ def test_the_carer_tool_says_in_plain_words_when_its_bridge_cannot_start(short, 
     assert (via, state) == ("bridge", "lost")
     assert detail.startswith("The Klick bridge did not start, so the reader cannot be used. Something went wrong on the disk")
     assert "Traceback" not in detail
+
+
+def test_a_bridge_told_to_wait_on_a_stdin_that_never_closes_refuses_in_plain_words(short, klick_home):
+    """`--until-stdin-closes` with a file (here /dev/null) as stdin: nothing could ever end the bridge."""
+    done = subprocess.run(
+        [sys.executable, "-c", "from klick.cli import main; main()", "bridge", "--until-stdin-closes"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "--until-stdin-closes needs stdin to be a pipe from the program that starts the bridge; a file never closes.\n"
+    )
+    assert not (short / "b.sock").exists()
+
+
+def test_a_bridge_whose_starter_closed_the_pipe_already_stops_at_once(short, klick_home):
+    read_end, write_end = os.pipe()
+    os.close(write_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", "from klick.cli import main; main()", "bridge", "--until-stdin-closes"],
+            stdin=read_end,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        os.close(read_end)
+    assert done.returncode == 0, done.stderr
+    assert "the program that started this bridge has ended" in done.stderr
+    assert not (short / "b.sock").exists()
+
+
+def test_only_the_bridges_plain_sentence_is_a_reason_never_a_python_error():
+    from klick.bridge_child import _plain
+
+    assert _plain(["INFO Klick bridge listening on /x.", "Something went wrong on the disk: No space left."]) == (
+        "Something went wrong on the disk: No space left."
+    )
+    assert _plain(["INFO Starting.", "WARNING The reader is busy."]) == "The reader is busy."
+    assert _plain(["Traceback (most recent call last):", '  File "x.py", line 1', "KeyError: 'reader'"]) == ""
+    assert _plain([]) == "" and _plain(["", "   "]) == ""

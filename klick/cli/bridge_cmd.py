@@ -40,6 +40,7 @@ def bridge(config_path: str | None, driver: str | None, device: str | None, verb
     cfg = with_driver(get_config(config_path), driver)
     if device is not None:
         cfg = replace(cfg, reader=replace(cfg.reader, device=device))
+    stdin = _stdin_to_watch() if until_stdin_closes else None
     setup_logging(logging.INFO, driver_level=logging.INFO if verbose else logging.WARNING)
     daemon = Bridge(cfg)
     try:
@@ -48,13 +49,31 @@ def bridge(config_path: str | None, driver: str | None, device: str | None, verb
         fail(str(exc), EXIT_INVALID)
     except SocketPathError as exc:
         fail(str(exc), EXIT_USAGE)
-    if until_stdin_closes:
-        _stop_when_stdin_closes(daemon)
+    if stdin is not None:
+        _stop_when_closed(daemon, stdin)
     daemon.run()
 
 
-def _stop_when_stdin_closes(daemon) -> None:
-    """End the bridge when the other end of stdin closes: the program that started it has ended.
+def _stdin_to_watch() -> int:
+    """stdin's descriptor, if it can tell when its other end closes (a pipe, a socket, a terminal)."""
+    import os
+    import stat
+
+    try:
+        fd = sys.stdin.fileno()
+        mode = os.fstat(fd).st_mode
+    except (AttributeError, ValueError, OSError):
+        fail("--until-stdin-closes needs a stdin, and there is none.", EXIT_USAGE)
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd)):
+        fail(
+            "--until-stdin-closes needs stdin to be a pipe from the program that starts the bridge; a file never closes.",
+            EXIT_USAGE,
+        )
+    return fd
+
+
+def _stop_when_closed(daemon, fd: int) -> None:
+    """End the bridge when the other end of ``fd`` (stdin) closes: the program that started it has ended.
 
     The kernel closes a pipe's end when its holder exits in any way (a closed window, a crash,
     SIGKILL), so a bridge started for one session never outlives it and never keeps the reader.
@@ -63,17 +82,11 @@ def _stop_when_stdin_closes(daemon) -> None:
     import os
 
     log = logging.getLogger("klick.bridge")
-    try:
-        stdin = sys.stdin.fileno()  # the selector says when it is readable, so a read never blocks
-    except (AttributeError, ValueError, OSError):  # no stdin at all: the program is already gone
-        log.info("Stopping: there is no stdin to wait on.")
-        daemon.stop()
-        return
     said: list[bool] = []
 
     def readable() -> None:
         try:
-            data = os.read(stdin, 4096)
+            data = os.read(fd, 4096)  # the selector said it is readable, so this does not block
         except OSError:
             data = b""
         if not data:
@@ -82,7 +95,7 @@ def _stop_when_stdin_closes(daemon) -> None:
                 said.append(True)
             daemon.stop()
 
-    daemon.server.watch(stdin, readable)
+    daemon.server.watch(fd, readable)
 
 
 @click.command()
