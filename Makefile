@@ -22,11 +22,18 @@ run: $(STAMP) deps
 test: $(STAMP) deps lint
 	$(PY) -m pytest -q
 
-# The house rules a tool can check: who may import whom (import-linter), style and formatting.
+# The house rules a tool can check: who may import whom (import-linter), style and formatting
+# (ruff), types (mypy; pyproject.toml says what it checks: every package).
 lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy $(MYPY_FOR_NOW)
+
+# For now mypy checks klick, cards and firmware_bridge but leaves out launcher/, fleet/ and the
+# four files named here, reading them only for their types, because other helpers are editing
+# them (being edited; the lead removes this line):
+MYPY_FOR_NOW := klick cards firmware_bridge --follow-imports=silent --exclude '^cards/carer/app\.py$$' --exclude '^cards/printing\.py$$' --exclude '^cards/describe\.py$$' --exclude '^klick/cli/fleet_cmd\.py$$'
 
 bench: $(STAMP) deps
 	$(PY) tests/bench/run_all.py

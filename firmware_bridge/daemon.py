@@ -257,7 +257,8 @@ class Bridge:
             return reply
         if name == "insert":
             try:
-                uid = normalise_uid(body.get("uid") if isinstance(body.get("uid"), str) else "")
+                raw = body.get("uid")
+                uid = normalise_uid(raw if isinstance(raw, str) else "")
             except UidError as exc:
                 reply["error"] = f"That is not a card ID: {exc}."
                 return reply

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 from urllib.parse import quote
 
 from klick import __version__
@@ -449,24 +449,37 @@ def pseudonymise(
     card ID as its keyed hash, details other than reader health and question ids left out, and
     free-text answers only with ``free_text``; ``include_personal`` adds the raw ID and label.
     """
-    card_at, kind_at, detail_at, text_at = _POSITIONS[table_name]
+    at = _POSITIONS[table_name]
     out = list(raw[1:])
-    uid = out[card_at]
-    out[card_at] = card(uid)
+    uid = out[at.card]
+    out[at.card] = card(uid)
     if include_personal:
         out.extend((uid, (labels or {}).get(uid) if uid else None))
-    elif detail_at is not None and out[kind_at] not in SAFE_DETAIL_KINDS:
-        out[detail_at] = None
-    if not free_text and text_at is not None:
-        out[text_at] = None
+    elif at.detail is not None and (at.kind is None or out[at.kind] not in SAFE_DETAIL_KINDS):
+        out[at.detail] = None
+    if not free_text and at.text is not None:
+        out[at.text] = None
     return tuple(out)
 
 
-#: Where card, kind, detail and text sit in each table's export columns (None: not there).
-_POSITIONS = {
-    name: tuple(t.columns.index(c) if c in t.columns else None for c in ("card", "kind", "detail", "text"))
-    for name, t in TABLES.items()
-}
+class _Positions(NamedTuple):
+    """Where card, kind, detail and text sit in a table's export columns (None: not there)."""
+
+    card: int
+    kind: int | None
+    detail: int | None
+    text: int | None
+
+
+def _positions(table: Table) -> _Positions:
+    def at(column: str) -> int | None:
+        return table.columns.index(column) if column in table.columns else None
+
+    # Every exported table names its card: pseudonymising it is the point of this module.
+    return _Positions(table.columns.index("card"), at("kind"), at("detail"), at("text"))
+
+
+_POSITIONS = {name: _positions(t) for name, t in TABLES.items()}
 
 
 # --- writers ------------------------------------------------------------------------------------
@@ -610,7 +623,7 @@ def _stoppable(conn: sqlite3.Connection) -> Iterator[Callable[[], None]]:
         stopped.append(signum)
 
     conn.set_progress_handler(lambda: 1 if stopped else 0, 10_000)
-    old: dict[int, Any] = {}
+    old: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             old[sig] = signal.signal(sig, on_signal)

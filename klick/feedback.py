@@ -23,7 +23,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 from klick.prompting import (
     DAY,
@@ -137,7 +137,7 @@ class Feedback:
         stored_value: str | None,
         stored_text: str | None,
         now: float,
-    ) -> Prompt | None | bool:
+    ) -> Prompt | None | Literal[False]:
         """The answer and its follow-up in one transaction; False when consent no longer holds."""
         follow: Prompt | None = None
         with self.usage.lock:
@@ -171,6 +171,7 @@ class Feedback:
                             iso(now + FOLLOW_UP_SECONDS),
                         ),
                     ).lastrowid
+                    assert new_id is not None  # an INSERT that returned always sets lastrowid
                     follow = _prompt(new_id, question.follow_up, True)
                 conn.execute("COMMIT")
             except BaseException:
@@ -254,7 +255,7 @@ class Feedback:
         for occ in time_occasions(questions, from_iso(first) if first else None, now, self._local(now)):
             fired = f"fired:{occ.question_id}:{occ.key}"
             if state.get(fired) is None:
-                state.set(fired, "1", keep=occ.key.startswith("days:"), at=now)
+                state.set(fired, "1", keep=bool(occ.key and occ.key.startswith("days:")), at=now)
                 occasions.append((occ, now))
 
         conn.execute("BEGIN IMMEDIATE")
@@ -382,6 +383,10 @@ class _State:
         self.cache: dict[str, str | None] = {}
         self.dirty: dict[str, tuple[str, str | None]] = {}
 
+    @overload
+    def get(self, key: str, default: str) -> str: ...
+    @overload
+    def get(self, key: str, default: None = None) -> str | None: ...
     def get(self, key: str, default: str | None = None) -> str | None:
         if key not in self.cache:
             row = self.conn.execute("SELECT value FROM feedback_state WHERE key=?", (key,)).fetchone()

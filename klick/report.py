@@ -181,6 +181,7 @@ def _plots(f: Figures) -> dict[str, str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.dates import date2num
     from matplotlib.ticker import MaxNLocator
 
     whole = lambda axis: axis.set_major_locator(MaxNLocator(integer=True))  # noqa: E731 counts have no fractions
@@ -199,9 +200,10 @@ def _plots(f: Figures) -> dict[str, str]:
     )
     out: dict[str, str] = {}
     if f.per_day:
-        days = [_dt.date.fromisoformat(d) for d, _, _ in f.per_day]
+        days = date2num([_dt.date.fromisoformat(d) for d, _, _ in f.per_day])
         fig, ax = plt.subplots(figsize=(12, 5.5))
         ax.bar(days, [n for _, n, _ in f.per_day], color=BLUE, width=0.8)
+        ax.xaxis_date()
         ax.set_title("Uses per day (cards placed)")
         ax.set_ylabel("uses")
         whole(ax.yaxis)
@@ -247,9 +249,10 @@ def _plots(f: Figures) -> dict[str, str]:
         fig.tight_layout()
         out["answers"] = _png(fig)
     if f.outages:
-        days = [_dt.date.fromisoformat(d) for d, _, _ in f.outages]
+        days = date2num([_dt.date.fromisoformat(d) for d, _, _ in f.outages])
         fig, ax = plt.subplots(figsize=(12, 5.5))
         ax.bar(days, [m for _, _, m in f.outages], color=GREY, width=0.8)
+        ax.xaxis_date()
         ax.set_title("Reader outages: minutes without a working reader, per day")
         ax.set_ylabel("minutes")
         fig.autofmt_xdate()

@@ -99,15 +99,15 @@ def parse_date(text: Any) -> _dt.date | None:
 
 
 def _migrate_to_1(db: sqlite_utils.Database) -> None:
-    db["meta"].create({"key": str, "value": str}, pk="key", not_null={"value"})
-    db["events"].create(
+    db.table("meta").create({"key": str, "value": str}, pk="key", not_null={"value"})
+    db.table("events").create(
         {"id": int, "at": str, "device": str, "kind": str, "uid": str, "action_type": str, "outcome": str, "detail": str},
         pk="id",
         not_null={"at", "device", "kind"},
     )
-    db["events"].create_index(["at"])
-    db["events"].create_index(["kind", "id"])
-    db["sessions"].create(
+    db.table("events").create_index(["at"])
+    db.table("events").create_index(["kind", "id"])
+    db.table("sessions").create(
         {
             "id": int,
             "device": str,
@@ -121,8 +121,8 @@ def _migrate_to_1(db: sqlite_utils.Database) -> None:
         pk="id",
         not_null={"device", "uid", "started_at"},
     )
-    db["sessions"].create_index(["started_at"])
-    db["prompts"].create(
+    db.table("sessions").create_index(["started_at"])
+    db.table("prompts").create(
         {
             "id": int,
             "device": str,
@@ -141,15 +141,15 @@ def _migrate_to_1(db: sqlite_utils.Database) -> None:
         pk="id",
         not_null={"device", "question_id", "trigger", "state", "created_at", "expires_at"},
     )
-    db["prompts"].create_index(["state"])
-    db["answers"].create(
+    db.table("prompts").create_index(["state"])
+    db.table("answers").create(
         {"id": int, "prompt_id": int, "device": str, "question_id": str, "value": str, "text": str, "at": str},
         pk="id",
         not_null={"prompt_id", "device", "question_id", "at"},
     )
-    db["answers"].create_index(["at"])
+    db.table("answers").create_index(["at"])
     # Cursors and use counters of the questionnaire engine; updated_at lets retention reach them.
-    db["feedback_state"].create({"key": str, "value": str, "updated_at": str}, pk="key", not_null={"value"})
+    db.table("feedback_state").create({"key": str, "value": str, "updated_at": str}, pk="key", not_null={"value"})
 
 
 #: The tables whose rows leave the device (through ``klick fleet``), each numbered by the sequence.

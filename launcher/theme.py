@@ -4,12 +4,42 @@ The residents are over 70 and many see poorly: every text/background pair used o
 must reach WCAG's enhanced contrast (7:1), every text must be at least 32 px on a 1280x800
 screen at the default text size, and every touch target at least 16 mm wide at the screen's
 real DPI. Nothing is red: red reads as "alarm" and the launcher never alarms anyone.
+
+The colours and the contrast arithmetic are :mod:`cards.colours`, shared with the carer window
+and printed cards; they are named here too, so a screen needs only this module.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from cards.colours import (
+    ALBUM_BG,
+    ALBUM_TEXT,
+    BAND_DARK,
+    BAND_LIGHT,
+    BG,
+    BLACK,
+    BUTTON_BG,
+    BUTTON_TEXT,
+    KEY_BG,
+    KEY_DOWN,
+    KEY_TEXT,
+    KEYBOARD_BG,
+    PANEL,
+    READY,
+    SCREEN_PAIRS,
+    TEXT,
+    TEXT_SOFT,
+    WAITING,
+    WHITE,
+    CardTextStyle,
+    card_text_style,
+    contrast,
+    luminance,
+    rgba,
+)
 
 __all__ = [
     "BG",
@@ -41,95 +71,9 @@ __all__ = [
     "KEYBOARD_BG",
     "KeyboardSize",
     "keyboard_size",
+    "BLACK",
+    "WHITE",
 ]
-
-#: Deep, calm navy with warm white text: high contrast without the glare of a white screen.
-BG = "#102A43"
-TEXT = "#FFFDF7"
-TEXT_SOFT = "#D9E2EC"
-#: Buttons are light plates on the dark screen, so they look like something to press.
-BUTTON_BG = "#FFF4D6"
-BUTTON_TEXT = "#102A43"
-#: The drawn tablet in the home picture, and the frame of message symbols.
-PANEL = "#334E68"
-#: Reader indicator dots: a calm green when ready, a quiet grey-blue while waiting. Never red.
-READY = "#8BD3A0"
-WAITING = "#9FB3C8"
-ALBUM_BG = "#000000"
-ALBUM_TEXT = "#FFFFFF"
-#: Bands behind a card's label when neither black nor white text reaches 7:1 on its colour.
-BAND_DARK = "#111111"
-BAND_LIGHT = "#FFFFFF"
-BLACK = "#111111"
-WHITE = "#FFFFFF"
-#: The on-screen keyboard: light keys like every button, on the panel colour; a pressed key warms.
-KEY_BG = BUTTON_BG
-KEY_DOWN = "#F7D58B"
-KEY_TEXT = BUTTON_TEXT
-KEYBOARD_BG = PANEL
-
-#: (where, foreground, background) for every text drawn on a fixed background.
-SCREEN_PAIRS: tuple[tuple[str, str, str], ...] = (
-    ("text on screen", TEXT, BG),
-    ("soft text on screen", TEXT_SOFT, BG),
-    ("button label", BUTTON_TEXT, BUTTON_BG),
-    ("album text", ALBUM_TEXT, ALBUM_BG),
-    ("label on dark band", WHITE, BAND_DARK),
-    ("label on light band", BLACK, BAND_LIGHT),
-    ("text on drawn panel", TEXT, PANEL),
-    ("keyboard key", KEY_TEXT, KEY_BG),
-    ("keyboard key pressed", KEY_TEXT, KEY_DOWN),
-)
-
-
-def _channel(c: float) -> float:
-    return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
-
-
-def _rgb(hex_colour: str) -> tuple[float, float, float]:
-    h = hex_colour.lstrip("#")
-    return tuple(int(h[i : i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]
-
-
-def luminance(hex_colour: str) -> float:
-    """WCAG 2.x relative luminance."""
-    r, g, b = (_channel(c) for c in _rgb(hex_colour))
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b
-
-
-def contrast(fg: str, bg: str) -> float:
-    """WCAG contrast ratio, from 1 to 21."""
-    a, b = luminance(fg), luminance(bg)
-    hi, lo = max(a, b), min(a, b)
-    return (hi + 0.05) / (lo + 0.05)
-
-
-def rgba(hex_colour: str, alpha: float = 1.0) -> tuple[float, float, float, float]:
-    """Kivy's colour form."""
-    return (*_rgb(hex_colour), alpha)
-
-
-@dataclass(frozen=True)
-class CardTextStyle:
-    """How to write on a card's colour: the text colour, and a band behind it if one is needed."""
-
-    text: str
-    band: str | None
-
-
-def card_text_style(card_colour: str, minimum: float = 7.0) -> CardTextStyle:
-    """Black or white, whichever reads better; a band when even that is under ``minimum``.
-
-    Mid-tone colours (a strong red, a mid green) reach only about 5:1 with either; a carer picks
-    card colours for recognition, not for contrast, so the screen adapts instead of refusing.
-    """
-    on_black, on_white = contrast(BLACK, card_colour), contrast(WHITE, card_colour)
-    text = BLACK if on_black >= on_white else WHITE
-    if max(on_black, on_white) >= minimum:
-        return CardTextStyle(text, None)
-    # White text on a near-black band: 18.9:1 whatever the card's colour.
-    return CardTextStyle(WHITE, BAND_DARK)
-
 
 MIN_TEXT_PX = 32
 MIN_TOUCH_MM = 16.0

@@ -34,9 +34,8 @@ from cards.carer.model import (
 )
 from cards.carer.session import EditorSession, SessionError
 from cards.carer.words import WORDS, problem_words, words
-from cards.colours import PALETTE
+from cards.colours import PALETTE, contrast
 from cards.registry import Registry, check_registry, load_registry
-from launcher.theme import contrast
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "config" / "demo-cards.yaml"
@@ -314,16 +313,20 @@ def test_an_unknown_registry_message_is_shown_as_it_is():
 # ---- the reader, and no Kivy outside the window --------------------------------------------------
 
 
-def test_without_a_bridge_the_configured_reader_is_opened_directly(tmp_path):
+def test_without_a_bridge_the_carer_tool_starts_one_for_the_configured_reader_and_ends_it(tmp_path):
+    """Only the bridge opens a reader: with none running, the tool starts `klick bridge` on the
+    settings' reader (here a serial reader on a pseudo-terminal), listens to it like any client,
+    and ends it when it stops."""
     from cards.carer.reader import CardSource
     from firmware_bridge.simulator import Simulator
+    from klick.bridge_child import bridge_answers
     from klick.config import load_config
 
     short = Path(f"/tmp/klick-carer-direct-{os.getpid()}")
     short.mkdir(exist_ok=True)
     try:
         (tmp_path / "klick-home" / "klick.yaml").write_text(
-            f"reader:\n  driver: serial\n  device: {short / 'reader'}\npaths:\n  socket: {short / 'none.sock'}\n"
+            f"reader:\n  driver: serial\n  device: {short / 'reader'}\npaths:\n  socket: {short / 'own.sock'}\n"
         )
         cfg = load_config()
         seen: list[str] = []
@@ -333,17 +336,37 @@ def test_without_a_bridge_the_configured_reader_is_opened_directly(tmp_path):
         with Simulator(link=short / "reader") as sim:
             source.start()
             try:
-                assert source.via == "direct"
-                deadline = time.monotonic() + 10
-                while "direct:connected" not in states and time.monotonic() < deadline:
+                deadline = time.monotonic() + 20
+                while "bridge:connected" not in states and time.monotonic() < deadline:
                     time.sleep(0.02)
+                assert source.via == "bridge" and "bridge:connected" in states, states
+                pid = source.bridge_pid
+                assert pid is not None and _cmdline(pid).count("bridge") >= 1
                 sim.insert("04C0FFEE42")
                 assert got.wait(10), states
             finally:
                 source.stop()
         assert seen == ["04C0FFEE42"]
+        assert states[0] == "bridge:starting"
+        assert not _alive(pid), "the bridge the carer tool started is still running"
+        assert not bridge_answers(short / "own.sock") and not (short / "own.sock").exists()
     finally:
         shutil.rmtree(short, ignore_errors=True)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def test_the_editor_logic_never_loads_kivy():

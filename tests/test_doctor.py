@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cards.doctor import (
+from klick.cli.doctor_checks import (
     MIN_FREE_BYTES,
     UDEV_RULE,
     BridgeView,
@@ -344,7 +344,7 @@ def test_reader_uses_the_bridge_only_for_its_own_reader(setup):
 
 
 def test_kiosk_names_a_missing_xwayland_with_its_fix_on_the_appliance(tmp_path):
-    from cards.doctor import check_kiosk
+    from klick.cli.doctor_checks import check_kiosk
 
     units = tmp_path / "systemd"
     units.mkdir()

@@ -56,10 +56,9 @@ from cards.carer.model import (  # noqa: E402
 from cards.carer.reader import CardSource  # noqa: E402
 from cards.carer.session import EditorSession, SessionError  # noqa: E402
 from cards.carer.words import words  # noqa: E402
-from cards.colours import PALETTE  # noqa: E402
+from cards.colours import BG, BUTTON_BG, BUTTON_TEXT, PALETTE, TEXT, TEXT_SOFT, card_text_style, rgba  # noqa: E402
 from cards.describe import describe  # noqa: E402
 from klick.config import Config as KlickConfig  # noqa: E402
-from launcher.theme import BG, BUTTON_BG, BUTTON_TEXT, TEXT, TEXT_SOFT, card_text_style, rgba  # noqa: E402
 
 __all__ = ["CarerApp", "CardFace", "run_app", "ERROR_TEXT", "WARNING_TEXT", "PICTURE_TYPES"]
 

@@ -85,6 +85,16 @@ WORDS: dict[str, tuple[str, str]] = {
     "quote_unpaired": ("Ett citattecken saknar sin partner.", "A quote mark has no partner."),
     "file_problem": ("Korten kunde inte läsas: {reason}", "The cards could not be read: {reason}"),
     "save_failed": ("Kunde inte spara: {reason}", "Could not save: {reason}"),
+    "bridge_starting": ("Klick-bryggan startas för läsaren …", "Starting the Klick bridge for the reader …"),
+    "bridge_failed": (
+        "Klick-bryggan startade inte, så läsaren kan inte användas. {reason}",
+        "The Klick bridge did not start, so the reader cannot be used. {reason}",
+    ),
+    "bridge_gone": (
+        "Klick-bryggan stannade; väntar på att den kommer tillbaka.",
+        "The Klick bridge stopped; waiting for it to come back.",
+    ),
+    "bridge_again": ("Klick-bryggan stannade; den startas igen …", "The Klick bridge stopped; starting it again …"),
 }
 
 _PROBLEMS_SV: list[tuple[re.Pattern[str], str]] = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 
 import click
@@ -22,8 +23,14 @@ DRIVER_CHOICES = ["sim", "serial", "nfc", "hid"]
 )
 @click.option("--device", default=None, help="Reader device to use instead of reader.device in the settings.")
 @click.option("-v", "--verbose", is_flag=True, help="Also log what the reader driver itself says.")
+@click.option(
+    "--until-stdin-closes",
+    is_flag=True,
+    help="Stop when stdin closes: for a program that starts a bridge for its own session (the carer window) "
+    "and holds the other end of a pipe, so the bridge ends with it however it ends.",
+)
 @plain_errors
-def bridge(config_path: str | None, driver: str | None, device: str | None, verbose: bool) -> None:
+def bridge(config_path: str | None, driver: str | None, device: str | None, verbose: bool, until_stdin_closes: bool) -> None:
     """Run the card reader daemon: reader events on the socket in paths.socket."""
     from dataclasses import replace
 
@@ -33,6 +40,7 @@ def bridge(config_path: str | None, driver: str | None, device: str | None, verb
     cfg = with_driver(get_config(config_path), driver)
     if device is not None:
         cfg = replace(cfg, reader=replace(cfg.reader, device=device))
+    stdin = _stdin_to_watch() if until_stdin_closes else None
     setup_logging(logging.INFO, driver_level=logging.INFO if verbose else logging.WARNING)
     daemon = Bridge(cfg)
     try:
@@ -41,7 +49,53 @@ def bridge(config_path: str | None, driver: str | None, device: str | None, verb
         fail(str(exc), EXIT_INVALID)
     except SocketPathError as exc:
         fail(str(exc), EXIT_USAGE)
+    if stdin is not None:
+        _stop_when_closed(daemon, stdin)
     daemon.run()
+
+
+def _stdin_to_watch() -> int:
+    """stdin's descriptor, if it can tell when its other end closes (a pipe, a socket, a terminal)."""
+    import os
+    import stat
+
+    try:
+        fd = sys.stdin.fileno()
+        mode = os.fstat(fd).st_mode
+    except (AttributeError, ValueError, OSError):
+        fail("--until-stdin-closes needs a stdin, and there is none.", EXIT_USAGE)
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd)):
+        fail(
+            "--until-stdin-closes needs stdin to be a pipe from the program that starts the bridge; a file never closes.",
+            EXIT_USAGE,
+        )
+    return fd
+
+
+def _stop_when_closed(daemon, fd: int) -> None:
+    """End the bridge when the other end of ``fd`` (stdin) closes: the program that started it has ended.
+
+    The kernel closes a pipe's end when its holder exits in any way (a closed window, a crash,
+    SIGKILL), so a bridge started for one session never outlives it and never keeps the reader.
+    Whatever is written into the pipe is read and ignored.
+    """
+    import os
+
+    log = logging.getLogger("klick.bridge")
+    said: list[bool] = []
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 4096)  # the selector said it is readable, so this does not block
+        except OSError:
+            data = b""
+        if not data:
+            if not said:
+                log.info("Stopping: the program that started this bridge has ended.")
+                said.append(True)
+            daemon.stop()
+
+    daemon.server.watch(fd, readable)
 
 
 @click.command()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import click
 
+from klick.cli.cards_print_bundle_cmd import pack, print_cmd, unpack
 from klick.cli.common import (
     EXIT_INVALID,
     EXIT_USAGE,
@@ -290,18 +290,6 @@ def remove(uid: str, config_path: str | None, registry_path: str | None) -> None
     click.echo(f'Removed card {key} "{card.label}". The previous card file is kept as {path.name}.bak.')
 
 
-def _add_extra_commands() -> None:
-    """Print and bundle commands live in their own module; add them when it is there."""
-    try:
-        extra = importlib.import_module("klick.cli.cards_extra")
-    except ModuleNotFoundError as exc:
-        if exc.name != "klick.cli.cards_extra":
-            raise
-        return
-    for name in ("print_cmd", "pack", "unpack"):
-        command = getattr(extra, name, None)
-        if command is not None:
-            cards.add_command(command)
-
-
-_add_extra_commands()
+# Printing and bundles live in their own module (klick.cli.cards_print_bundle_cmd).
+for _command in (print_cmd, pack, unpack):
+    cards.add_command(_command)

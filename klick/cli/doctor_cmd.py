@@ -16,7 +16,7 @@ def doctor(config_path: str | None) -> None:
 
     Exit 0 when all is well, 1 when something needs fixing.
     """
-    from cards.doctor import run_doctor
+    from klick.cli.doctor_checks import run_doctor
 
     findings = run_doctor(config_path)
     for finding in findings:

@@ -58,7 +58,7 @@ def _run_export(
     config_path: str | None,
     db: str | None,
     fmt: str,
-    table: str | None,
+    table: str,
     since: str | None,
     until: str | None,
     out: str | None,
@@ -79,7 +79,7 @@ def _run_export(
     source = Path(db) if db else Path(cfg.paths.usage_db)
     if fmt == "sqlite" and (out is None or out == "-"):
         fail("An SQLite export needs a file name: add --out FILE.sqlite.", EXIT_USAGE)
-    target = None if out in (None, "-") else Path(out)
+    target = None if out is None or out == "-" else Path(out)
     if target is not None and target.resolve() == source.resolve():
         fail(f"--out {out} is the database being exported; choose another file name.", EXIT_USAGE)
     try:
@@ -103,6 +103,7 @@ def _run_export(
             meta = ex.export_meta(
                 kind, ",".join(sorted(devices)), cfg.pilot.export_key, include_personal, win, include_free_text=include_free_text
             )
+            assert target is not None  # refused above, before the database was opened: SQLite needs --out
             with _progress(total, f"Exporting {kind}") as tick:
                 n = ex.write_sqlite(parts, target, meta, progress=tick)
         else:

@@ -21,9 +21,9 @@ def run() -> list[tuple[str, str]]:
     from PIL import Image
 
     from cards.bundle import pack_bundle, unpack_bundle
-    from cards.doctor import Machine, run_doctor
     from cards.printing import render_cards
     from cards.registry import load_registry, save_registry
+    from klick.cli.doctor_checks import Machine, run_doctor
 
     rows: list[tuple[str, str]] = []
     demo = load_registry(ROOT / "config" / "demo-cards.yaml")
