@@ -535,10 +535,45 @@ def drive_english(home: Path, out: Path) -> None:
             app.save()
             record["messages"] = {n: f.message.text for n, f in app.fields.items() if f.message.text}
             record["message"] = app.message.text
-            Clock.schedule_once(lambda _: (shot("3-errors"), finish()), 0.3)
+            Clock.schedule_once(lambda _: (shot("3-errors"), third()), 0.3)
         except Exception as exc:
             record["error"] = repr(exc)
             finish()
+
+    def third():
+        """The album's folder, chosen in the same chooser: folders open, "Choose this folder" takes it."""
+        try:
+            app.show_kinds()
+            app.choose_kind("photos")
+            app.choose_file("folder")
+            chooser = app.chooser
+            record["folder_chooser"] = {
+                "start": str(chooser.folder),
+                "use": chooser.buttons["use"].full_text,
+                "back": chooser.buttons["back"].full_text,
+            }
+            chooser.open_folder(chooser.folder / "Semester")
+            Clock.schedule_once(lambda _: fourth(chooser), 0.8)
+        except Exception as exc:
+            record["error"] = repr(exc)
+            finish()
+
+    def fourth(chooser):
+        try:
+            shot("4-folder")
+            record["folder_chooser"]["inside"] = chooser.buttons["use"].full_text
+            chooser.buttons["use"].dispatch("on_release")
+            record["folder_chooser"]["chosen"] = app.form.folder
+        except Exception as exc:
+            record["error"] = repr(exc)
+            finish()
+            return
+
+        def closed(_dt):
+            record["folder_chooser"]["closed"] = chooser.parent is None
+            finish()
+
+        Clock.schedule_once(closed, 0.6)
 
     def finish():
         record["status"] = app.status.text
@@ -844,6 +879,16 @@ def test_english_words_and_messages(run):
     assert "SVT Play address" in en["messages"]["program"]
     assert "45 letters" in en["messages"]["label"]
     assert "not saved" in en["message"]
+
+
+def test_the_album_folder_is_chosen_in_the_same_chooser(run):
+    home = run["home"]
+    chosen = run["en"]["folder_chooser"]
+    assert chosen["start"] == str(home / "Bilder") and chosen["back"] == "Back"
+    # anna, album, rapport, svt1, web, the oddly named one and the two that cannot be shown
+    assert chosen["use"] == "Choose this folder (8 photos)"
+    assert chosen["inside"] == "Choose this folder (1 photo)"
+    assert chosen["chosen"] == str(home / "Bilder" / "Semester") and chosen["closed"]
 
 
 def test_screenshots_have_real_pixels(run):

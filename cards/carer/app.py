@@ -621,19 +621,19 @@ class PictureChooser(ModalView):
         box.add_widget(Plain(title, "title", TEXT, bold=True))
         self.where = Plain("", "body", TEXT_SOFT)
         box.add_widget(self.where)
-        self.up = BigButton(self.t("back"), self.go_up, size_hint_x=None, width=220)
-        home = BigButton(self.t("place_pictures"), lambda: self.open_folder(pictures_folder()), size_hint_x=None, width=220)
-        cancel = BigButton(self.t("cancel"), self.dismiss, size_hint_x=None, width=220)
+        # The buttons share the width, so the row fits any window; their words shrink if they must.
+        self.up = BigButton(self.t("back"), self.go_up, size_hint_x=1)
+        home = BigButton(self.t("place_pictures"), lambda: self.open_folder(pictures_folder()), size_hint_x=1)
+        cancel = BigButton(self.t("cancel"), self.dismiss, size_hint_x=1)
         buttons = [self.up, home]
         cards = app.session.base
         if cards != pictures_folder():
-            self.cards_place = BigButton(self.t("place_cards"), lambda: self.open_folder(cards), size_hint_x=None, width=260)
-            buttons.append(self.cards_place)
+            buttons.append(BigButton(self.t("place_cards"), lambda: self.open_folder(cards), size_hint_x=1.2))
+        box.add_widget(row(*buttons, Widget(size_hint_x=0.6 if len(buttons) == 3 else 1.8), cancel))
         self.use = None
         if folders_only:
-            self.use = BigButton(self.t("use_this_folder"), lambda: self.choose(self.folder), size_hint_x=None, width=330)
-            buttons.append(self.use)
-        box.add_widget(row(*buttons, Widget(), cancel))
+            self.use = BigButton(self.t("use_this_folder"), lambda: self.choose(self.folder), size_hint_x=1, height=72)
+            box.add_widget(row(self.use, Widget(size_hint_x=0.6), height=72))
         self.note = Plain("", "body", WARNING_TEXT, reserve=1)
         box.add_widget(self.note)
         self.grid = RecycleView(do_scroll_x=False, bar_width=14, scroll_type=["bars", "content"])
@@ -678,7 +678,8 @@ class PictureChooser(ModalView):
         else:
             self.note.text = ""
         if self.use is not None:
-            self.use.set_text(self.t("use_this_folder_n", count=len(listing.pictures)))
+            count = len(listing.pictures)
+            self.use.set_text(self.t("use_this_folder_one" if count == 1 else "use_this_folder_n", count=count))
         self.grid.scroll_y = 1
 
     def go_up(self) -> None:
@@ -689,7 +690,7 @@ class PictureChooser(ModalView):
         return [c for c in self.grid.layout_manager.children if isinstance(c, ChooserTile)]
 
     def choose(self, path: Path) -> None:
-        self.dismiss()
+        self.dismiss(animation=False)  # at once: the choice shows in the preview behind it
         self.on_choose(path)
 
 

@@ -88,6 +88,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "place_cards": ("Kortens mapp", "The cards' folder"),
     "use_this_folder": ("Välj den här mappen", "Choose this folder"),
     "use_this_folder_n": ("Välj den här mappen ({count} foton)", "Choose this folder ({count} photos)"),
+    "use_this_folder_one": ("Välj den här mappen ({count} foto)", "Choose this folder ({count} photo)"),
     "in_folder": ("Mapp: {path}", "Folder: {path}"),
     "no_pictures_here": (
         "Här finns inga bilder. Öppna en mapp eller tryck ”Tillbaka”.",
