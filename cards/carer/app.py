@@ -47,7 +47,6 @@ from kivy.uix.gridlayout import GridLayout  # noqa: E402
 from kivy.uix.image import Image  # noqa: E402
 from kivy.uix.label import Label  # noqa: E402
 from kivy.uix.modalview import ModalView  # noqa: E402
-from kivy.uix.recycleboxlayout import RecycleBoxLayout  # noqa: E402, F401  (registers the class for RecycleView)
 from kivy.uix.recyclegridlayout import RecycleGridLayout  # noqa: E402
 from kivy.uix.recycleview import RecycleView  # noqa: E402
 from kivy.uix.recycleview.views import RecycleDataViewBehavior  # noqa: E402
@@ -113,16 +112,6 @@ BUTTON_H = 64
 CARD_RATIO = 54 / 85.6
 _CHANNEL_NAMES = {"svt1": "SVT1", "svt2": "SVT2", "svtbarn": "SVT Barn", "kunskapskanalen": "Kunskapskanalen", "svt24": "SVT24"}
 _PROVIDER_NAMES = {"jitsi": "Jitsi", "teams": "Teams"}
-_COLOUR_NAMES = {
-    "blue": ("Blå", "Blue"),
-    "green": ("Grön", "Green"),
-    "red": ("Röd", "Red"),
-    "purple": ("Lila", "Purple"),
-    "orange": ("Orange", "Orange"),
-    "yellow": ("Gul", "Yellow"),
-    "black": ("Svart", "Black"),
-    "white": ("Vit", "White"),
-}
 
 
 # --- measuring text for the fitting rule --------------------------------------------------------
@@ -291,7 +280,7 @@ class Thumbs:
     thumbnail is known, else when the worker has made it.
     """
 
-    KEEP = 300
+    KEEP = 150  # about 30 MB of textures
 
     def __init__(self, cache: Path | None) -> None:
         self.known: OrderedDict[Path, tuple[Texture | None, str | None]] = OrderedDict()
@@ -976,10 +965,9 @@ class CarerApp(App):
         swatches.bind(minimum_height=swatches.setter("height"))
         for colour_name in SWATCHES:
             hex_colour = PALETTE[colour_name]
-            sv, en = _COLOUR_NAMES[colour_name]
             swatch = Swatch(
                 hex_colour,
-                en if self.locale == "en" else sv,
+                self.t(f"colour_{colour_name}"),
                 form.colour.upper() == hex_colour,
                 lambda c=hex_colour: self.change("colour", c, rebuild=True),
             )
