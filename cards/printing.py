@@ -1,7 +1,12 @@
 """Card faces to print: ID-1 size (85.6 x 54 mm) on A4, with crop marks, ready to cut and glue.
 
-A resident with poor vision reads the face, not the screen, so the label is as large as the face
-allows and shrinks only as far as it must; the colour band matches the colour the launcher shows.
+A resident with poor vision reads the face, not the screen, so the whole face is the card's colour
+(a card is recognised by its colour from across the room), the label is as large as the face
+allows and shrinks only as far as it must (by :mod:`cards.fitting`, never broken inside a word),
+and the line saying what the card does is at least 11 pt. Every text stands on a background it
+reaches 7:1 against (WCAG's enhanced contrast): black or white on the card's colour, or, where
+neither does (white on a strong red reaches only 6.5:1), on a darker or lighter shade of that
+colour behind the text alone.
 Each face is a PDF form object exactly one card in size, so its size can be checked by reading
 the PDF back. Backs (optional) follow each page of faces, mirrored left to right, so a duplex
 printer flipping on the long edge puts each back behind its own face.
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cards.describe import describe
+from cards.fitting import Fitted, fit_text
 from cards.model import Card
 
 __all__ = [
@@ -26,8 +32,13 @@ __all__ = [
     "PrintError",
     "PrintResult",
     "find_fonts",
-    "fit_text",
     "face_origin",
+    "face_layout",
+    "FaceLayout",
+    "TextArea",
+    "Ink",
+    "ink_on",
+    "contrast",
     "text_colour_for",
     "render_cards",
     "pdf_bytes",
@@ -41,10 +52,16 @@ PER_PAGE = COLS * ROWS
 GAP_MM = 10.0
 #: Crop marks start this far outside the card and are this long: they never touch a face.
 MARK_OFFSET_MM, MARK_LEN_MM = 1.5, 3.0
-BAND_MM = 18.0
+#: The label's area at the top and the "what it does" area at the bottom of a face.
+LABEL_AREA_MM = 18.0
+LINE_AREA_MM = 10.5
 LABEL_MAX_PT, LABEL_MIN_PT = 28.0, 9.0
-LINE_MAX_PT, LINE_MIN_PT = 8.0, 5.0
+#: The line saying what the card does: never under 11 pt, two lines at most.
+LINE_MAX_PT, LINE_MIN_PT = 12.0, 11.0
 PAD_MM = 3.0
+#: WCAG's enhanced contrast, for every text on a face or a back.
+MIN_CONTRAST = 7.0
+LINE_GAP = 1.15
 
 FONT, FONT_BOLD = "KlickSans", "KlickSans-Bold"
 
@@ -80,52 +97,6 @@ def face_origin(index: int, *, back: bool = False) -> tuple[float, float]:
     return x, y
 
 
-def fit_text(
-    text: str,
-    width_of: Callable[[str, float], float],
-    max_width: float,
-    max_height: float,
-    max_size: float,
-    min_size: float,
-    max_lines: int = 2,
-    line_gap: float = 1.15,
-) -> tuple[float, list[str]]:
-    """The largest size (and the lines) at which ``text`` fits the box, one line preferred.
-
-    ``width_of(text, size)`` measures in the same unit as the box. Sizes step down by half a
-    point; one line is tried at every size before the text is broken into lines, because a
-    single large word reads best. Below ``min_size`` the text is shortened with an ellipsis,
-    so the result always fits.
-    """
-    text = " ".join(text.split())
-    size = max_size
-    candidates = [[text]] + [lines for n in range(2, max_lines + 1) for lines in [_split_lines(text, n)] if lines]
-    while size >= min_size - 1e-9:
-        for lines in candidates:
-            if len(lines) * size * line_gap <= max_height + 1e-9 and all(width_of(l, size) <= max_width for l in lines):
-                return size, lines
-        size -= 0.5
-    size = min_size
-    shortened = text
-    while shortened and width_of(shortened + "…", size) > max_width:
-        shortened = shortened[:-1]
-    return size, [shortened.rstrip() + "…" if shortened != text else text]
-
-
-def _split_lines(text: str, n: int) -> list[str] | None:
-    """``text`` broken at spaces into ``n`` lines as even as possible, or None if it has too few words."""
-    words = text.split(" ")
-    if len(words) < n:
-        return None
-    if n == 2:
-        best = min(range(1, len(words)), key=lambda i: abs(len(" ".join(words[:i])) - len(" ".join(words[i:]))))
-        return [" ".join(words[:best]), " ".join(words[best:])]
-    per = max(1, len(words) // n)
-    lines = [" ".join(words[i * per : (i + 1) * per]) for i in range(n - 1)]
-    lines.append(" ".join(words[(n - 1) * per :]))
-    return lines
-
-
 def _luminance(hex_colour: str) -> float:
     def channel(c: int) -> float:
         v = c / 255
@@ -135,10 +106,129 @@ def _luminance(hex_colour: str) -> float:
     return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
 
 
+def contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two ``#RRGGBB`` colours, from 1 to 21."""
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
 def text_colour_for(background: str) -> str:
     """Black or white, whichever contrasts more with ``background`` (WCAG contrast ratio)."""
-    lum = _luminance(background)
-    return "#000000" if (lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05) else "#FFFFFF"
+    return BLACK if contrast(BLACK, background) >= contrast(WHITE, background) else WHITE
+
+
+BLACK, WHITE = "#000000", "#FFFFFF"
+#: The backs are white paper with near-black words (18.9:1).
+BACK_TEXT = "#111111"
+
+
+@dataclass(frozen=True)
+class Ink:
+    """How to write on a colour: the text's colour, and the panel behind the text (None: none needed)."""
+
+    text: str
+    panel: str | None
+
+    @property
+    def background(self) -> str | None:
+        return self.panel
+
+
+def ink_on(colour: str, minimum: float = MIN_CONTRAST) -> Ink:
+    """Black or white text on ``colour``; if neither reaches ``minimum``, a shade of it behind the text.
+
+    The shade is the nearest one that reaches it: darker under white text (a strong red or green
+    needs only a little), lighter under black text, whichever changes the colour less. The card
+    keeps its colour everywhere else, so it is still recognised by it.
+    """
+    colour = colour.upper()
+    best = text_colour_for(colour)
+    if contrast(best, colour) >= minimum:
+        return Ink(best, None)
+    darker = _shade_until(colour, lambda c: contrast(WHITE, c) >= minimum, toward=0)
+    lighter = _shade_until(colour, lambda c: contrast(BLACK, c) >= minimum, toward=255)
+    if darker[1] <= lighter[1]:
+        return Ink(WHITE, darker[0])
+    return Ink(BLACK, lighter[0])
+
+
+def _shade_until(colour: str, good: Callable[[str], bool], toward: int) -> tuple[str, int]:
+    """``colour`` mixed toward black (0) or white (255) in steps of 1 %, until ``good``; and the steps."""
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    for step in range(0, 101):
+        t = step / 100
+        shade = "#{:02X}{:02X}{:02X}".format(*(round(c + (toward - c) * t) for c in (r, g, b)))
+        if good(shade):
+            return shade, step
+    return (BLACK if toward == 0 else WHITE), 100  # not reached: black and white always do
+
+
+@dataclass(frozen=True)
+class TextArea:
+    """One text on a face: where (points from the face's bottom-left), what, in which font and ink."""
+
+    role: str  # "label" or "what"
+    x: float
+    y: float
+    w: float
+    h: float
+    fitted: Fitted
+    font: str
+    ink: Ink
+
+
+@dataclass(frozen=True)
+class FaceLayout:
+    """Everything drawn on one face, decided before anything is drawn: the drawing only follows it."""
+
+    colour: str
+    #: A pale face on white paper gets a thin grey edge, so it can be cut and seen.
+    edge: bool
+    texts: tuple[TextArea, ...]
+    picture_box: tuple[float, float, float, float]  # x, y, w, h
+
+    def pairs(self) -> list[tuple[str, str, str]]:
+        """(which text, text colour, colour behind it) for every text on the face."""
+        return [(t.role, t.ink.text, t.ink.panel or self.colour) for t in self.texts]
+
+
+def face_layout(card: Card, locale: str, width_of: Callable[[str, str, float], float]) -> FaceLayout:
+    """Where everything on ``card``'s face goes; ``width_of(text, font, size)`` measures in points."""
+    w, h = CARD_W_MM * MM, CARD_H_MM * MM
+    pad = PAD_MM * MM
+    ink = ink_on(card.colour)
+    label_h, line_h = LABEL_AREA_MM * MM, LINE_AREA_MM * MM
+    inner_w = w - 2 * pad
+    # Inside a panel the text keeps a margin from the panel's edge.
+    margin = 1.5 * MM if ink.panel else 0.0
+    label = fit_text(
+        card.label,
+        inner_w - 2 * margin,
+        label_h - 2 * pad * 0.6,
+        lambda t, s: width_of(t, FONT_BOLD, s),
+        max_size=LABEL_MAX_PT,
+        min_size=LABEL_MIN_PT,
+        line_height=LINE_GAP,
+        max_lines=2,
+        step=0.5,
+    )
+    what = fit_text(
+        describe(card, locale) or card.label,
+        inner_w - 2 * margin,
+        line_h - 2.0,
+        lambda t, s: width_of(t, FONT, s),
+        max_size=LINE_MAX_PT,
+        min_size=LINE_MIN_PT,
+        line_height=LINE_GAP,
+        max_lines=2,
+        step=0.5,
+    )
+    texts = (
+        TextArea("label", pad, h - label_h, inner_w, label_h - pad * 0.4, label, FONT_BOLD, ink),
+        TextArea("what", pad, pad * 0.3, inner_w, line_h - pad * 0.3, what, FONT, ink),
+    )
+    picture_box = (pad, line_h + pad * 0.3, inner_w, h - label_h - line_h - pad * 0.6)
+    return FaceLayout(card.colour.upper(), _luminance(card.colour) > 0.8, texts, picture_box)
 
 
 # --- fonts --------------------------------------------------------------------------------------
@@ -242,37 +332,30 @@ def _crop_marks(canvas, x: float, y: float, w: float, h: float) -> None:
 def _define_face(canvas, index: int, card: Card, locale: str, HexColor, stringWidth) -> str:
     name = f"face{index}"
     w, h = CARD_W_MM * MM, CARD_H_MM * MM
-    pad = PAD_MM * MM
+    layout = face_layout(card, locale, lambda t, font, size: stringWidth(t, font, size))
     canvas.beginForm(name, lowerx=0, lowery=0, upperx=w, uppery=h)
-    canvas.setFillColor(HexColor("#FFFFFF"))
-    canvas.rect(0, 0, w, h, stroke=0, fill=1)
-    band = BAND_MM * MM
-    canvas.setFillColor(HexColor(card.colour))
-    pale = _luminance(card.colour) > 0.8  # a white band on white paper needs an edge to be seen
+    canvas.setFillColor(HexColor(layout.colour))
     canvas.setStrokeColor(HexColor("#888888"))
     canvas.setLineWidth(0.5)
-    canvas.rect(0, h - band, w, band, stroke=1 if pale else 0, fill=1)
-    # The label, as large as the band allows.
-    size, lines = fit_text(
-        card.label, lambda t, s: stringWidth(t, FONT_BOLD, s), w - 2 * pad, band - 2 * pad * 0.6, LABEL_MAX_PT, LABEL_MIN_PT
-    )
-    canvas.setFillColor(HexColor(text_colour_for(card.colour)))
-    canvas.setFont(FONT_BOLD, size)
-    _centred_lines(canvas, lines, size, w / 2, h - band / 2)
-    # The "what it does" line along the bottom.
-    line_area = 7.0 * MM
-    what = describe(card, locale) or card.label
-    lsize, llines = fit_text(
-        what, lambda t, s: stringWidth(t, FONT, s), w - 2 * pad, line_area - 2, LINE_MAX_PT, LINE_MIN_PT, max_lines=1
-    )
-    canvas.setFillColor(HexColor("#222222"))
-    canvas.setFont(FONT, lsize)
-    _centred_lines(canvas, llines, lsize, w / 2, line_area / 2 + 1)
-    # The picture between them.
+    canvas.rect(0, 0, w, h, stroke=1 if layout.edge else 0, fill=1)
     if card.picture is not None:
-        _draw_picture(canvas, card.picture, pad, line_area, w - 2 * pad, h - band - line_area - pad * 0.5)
+        _draw_picture(canvas, card.picture, *layout.picture_box)
+    for area in layout.texts:
+        _draw_text(canvas, area, HexColor)
     canvas.endForm()
     return name
+
+
+def _draw_text(canvas, area: TextArea, HexColor) -> None:
+    fitted = area.fitted
+    if area.ink.panel is not None:
+        step = fitted.size * LINE_GAP
+        panel_h = min(area.h, len(fitted.lines) * step + fitted.size * 0.8)
+        canvas.setFillColor(HexColor(area.ink.panel))
+        canvas.roundRect(area.x, area.y + (area.h - panel_h) / 2, area.w, panel_h, 1.5 * MM, stroke=0, fill=1)
+    canvas.setFillColor(HexColor(area.ink.text))
+    canvas.setFont(area.font, fitted.size)
+    _centred_lines(canvas, list(fitted.lines), fitted.size, area.x + area.w / 2, area.y + area.h / 2)
 
 
 def _define_back(canvas, index: int, card: Card, locale: str, HexColor, stringWidth) -> str:
@@ -291,7 +374,7 @@ def _define_back(canvas, index: int, card: Card, locale: str, HexColor, stringWi
     card_id = "" if card.role == "carer" else ("Kort-ID " if sv else "Card ID ") + card.uid
     rows = [
         (FONT_BOLD, 14.0, card.label),
-        (FONT, 8.0, describe(card, locale)),
+        (FONT, 11.0, describe(card, locale)),
         (FONT, 7.0, card_id),
         (
             FONT,
@@ -300,18 +383,29 @@ def _define_back(canvas, index: int, card: Card, locale: str, HexColor, stringWi
         ),
     ]
     y = h - pad
-    canvas.setFillColor(HexColor("#111111"))
+    canvas.setFillColor(HexColor(BACK_TEXT))
     for font, max_size, text in rows:
         if not text:
             continue
-        size, lines = fit_text(
-            text, lambda t, s, f=font: stringWidth(t, f, s), w - 2 * pad, max_size * 1.2, max_size, 5.0, max_lines=1
+        fitted = fit_text(
+            text,
+            w - 2 * pad,
+            max_size * 1.2,
+            lambda t, s, f=font: stringWidth(t, f, s),
+            max_size=max_size,
+            min_size=5.0,
+            max_lines=1,
+            step=0.5,
         )
-        y -= size * 1.5
-        canvas.setFont(font, size)
-        canvas.drawCentredString(w / 2, y, lines[0])
+        y -= fitted.size * 1.5
+        canvas.setFont(font, fitted.size)
+        canvas.drawCentredString(w / 2, y, fitted.lines[0])
+    ink = ink_on(card.colour)
+    if ink.panel is not None:
+        canvas.setFillColor(HexColor(ink.panel))
+        canvas.roundRect(w / 2 - 8 * MM, 0.8 * MM, 16 * MM, strip - 1.6 * MM, 1 * MM, stroke=0, fill=1)
     canvas.setFont(FONT_BOLD, 8.0)
-    canvas.setFillColor(HexColor(text_colour_for(card.colour)))
+    canvas.setFillColor(HexColor(ink.text))
     canvas.drawCentredString(w / 2, strip / 2 - 3, "Klick")
     canvas.endForm()
     return name
@@ -319,7 +413,7 @@ def _define_back(canvas, index: int, card: Card, locale: str, HexColor, stringWi
 
 def _centred_lines(canvas, lines: list[str], size: float, cx: float, cy: float) -> None:
     """Draw lines centred on (cx, cy), using the cap height so the text sits visually centred."""
-    step = size * 1.15
+    step = size * LINE_GAP
     first = cy + (len(lines) - 1) * step / 2 - size * 0.36
     for n, line in enumerate(lines):
         canvas.drawCentredString(cx, first - n * step, line)

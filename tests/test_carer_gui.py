@@ -6,6 +6,11 @@ One Kivy app per process: this file is also the driver. pytest starts it as a su
 records what it saw after each step in a JSON file, and saves screenshots under
 ``artifacts/carer/``. The tests below then check the record, the card file on disk, and
 ``klick cards list`` through the real entry point.
+
+The window runs at 1366x768 (a common laptop), then is made smaller; the English pass runs at
+1280x800 (the tablet's screen). At every screenshot the driver checks the layout from the widgets themselves: no text leaves the window
+or its box, and no two texts overlap. The picture folder is the carer's own ~/Bilder, with a
+damaged PNG, a 20000 x 20000 PNG, a name that is not UTF-8 and a link to itself in it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ KLICK = [sys.executable, "-c", "from klick.cli import main; main()"]
 ANNA = "04A2B3C4D5E680"
 NEW = "04C0FFEE0001"
 WEB = "04C0FFEE0002"
+SKYPE = "04C0FFEE05C0"
+SERVER = "https://meet.example.se"
+LAPTOP, TABLET, SMALLER = (1366, 768), (1280, 800), (1100, 680)
 
 # =============================================================================================
 # The driver (runs in its own process, with the window)
@@ -40,6 +48,9 @@ def drive(home: Path, out: Path, locale: str) -> None:
     os.environ["KIVY_NO_FILELOG"] = "1"
     os.environ["KIVY_HOME"] = str(home / "kivy-home")
     os.environ["KLICK_HOME"] = str(home)
+    os.environ["HOME"] = str(home)
+    os.environ["XDG_CONFIG_HOME"] = str(home / ".config")
+    os.environ["XDG_CACHE_HOME"] = str(home / ".cache")
     sys.path.insert(0, str(REPO))
 
     from dataclasses import replace
@@ -49,6 +60,7 @@ def drive(home: Path, out: Path, locale: str) -> None:
 
     cfg = replace(load_config(), locale=locale)
     session = EditorSession(cfg.paths.registry)
+    window_size(LAPTOP)
     from cards.carer.app import CarerApp  # Kivy loads here, with the carer window's settings
 
     # isort: split
@@ -57,7 +69,7 @@ def drive(home: Path, out: Path, locale: str) -> None:
     from kivy.tests.common import UnitTestTouch
 
     app = CarerApp(cfg, session)
-    record: dict = {"steps": [], "errors": []}
+    record: dict = {"steps": [], "errors": [], "layout": {}}
     registry_file = cfg.paths.registry
     shots = ARTIFACTS
     shots.mkdir(parents=True, exist_ok=True)
@@ -74,8 +86,13 @@ def drive(home: Path, out: Path, locale: str) -> None:
         record["steps"].append(entry)
 
     def shot(name: str) -> None:
-        made = Path(Window.screenshot(name=str(shots / f"{locale}-{name}.png")))
-        made.replace(shots / f"{locale}-{name}.png")
+        screenshot(shots / f"{locale}-{name}.png")
+        record["layout"][name] = {"size": list(Window.size), "problems": layout_problems(Window)}
+
+    def rect_of(widget) -> list[float]:
+        """The widget's box in window pixels, from the top-left (as a screenshot counts them)."""
+        x, y = widget.to_window(*widget.pos)
+        return [x, Window.height - y - widget.height, widget.width, widget.height]
 
     def tap(widget) -> None:
         x, y = widget.to_window(*widget.center)
@@ -129,9 +146,13 @@ def drive(home: Path, out: Path, locale: str) -> None:
 
     def scenario():
         yield until(lambda: app.page == "list" and app.source.via == "bridge", "list, through the bridge")
-        yield until(lambda: "bryggan" in app.status.text, "the bridge's reader status")
+        yield until(lambda: "redo" in app.status.text, "the bridge's reader status")
+        yield until(
+            lambda: all(t.face.texture_shown or t.face.picture is None for k, t in app.w.items() if k.startswith("card_")),
+            "card pictures",
+        )
         yield 0.3
-        note("start", cards=sorted(k for k in app.w if k.startswith("card_")))
+        note("start", cards=sorted(k for k in app.w if k.startswith("card_")), window=list(Window.size), cols=app.w["grid"].cols)
         shot("1-list")
 
         # Program a new card: the reader gives its number.
@@ -143,28 +164,50 @@ def drive(home: Path, out: Path, locale: str) -> None:
         note("kind", uid=app.form.uid, choices=sorted(k for k in app.w if k.startswith("kind_")))
         shot("3-kind")
 
-        # "Ring någon": only the call fields; a mistake in two of them.
+        # "Ring någon": only the call fields, the server already filled in; a mistake in two of them.
         yield from click("kind_call")
         yield until(lambda: app.page == "edit", "edit page")
-        note("call fields", fields=list(app.fields))
+        note(
+            "call fields",
+            fields=list(app.fields),
+            server=app.w["input_server"].text,
+            providers=sorted(k for k in app.w if k.startswith("provider_")),
+            room_hint=app.fields["room"].hint.text if app.fields["room"].hint else "",
+            swatch_names=[app.w[f"swatch_{c}"].text for c in ("blue", "green", "red", "purple", "orange", "yellow", "black")],
+        )
         yield from fill("label", "Mormor")
+
+        def below():  # the field under the two that will be wrong (looked up anew: a rebuild replaces it)
+            return rect_of(app.w["input_display_name"])
+
+        app.w["scroll"].scroll_y = 1
+        yield 0.1
+        before = below()
         yield from fill("server", "http://meet.example.se")
         yield from fill("room", "familjen berg")
         yield from click("swatch_green")
+        app.w["scroll"].scroll_y = 1
         yield from click("save")
+        app.w["scroll"].scroll_y = 1
+        yield 0.2
+        with_errors = below()
         note("invalid save", fields_shown=field_messages(), general=app.general.text)
         shot("4-errors")
 
-        # Fix them; the preview follows; Ctrl+S saves.
-        yield from fill("server", "https://meet.example.se")
+        # Fix them; the preview follows; the fields below stay where they were; Ctrl+S saves.
+        yield from fill("server", SERVER)
         yield from fill("room", "familjen-berg")
-        yield 0.1
+        app.w["scroll"].scroll_y = 1
+        yield 0.2
         note(
             "fixed",
             fields_shown=field_messages(),
             preview_label=app.preview.face.label,
             preview_colour=app.preview.face.colour,
             preview_words=app.preview_words.text,
+            below_before=before,
+            below_with_errors=with_errors,
+            below_fixed=below(),
         )
         shot("5-form")
         key(115, "s", ["ctrl"])
@@ -173,10 +216,16 @@ def drive(home: Path, out: Path, locale: str) -> None:
         note("saved", cards=sorted(k for k in app.w if k.startswith("card_")))
         shot("6-saved")
 
-        # One step of undo, with the button.
+        # One step of undo, with the button; then the button is off, and still readable.
         yield from click("undo")
-        yield 0.2
-        note("undone", cards=sorted(k for k in app.w if k.startswith("card_")), undo_disabled=app.w["undo"].disabled)
+        yield 0.3
+        note(
+            "undone",
+            cards=sorted(k for k in app.w if k.startswith("card_")),
+            undo_disabled=app.w["undo"].disabled,
+            undo_rect=rect_of(app.w["undo"]),
+        )
+        shot("6b-undone")
 
         # Take the card out; a second card becomes a web page card (Ctrl+N, keyboard only for text).
         klick("simulate", "remove")
@@ -190,17 +239,47 @@ def drive(home: Path, out: Path, locale: str) -> None:
         yield until(lambda: app.page == "edit", "edit page (web)")
         note("web fields", fields=list(app.fields))
         yield from fill("label", "Vädret i Lund")
-        yield from fill("url", "https://www.smhi.se/")
+        yield from fill("url", "www.smhi.se/")  # as a carer types it: no https://
         yield from click("swatch_yellow")
+
+        # The picture, chosen by its thumbnail in the carer's own picture folder.
         yield from click("choose_picture")
-        yield until(lambda: getattr(app, "popup", None) is not None and app.popup.parent is not None, "file chooser")
-        app.chooser.path = str(home / "pictures")
-        yield 0.5
+        yield until(lambda: app.chooser is not None and app.chooser.parent is not None, "picture chooser")
+        chooser = app.chooser
+
+        def tile(name):
+            return next((t for t in chooser.tiles() if t.name == name), None)
+
+        yield until(lambda: tile("anna.png") is not None and tile("anna.png").shows_picture, "anna's thumbnail")
+        yield until(lambda: tile("trasig.png") is not None and tile("trasig.png").problem, "the damaged picture's note")
+        yield until(lambda: tile("jättestor.png") is not None and tile("jättestor.png").problem, "the huge picture's note")
+        yield 0.3
+        note(
+            "chooser",
+            folder=str(chooser.folder),
+            names=[t.name for t in sorted(chooser.tiles(), key=lambda t: (-t.y, t.x))],
+            thumbnails={t.name: t.shows_picture for t in chooser.tiles()},
+            problems={t.name: t.problem for t in chooser.tiles() if t.problem},
+            texts=[chooser.buttons["back"].full_text, chooser.buttons["pictures"].full_text],
+            caption_font=tile("anna.png").caption.font_size,
+        )
         shot("8-chooser")
-        app.chooser.selection = [str(home / "pictures" / "anna.png")]
-        yield from click_widget(app.popup.content.children[0].children[-1])  # "Välj"
-        yield until(lambda: app.popup.parent is None, "chooser closed")
+        # A damaged picture cannot be chosen; a folder opens; "Tillbaka" goes up again.
+        yield from click_widget(tile("trasig.png"))
+        note("damaged clicked", still_open=chooser.parent is not None, picture=app.form.picture)
+        yield from click_widget(tile("Semester"))
+        yield until(lambda: chooser.folder.name == "Semester" and tile("strand.png") is not None, "the Semester folder")
+        yield until(lambda: tile("strand.png").shows_picture, "a thumbnail in Semester")
+        note("subfolder", folder=str(chooser.folder), names=[t.name for t in chooser.tiles()])
+        shot("9-chooser-folder")
+        yield from click_widget(chooser.buttons["back"])
+        yield until(lambda: chooser.folder.name == "Bilder" and tile("anna.png") is not None, "back up to Bilder")
+        yield until(lambda: tile("anna.png").shows_picture, "anna again")
+        yield from click_widget(tile("anna.png"))
+        yield until(lambda: chooser.parent is None, "chooser closed")
+        yield until(lambda: app.preview.texture_shown, "the preview's picture")
         note("picture chosen", picture=app.form.picture, preview_picture=str(app.preview.face.picture))
+        shot("10-picture")
         yield from click("save")
         yield until(lambda: app.page == "list", "saved web card")
         yield 0.2
@@ -222,6 +301,34 @@ def drive(home: Path, out: Path, locale: str) -> None:
         yield until(lambda: app.page == "list", "Escape goes back")
         note("escape")
         klick("simulate", "remove")
+        yield until(lambda: app.source.present is None, "the card taken off the reader")
+
+        # An old Skype card still opens, and says Skype is closed; long labels never break a word.
+        app.open_card(SKYPE)
+        yield 0.3
+        note(
+            "skype card",
+            providers=sorted(k for k in app.w if k.startswith("provider_")),
+            selected=app.w["provider_skype"].selected,
+            message=app.fields["provider"].message.text,
+            preview_lines=list(app.preview.fitted.lines),
+        )
+        shot("11-skype")
+
+        # The window is made smaller (as a carer drags its corner): every page follows.
+        Window.size = SMALLER
+        yield 0.4
+        note("smaller edit", window=list(Window.size))
+        shot("12-smaller-edit")
+        key(27)
+        yield until(lambda: app.page == "list", "list again")
+        yield 0.4
+        note(
+            "smaller list",
+            faces={k[5:]: list(t.face.fitted.lines) for k, t in app.w.items() if k.startswith("card_")},
+            cols=app.w["grid"].cols,
+        )
+        shot("13-smaller-list")
 
     steps = scenario()
     state = {"waiting": None, "resume_at": 0.0}
@@ -277,6 +384,92 @@ def _inside(widget, ancestor) -> bool:
     return False
 
 
+def window_size(size: tuple[int, int]) -> None:
+    """Open the window at ``size``: the screen it would have, since offscreen there is no maximising.
+
+    The carer window sets its own size when it is imported; the offscreen window cannot grow
+    after that, so the screen's size is put in first and the window's own setting is let pass.
+    """
+    from kivy.config import Config
+
+    own_set = Config.set
+    own_set("graphics", "width", str(size[0]))
+    own_set("graphics", "height", str(size[1]))
+
+    def keep_screen(section, key, value):
+        if section == "graphics" and key in ("width", "height", "window_state"):
+            return
+        own_set(section, key, value)
+
+    Config.set = keep_screen
+
+
+def screenshot(path: Path) -> None:
+    """The window's pixels as a PNG (Kivy's own screenshot skews rows not a multiple of 4 bytes long)."""
+    from kivy.core.window import Window
+    from kivy.graphics.opengl import GL_PACK_ALIGNMENT, GL_RGB, GL_UNSIGNED_BYTE, glPixelStorei, glReadPixels
+    from PIL import Image
+
+    glPixelStorei(GL_PACK_ALIGNMENT, 1)
+    w, h = Window.size
+    data = glReadPixels(0, 0, w, h, GL_RGB, GL_UNSIGNED_BYTE)
+    Image.frombytes("RGB", (w, h), bytes(data)).transpose(Image.Transpose.FLIP_TOP_BOTTOM).save(path)
+
+
+def layout_problems(window) -> list[str]:
+    """What is wrong with the layout on show, from the widgets themselves (not from pixels).
+
+    Every text must lie inside the window and inside its own box (its texture no larger than
+    the widget), and no two texts may overlap. Texts inside a scrolling view count where the view
+    shows them; scrolled-away ones are left out.
+    """
+    from kivy.uix.label import Label
+    from kivy.uix.scrollview import ScrollView
+
+    problems: list[str] = []
+    texts: list[tuple[str, tuple[float, float, float, float]]] = []
+    width, height = window.size
+
+    def box(widget, w, h):
+        x, y = widget.to_window(widget.center_x - w / 2, widget.center_y - h / 2)
+        return (x, y, x + w, y + h)
+
+    def visible_in(view, r) -> bool:
+        vx, vy = view.to_window(*view.pos)
+        return r[0] >= vx - 1 and r[1] >= vy - 1 and r[2] <= vx + view.width + 1 and r[3] <= vy + view.height + 1
+
+    def walk(widget, views):
+        for child in widget.children:
+            if getattr(child, "opacity", 1) == 0:
+                continue
+            inner = [*views, child] if isinstance(child, ScrollView) else views
+            if isinstance(child, Label) and child.text.strip() and child.parent is not None:
+                tw, th = child.texture_size
+                name = f"{type(child).__name__} {child.text[:30]!r}"
+                if tw > child.width + 2 or th > child.height + 2:
+                    problems.append(f"{name}: text {tw:.0f}x{th:.0f} larger than its box {child.width:.0f}x{child.height:.0f}")
+                r = box(child, tw, th)
+                if views and not all(visible_in(v, r) for v in views):
+                    pass  # scrolled out of sight
+                else:
+                    if r[0] < -1 or r[1] < -1 or r[2] > width + 1 or r[3] > height + 1:
+                        problems.append(f"{name}: outside the window at {tuple(round(v) for v in r)}")
+                    texts.append((name, r))
+            walk(child, inner)
+
+    from kivy.uix.modalview import ModalView
+
+    # A dialog covers the page: only what is on top is seen.
+    top = window.children[:1] if window.children and isinstance(window.children[0], ModalView) else window.children
+    for root in top:
+        walk(root, [])
+    for i, (a, ra) in enumerate(texts):
+        for b, rb in texts[i + 1 :]:
+            if min(ra[2], rb[2]) - max(ra[0], rb[0]) > 1 and min(ra[3], rb[3]) - max(ra[1], rb[1]) > 1:
+                problems.append(f"{a} overlaps {b}")
+    return problems
+
+
 def drive_english(home: Path, out: Path) -> None:
     """The same window in English: the list, the choice, and messages next to their fields."""
     os.environ.pop("DISPLAY", None)
@@ -285,6 +478,8 @@ def drive_english(home: Path, out: Path) -> None:
     os.environ["KIVY_NO_FILELOG"] = "1"
     os.environ["KIVY_HOME"] = str(home / "kivy-home")
     os.environ["KLICK_HOME"] = str(home)
+    os.environ["HOME"] = str(home)
+    os.environ["XDG_CACHE_HOME"] = str(home / ".cache")
     sys.path.insert(0, str(REPO))
     from dataclasses import replace
 
@@ -294,6 +489,7 @@ def drive_english(home: Path, out: Path) -> None:
 
     cfg = replace(load_config(), locale="en")
     session = EditorSession(cfg.paths.registry)
+    window_size(TABLET)
     from cards.carer.app import CarerApp  # Kivy loads here, with the carer window's settings
 
     # isort: split
@@ -302,18 +498,22 @@ def drive_english(home: Path, out: Path) -> None:
 
     app = CarerApp(cfg, session, card_source=False)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    record = {}
+    record = {"layout": {}}
 
     def shot(name):
-        Path(Window.screenshot(name=str(ARTIFACTS / f"en-{name}.png"))).replace(ARTIFACTS / f"en-{name}.png")
+        screenshot(ARTIFACTS / f"en-{name}.png")
+        record["layout"][name] = layout_problems(Window)
 
     def run(_dt):
+        if app.root is None or app.w["new_card"].width < 200 or Clock.frames_displayed < 5:
+            Clock.schedule_once(run, 0.1)  # not laid out and drawn yet
+            return
         try:
-            record["list_buttons"] = [app.w["new_card"].text, app.w["undo"].text]
+            record["list_buttons"] = [app.w["new_card"].full_text, app.w["undo"].full_text]
             shot("1-list")
             app.form = new_form(NEW)
             app.show_kinds()
-            record["kinds"] = [app.w[f"kind_{k}"].text for k in ("call", "svt", "photos", "web", "command")]
+            record["kinds"] = [app.w[f"kind_{k}"].full_text for k in ("call", "svt", "photos", "web", "command")]
             Clock.schedule_once(lambda _: second(), 0.3)
         except Exception as exc:
             record["error"] = repr(exc)
@@ -322,18 +522,61 @@ def drive_english(home: Path, out: Path) -> None:
     def second():
         try:
             shot("2-kind")
+            app.choose_kind("call")
+            record["call"] = {
+                "providers": [app.w[f"provider_{p}"].full_text for p in ("jitsi", "teams")],
+                "room_hint": app.fields["room"].hint.text,
+                "swatch": app.w["swatch_purple"].text,
+            }
+            app.show_kinds()
             app.choose_kind("svt")
             app.w["input_program"].text = "rapport"  # as typed: the field tells the form
             app.w["input_label"].text = "x" * 45
             app.save()
             record["messages"] = {n: f.message.text for n, f in app.fields.items() if f.message.text}
             record["message"] = app.message.text
-            Clock.schedule_once(lambda _: (shot("3-errors"), finish()), 0.3)
+            Clock.schedule_once(lambda _: (shot("3-errors"), third()), 0.3)
         except Exception as exc:
             record["error"] = repr(exc)
             finish()
 
+    def third():
+        """The album's folder, chosen in the same chooser: folders open, "Choose this folder" takes it."""
+        try:
+            app.show_kinds()
+            app.choose_kind("photos")
+            app.choose_file("folder")
+            chooser = app.chooser
+            record["folder_chooser"] = {
+                "start": str(chooser.folder),
+                "use": chooser.buttons["use"].full_text,
+                "back": chooser.buttons["back"].full_text,
+            }
+            chooser.open_folder(chooser.folder / "Semester")
+            Clock.schedule_once(lambda _: fourth(chooser), 0.8)
+        except Exception as exc:
+            record["error"] = repr(exc)
+            finish()
+
+    def fourth(chooser):
+        try:
+            shot("4-folder")
+            record["folder_chooser"]["inside"] = chooser.buttons["use"].full_text
+            chooser.buttons["use"].dispatch("on_release")
+            record["folder_chooser"]["chosen"] = app.form.folder
+        except Exception as exc:
+            record["error"] = repr(exc)
+            finish()
+            return
+
+        def closed(_dt):
+            record["folder_chooser"]["closed"] = chooser.parent is None
+            finish()
+
+        Clock.schedule_once(closed, 0.6)
+
     def finish():
+        record["status"] = app.status.text
         out.write_text(json.dumps(record, indent=1))
         app.stop()
 
@@ -368,7 +611,16 @@ def _env(home: Path) -> dict:
     env["KIVY_NO_ARGS"] = "1"
     env["KIVY_NO_CONSOLELOG"] = "1"
     env["KIVY_HOME"] = str(home / "kivy-home")
+    env["HOME"] = str(home)
+    env["XDG_CONFIG_HOME"] = str(home / ".config")
+    env["XDG_CACHE_HOME"] = str(home / ".cache")
     return env
+
+
+def _huge_png(path: Path, side: int = 20000) -> None:
+    from tests.test_carer_pictures import huge_png
+
+    huge_png(path, side)
 
 
 def _make_home(root: Path) -> tuple[Path, Path]:
@@ -379,6 +631,7 @@ def _make_home(root: Path) -> tuple[Path, Path]:
     short.mkdir()
     (home / "klick.yaml").write_text(
         f"reader:\n  driver: sim\n  settle_ms: 60\n  grace_ms: 200\npaths:\n  socket: {short / 'bridge.sock'}\n"
+        f"calls:\n  allowed_servers:\n    - {SERVER}\n    - https://meet.jit.si\n"
     )
     (home / "cards.yaml").write_text(
         "# The family's cards (a comment the carer wrote; undo must bring it back)\n"
@@ -386,7 +639,21 @@ def _make_home(root: Path) -> tuple[Path, Path]:
         f'  - uid: "{ANNA}"\n    label: Anna\n    colour: blue\n    picture: pictures/anna.png\n'
         "    action:\n      type: video_call\n      provider: jitsi\n      server: https://meet.jit.si\n"
         "      room: klick-demo-familjen\n      display_name: Mamma\n"
+        f'  - uid: "{SKYPE}"\n    label: Morfar Karl-Gustaf Andersson\n    colour: red\n'
+        "    action:\n      type: video_call\n      provider: skype\n      name: morfar.karlgustaf\n"
     )
+    # The carer's own picture folder (no user-dirs.dirs: ~/Pictures is missing, so ~/Bilder),
+    # with what a real one holds: good pictures, a folder, and things that must not break it.
+    pictures = home / "Bilder"
+    (pictures / "Semester").mkdir(parents=True)
+    demo = REPO / "config" / "demo" / "pictures"
+    for name in ("anna.png", "album.png", "rapport.png", "svt1.png", "web.png"):
+        shutil.copy(demo / name, pictures / name)
+    shutil.copy(demo / "album.png", pictures / "Semester" / "strand.png")
+    (pictures / "trasig.png").write_bytes((demo / "anna.png").read_bytes()[:300])
+    _huge_png(pictures / "jättestor.png")
+    shutil.copy(demo / "web.png", os.fsdecode(bytes(pictures) + b"/\xff\xfe-konstigt namn.png"))
+    os.symlink("loop.png", pictures / "loop.png")
     return home, short
 
 
@@ -427,6 +694,7 @@ def run(tmp_path_factory):
             "env": env,
             "original": original,
             "steps": {s["step"]: s for s in record["steps"]},
+            "layout": record["layout"],
             "en": json.loads(en_out.read_text()),
         }
     finally:
@@ -444,10 +712,11 @@ def _cards(text: str) -> dict:
     return {c["uid"]: c for c in yaml.safe_load(text)["cards"]}
 
 
-def test_the_list_shows_the_cards_and_the_reader_comes_through_the_bridge(run):
+def test_the_list_shows_the_cards_and_the_footer_says_the_reader_is_ready(run):
     start = run["steps"]["start"]
-    assert start["cards"] == [f"card_{ANNA}"]
-    assert "bryggan" in start["status"]
+    assert start["cards"] == [f"card_{ANNA}", f"card_{SKYPE}"]
+    assert start["status"] == "Kortläsaren är redo"
+    assert start["window"] == list(LAPTOP)
 
 
 def test_a_new_card_gets_its_uid_from_the_bridge_and_offers_the_five_choices(run):
@@ -461,6 +730,27 @@ def test_each_choice_shows_only_the_fields_it_needs(run):
     assert run["steps"]["web fields"]["fields"] == ["label", "url", "colour", "picture"]
 
 
+def test_a_new_call_card_has_the_server_from_the_settings_a_room_explained_and_no_skype(run):
+    call = run["steps"]["call fields"]
+    assert call["server"] == SERVER  # the first of calls.allowed_servers
+    assert call["providers"] == ["provider_jitsi", "provider_teams"]
+    assert "familjen-berg" in call["room_hint"] and "samma namn" in call["room_hint"]
+    assert run["en"]["call"]["providers"] == ["Jitsi", "Teams"]
+    assert "same name" in run["en"]["call"]["room_hint"]
+
+
+def test_an_old_skype_card_still_opens_and_says_skype_is_closed(run):
+    skype = run["steps"]["skype card"]
+    assert skype["page"] == "edit"
+    assert skype["providers"] == ["provider_jitsi", "provider_skype", "provider_teams"] and skype["selected"]
+    assert "Skype har stängts" in skype["message"]
+
+
+def test_colour_swatches_carry_their_names(run):
+    assert run["steps"]["call fields"]["swatch_names"] == ["Blå", "Grön", "Röd", "Lila", "Orange", "Gul", "Svart"]
+    assert run["en"]["call"]["swatch"] == "Purple"
+
+
 def test_mistakes_are_shown_next_to_their_fields_and_nothing_is_saved(run):
     bad = run["steps"]["invalid save"]
     assert bad["page"] == "edit"
@@ -469,6 +759,13 @@ def test_mistakes_are_shown_next_to_their_fields_and_nothing_is_saved(run):
     assert "mellanslag" in bad["fields_shown"]["room"]
     assert "inte sparat" in bad["message"]
     assert bad["file"] == run["original"]
+
+
+def test_fields_stay_where_they_are_when_an_error_line_goes(run):
+    fixed = run["steps"]["fixed"]
+    assert fixed["fields_shown"] == {}
+    # The field under the two messages: where it was with them shown is where it stays without.
+    assert fixed["below_fixed"] == fixed["below_with_errors"]
 
 
 def test_the_preview_follows_the_form(run):
@@ -482,26 +779,51 @@ def test_saving_writes_the_card_file_and_undo_restores_it_byte_for_byte(run):
     saved = run["steps"]["saved"]
     cards = _cards(saved["file"])
     assert cards[NEW]["label"] == "Mormor" and cards[NEW]["colour"] == "#1B6E3A"
-    assert cards[NEW]["action"] == {
-        "type": "video_call",
-        "provider": "jitsi",
-        "server": "https://meet.example.se",
-        "room": "familjen-berg",
-    }
+    assert cards[NEW]["action"] == {"type": "video_call", "provider": "jitsi", "server": SERVER, "room": "familjen-berg"}
     assert cards[ANNA]["label"] == "Anna"
-    assert sorted(saved["cards"]) == sorted([f"card_{ANNA}", f"card_{NEW}"])
+    assert sorted(saved["cards"]) == sorted([f"card_{ANNA}", f"card_{NEW}", f"card_{SKYPE}"])
     assert "Sparat: Mormor" in saved["message"]
     undone = run["steps"]["undone"]
     assert undone["file"] == run["original"]
-    assert undone["cards"] == [f"card_{ANNA}"] and undone["undo_disabled"]
+    assert undone["cards"] == [f"card_{ANNA}", f"card_{SKYPE}"] and undone["undo_disabled"]
     assert "Ångrat" in undone["message"]
 
 
-def test_a_picture_is_chosen_with_the_file_chooser_and_saved_relative(run):
+def test_the_undo_button_when_off_is_still_readable_at_4_5_to_1(run):
+    """Measured on the screenshot: the button's plate and the colour of its letters."""
+    from PIL import Image
+
+    from launcher.theme import contrast
+
+    x, y, w, h = run["steps"]["undone"]["undo_rect"]
+    image = Image.open(ARTIFACTS / "sv-6b-undone.png").convert("RGB")
+    crop = image.crop((round(x + 12), round(y + 8), round(x + w - 12), round(y + h - 8)))
+    counts = sorted(crop.getcolors(1 << 20), reverse=True)
+    plate = "#{:02X}{:02X}{:02X}".format(*counts[0][1])
+    letters = max(("#{:02X}{:02X}{:02X}".format(*c) for _n, c in counts), key=lambda c: contrast(c, plate))
+    assert contrast(letters, plate) >= 4.5, (letters, plate)
+
+
+def test_a_picture_is_chosen_by_its_thumbnail_in_the_carers_picture_folder(run):
+    home = run["home"]
+    chooser = run["steps"]["chooser"]
+    assert chooser["folder"] == str(home / "Bilder")  # no XDG setting and no ~/Pictures: ~/Bilder
+    names = chooser["names"]
+    assert names[0] == "Semester"  # folders first
+    assert {"anna.png", "album.png", "trasig.png", "jättestor.png"} <= set(names)
+    assert any(n.endswith("-konstigt namn.png") and "�" in n for n in names)
+    assert "loop.png" not in names
+    assert chooser["thumbnails"]["anna.png"] and chooser["thumbnails"]["rapport.png"]
+    assert chooser["problems"] == {"trasig.png": "unreadable", "jättestor.png": "too_big"}
+    assert chooser["texts"] == ["Tillbaka", "Bilder"] and chooser["caption_font"] >= 20
+    damaged = run["steps"]["damaged clicked"]
+    assert damaged["still_open"] and damaged["picture"] == ""
+    assert run["steps"]["subfolder"]["names"] == ["strand.png"]
     chosen = run["steps"]["picture chosen"]
-    picture = str(run["home"] / "pictures" / "anna.png")
+    picture = str(home / "Bilder" / "anna.png")
     assert chosen["picture"] == picture and chosen["preview_picture"] == picture
-    assert _cards(run["steps"]["web saved"]["file"])[WEB]["picture"] == "pictures/anna.png"
+    assert _cards(run["steps"]["web saved"]["file"])[WEB]["picture"] == "Bilder/anna.png"
+    assert list((home / ".cache" / "klick" / "thumbnails").glob("*.png"))  # kept for next time
 
 
 def test_a_known_card_opens_its_own_page_and_escape_goes_back(run):
@@ -511,16 +833,42 @@ def test_a_known_card_opens_its_own_page_and_escape_goes_back(run):
     assert run["steps"]["escape"]["page"] == "list"
 
 
+def test_a_bare_web_address_is_saved_with_https(run):
+    home = run["home"]
+    final = _cards((home / "cards.yaml").read_text())
+    assert final[WEB]["action"] == {"type": "web", "url": "https://www.smhi.se/"}  # typed as www.smhi.se/
+
+
 def test_the_programmed_card_appears_in_klick_cards_list(run):
     home = run["home"]
     final = _cards((home / "cards.yaml").read_text())
-    assert final[WEB]["action"] == {"type": "web", "url": "https://www.smhi.se/"}
     assert NEW not in final  # undone
     listing = subprocess.run([*KLICK, "cards", "list"], env=run["env"], capture_output=True, text=True, timeout=30)
     assert listing.returncode == 0, listing.stderr
     assert WEB in listing.stdout and "Vädret i Lund" in listing.stdout and "www.smhi.se" in listing.stdout
     check = subprocess.run([*KLICK, "cards", "check"], env=run["env"], capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr
+
+
+def test_card_labels_shrink_and_wrap_only_between_words(run):
+    label = "Morfar Karl-Gustaf Andersson"
+    lines = run["steps"]["skype card"]["preview_lines"]
+    assert " ".join(lines) == label
+    faces = run["steps"]["smaller list"]["faces"]
+    assert " ".join(faces[SKYPE]) == label and faces[WEB] == ["Vädret i", "Lund"] or " ".join(faces[WEB]) == "Vädret i Lund"
+    for face_lines in faces.values():
+        for line in face_lines:
+            assert all(word in "Anna Vädret i Lund Morfar Karl-Gustaf Andersson".split() for word in line.split()), line
+
+
+def test_every_page_fits_the_window_at_1366x768_and_1280x800_and_follows_a_resize(run):
+    layout = run["layout"]
+    assert layout["1-list"]["size"] == list(LAPTOP) and layout["13-smaller-list"]["size"] == list(SMALLER)
+    assert run["steps"]["start"]["cols"] == 3 and run["steps"]["smaller list"]["cols"] == 2  # the list follows
+    for name, seen in layout.items():
+        assert seen["problems"] == [], (name, seen["problems"][:5])
+    for name, problems in run["en"]["layout"].items():
+        assert problems == [], (name, problems[:5])
 
 
 def test_english_words_and_messages(run):
@@ -533,11 +881,22 @@ def test_english_words_and_messages(run):
     assert "not saved" in en["message"]
 
 
+def test_the_album_folder_is_chosen_in_the_same_chooser(run):
+    home = run["home"]
+    chosen = run["en"]["folder_chooser"]
+    assert chosen["start"] == str(home / "Bilder") and chosen["back"] == "Back"
+    # anna, album, rapport, svt1, web, the oddly named one and the two that cannot be shown
+    assert chosen["use"] == "Choose this folder (8 photos)"
+    assert chosen["inside"] == "Choose this folder (1 photo)"
+    assert chosen["chosen"] == str(home / "Bilder" / "Semester") and chosen["closed"]
+
+
 def test_screenshots_have_real_pixels(run):
     from PIL import Image
 
-    for name in ("sv-1-list", "sv-3-kind", "sv-4-errors", "sv-5-form", "en-3-errors"):
+    sizes = {"sv-12-smaller-edit": SMALLER, "sv-13-smaller-list": SMALLER, "en-1-list": TABLET, "en-3-errors": TABLET}
+    for name in ("sv-1-list", "sv-3-kind", "sv-4-errors", "sv-5-form", "sv-8-chooser", *sizes):
         image = Image.open(ARTIFACTS / f"{name}.png").convert("RGB")
-        assert image.size == (1280, 820), name
+        assert image.size == sizes.get(name, LAPTOP), name
         colours = image.getcolors(maxcolors=1 << 20)
         assert colours is not None and len(colours) > 50, f"{name} looks blank"

@@ -11,21 +11,24 @@ from hypothesis import strategies as st
 from pypdf import PdfReader
 
 from cards.printing import (
-    BAND_MM,
     CARD_H_MM,
     CARD_W_MM,
-    FONT_BOLD,
+    LINE_MIN_PT,
+    MIN_CONTRAST,
     MM,
     _register_fonts,
+    contrast,
+    face_layout,
     face_origin,
     find_fonts,
-    fit_text,
+    ink_on,
     text_colour_for,
 )
 from tests.conftest import REPO
 
 DEMO = str(REPO / "config" / "demo-cards.yaml")
 DEMO_COLOURS = ["#1F4E9C", "#B3261E", "#1B6E3A", "#6A2C91", "#FFD43B"]
+PRINT_ARTIFACTS = REPO / "artifacts" / "print"
 
 
 def _forms(page, prefix: str) -> list:
@@ -106,32 +109,122 @@ def test_unknown_uid_is_a_clear_exit_1_and_writes_nothing(klick, tmp_path):
     assert not out.exists()
 
 
-def test_rendered_first_page_shows_five_faces(klick, tmp_path):
+def _render_page(klick, tmp_path, dpi: int, *extra: str):
     if shutil.which("pdftoppm") is None:
         pytest.skip("pdftoppm (Debian poppler-utils) is not installed")
     from PIL import Image
 
     out = tmp_path / "cards.pdf"
-    assert klick("cards", "print", "--registry", DEMO, "--out", str(out)).returncode == 0
-    dpi = 40
+    assert klick("cards", "print", "--registry", DEMO, "--out", str(out), *extra).returncode == 0
+    stem = tmp_path / f"page-{dpi}"
     subprocess.run(
-        ["pdftoppm", "-r", str(dpi), "-png", "-f", "1", "-l", "1", "-singlefile", str(out), str(tmp_path / "page")],
-        check=True,
-        timeout=60,
+        ["pdftoppm", "-r", str(dpi), "-png", "-f", "1", "-l", "1", "-singlefile", str(out), str(stem)], check=True, timeout=60
     )
-    image = Image.open(tmp_path / "page.png").convert("RGB")
-    px_per_mm = dpi / 25.4
-    seen = []
+    return Image.open(f"{stem}.png").convert("RGB")
+
+
+def _hex(rgb) -> str:
+    return "#{:02X}{:02X}{:02X}".format(*rgb)
+
+
+def _pixel(image, dpi: int, x_mm: float, y_mm: float):
+    """The pixel at (x, y) mm from the page's bottom-left."""
+    px = dpi / 25.4
+    return image.getpixel((round(x_mm * px), round((297 - y_mm) * px)))
+
+
+def test_rendered_first_page_shows_whole_faces_in_colour(klick, tmp_path):
+    dpi = 100
+    image = _render_page(klick, tmp_path, dpi)
+    PRINT_ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    image.save(PRINT_ARTIFACTS / "demo-page1.png")
     for slot in range(8):
-        x_mm, y_mm = face_origin(slot)
-        # The middle of the band's left edge region: colour band, clear of the label's letters.
-        x = (x_mm + 2) * px_per_mm
-        y = (297 - (y_mm + CARD_H_MM - BAND_MM / 2)) * px_per_mm
-        seen.append(image.getpixel((round(x), round(y))))
-    for slot, colour in enumerate(DEMO_COLOURS):
-        want = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
-        assert all(abs(a - b) <= 12 for a, b in zip(seen[slot], want)), (slot, seen[slot], want)
-    assert seen[5:] == [(255, 255, 255)] * 3  # the other three places on the page are empty paper
+        x, y = face_origin(slot)
+        # Near every corner and at both sides of the picture's row: all the card's colour.
+        spots = [(x + 1.2, y + 1.2), (x + CARD_W_MM - 1.2, y + 1.2), (x + 1.2, y + CARD_H_MM - 1.2)]
+        spots += [(x + CARD_W_MM - 1.2, y + CARD_H_MM - 1.2), (x + 4, y + CARD_H_MM / 2), (x + CARD_W_MM - 4, y + CARD_H_MM / 2)]
+        seen = [_pixel(image, dpi, *spot) for spot in spots]
+        if slot >= len(DEMO_COLOURS):
+            assert seen == [(255, 255, 255)] * len(spots)  # the other three places on the page are empty paper
+            continue
+        want = tuple(int(DEMO_COLOURS[slot][i : i + 2], 16) for i in (1, 3, 5))
+        for colour in seen:
+            assert all(abs(a - b) <= 3 for a, b in zip(colour, want)), (slot, colour, want)
+
+
+def test_every_text_on_a_face_reaches_7_to_1_in_the_colours_drawn(klick, tmp_path):
+    """Read back from the rendered page: in each text's area, its background and its letters."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    from cards.registry import load_registry
+
+    dpi = 200
+    image = _render_page(klick, tmp_path, dpi)
+    _register_fonts()
+    px = dpi / 25.4
+    cards = load_registry(DEMO).cards
+    measured = []
+    for slot, card in enumerate(cards):
+        layout = face_layout(card, "sv", stringWidth)
+        fx, fy = face_origin(slot)
+        for area in layout.texts:
+            # The middle of the text's area: its lines, and the background between the letters.
+            mid_h = len(area.fitted.lines) * area.fitted.size * 1.15
+            left = (fx + (area.x + 0.1 * area.w) / MM) * px
+            right = (fx + (area.x + 0.9 * area.w) / MM) * px
+            top = (297 - fy - (area.y + area.h / 2 + mid_h / 2) / MM) * px
+            bottom = (297 - fy - (area.y + area.h / 2 - mid_h / 2) / MM) * px
+            crop = image.crop((round(left), round(top), round(right), round(bottom)))
+            counts = sorted(crop.getcolors(1 << 20), reverse=True)
+            background = _hex(counts[0][1])
+            letters = max((_hex(c) for _n, c in counts), key=lambda c: contrast(c, background))
+            ratio = contrast(letters, background)
+            measured.append((card.label, area.role, letters, background, round(ratio, 2)))
+            assert background == (area.ink.panel or layout.colour), (card.label, area.role, background)
+            assert ratio >= MIN_CONTRAST, measured[-1]
+            assert contrast(area.ink.text, area.ink.panel or layout.colour) >= MIN_CONTRAST
+    # Red and green are the two demo colours that need a darker shade behind their words.
+    shaded = {label for label, _role, _t, bg, _r in measured if bg not in DEMO_COLOURS}
+    assert shaded == {"Rapport", "SVT1"}
+
+
+def test_the_line_saying_what_a_card_does_is_at_least_11_pt():
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    from cards.model import Card, VideoCall
+    from cards.registry import load_registry
+
+    _register_fonts()
+    long_one = Card(
+        "0A0B0C0D",
+        "Morfar Karl-Gustaf Andersson på Ängsgård",
+        VideoCall("jitsi", server="https://meet.example.se", room="x"),
+        colour="#1B6E3A",
+    )
+    for card in (*load_registry(DEMO).cards, long_one):
+        for locale in ("sv", "en"):
+            what = next(a for a in face_layout(card, locale, stringWidth).texts if a.role == "what")
+            assert what.fitted.size >= LINE_MIN_PT >= 11
+            assert all(stringWidth(line, what.font, what.fitted.size) <= what.w for line in what.fitted.lines)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 0xFFFFFF))
+def test_any_card_colour_gets_words_at_7_to_1(value):
+    colour = f"#{value:06X}"
+    ink = ink_on(colour)
+    assert contrast(ink.text, ink.panel or colour) >= MIN_CONTRAST
+    if ink.panel is None:
+        assert contrast(ink.text, colour) >= MIN_CONTRAST
+
+
+def test_the_shade_behind_words_stays_close_to_the_cards_colour():
+    for colour in ("#B3261E", "#1B6E3A"):
+        ink = ink_on(colour)
+        assert ink.text == "#FFFFFF" and ink.panel is not None
+        assert contrast("#FFFFFF", colour) < 7 <= contrast("#FFFFFF", ink.panel) < 7.3  # only as dark as it must be
+    for colour in ("#1F4E9C", "#6A2C91", "#F28C28", "#FFD43B", "#111111", "#FFFFFF"):
+        assert ink_on(colour).panel is None, colour
 
 
 def test_nine_cards_take_two_pages_and_a_missing_picture_still_prints(tmp_path):
@@ -173,23 +266,32 @@ def test_fonts_come_from_matplotlib_without_pyplot():
 
 @settings(max_examples=150, deadline=None)
 @given(st.text(st.characters(codec="utf-8", categories=("L", "N", "Zs", "P")), min_size=1, max_size=40))
-def test_a_label_always_fits_its_band(label):
+def test_a_label_always_fits_its_area(label):
     from reportlab.pdfbase.pdfmetrics import stringWidth
 
+    from cards.model import Card, Web
+
     _register_fonts()
-    width, height = (CARD_W_MM - 6) * MM, (BAND_MM - 4) * MM
-    size, lines = fit_text(label, lambda t, s: stringWidth(t, FONT_BOLD, s), width, height, 28, 9)
-    assert 1 <= len(lines) <= 2
-    assert all(stringWidth(line, FONT_BOLD, size) <= width + 1e-6 for line in lines)
-    if label.split() and size > 9:
-        assert " ".join(lines) == " ".join(label.split())  # shrunk, never cut, while it can shrink
+    card = Card("0A0B0C0D", label, Web("https://example.se"), colour="#B3261E")
+    area = face_layout(card, "sv", stringWidth).texts[0]
+    fitted = area.fitted
+    assert area.role == "label" and len(fitted.lines) <= 2
+    assert all(stringWidth(line, area.font, fitted.size) <= area.w for line in fitted.lines)
+    assert len(fitted.lines) * fitted.size * 1.15 <= area.h
+    if label.split() and not fitted.shortened:
+        assert " ".join(fitted.lines) == " ".join(label.split())  # shrunk, never cut, while it can shrink
 
 
 def test_a_short_label_gets_the_largest_size():
     from reportlab.pdfbase.pdfmetrics import stringWidth
 
+    from cards.model import Card, Web
+
     _register_fonts()
-    size, lines = fit_text("Anna", lambda t, s: stringWidth(t, FONT_BOLD, s), 77 * MM, 14 * MM, 28, 9)
-    assert (size, lines) == (28, ["Anna"])
-    size, lines = fit_text("Mormor och morfar i Helsingborg", lambda t, s: stringWidth(t, FONT_BOLD, s), 77 * MM, 14 * MM, 28, 9)
-    assert size < 28 and len(lines) == 2
+    sizes = {}
+    for label in ("Anna", "Mormor och morfar i Helsingborg", "Kunskapskanalen"):
+        card = Card("0A0B0C0D", label, Web("https://example.se"))
+        sizes[label] = face_layout(card, "sv", stringWidth).texts[0].fitted
+    assert sizes["Anna"].size == 28 and sizes["Anna"].lines == ("Anna",)
+    assert sizes["Mormor och morfar i Helsingborg"].size < 28 and len(sizes["Mormor och morfar i Helsingborg"].lines) == 2
+    assert sizes["Kunskapskanalen"].lines == ("Kunskapskanalen",)

@@ -5,6 +5,11 @@ words and large targets: carers are often the residents' own children, not young
 Everything the window decides is in :mod:`cards.carer.model` and :mod:`cards.carer.session`;
 this module only draws and forwards clicks, keys and card reads to them.
 
+The window opens maximised and follows its size: it fits a 1366x768 laptop and a 1280x800
+tablet. Labels on card faces and buttons shrink to fit (:mod:`cards.fitting`), never broken
+inside a word. Pictures are shown from thumbnails made off the window's thread
+(:mod:`cards.carer.pictures`), so a huge or damaged picture never stalls or stops it.
+
 Keys: Escape goes back, Ctrl+S saves, Ctrl+Z undoes, Ctrl+N programs a new card.
 """
 
@@ -19,31 +24,41 @@ from kivy.config import Config  # noqa: E402  (settings must precede the window'
 Config.set("kivy", "exit_on_escape", "0")
 Config.set("input", "mouse", "mouse,disable_multitouch")
 Config.set("graphics", "width", "1280")
-Config.set("graphics", "height", "820")
+Config.set("graphics", "height", "720")
+Config.set("graphics", "minimum_width", "1000")
+Config.set("graphics", "minimum_height", "620")
+Config.set("graphics", "resizable", "1")
+Config.set("graphics", "window_state", "maximized")
 
+from collections import OrderedDict  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from kivy.app import App  # noqa: E402
 from kivy.clock import Clock  # noqa: E402
+from kivy.core.text import Label as CoreLabel  # noqa: E402
 from kivy.core.window import Window  # noqa: E402
 from kivy.graphics import Color, InstructionGroup, Line, Rectangle, RoundedRectangle  # noqa: E402
+from kivy.graphics.texture import Texture  # noqa: E402
+from kivy.properties import BooleanProperty, ObjectProperty, StringProperty  # noqa: E402
 from kivy.uix.behaviors import ButtonBehavior  # noqa: E402
 from kivy.uix.boxlayout import BoxLayout  # noqa: E402
 from kivy.uix.button import Button  # noqa: E402
-from kivy.uix.filechooser import FileChooserIconView  # noqa: E402
 from kivy.uix.gridlayout import GridLayout  # noqa: E402
 from kivy.uix.image import Image  # noqa: E402
 from kivy.uix.label import Label  # noqa: E402
-from kivy.uix.popup import Popup  # noqa: E402
+from kivy.uix.modalview import ModalView  # noqa: E402
+from kivy.uix.recyclegridlayout import RecycleGridLayout  # noqa: E402
+from kivy.uix.recycleview import RecycleView  # noqa: E402
+from kivy.uix.recycleview.views import RecycleDataViewBehavior  # noqa: E402
 from kivy.uix.relativelayout import RelativeLayout  # noqa: E402
 from kivy.uix.scrollview import ScrollView  # noqa: E402
+from kivy.uix.stacklayout import StackLayout  # noqa: E402
 from kivy.uix.textinput import TextInput  # noqa: E402
 from kivy.uix.widget import Widget  # noqa: E402
 
 from cards.carer.model import (  # noqa: E402
     CHANNELS,
     KINDS,
-    PROVIDER_CHOICES,
     SWATCHES,
     CardForm,
     Face,
@@ -51,16 +66,29 @@ from cards.carer.model import (  # noqa: E402
     face_of,
     form_from_card,
     new_form,
+    provider_choices,
     visible_fields,
 )
+from cards.carer.pictures import PICTURE_SUFFIXES, Thumb, Thumbnailer, display_name, list_folder, pictures_folder  # noqa: E402
 from cards.carer.reader import CardSource  # noqa: E402
 from cards.carer.session import EditorSession, SessionError  # noqa: E402
 from cards.carer.words import words  # noqa: E402
-from cards.colours import BG, BUTTON_BG, BUTTON_TEXT, PALETTE, TEXT, TEXT_SOFT, card_text_style, rgba  # noqa: E402
+from cards.colours import BG, BUTTON_BG, BUTTON_TEXT, PALETTE, PANEL, TEXT, TEXT_SOFT, card_text_style, rgba  # noqa: E402
 from cards.describe import describe  # noqa: E402
+from cards.fitting import fit_text  # noqa: E402
 from klick.config import Config as KlickConfig  # noqa: E402
 
-__all__ = ["CarerApp", "CardFace", "run_app", "ERROR_TEXT", "WARNING_TEXT", "PICTURE_TYPES"]
+__all__ = [
+    "CarerApp",
+    "CardFace",
+    "PictureChooser",
+    "run_app",
+    "ERROR_TEXT",
+    "WARNING_TEXT",
+    "DISABLED_BG",
+    "DISABLED_TEXT",
+    "PICTURE_TYPES",
+]
 
 #: Messages next to fields: a soft red and a soft yellow, each over 8:1 on the navy background.
 ERROR_TEXT = "#FFB4AB"
@@ -68,49 +96,127 @@ WARNING_TEXT = "#FFE08A"
 INPUT_BG = "#FFFFFF"
 INPUT_TEXT = "#111111"
 SELECTED = "#FFFDF7"
-PICTURE_TYPES = ["*.png", "*.jpg", "*.jpeg", "*.PNG", "*.JPG", "*.JPEG"]
+#: A button that cannot be pressed now: a muted plate, its words still 6.6:1 (WCAG asks 4.5:1).
+DISABLED_BG = PANEL
+DISABLED_TEXT = TEXT_SOFT
+#: A folder in the picture chooser.
+FOLDER = "#F7D58B"
+PICTURE_TYPES = [f"*{s}" for s in PICTURE_SUFFIXES] + [f"*{s.upper()}" for s in PICTURE_SUFFIXES]
 
 FONT = {"title": 38, "heading": 30, "body": 24, "button": 26, "small": 20}
+#: The smallest a button's words may shrink to before they take a second line.
+MIN_BUTTON_FONT = 18
 BUTTON_H = 64
-_CHANNEL_NAMES = {
-    "svt1": "SVT1",
-    "svt2": "SVT2",
-    "svtbarn": "SVT Barn",
-    "kunskapskanalen": "Kunskaps-\nkanalen",
-    "svt24": "SVT24",
-}
-_PROVIDER_NAMES = {"jitsi": "Jitsi", "teams": "Teams", "skype": "Skype"}
-_COLOUR_NAMES_SV = {
-    "blue": "Blå",
-    "green": "Grön",
-    "red": "Röd",
-    "purple": "Lila",
-    "orange": "Orange",
-    "yellow": "Gul",
-    "black": "Svart",
-    "white": "Vit",
-}
+#: A card is 85.6 x 54 mm; every face on screen keeps that shape.
+CARD_RATIO = 54 / 85.6
+_CHANNEL_NAMES = {"svt1": "SVT1", "svt2": "SVT2", "svtbarn": "SVT Barn", "kunskapskanalen": "Kunskapskanalen", "svt24": "SVT24"}
+_PROVIDER_NAMES = {"jitsi": "Jitsi", "teams": "Teams"}
+
+
+# --- measuring text for the fitting rule --------------------------------------------------------
+
+_measurers: dict[tuple[bool, float], CoreLabel] = {}
+_line_factor: dict[bool, float] = {}
+
+
+def measure(bold: bool):
+    """``measure(text, size)`` in pixels, in the window's own font: what :func:`fit_text` asks for."""
+
+    def width(text: str, size: float) -> float:
+        label = _measurers.get((bold, size))
+        if label is None:
+            if len(_measurers) > 400:
+                _measurers.clear()
+            label = _measurers[(bold, size)] = CoreLabel(font_size=size, bold=bold)
+        return label.get_extents(text)[0]
+
+    return width
+
+
+def line_factor(bold: bool) -> float:
+    """How tall one line is, as a multiple of the font size (Kivy draws lines this far apart)."""
+    if bold not in _line_factor:
+        _line_factor[bold] = CoreLabel(font_size=100, bold=bold).get_extents("ÅÄÖgjy")[1] / 100
+    return _line_factor[bold]
+
+
+class Fits:
+    """For a Label or Button: its words as large as its box allows, shrunk before they wrap.
+
+    ``full_text`` is what it says; ``text`` is that text in the lines it is drawn in.
+    """
+
+    def setup_fit(self, text: str, max_font: float, min_font: float, max_lines: int | None, margin: float = 8) -> None:
+        self.full_text = text
+        self.max_font, self.min_font, self.max_lines, self.fit_margin = max_font, min_font, max_lines, margin
+        self.bind(size=self.refit)
+        self.refit()
+
+    def set_text(self, text: str) -> None:
+        self.full_text = text
+        self.refit()
+
+    def refit(self, *_) -> None:
+        w, h = self.width - 2 * self.fit_margin, self.height - 4
+        if w <= 8 or h <= 4:
+            return
+        fitted = fit_text(
+            self.full_text,
+            w - 4,
+            h,
+            measure(self.bold),
+            max_size=self.max_font,
+            min_size=min(self.min_font, self.max_font),
+            line_height=line_factor(self.bold),
+            max_lines=self.max_lines,
+        )
+        self.font_size = fitted.size
+        self.text = fitted.text
+        # The lines were fitted a little narrower than this, so Kivy never breaks one of them again.
+        self.text_size = (w, None)
 
 
 # --- small widgets ------------------------------------------------------------------------------
 
 
 class Plain(Label):
-    """Text that wraps to its width and is as tall as it needs."""
+    """Text that wraps to its width and is as tall as it needs.
 
-    def __init__(self, text: str = "", size: str = "body", colour: str = TEXT, **kw) -> None:
+    ``reserve``: lines kept free even when empty, and the most it has needed is kept, so that
+    text below it never moves when a message comes and goes under the mouse.
+    """
+
+    def __init__(self, text: str = "", size: str = "body", colour: str = TEXT, reserve: int = 0, **kw) -> None:
         kw.setdefault("halign", "left")
         kw.setdefault("valign", "middle")
         super().__init__(text=text, font_size=FONT[size], color=rgba(colour), size_hint_y=None, **kw)
-        self.bind(
-            width=lambda *_: setattr(self, "text_size", (self.width, None)),
-            texture_size=lambda *_: setattr(self, "height", max(self.texture_size[1], 1)),
-        )
+        self.reserve = reserve
+        self.reserved = 0.0
+        self.bind(width=self._rewrap, texture_size=self._grow)
         self.texture_update()
-        self.height = max(self.texture_size[1], 1)
+        self._grow()
+
+    def _rewrap(self, *_) -> None:
+        # A new width makes new lines: what was kept for the old ones no longer says anything.
+        self.text_size = (self.width, None)
+        self.texture_update()
+        self.release()
+
+    def _grow(self, *_) -> None:
+        need = self.texture_size[1] if self.text else 0
+        if self.reserve:
+            self.reserved = max(self.reserved, need, self.reserve * self.font_size * line_factor(False))
+            self.height = self.reserved
+        else:
+            self.height = max(need, 1)
+
+    def release(self) -> None:
+        """Give back the space kept for past messages (when the page is built anew)."""
+        self.reserved = 0.0
+        self._grow()
 
 
-class BigButton(Button):
+class BigButton(Fits, Button):
     """A light plate with dark words: the one kind of thing to press, everywhere."""
 
     def __init__(
@@ -118,46 +224,131 @@ class BigButton(Button):
     ) -> None:
         kw.setdefault("size_hint_y", None)
         kw.setdefault("height", BUTTON_H)
-        kw.setdefault("font_size", FONT["button"])
+        font = kw.pop("font_size", FONT["button"])
         super().__init__(
             text=text,
             background_normal="",
             background_down="",
             background_disabled_normal="",
+            background_disabled_down="",
             background_color=(0, 0, 0, 0),
             color=rgba(ink),
+            disabled_color=rgba(DISABLED_TEXT),
             halign="center",
             valign="middle",
+            font_size=font,
             **kw,
         )
         self.fill, self.selected = fill, selected
         self.bind(pos=self._draw, size=self._draw, state=self._draw, disabled=self._draw)
-        self.bind(size=lambda *_: setattr(self, "text_size", (self.width - 16, None)))
         if on_press is not None:
             self.bind(on_release=lambda *_: on_press())
+        self.setup_fit(text, font, MIN_BUTTON_FONT, 2)
         self._draw()
 
     def _draw(self, *_) -> None:
         self.canvas.before.clear()
         with self.canvas.before:
-            alpha = 0.45 if self.disabled else (0.8 if self.state == "down" else 1.0)
-            Color(*rgba(self.fill, alpha))
+            if self.disabled:
+                Color(*rgba(DISABLED_BG))
+            else:
+                Color(*rgba(self.fill, 0.8 if self.state == "down" else 1.0))
             RoundedRectangle(pos=self.pos, size=self.size, radius=[10])
             if self.selected:
                 Color(*rgba(SELECTED))
                 Line(rounded_rectangle=(self.x - 5, self.y - 5, self.width + 10, self.height + 10, 14), width=3)
 
 
+class FitLabel(Fits, Label):
+    """A label in a fixed box: its words shrink to the box, wrapped only between words."""
+
+    def __init__(self, text: str, max_font: float, min_font: float, max_lines: int | None = None, **kw) -> None:
+        kw.setdefault("halign", "center")
+        kw.setdefault("valign", "middle")
+        super().__init__(text=text, **kw)
+        self.setup_fit(text, max_font, min_font, max_lines, margin=0)
+
+
+# --- pictures as textures -----------------------------------------------------------------------
+
+
+class Thumbs:
+    """Thumbnails as textures, made by a worker thread and kept for the pictures seen last.
+
+    ``get(path, done)`` calls ``done(texture, problem)`` on the window's thread: at once if the
+    thumbnail is known, else when the worker has made it.
+    """
+
+    KEEP = 150  # about 30 MB of textures
+
+    def __init__(self, cache: Path | None) -> None:
+        self.known: OrderedDict[Path, tuple[Texture | None, str | None]] = OrderedDict()
+        self.waiting: dict[Path, list] = {}
+        self.worker = Thumbnailer(lambda thumb: Clock.schedule_once(lambda _dt: self._arrived(thumb)), cache)
+
+    def get(self, path: Path, done) -> None:
+        if path in self.known:
+            self.known.move_to_end(path)
+            done(*self.known[path])
+            return
+        self.waiting.setdefault(path, []).append(done)
+        self.worker.request(path)
+
+    def forget(self, path: Path) -> None:
+        self.known.pop(path, None)
+
+    def _arrived(self, thumb: Thumb) -> None:
+        texture = None
+        if thumb.problem is None and thumb.rgba:
+            texture = Texture.create(size=thumb.size, colorfmt="rgba")
+            texture.blit_buffer(thumb.rgba, colorfmt="rgba", bufferfmt="ubyte")
+            texture.flip_vertical()  # Pillow's rows run top down, OpenGL's bottom up
+        self.known[thumb.path] = (texture, thumb.problem)
+        while len(self.known) > self.KEEP:
+            self.known.popitem(last=False)
+        for done in self.waiting.pop(thumb.path, []):
+            done(texture, thumb.problem)
+
+    def stop(self) -> None:
+        self.worker.stop()
+
+
+def _thumb_cache() -> Path | None:
+    try:
+        import platformdirs
+
+        return Path(platformdirs.user_cache_dir("klick")) / "thumbnails"
+    except Exception:
+        return None
+
+
+_THUMBS: Thumbs | None = None
+
+
+def thumbs() -> Thumbs:
+    global _THUMBS
+    if _THUMBS is None:
+        _THUMBS = Thumbs(_thumb_cache())
+    return _THUMBS
+
+
+# --- card faces ---------------------------------------------------------------------------------
+
+
 class CardFace(RelativeLayout):
-    """A card as it will look: its colour, picture and label, drawn as the printed card is laid out."""
+    """A card as it shows on the tablet: its colour, its picture at the left, its label at the right.
+
+    The label is as large as its box allows and wraps only between words (:mod:`cards.fitting`).
+    """
 
     def __init__(self, face: Face, **kw) -> None:
         super().__init__(**kw)
         self.face = face
+        self.texture_shown = False
         self.picture = Image(fit_mode="contain") if face.picture else None
         if self.picture is not None:
-            self.picture.source = str(face.picture)
             self.add_widget(self.picture)
+            thumbs().get(face.picture, self._show_picture)
         self.label = Label(text=face.label, bold=True, halign="center", valign="middle")
         self.add_widget(self.label)
         # Our own group: canvas.before also holds RelativeLayout's PushMatrix, which must stay.
@@ -166,8 +357,15 @@ class CardFace(RelativeLayout):
         self.bind(size=self._layout)
         self._layout()
 
+    def _show_picture(self, texture, _problem) -> None:
+        if texture is not None and self.picture is not None:
+            self.picture.texture = texture
+            self.texture_shown = True
+
     def _layout(self, *_) -> None:
         w, h = self.size
+        if w < 4 or h < 4:
+            return
         style = card_text_style(self.face.colour)
         has_pic = self.picture is not None
         text_w = w * (0.56 if has_pic else 0.9)
@@ -176,19 +374,25 @@ class CardFace(RelativeLayout):
             self.picture.size_hint = (None, None)
             self.picture.size = (w * 0.36, h * 0.8)
             self.picture.pos = (w * 0.04, h * 0.1)
-        size = max(12, int(h * 0.26))
+        fitted = fit_text(
+            self.face.label,
+            text_w - 8,
+            h * 0.8,
+            measure(True),
+            max_size=max(12, int(h * 0.26)),
+            min_size=12,
+            line_height=line_factor(True),
+            max_lines=3,
+        )
+        self.fitted = fitted
         self.label.color = rgba(style.text)
+        self.label.font_size = fitted.size
+        self.label.text = fitted.text
         self.label.size_hint = (None, None)
         self.label.size = (text_w, h * 0.8)
         self.label.pos = (text_x, h * 0.1)
         self.label.text_size = (text_w, None)
-        # Shrink a long label until it fits, as the printed card does.
-        while size > 12:
-            self.label.font_size = size
-            self.label.texture_update()
-            if self.label.texture_size[0] <= text_w and self.label.texture_size[1] <= h * 0.8:
-                break
-            size -= 2
+        self.label.texture_update()
         self.back.clear()
         radius = max(6, h * 0.06)
         self.back.add(Color(*rgba(self.face.colour)))
@@ -204,36 +408,80 @@ class CardFace(RelativeLayout):
 class CardTile(ButtonBehavior, BoxLayout):
     """One card in the list: its face, and below it what it does in words. Click to change it."""
 
+    W = 330
+
     def __init__(self, face: Face, uid: str, on_press, **kw) -> None:
-        super().__init__(orientation="vertical", spacing=6, size_hint=(None, None), size=(330, 290), **kw)
+        super().__init__(orientation="vertical", spacing=6, size_hint=(None, None), width=self.W, **kw)
         self.card_uid = uid
-        self.add_widget(CardFace(face, size_hint=(None, None), size=(330, 208)))
-        self.add_widget(Plain(face.words or " ", "small", TEXT, halign="center"))
+        self.face = CardFace(face, size_hint=(None, None), size=(self.W, round(self.W * CARD_RATIO)))
+        self.add_widget(self.face)
+        # Two lines kept for the words under every face, so all faces in a row line up.
+        self.words = Plain(face.words or " ", "small", TEXT, reserve=2, halign="center", valign="top")
+        self.add_widget(self.words)
+        self.words.bind(height=self._fit)
+        self._fit()
         self.bind(on_release=lambda *_: on_press(uid))
+
+    def _fit(self, *_) -> None:
+        self.height = self.face.height + self.spacing + self.words.height
+
+
+class Swatch(ButtonBehavior, BoxLayout):
+    """A colour to choose, with its name under it: a colour alone says nothing to some eyes."""
+
+    def __init__(self, colour: str, name: str, selected: bool, on_press, **kw) -> None:
+        super().__init__(orientation="vertical", spacing=4, size_hint=(None, None), size=(104, 100), **kw)
+        self.colour, self.selected = colour, selected
+        self.plate = Widget(size_hint_y=None, height=60)
+        self.name_label = FitLabel(name, FONT["small"], 14, 1, size_hint_y=None, height=30, color=rgba(TEXT))
+        self.add_widget(self.plate)
+        self.add_widget(self.name_label)
+        self.plate.bind(pos=self._draw, size=self._draw)
+        self.bind(on_release=lambda *_: on_press())
+        self._draw()
+
+    @property
+    def text(self) -> str:
+        return self.name_label.full_text
+
+    def _draw(self, *_) -> None:
+        p = self.plate
+        p.canvas.clear()
+        with p.canvas:
+            if self.selected:
+                Color(*rgba(SELECTED))
+                Line(rounded_rectangle=(p.x + 2, p.y - 2, p.width - 4, p.height + 4, 12), width=3)
+            Color(*rgba(self.colour))
+            RoundedRectangle(pos=(p.x + 8, p.y + 4), size=(p.width - 16, p.height - 8), radius=[8])
+            Color(*rgba(TEXT_SOFT))
+            Line(rounded_rectangle=(p.x + 8, p.y + 4, p.width - 16, p.height - 8, 8), width=1)
 
 
 class Field(BoxLayout):
-    """A caption, the thing to fill in, and the place for the message about it."""
+    """A caption, perhaps one line of help, the thing to fill in, and the place for its message.
 
-    def __init__(self, caption: str, body: Widget, **kw) -> None:
+    The message's place is kept even while there is none, so fields never jump under the mouse.
+    """
+
+    def __init__(self, caption: str, body: Widget, hint: str = "", **kw) -> None:
         super().__init__(orientation="vertical", spacing=4, size_hint_y=None, **kw)
         self.caption = Plain(caption, "body", TEXT_SOFT)
+        self.hint = Plain(hint, "small", TEXT_SOFT) if hint else None
         self.body = body
-        self.message = Plain("", "body", ERROR_TEXT, bold=True)
-        for child in (self.caption, body, self.message):
-            self.add_widget(child)
-            child.bind(height=self._fit)
+        self.message = Plain("", "body", ERROR_TEXT, reserve=1, bold=True)
+        for child in (self.caption, self.hint, body, self.message):
+            if child is not None:
+                self.add_widget(child)
+                child.bind(height=self._fit)
         self._fit()
 
     def _fit(self, *_) -> None:
-        self.height = sum(c.height for c in self.children) + self.spacing * 2
+        self.height = sum(c.height for c in self.children) + self.spacing * (len(self.children) - 1)
 
     def show(self, errors: list[str], warnings: list[str]) -> None:
         lines = errors or warnings
         self.message.color = rgba(ERROR_TEXT if errors else WARNING_TEXT)
         self.message.text = "\n".join(lines)
-        if not lines:
-            self.message.height = 1
 
 
 def text_box(text: str, on_text, hint: str = "") -> TextInput:
@@ -264,6 +512,176 @@ def row(*widgets: Widget, height: int = BUTTON_H, spacing: int = 14) -> BoxLayou
     return box
 
 
+# --- the picture chooser ------------------------------------------------------------------------
+
+
+class ChooserTile(RecycleDataViewBehavior, ButtonBehavior, BoxLayout):
+    """A folder or a picture in the chooser: a large thumbnail (or a folder) and its name."""
+
+    path = ObjectProperty(None, allownone=True)
+    name = StringProperty("")
+    is_folder = BooleanProperty(False)
+    problem = StringProperty("")
+    chooser = ObjectProperty(None, allownone=True)
+
+    def __init__(self, **kw) -> None:
+        super().__init__(orientation="vertical", spacing=6, padding=[8, 8, 8, 4], **kw)
+        self.area = RelativeLayout(size_hint_y=None, height=PictureChooser.THUMB_H)
+        self.image = Image(fit_mode="contain")
+        #: Said instead of a thumbnail when there is none ("Kan inte visas", "För stor bild").
+        self.note = Label(font_size=FONT["small"], color=rgba(TEXT), halign="center", valign="middle")
+        self.note.bind(size=lambda lbl, sz: setattr(lbl, "text_size", sz))
+        self.area.add_widget(self.image)
+        self.area.add_widget(self.note)
+        self.caption = Label(
+            font_size=FONT["small"], color=rgba(TEXT), halign="center", valign="top", max_lines=2, shorten_from="center"
+        )
+        self.caption.bind(size=lambda lbl, sz: setattr(lbl, "text_size", sz))
+        self.add_widget(self.area)
+        self.add_widget(self.caption)
+        self.bind(pos=self._draw, size=self._draw, state=self._draw)
+        self.area.bind(pos=self._draw, size=self._draw)
+
+    def refresh_view_attrs(self, rv, index, data):
+        super().refresh_view_attrs(rv, index, data)
+        self.caption.text = self.name
+        self.image.texture = None
+        self.image.opacity = 0
+        self.note.text = ""
+        self.problem = ""
+        if not self.is_folder and self.path is not None:
+            path = self.path
+            thumbs().get(path, lambda tex, problem: self._thumb(path, tex, problem))
+        self._draw()
+
+    def _thumb(self, path, texture, problem) -> None:
+        if path != self.path or self.chooser is None:
+            return  # this tile shows another picture by now
+        if texture is not None:
+            self.image.texture = texture
+            self.image.opacity = 1
+        else:
+            self.problem = problem or "unreadable"
+            self.note.text = self.chooser.t(f"picture_{self.problem}")
+
+    @property
+    def shows_picture(self) -> bool:
+        return self.image.texture is not None
+
+    def _draw(self, *_) -> None:
+        self.canvas.before.clear()
+        with self.canvas.before:
+            Color(*rgba(BUTTON_BG if self.state == "down" else PANEL))
+            RoundedRectangle(pos=self.pos, size=self.size, radius=[12])
+            if self.is_folder:
+                # A folder: a tab and a body, in a warm yellow, where a picture's thumbnail goes.
+                a = self.area
+                x, y, w, h = a.x + a.width * 0.15, a.y + a.height * 0.12, a.width * 0.7, a.height * 0.7
+                Color(*rgba(FOLDER))
+                RoundedRectangle(pos=(x, y + h * 0.8), size=(w * 0.4, h * 0.2), radius=[6])
+                RoundedRectangle(pos=(x, y), size=(w, h * 0.86), radius=[8])
+
+    def on_release(self) -> None:
+        if self.chooser is None or self.path is None:
+            return
+        if self.is_folder:
+            self.chooser.open_folder(self.path)
+        elif not self.problem:
+            self.chooser.choose(self.path)
+
+
+class PictureChooser(ModalView):
+    """Pictures as large thumbnails, folders as folders, big words, and a plain "Tillbaka" up.
+
+    ``folders_only``: choosing an album folder; pictures are shown to see what is in a folder,
+    and "Välj den här mappen" chooses the one open.
+    """
+
+    TILE_W, TILE_H, THUMB_H = 232, 262, 190
+
+    def __init__(self, app: CarerApp, start: Path, on_choose, *, folders_only: bool = False, **kw) -> None:
+        super().__init__(auto_dismiss=False, background="", background_color=rgba(BG), size_hint=(1, 1), **kw)
+        self.app, self.on_choose, self.folders_only = app, on_choose, folders_only
+        self.t = app.t
+        self.folder = start
+        box = BoxLayout(orientation="vertical", padding=[28, 20, 28, 16], spacing=12)
+        title = self.t("choose_folder_title" if folders_only else "choose_picture_title")
+        box.add_widget(Plain(title, "title", TEXT, bold=True))
+        self.where = Plain("", "body", TEXT_SOFT)
+        box.add_widget(self.where)
+        # The buttons share the width, so the row fits any window; their words shrink if they must.
+        self.up = BigButton(self.t("back"), self.go_up, size_hint_x=1)
+        home = BigButton(self.t("place_pictures"), lambda: self.open_folder(pictures_folder()), size_hint_x=1)
+        cancel = BigButton(self.t("cancel"), self.dismiss, size_hint_x=1)
+        buttons = [self.up, home]
+        cards = app.session.base
+        if cards != pictures_folder():
+            buttons.append(BigButton(self.t("place_cards"), lambda: self.open_folder(cards), size_hint_x=1.2))
+        box.add_widget(row(*buttons, Widget(size_hint_x=0.6 if len(buttons) == 3 else 1.8), cancel))
+        self.use = None
+        if folders_only:
+            self.use = BigButton(self.t("use_this_folder"), lambda: self.choose(self.folder), size_hint_x=1, height=72)
+            box.add_widget(row(self.use, Widget(size_hint_x=0.6), height=72))
+        self.note = Plain("", "body", WARNING_TEXT, reserve=1)
+        box.add_widget(self.note)
+        self.grid = RecycleView(do_scroll_x=False, bar_width=14, scroll_type=["bars", "content"])
+        layout = RecycleGridLayout(
+            cols=4,
+            spacing=18,
+            padding=[4, 4],
+            default_size=(self.TILE_W, self.TILE_H),
+            default_size_hint=(None, None),
+            size_hint_y=None,
+        )
+        layout.bind(minimum_height=layout.setter("height"))
+        self.grid.add_widget(layout)
+        self.grid.viewclass = ChooserTile  # after the layout: set before it, no tile is ever made
+        self.grid.bind(width=self._columns)
+        box.add_widget(self.grid)
+        self.add_widget(box)
+        self.buttons = {"back": self.up, "pictures": home, "cancel": cancel}
+        if self.use is not None:
+            self.buttons["use"] = self.use
+        self.open_folder(start)
+
+    def _columns(self, *_) -> None:
+        layout = self.grid.layout_manager
+        layout.cols = max(1, int((self.grid.width - 8 + 18) // (self.TILE_W + 18)))
+
+    def open_folder(self, folder: Path) -> None:
+        listing = list_folder(folder, folders_only=False)
+        self.folder = folder
+        self.listing = listing
+        parent = folder.parent
+        self.up.disabled = parent == folder
+        self.where.text = self.t("in_folder", path=display_name(str(folder), 90))
+        entries = list(listing.folders) + list(listing.pictures)
+        self.grid.data = [{"path": e.path, "name": e.name, "is_folder": e.is_folder, "chooser": self} for e in entries]
+        if listing.problem:
+            self.note.text = self.t("folder_unreadable", reason=listing.problem)
+        elif not entries:
+            self.note.text = self.t("no_pictures_here")
+        elif listing.left_out:
+            self.note.text = self.t("left_out", count=listing.left_out)
+        else:
+            self.note.text = ""
+        if self.use is not None:
+            count = len(listing.pictures)
+            self.use.set_text(self.t("use_this_folder_one" if count == 1 else "use_this_folder_n", count=count))
+        self.grid.scroll_y = 1
+
+    def go_up(self) -> None:
+        self.open_folder(self.folder.parent)
+
+    def tiles(self) -> list[ChooserTile]:
+        """The tiles on show now (for tests and keys)."""
+        return [c for c in self.grid.layout_manager.children if isinstance(c, ChooserTile)]
+
+    def choose(self, path: Path) -> None:
+        self.dismiss(animation=False)  # at once: the choice shows in the preview behind it
+        self.on_choose(path)
+
+
 # --- the app ------------------------------------------------------------------------------------
 
 
@@ -283,7 +701,9 @@ class CarerApp(App):
         self.fields: dict[str, Field] = {}
         self.form: CardForm | None = None
         self.shown_errors = False
-        self.reader_text = words("reader_direct", self.locale, state=words("state_starting", self.locale))
+        self.chooser: PictureChooser | None = None
+        self.popup: PictureChooser | None = None
+        self.reader_text = self.t("reader_starting")
         self.source = CardSource(cfg, self._card_from_thread, self._status_from_thread) if card_source else None
         if self.source is None:
             self.reader_text = ""
@@ -292,13 +712,19 @@ class CarerApp(App):
     def t(self, key: str, **fields: object) -> str:
         return words(key, self.locale, **fields)
 
+    @property
+    def default_server(self) -> str:
+        """The call server a new card starts with: the first one the settings allow."""
+        servers = self.cfg.calls.allowed_servers
+        return servers[0] if servers else ""
+
     # ---- frame ----------------------------------------------------------------------------
 
     def build(self):
         Window.clearcolor = rgba(BG)
         root = BoxLayout(orientation="vertical", padding=[28, 20, 28, 16], spacing=12)
         self.body = BoxLayout(orientation="vertical")
-        self.message = Plain("", "body", TEXT)
+        self.message = Plain("", "body", TEXT, reserve=1)
         self.status = Plain(self.reader_text, "small", TEXT_SOFT)
         root.add_widget(self.body)
         root.add_widget(self.message)
@@ -312,6 +738,7 @@ class CarerApp(App):
     def on_stop(self) -> None:
         if self.source is not None:
             self.source.stop()
+        thumbs().stop()
 
     def say(self, text: str, colour: str = TEXT) -> None:
         self.message.text = text
@@ -329,8 +756,8 @@ class CarerApp(App):
 
     def _status_from_thread(self, via: str, state: str, detail: str) -> None:
         def show(_dt):
-            key = "reader_bridge" if via == "bridge" else "reader_direct"
-            self.reader_text = self.t(key, state=self.t(f"state_{state}") if f"state_{state}" in _STATES else state)
+            key = f"reader_{state}" if state in _STATES else "reader_other"
+            self.reader_text = self.t(key, state=state)
             if state != "connected" and detail:
                 self.reader_text += f" — {detail}"
             self.status.text = self.reader_text
@@ -345,7 +772,7 @@ class CarerApp(App):
         if card is not None:
             self.edit(form_from_card(card, self.session.base))
         else:
-            self.form = new_form(uid)
+            self.form = new_form(uid).set("server", self.default_server)
             self.show_kinds()
 
     # ---- list -----------------------------------------------------------------------------
@@ -353,7 +780,7 @@ class CarerApp(App):
     def show_list(self) -> None:
         self.form = None
         page = BoxLayout(orientation="vertical", spacing=16)
-        new = BigButton(self.t("new_card"), self.start_new, size_hint_x=None, width=460, height=76)
+        new = BigButton(self.t("new_card"), self.start_new, size_hint_x=None, width=440, height=76)
         undo = BigButton(self.t("undo"), self.undo, size_hint_x=None, width=200, height=76)
         undo.disabled = not self.session.can_undo
         heading = Plain(self.t("cards_heading"), "title", TEXT, bold=True)
@@ -367,7 +794,7 @@ class CarerApp(App):
             face = Face(
                 card.label,
                 card.colour,
-                card.picture if card.picture and card.picture.is_file() else None,
+                card.picture if card.picture and _is_file(card.picture) else None,
                 describe(card, self.locale),
             )
             tiles[card.uid] = CardTile(face, card.uid, self.open_card)
@@ -376,6 +803,7 @@ class CarerApp(App):
             grid.add_widget(Plain(self.t("no_cards"), "heading", TEXT_SOFT))
         scroll = ScrollView(do_scroll_x=False, bar_width=12)
         scroll.add_widget(grid)
+        scroll.bind(width=lambda _s, width: setattr(grid, "cols", max(1, int((width - 8 + 28) // (CardTile.W + 28)))))
         page.add_widget(scroll)
         self.w = {"new_card": new, "undo": undo, "grid": grid, "scroll": scroll, **{f"card_{u}": t for u, t in tiles.items()}}
         self._set_page("list", page)
@@ -397,7 +825,7 @@ class CarerApp(App):
     # ---- wait for the card ----------------------------------------------------------------
 
     def start_new(self) -> None:
-        page = BoxLayout(orientation="vertical", spacing=30, padding=[0, 60, 0, 0])
+        page = BoxLayout(orientation="vertical", spacing=30, padding=[0, 40, 0, 0])
         page.add_widget(Plain(self.t("place_card"), "title", TEXT, bold=True, halign="center"))
         page.add_widget(Plain(self.t("place_card_hint"), "heading", TEXT_SOFT, halign="center"))
         cancel = BigButton(self.t("cancel"), self.show_list, size_hint_x=None, width=300)
@@ -412,16 +840,20 @@ class CarerApp(App):
     # ---- what should it do ----------------------------------------------------------------
 
     def show_kinds(self) -> None:
-        page = BoxLayout(orientation="vertical", spacing=18)
+        page = BoxLayout(orientation="vertical", spacing=14)
         page.add_widget(Plain(self.t("what_does_it_do"), "title", TEXT, bold=True))
         page.add_widget(Plain(self.t("card_id", uid=self.form.uid), "small", TEXT_SOFT))
         self.w = {}
-        column = BoxLayout(orientation="vertical", spacing=16, size_hint=(None, None), width=760)
+        height, gap = 68, 12
+        column = BoxLayout(orientation="vertical", spacing=gap, size_hint=(None, None), width=760)
         for kind in KINDS:
-            button = BigButton(self.t(f"kind_{kind}"), lambda k=kind: self.choose_kind(k), height=78, font_size=FONT["heading"])
+            button = BigButton(
+                self.t(f"kind_{kind}"), lambda k=kind: self.choose_kind(k), height=height, font_size=FONT["heading"]
+            )
             self.w[f"kind_{kind}"] = button
             column.add_widget(button)
-        column.height = len(KINDS) * 78 + (len(KINDS) - 1) * 16
+        column.height = len(KINDS) * height + (len(KINDS) - 1) * gap
+        page.bind(width=lambda _p, width: setattr(column, "width", min(760, width)))
         page.add_widget(column)
         cancel = BigButton(self.t("cancel"), self.cancel_edit, size_hint_x=None, width=300)
         self.w["cancel"] = cancel
@@ -442,39 +874,50 @@ class CarerApp(App):
         self.form = form
         self.shown_errors = False
         self.say("")
-        page = BoxLayout(orientation="horizontal", spacing=36)
-        left = BoxLayout(orientation="vertical", spacing=10)
+        self.message.release()
+        page = BoxLayout(orientation="horizontal", spacing=32)
+        left = BoxLayout(orientation="vertical", spacing=8)
         kind_name = self.t("kind_carer") if form.role == "carer" else self.t(f"kind_{form.kind}")
-        left.add_widget(Plain(kind_name, "title", TEXT, bold=True))
+        title = Plain(kind_name, "title", TEXT, bold=True)
+        self.w = {}
+        if form.role != "carer":
+            change = BigButton(
+                self.t("change_kind"), self.show_kinds, size_hint_x=None, width=300, height=56, font_size=FONT["body"]
+            )
+            left.add_widget(row(title, change, height=60))
+            self.w["change_kind"] = change
+        else:
+            left.add_widget(title)
         left.add_widget(Plain(self.t("card_id", uid=form.uid), "small", TEXT_SOFT))
         self.general = Plain("", "body", ERROR_TEXT, bold=True)
         left.add_widget(self.general)
-        self.form_box = BoxLayout(orientation="vertical", spacing=14, size_hint_y=None, padding=[8, 8, 16, 8])
+        self.form_box = BoxLayout(orientation="vertical", spacing=10, size_hint_y=None, padding=[8, 8, 16, 8])
         self.form_box.bind(minimum_height=self.form_box.setter("height"))
-        scroll = ScrollView(do_scroll_x=False, bar_width=12)
+        scroll = ScrollView(do_scroll_x=False, bar_width=12, scroll_type=["bars", "content"])
         scroll.add_widget(self.form_box)
         left.add_widget(scroll)
         page.add_widget(left)
 
-        right = BoxLayout(orientation="vertical", spacing=14, size_hint_x=None, width=440)
-        right.add_widget(Plain(self.t("preview"), "heading", TEXT_SOFT))
+        right = BoxLayout(orientation="vertical", spacing=12, size_hint_x=None, width=440)
+        page.bind(width=lambda _p, width: setattr(right, "width", max(340, min(460, width * 0.36))))
+        self.preview_heading = Plain(self.t("preview"), "heading", TEXT_SOFT)
+        right.add_widget(self.preview_heading)
         self.preview_box = BoxLayout(orientation="vertical", spacing=8, size_hint_y=None)
         self.preview_box.bind(minimum_height=self.preview_box.setter("height"))
         right.add_widget(self.preview_box)
-        save = BigButton(self.t("save"), self.save, height=76, font_size=FONT["heading"])
+        save = BigButton(self.t("save"), self.save, height=72, font_size=FONT["heading"])
         cancel = BigButton(self.t("cancel"), self.cancel_edit)
         right.add_widget(save)
-        right.add_widget(cancel)
-        self.w = {"save": save, "cancel": cancel, "scroll": scroll}
-        if form.role != "carer":
-            change = BigButton(self.t("change_kind"), self.show_kinds)
-            right.add_widget(change)
-            self.w["change_kind"] = change
+        self.w.update({"save": save, "cancel": cancel, "scroll": scroll})
         if not form.is_new:
             delete = BigButton(self.t("delete_card"), self.delete)
-            right.add_widget(delete)
+            right.add_widget(row(cancel, delete))
             self.w["delete"] = delete
+        else:
+            right.add_widget(row(cancel))
         right.add_widget(Widget())
+        right.bind(size=lambda *_: self._size_preview())
+        self.right = right
         page.add_widget(right)
         self._set_page("edit", page)
         self._build_fields()
@@ -489,8 +932,10 @@ class CarerApp(App):
         for name in visible_fields(form):
             if name == "provider":
                 buttons = [
-                    self._choice_button(_PROVIDER_NAMES[p], "provider", p, form.provider == p, rebuild=True)
-                    for p in PROVIDER_CHOICES
+                    self._choice_button(
+                        _PROVIDER_NAMES.get(p) or self.t(f"provider_{p}_retired"), "provider", p, form.provider == p, rebuild=True
+                    )
+                    for p in provider_choices(form)
                 ]
                 self._add_field(name, row(*buttons))
             elif name == "channel":
@@ -513,24 +958,29 @@ class CarerApp(App):
                 self._add_field(name, row(box, choose, height=52))
                 self.w["input_folder"] = box
             else:
-                self._add_field(name, text_box(getattr(form, name), lambda v, n=name: self.change(n, v)))
-        swatches = []
+                hint = self.t(f"hint_{name}") if f"hint_{name}" in _HINTS else ""
+                self._add_field(name, text_box(getattr(form, name), lambda v, n=name: self.change(n, v)), hint)
+        swatches = StackLayout(orientation="lr-tb", spacing=[10, 8], size_hint_y=None)
+        swatches.bind(minimum_height=swatches.setter("height"))
         for colour_name in SWATCHES:
             hex_colour = PALETTE[colour_name]
-            swatch = BigButton(
-                "", None, selected=form.colour.upper() == hex_colour, fill=hex_colour, size_hint_x=None, width=76, height=76
+            swatch = Swatch(
+                hex_colour,
+                self.t(f"colour_{colour_name}"),
+                form.colour.upper() == hex_colour,
+                lambda c=hex_colour: self.change("colour", c, rebuild=True),
             )
-            swatch.bind(on_release=lambda *_, c=hex_colour: self.change("colour", c, rebuild=True))
             swatch.colour_name = colour_name
             self.w[f"swatch_{colour_name}"] = swatch
-            swatches.append(swatch)
-        self._add_field("colour", row(*swatches, Widget(), height=86, spacing=12))
-        picture_name = Plain(Path(form.picture).name if form.picture else self.t("no_picture"), "body", TEXT)
+            swatches.add_widget(swatch)
+        self._add_field("colour", swatches)
+        name = display_name(Path(form.picture).name) if form.picture else self.t("no_picture")
+        picture_name = Plain(name, "body", TEXT)
         choose = BigButton(
             self.t("choose_picture"),
             lambda: self.choose_file("picture"),
             size_hint_x=None,
-            width=240,
+            width=220,
             height=56,
             font_size=FONT["body"],
         )
@@ -538,7 +988,7 @@ class CarerApp(App):
             self.t("remove_picture"),
             lambda: self.change("picture", "", rebuild=True),
             size_hint_x=None,
-            width=220,
+            width=200,
             height=56,
             font_size=FONT["body"],
         )
@@ -547,9 +997,11 @@ class CarerApp(App):
         self._add_field("picture", row(picture_name, choose, clear, height=56))
         if self.shown_errors:
             self._show_problems()
+        elif form.provider == "skype" and "provider" in self.fields:
+            self.fields["provider"].show([], [self.t("skype_retired")])
 
-    def _add_field(self, name: str, body: Widget) -> None:
-        field = Field(self.t(f"field_{name}"), body)
+    def _add_field(self, name: str, body: Widget, hint: str = "") -> None:
+        field = Field(self.t(f"field_{name}"), body, hint)
         self.fields[name] = field
         if isinstance(body, TextInput):
             self.w[f"input_{name}"] = body
@@ -577,16 +1029,31 @@ class CarerApp(App):
     def _refresh_preview(self) -> None:
         face = face_of(self.form, self.session.base, self.locale)
         self.preview_box.clear_widgets()
-        self.preview = CardFace(face, size_hint=(None, None), size=(440, 277))
+        self.preview = CardFace(face, size_hint=(None, None), size=(440, round(440 * CARD_RATIO)))
         self.preview_box.add_widget(self.preview)
         self.preview_words = Plain(face.words, "body", TEXT)
         self.preview_box.add_widget(self.preview_words)
+        self.preview_words.bind(height=lambda *_: self._size_preview())
         self.w["preview"] = self.preview
+        self._size_preview()
+
+    def _size_preview(self) -> None:
+        """The preview as wide as its column, but never so tall that the buttons leave the window."""
+        right = getattr(self, "right", None)
+        if right is None or getattr(self, "preview", None) is None:
+            return
+        others = sum(c.height for c in right.children if c is not self.preview_box and c.size_hint_y is None)
+        others += self.preview_words.height + right.spacing * (len(right.children) - 1) + self.preview_box.spacing
+        width = min(right.width, max(160, (right.height - others - 8) / CARD_RATIO))
+        self.preview.size = (width, round(width * CARD_RATIO))
 
     def _show_problems(self, checked=None) -> None:
         checked = checked or check_form(self.form, self.session.registry, self.session.base, self.locale, whole_file=False)
         for name, field in self.fields.items():
-            field.show(checked.errors.get(name, []), checked.warnings.get(name, []))
+            warnings = checked.warnings.get(name, [])
+            if name == "provider" and self.form.provider == "skype":
+                warnings = [self.t("skype_retired"), *warnings]
+            field.show(checked.errors.get(name, []), warnings)
         general = checked.errors.get("uid", []) + checked.errors.get("kind", [])
         general += [m for n, ms in checked.errors.items() if n not in self.fields and n not in ("uid", "kind") for m in ms]
         self.general.text = "\n".join(general)
@@ -618,49 +1085,31 @@ class CarerApp(App):
         self.show_list()
         self.say(self.t("removed", label=label))
 
-    # ---- file chooser ---------------------------------------------------------------------
+    # ---- choosing a picture or a folder ---------------------------------------------------
 
     def choose_file(self, what: str) -> None:
-        """A picture (images only) or the album folder, with Kivy's own file chooser."""
-        start = self.session.base if self.session.bundle is None else Path.home()
+        """A picture (by its thumbnail) or the album folder, in the window's own chooser."""
+        start = pictures_folder()
         current = getattr(self.form, what)
         if current:
             p = Path(current).expanduser()
             p = p if p.is_absolute() else self.session.base / p
-            start = p if p.is_dir() else p.parent if p.parent.is_dir() else start
-        chooser = FileChooserIconView(
-            path=str(start), dirselect=(what == "folder"), filters=PICTURE_TYPES if what == "picture" else []
+            for candidate in (p, p.parent):
+                if _is_dir(candidate):
+                    start = candidate
+                    break
+        chooser = PictureChooser(
+            self, start, lambda path: self.change(what, str(path), rebuild=True), folders_only=(what == "folder")
         )
-        box = BoxLayout(orientation="vertical", spacing=12)
-        box.add_widget(chooser)
-        ok = BigButton(self.t("choose"), None)
-        cancel = BigButton(self.t("cancel"), None)
-        box.add_widget(row(ok, cancel))
-        popup = Popup(
-            title=self.t("field_picture" if what == "picture" else "field_folder"),
-            content=box,
-            size_hint=(0.9, 0.9),
-            title_size=FONT["heading"],
-            auto_dismiss=False,
-        )
-
-        def pick(*_):
-            chosen = chooser.selection[0] if chooser.selection else (chooser.path if what == "folder" else "")
-            popup.dismiss()
-            if chosen:
-                self.change(what, chosen, rebuild=True)
-
-        ok.bind(on_release=pick)
-        cancel.bind(on_release=lambda *_: popup.dismiss())
-        self.chooser, self.popup = chooser, popup
-        popup.open()
+        self.chooser = self.popup = chooser
+        chooser.open()
 
     # ---- keys -----------------------------------------------------------------------------
 
     def _on_key(self, _window, key: int, _scancode, codepoint, modifiers) -> bool:
         ctrl = "ctrl" in modifiers or "meta" in modifiers
         if key == 27:  # Escape: one step back, never out of the program
-            popup = getattr(self, "popup", None)
+            popup = self.popup
             if popup is not None and popup.parent is not None:
                 popup.dismiss()
             elif self.page in ("wait", "kind", "edit"):
@@ -678,7 +1127,22 @@ class CarerApp(App):
         return False
 
 
-_STATES = {"state_connected", "state_searching", "state_lost", "state_starting"}
+_STATES = {"connected", "searching", "lost", "starting"}
+_HINTS = {"hint_room", "hint_server"}
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def run_app(cfg: KlickConfig, session: EditorSession) -> None:

@@ -9,6 +9,7 @@ can stand next to that field. No Kivy here: hypothesis drives this module direct
 
 from __future__ import annotations
 
+import re
 import shlex
 import weakref
 from collections.abc import Iterable
@@ -32,6 +33,8 @@ __all__ = [
     "SWATCHES",
     "CHANNELS",
     "PROVIDER_CHOICES",
+    "provider_choices",
+    "with_https",
     "CardForm",
     "Checked",
     "Face",
@@ -51,6 +54,10 @@ _TYPE_KINDS = {v: k for k, v in KIND_TYPES.items()}
 SWATCHES = tuple(name for name in PALETTE if name != "white")
 CHANNELS = ("svt1", "svt2", "svtbarn", "kunskapskanalen", "svt24")
 PROVIDER_CHOICES = ("jitsi", "teams", "skype")
+#: Skype closed in 2025: a new card is never offered it; a card that has it keeps it, shown as closed.
+_RETIRED_PROVIDERS = ("skype",)
+#: A web address typed without its start: a host name with a dot, perhaps a port and a path.
+_BARE_ADDRESS = re.compile(r"(?:[\w-]+\.)+[^\W\d_]{2,}(?::\d{1,5})?(?:[/?#]\S*)?")
 #: Where a problem about a whole action (not one of its keys) is shown.
 _KIND_MAIN_FIELD = {"call": "provider", "svt": "channel", "photos": "folder", "web": "url", "command": "argv"}
 #: Card-file key → form field, inside ``action:``; photo albums have a url of their own.
@@ -182,6 +189,21 @@ def _show_path(path: Path | None, base: Path) -> str:
         return str(path)
 
 
+def provider_choices(form: CardForm) -> tuple[str, ...]:
+    """The call services to offer: never a closed one, unless this card already has it."""
+    return tuple(p for p in PROVIDER_CHOICES if p not in _RETIRED_PROVIDERS or p == form.provider)
+
+
+def with_https(text: str) -> str:
+    """``sverigesradio.se`` becomes ``https://sverigesradio.se``: carers rarely type the start.
+
+    Only a bare host name (with a dot) is completed; anything else (``http://…``, words with
+    spaces) is left for the check to explain.
+    """
+    stripped = text.strip()
+    return "https://" + stripped if _BARE_ADDRESS.fullmatch(stripped) else text
+
+
 def visible_fields(form: CardForm) -> tuple[str, ...]:
     """The action fields the screen shows for this form, in order; nothing the choice does not need."""
     if form.kind == "call":
@@ -210,7 +232,8 @@ def form_to_dict(form: CardForm) -> tuple[dict[str, Any], dict[str, str]]:
         if form.kind == "call":
             action["provider"] = form.provider
             for name in visible_fields(form)[1:]:
-                action["name" if name == "skype_name" else name] = getattr(form, name)
+                value = getattr(form, name)
+                action["name" if name == "skype_name" else name] = with_https(value) if name == "server" else value
         elif form.kind == "svt":
             for name in ("channel", "program"):
                 if getattr(form, name).strip():
@@ -218,9 +241,9 @@ def form_to_dict(form: CardForm) -> tuple[dict[str, Any], dict[str, str]]:
         elif form.kind == "photos":
             action["folder"] = form.folder
             if form.album_url.strip():
-                action["url"] = form.album_url
+                action["url"] = with_https(form.album_url)
         elif form.kind == "web":
-            action["url"] = form.url
+            action["url"] = with_https(form.url)
         elif form.kind == "command":
             try:
                 action["argv"] = shlex.split(form.argv)
