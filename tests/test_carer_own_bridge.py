@@ -78,7 +78,7 @@ def drive(home: Path, out: Path, scenario_name: str) -> None:
         return ("until", predicate, what, time.monotonic() + timeout)
 
     def connected() -> bool:
-        return app.source.via == "bridge" and app.source.bridge_pid is not None and app.status.text.endswith(": redo")
+        return app.source.via == "bridge" and app.source.bridge_pid is not None and app.status.text == "Kortläsaren är redo"
 
     def fill(name: str, text: str):
         box = app.w[f"input_{name}"]
@@ -278,7 +278,7 @@ def test_with_no_bridge_running_the_carer_window_starts_one_and_programs_a_card_
         request(_socket(home), {"command": "status"}, timeout=1)  # no bridge before the window opens
     record = _run(home, "program")
     steps = {s["step"]: s for s in record["steps"]}
-    assert steps["connected"]["status"] == "Läsaren (via Klick-bryggan): redo"
+    assert steps["connected"]["status"] == "Kortläsaren är redo"
     assert len(record["pids"]) == 1  # one bridge, started by the window
     assert steps["kind"]["uid"] == NEW
     assert steps["saved"]["cards"] == [f"card_{NEW}"]
@@ -338,7 +338,7 @@ def test_a_bridge_that_cannot_start_is_plain_words_in_the_window_which_goes_on(h
     steps = {s["step"]: s for s in record["steps"]}
     status = steps["failed"]["status"]
     assert status.startswith(
-        "Läsaren (via Klick-bryggan): hittas inte — Klick-bryggan startade inte, så läsaren kan inte användas."
+        "Kortläsaren hittas inte — Klick-bryggan startade inte, så läsaren kan inte användas."
     )
     assert "Something went wrong on the disk" in status and "Not a directory" in status
     for word in ("Traceback", "Error", "Exception", ".py"):
