@@ -55,6 +55,13 @@ DEFAULT_BROWSER = (
     "--disable-session-crashed-bubble",
     "--autoplay-policy=no-user-gesture-required",
     "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--password-store=basic",
+    "--disable-pinch",
+    "--overscroll-history-navigation=0",
 )
 
 
@@ -89,6 +96,8 @@ class BrowserConfig:
     command: tuple[str, ...] = DEFAULT_BROWSER
     profile: Path = Path("browser-profile")
     call_profile: Path = Path("browser-call-profile")
+    #: Seconds a page may take to load before the resident is told it could not open.
+    load_timeout_s: int = 20
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,8 @@ class BridgeConfig:
 class CallsConfig:
     #: The only call servers that get the camera and microphone (origins, https://host[:port]).
     allowed_servers: tuple[str, ...] = ()
+    #: Seconds between asks whether someone waits in a call card's room (0: never ask).
+    waiting_poll_s: int = 15
 
 
 @dataclass(frozen=True)
@@ -284,6 +295,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, Checker]]] = {
             "command": _argv,
             "profile": _path,
             "call_profile": _path,
+            "load_timeout_s": _int(5, 300),
         },
     ),
     "paths": (
@@ -321,6 +333,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, Checker]]] = {
         CallsConfig,
         {
             "allowed_servers": _servers,
+            "waiting_poll_s": _int(0, 3600),
         },
     ),
 }
