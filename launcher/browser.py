@@ -257,7 +257,7 @@ def seed_preferences(profile: Path) -> None:
         if path.stat().st_size <= MAX_PREFERENCES_BYTES:
             loaded = json.loads(path.read_bytes())
             current = loaded if isinstance(loaded, dict) else {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         current = {}
     wanted = _merge(current, KIOSK_PREFERENCES)
     if wanted == current and path.is_file():

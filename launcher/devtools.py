@@ -208,7 +208,7 @@ class DevToolsPipe:
     def _dispatch(self, raw: bytes) -> None:
         try:
             message = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past Python's stack
             log.warning("The browser sent something that is not JSON; it is left out.")
             return
         if not isinstance(message, dict):
@@ -277,6 +277,10 @@ class DevToolsPipe:
             data = json.dumps(message, separators=(",", ":")).encode() + b"\0"
             try:
                 self._write_all(data)
+            except BrokenPipeError:  # the browser has let go of its end: it is ending
+                self._waiting.pop(msg_id, None)
+                self._closed = True
+                raise DevToolsError(f"{method}: the browser closed") from None
             except OSError as exc:
                 self._waiting.pop(msg_id, None)
                 raise DevToolsError(f"{method}: {exc.strerror or exc}") from None

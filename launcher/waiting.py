@@ -121,7 +121,7 @@ def _participants(content_type: str, body: bytes) -> int | None:
         return None
     try:
         data = json.loads(body[:MAX_BODY])
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past Python's stack
         return None
     if not isinstance(data, dict):
         return None
