@@ -9,9 +9,10 @@ STAMP  := $(VENV)/.installed
 
 # Debian packages Kivy and nfcpy load at run time; the PDF renderer the print tests use; and the
 # kiosk the appliance runs (cage, XWayland, Chromium), with grim to screenshot it and openssl for
-# the test page's certificate (tests/test_kiosk.py).
+# the test page's certificate (tests/test_kiosk.py); xvfb, the headless X display the browser
+# tests show Chromium on (tests/test_browser_real.py, tests/test_launcher_calls.py).
 DEB_RUNTIME := libgl1 libegl1 libmtdev1 libusb-1.0-0
-DEB_TEST    := poppler-utils cage xwayland chromium grim openssl
+DEB_TEST    := poppler-utils cage xwayland chromium grim openssl xvfb
 
 .PHONY: run test lint bench soak deps venv clean
 

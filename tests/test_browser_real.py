@@ -12,18 +12,23 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from cards.model import VideoCall, Web
-from klick.config import load_config
-from launcher import actions
-from launcher.browser import HANGUP_GRACE_S, BrowserRun
-from tests.bridge_commands import wait_for
-from tests.browser_rig import (
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # when run as a script in a mount namespace
+
+from cards.model import VideoCall, Web  # noqa: E402
+from klick.config import load_config  # noqa: E402
+from launcher import actions  # noqa: E402
+from launcher.browser import HANGUP_GRACE_S, BrowserRun  # noqa: E402
+from tests.bridge_commands import wait_for  # noqa: E402
+from tests.browser_rig import (  # noqa: E402
     CHROMIUM,
     PAGE,
     XVFB,
@@ -223,3 +228,61 @@ def test_stopping_ends_every_chromium_process_within_3_s(rig, frozen):
     assert gone_after < 3.0, gone_after
     if frozen:
         assert gone_after >= actions.BROWSER_STOP_GRACE - 0.2  # it was SIGKILL that ended it
+
+
+# --- the appliance's managed policy ----------------------------------------------------------------
+#
+# make install-appliance puts config/appliance/chromium-policy.json in
+# /etc/chromium/policies/managed/, where Chromium reads policies. The test gives Chromium that
+# folder in a mount namespace of its own (unshare), so the machine's /etc is never written.
+
+
+def _policy_probe(etc: Path, cfg_path: Path, origin: str, other: str) -> None:
+    """In the mount namespace: the policy in place of /etc/chromium, then (1) a bare Chromium, no
+    launcher, no profile settings, no prompt switch, on a page of the other origin that asks for
+    the camera (only the policy can refuse it: else a prompt would wait for ever), and (2) the
+    launcher's call page, whose grant the policy must leave working."""
+    subprocess.run(["mount", "--bind", str(etc), "/etc/chromium"], check=True)
+    cfg = load_config(cfg_path)
+    bare = Path(cfg.browser.profile).parent / "bare-profile"
+    argv = [*cfg.browser.command, f"--user-data-dir={bare}", f"{other}/klick-policy-bare"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        with Opened(cfg, VideoCall("jitsi", origin, "klick-policy-joined", "Mamma")) as opened:
+            wait_for(lambda: opened.painted, 20, "the call page")
+            time.sleep(3)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def test_the_appliances_chromium_policy_refuses_every_site_and_leaves_the_call_grant_working(rig, tmp_path):
+    unshare = shutil.which("unshare")
+    if not unshare or not Path("/etc/chromium").is_dir():
+        pytest.skip("unshare or /etc/chromium is missing")
+    if subprocess.run([unshare, "--mount", "--", "true"], capture_output=True).returncode != 0:
+        pytest.skip("this machine allows no mount namespace (unshare --mount needs root)")
+    call = rig["call"]
+    etc = tmp_path / "etc-chromium"
+    shutil.copytree("/etc/chromium", etc)
+    (etc / "policies" / "managed").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "config/appliance/chromium-policy.json", etc / "policies" / "managed" / "klick.json")
+    probe = subprocess.run(
+        [unshare, "--mount", "--propagation", "private", "--", sys.executable, __file__, "policy", str(etc)]
+        + [str(rig["folder"] / "klick.yaml"), call.origin, call.other_origin],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    assert reports_for(call, "/klick-policy-bare") == [
+        {"origin": call.other_origin, "page": "/klick-policy-bare", "ok": False, "error": "NotAllowedError"}
+    ]
+    granted = reports_for(call, "/klick-policy-joined")
+    assert len(granted) == 1 and granted[0]["ok"] is True, granted
+    assert json.loads((REPO / "config/appliance/chromium-policy.json").read_text()).get("DeveloperToolsAvailability") is None
+
+
+if __name__ == "__main__" and sys.argv[1] == "policy":
+    _policy_probe(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], sys.argv[5])
