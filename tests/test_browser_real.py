@@ -230,6 +230,20 @@ def test_stopping_ends_every_chromium_process_within_3_s(rig, frozen):
         assert gone_after >= actions.BROWSER_STOP_GRACE - 0.2  # it was SIGKILL that ended it
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="the demo adds --no-sandbox only as root")
+def test_the_demo_as_root_opens_the_real_chromium_not_a_closed_window(rig, tmp_path):
+    """`make run` on a fresh VM runs as root: Chromium, which refuses root with its sandbox,
+    must still open (the demo, and only the demo, adds --no-sandbox)."""
+    from launcher.demo import prepare_demo_home
+
+    cfg = load_config(prepare_demo_home(tmp_path / "demo").config)
+    assert "--no-sandbox" in cfg.browser.command
+    with Opened(cfg, Web(rig["call"].origin + "/klick-demo-joined")) as opened:
+        verdict = opened.verdict(20)  # the demo does not trust the test's certificate: that is fine
+        assert opened.run.version.startswith("Chrome/")  # the real browser ran, as root
+    assert (verdict.outcome, verdict.detail) == ("load_failed", "net::ERR_CERT_AUTHORITY_INVALID")
+
+
 # --- the appliance's managed policy ----------------------------------------------------------------
 #
 # make install-appliance puts config/appliance/chromium-policy.json in
