@@ -5,9 +5,11 @@ room-size endpoint of jitsi-meet's prosody plugin ``mod_muc_size``
 (``resources/prosody-plugins/mod_muc_size.lua``) answers ``GET /room-size?room=ROOM&domain=DOMAIN``
 with ``{"participants": N}`` (N without Jitsi's hidden focus), 404 when the room does not exist
 (nobody is there), and 400 to a request without a query. Klick asks that once per server first
-(``GET /room-size``): 400 shows the endpoint is there; a page (Jitsi's own room page for an
-unknown path), 404 or a refusal shows it is not, and that server is then never asked again
-(one log line). A server that does not answer, or fails, is asked less and less often.
+(``GET /room-size``): 400 shows the endpoint is there; 404 says nothing yet (a proxy that adds
+``domain`` to every request turns the 400 into a 404), so the rooms are asked and their answers
+decide; a page (Jitsi's own room page for an unknown path) or a refusal shows there is no
+endpoint, and that server is then never asked again (one log line). A server that does not
+answer, or fails, is asked less and less often.
 
 The answers are read by pure functions (:func:`read_probe`, :func:`read_room`,
 :class:`ServerState`); the asking happens on one thread per server, so a slow or failing server
@@ -109,7 +111,8 @@ def room_size_url(room: Room) -> str:
 @dataclass(frozen=True)
 class Answer:
     """What one answer says: ``count`` (people in the room; 0 from the probe means "the endpoint
-    is here"), ``absent`` (no such room: nobody), ``no_endpoint`` or ``trouble`` (try later)."""
+    is here"), ``absent`` (no such room: nobody), ``maybe`` (the probe's 404: the rooms' answers
+    will tell), ``no_endpoint`` or ``trouble`` (try later)."""
 
     kind: str
     count: int = 0
@@ -139,6 +142,8 @@ def read_probe(status: int | None, content_type: str = "", body: bytes = b"") ->
         return Answer("count", 0)
     if status == 200 and _participants(content_type, body) is not None:
         return Answer("count", 0)
+    if status == 404:
+        return Answer("maybe")
     return Answer("no_endpoint", detail=f"HTTP {status}" + (" with a page" if status == 200 else ""))
 
 
@@ -158,8 +163,9 @@ def read_room(status: int | None, content_type: str = "", body: bytes = b"") -> 
 
 @dataclass
 class ServerState:
-    """One server: ``unknown`` (not probed yet), ``on`` or ``off`` (never asked again); how many
-    times in a row it failed, and when it may be asked next."""
+    """One server: ``unknown`` (not probed yet), ``maybe`` (probed; its rooms will tell), ``on``
+    or ``off`` (never asked again); how many times in a row it failed, and when it may be asked
+    next."""
 
     origin: str
     poll_s: float
@@ -189,7 +195,10 @@ class ServerState:
                 f"Waiting indicator: {self.origin} has no room-size endpoint (Jitsi's mod_muc_size; "
                 f"GET /room-size answered {answer.detail}); it is not asked again."
             )
-        self.state = "on"
+        if answer.kind == "count":
+            self.state = "on"
+        elif answer.kind == "maybe" or self.state == "unknown":
+            self.state = "maybe"
         return note
 
 
@@ -342,11 +351,12 @@ class WaitingWatch:
                 note = state.after(answer, self.clock())
             if note:
                 log.info(note)
-            if state.state != "on":
+            if state.state not in ("on", "maybe"):
                 return
         with self._lock:
             rooms = server.rooms
         occupied: set[str] = set()
+        counted = False
         for room in rooms:
             answer = read_room(*self.fetcher(room_size_url(room)))
             if answer.kind in ("trouble", "no_endpoint"):
@@ -357,10 +367,11 @@ class WaitingWatch:
                     log.info(note)
                 self._report()
                 return
+            counted = counted or answer.kind == "count"
             if answer.kind == "count" and answer.count > 0:
                 occupied.add(room.uid)
         with self._lock:
-            note = state.after(Answer("count"), self.clock())
+            note = state.after(Answer("count" if counted else "absent"), self.clock())
             if not self._active:
                 return  # the answer came after home was left: it is stale already
             server.occupied = frozenset(occupied)

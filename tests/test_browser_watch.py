@@ -337,7 +337,7 @@ def test_only_switched_on_jitsi_cards_on_allowed_servers_are_asked_about_each_ro
         (400, "text/html", b"", "count", "no_endpoint"),
         (200, "application/json", b'{"participants": 2}', "count", ("count", 2)),
         (200, "text/html", b"<!doctype html><title>Jitsi Meet</title>", "no_endpoint", "no_endpoint"),
-        (404, "text/html", b"<h1>Not Found</h1>", "no_endpoint", "absent"),
+        (404, "text/html", b"<h1>Not Found</h1>", "maybe", "absent"),
         (403, "text/html", b"", "no_endpoint", "no_endpoint"),
         (500, "text/html", b"", "trouble", "trouble"),
         (None, "", b"", "trouble", "trouble"),
@@ -365,6 +365,11 @@ def test_a_server_without_the_endpoint_is_off_after_one_line_and_a_failing_one_i
     note = state.after(waiting.Answer("no_endpoint", detail="HTTP 200 with a page"), 2300)
     assert "has no room-size endpoint" in note and "not asked again" in note
     assert state.state == "off" and not state.due(1e12)
+    # A probe's 404 (a proxy adding domain= to every request) leaves it to the rooms' answers.
+    proxied = waiting.ServerState("https://meet.example.se", poll_s=15)
+    assert proxied.after(waiting.read_probe(404), 0) is None and proxied.state == "maybe"
+    assert proxied.after(waiting.Answer("absent"), 15) is None and proxied.state == "maybe"
+    assert proxied.after(waiting.Answer("count", 1), 30) is None and proxied.state == "on"
 
 
 # --- the waiting indicator: against real local servers ------------------------------------------
