@@ -306,6 +306,7 @@ class BrowserRun:
         self._running: actions.RunningProgram | None = None
         self._pipe: DevToolsPipe | None = None
         self._events: queue.Queue = queue.Queue()
+        self._page_target: str | None = None
         self._thread = threading.Thread(target=self._main, name="browser", daemon=True)
 
     # -- what the app sees ------------------------------------------------------------------------
@@ -405,6 +406,10 @@ class BrowserRun:
                 )
         pipe.call("Page.enable", session=session, timeout=left())
         pipe.call("Page.setLifecycleEventsEnabled", {"enabled": True}, session=session, timeout=left())
+        # Any other tab or window (a link that opens one, a stray shortcut) is closed at once: the
+        # resident stays on the card's page, never in a tab with no way back.
+        self._page_target = target
+        pipe.call("Target.setDiscoverTargets", {"discover": True}, timeout=left())
         return session, pipe.send("Page.navigate", {"url": self.page.url}, session=session)
 
     def _watch(self, pipe: DevToolsPipe, session: str, nav_id: int, watch: PageWatch) -> Verdict | None:
@@ -435,6 +440,11 @@ class BrowserRun:
                         verdict = watch.navigation_failed(str(result["errorText"]))
                     else:
                         loader = result.get("loaderId") or ""
+                elif method == "Target.targetCreated":
+                    info = params.get("targetInfo") if isinstance(params.get("targetInfo"), dict) else {}
+                    if info.get("type") == "page" and info.get("targetId") not in (None, self._page_target):
+                        log.info("The browser opened another tab or window; it is closed.")
+                        pipe.send("Target.closeTarget", {"targetId": info["targetId"]})
                 elif item.get("sessionId") != session:
                     pass
                 elif method == "Page.frameNavigated" and loader is not None:

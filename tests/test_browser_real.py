@@ -211,6 +211,23 @@ def test_a_call_where_the_other_side_blips_away_and_back_goes_on_and_fills_the_s
     assert prefs["translate"] == {"enabled": False} and prefs["credentials_enable_service"] is False
 
 
+def test_another_tab_or_window_is_closed_and_the_card_page_stays(rig):
+    call = rig["call"]
+    with Opened(rig["cfg"], VideoCall("jitsi", call.origin, "klick-tabs-joined", "Mamma")) as opened:
+        wait_for(lambda: opened.painted, 20, "the call page")
+        pipe = opened.run._pipe  # as a link with target=_blank or a stray ctrl+T would
+        pipe.call("Target.createTarget", {"url": call.other_origin + "/klick-tab-joined"})
+        wait_for(
+            lambda: (
+                [t["url"] for t in pipe.call("Target.getTargets")["targetInfos"] if t["type"] == "page"]
+                == [call.origin + "/klick-tabs-joined#config.prejoinConfig.enabled=false&userInfo.displayName=%22Mamma%22"]
+            ),
+            10,
+            "the other tab to close",
+        )
+        assert opened.verdicts == [] and opened.run.poll() is None
+
+
 @pytest.mark.parametrize("frozen", [False, True], ids=["closes", "ignores-sigterm"])
 def test_stopping_ends_every_chromium_process_within_3_s(rig, frozen):
     call = rig["call"]
