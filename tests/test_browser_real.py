@@ -228,6 +228,46 @@ def test_another_tab_or_window_is_closed_and_the_card_page_stays(rig):
         assert opened.verdicts == [] and opened.run.poll() is None
 
 
+HOLDER = """
+import sys, time
+sys.path.insert(0, {repo!r})
+from cards.model import Web
+from klick.config import load_config
+from launcher import actions
+from launcher.browser import BrowserRun
+painted = []
+page = actions.plan(Web({url!r}), load_config({cfg!r}))
+BrowserRun(page, load_timeout=20, on_verdict=print, on_painted=painted.append).start()
+while not painted:
+    time.sleep(0.05)
+print("painted", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_launcher_killed_outright_takes_its_browser_with_it(rig, tmp_path):
+    """SIGKILL gives the launcher no chance to end anything: Chromium sees its DevTools pipe
+    close and quits by itself, so no browser is ever left over a dead launcher."""
+    call = rig["call"]
+    holder = tmp_path / "holder.py"
+    holder.write_text(
+        HOLDER.format(repo=str(REPO), url=call.origin + "/klick-held-joined", cfg=str(rig["folder"] / "klick.yaml"))
+    )
+    proc = subprocess.Popen([sys.executable, str(holder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "painted"
+        assert chromium_processes(rig["cfg"].browser.profile)
+        killed = time.monotonic()
+        proc.kill()
+        proc.wait(10)
+        wait_for(lambda: not chromium_processes(rig["cfg"].browser.profile), 10, "Chromium to quit by itself")
+        assert time.monotonic() - killed < 3.0
+    finally:
+        proc.kill()
+        for p in chromium_processes(rig["cfg"].browser.profile):
+            os.kill(p.pid, signal.SIGKILL)
+
+
 @pytest.mark.parametrize("frozen", [False, True], ids=["closes", "ignores-sigterm"])
 def test_stopping_ends_every_chromium_process_within_3_s(rig, frozen):
     call = rig["call"]

@@ -195,17 +195,21 @@ def _drive(home: Path, out: Path) -> None:
         yield lambda: on(S.Home)
         results["steps"].append("card_out")
         # 5. The slow, failing and missing servers held nothing up: a card still shows at once.
+        #    The launcher then quits (as on SIGTERM) in the middle of the call.
+        results["asked"] = {name: [p for _, p in s.asked] for name, s in servers.items() if name != "call"}
+        painted.clear()
         card(LISA)
         yield lambda: on(S.ShowingCard)
-        remove()
-        yield lambda: on(S.Home) and not chromium_processes(profile)
-        results["asked"] = {name: [p for _, p in s.asked] for name, s in servers.items() if name != "call"}
+        yield lambda: painted
+        results["running_at_quit"] = len(chromium_processes(profile))
 
     def probe(app: LauncherApp) -> None:
         run_scenario(app, scenario(app), results, out, timeout=90)
 
     try:
         LauncherApp(cfg, probe=probe).run()
+        results["left_after_quit"] = len(chromium_processes(profile))
+        out.write_text(json.dumps(results, default=str), encoding="utf-8")
     finally:
         stop_bridge(bridge)
         display.close()
@@ -276,6 +280,13 @@ def test_slow_failing_and_missing_room_size_servers_never_delay_the_screen(run):
     assert sum("has no room-size endpoint" in m for m in run["log"]) == 1
     assert 1 <= len(asked["failing"]) <= 6  # a failing server is asked less and less often
     assert sum("does not answer" in m and "HTTP 500" in m for m in run["log"]) == 1
+
+
+def test_quitting_in_the_middle_of_a_call_ends_the_browser_and_logs_it(run):
+    assert run["running_at_quit"] >= 3 and run["left_after_quit"] == 0
+    db = sqlite3.connect(Path(run["home"]) / "usage.db")
+    last = db.execute("SELECT uid, kind, outcome FROM events WHERE kind = 'action_ended' ORDER BY id DESC LIMIT 1").fetchone()
+    assert last == (LISA, "action_ended", "launcher_stopped")
 
 
 def test_every_call_outcome_is_in_the_usage_log(run):
