@@ -53,7 +53,12 @@ let state = {
 const listeners = [];
 const set = (slice, patch) => { state = {...state, [slice]: {...state[slice], ...patch}}; listeners.forEach(l => l()); };
 window.APP = {store: {getState: () => state, subscribe: l => { listeners.push(l); return () => {}; }, dispatch: a => a}};
-const report = body => fetch('/report', {method: 'POST', body: JSON.stringify(body)});
+// Every other question a page may ask: each must be answered "no" at once, never wait for a touch.
+const others = async () => ({
+  notifications: await Notification.requestPermission(),
+  location: await new Promise(r => navigator.geolocation.getCurrentPosition(() => r('granted'), e => r(e.code === 1 ? 'denied' : 'error')))
+});
+const report = async body => fetch('/report', {method: 'POST', body: JSON.stringify({...body, asked: await others()})});
 navigator.mediaDevices.getUserMedia({video: true, audio: true}).then(stream => {
   return report({origin: location.origin, page: location.pathname, ok: true,
                  tracks: stream.getTracks().map(t => ({kind: t.kind, state: t.readyState, label: t.label}))});

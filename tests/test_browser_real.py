@@ -120,6 +120,10 @@ class Opened:
         wait_for(lambda: not chromium_processes(self.page.profile), 10, "every Chromium process to end")
 
 
+#: What a page hears when it asks for notifications and the location: no, at once.
+NO = {"notifications": "denied", "location": "denied"}
+
+
 def reports_for(call, page: str, origin: str | None = None) -> list[dict]:
     return [r for r in call.reports if r.get("page") == page and (origin is None or r.get("origin") == origin)]
 
@@ -138,7 +142,9 @@ def test_the_call_server_gets_a_live_camera_and_microphone_with_no_prompt_and_no
     assert len(granted) == 1 and granted[0]["ok"] is True, granted
     assert sorted((t["kind"], t["state"]) for t in granted[0]["tracks"]) == [("audio", "live"), ("video", "live")]
     # The same browser, one origin further: refused at once, no prompt left waiting for a touch.
-    assert refused == [{"origin": call.other_origin, "page": page, "ok": False, "error": "NotAllowedError"}]
+    assert refused == [{"origin": call.other_origin, "page": page, "ok": False, "error": "NotAllowedError", "asked": NO}]
+    # Nothing else either, not even on the call server: no notifications, no location.
+    assert granted[0]["asked"] == NO
 
 
 def test_web_and_svt_pages_never_get_the_camera_not_even_on_the_call_servers_own_address(rig):
@@ -147,7 +153,9 @@ def test_web_and_svt_pages_never_get_the_camera_not_even_on_the_call_servers_own
     with Opened(rig["cfg"], Web(call.origin + page)) as opened:
         assert opened.page.camera_origin is None and opened.page.profile == rig["cfg"].browser.profile
         wait_for(lambda: reports_for(call, page), 20, "the page to report")
-    assert reports_for(call, page) == [{"origin": call.origin, "page": page, "ok": False, "error": "NotAllowedError"}]
+    assert reports_for(call, page) == [
+        {"origin": call.origin, "page": page, "ok": False, "error": "NotAllowedError", "asked": NO}
+    ]
 
 
 def test_a_page_that_does_not_load_is_told_with_its_reason(rig):
@@ -348,7 +356,7 @@ def test_the_appliances_chromium_policy_refuses_every_site_and_leaves_the_call_g
     )
     assert probe.returncode == 0, probe.stderr[-3000:]
     assert reports_for(call, "/klick-policy-bare") == [
-        {"origin": call.other_origin, "page": "/klick-policy-bare", "ok": False, "error": "NotAllowedError"}
+        {"origin": call.other_origin, "page": "/klick-policy-bare", "ok": False, "error": "NotAllowedError", "asked": NO}
     ]
     granted = reports_for(call, "/klick-policy-joined")
     assert len(granted) == 1 and granted[0]["ok"] is True, granted
