@@ -70,7 +70,7 @@ def write_home(home: Path, servers: dict, spki: str) -> None:
 
 
 def _drive(home: Path, out: Path) -> None:
-    from tests.browser_rig import Display, chromium_processes, make_certificate, serve
+    from tests.browser_rig import Display, chromium_processes, make_certificate, page_share, serve
     from tests.launcher_harness import offscreen_env, run_scenario, start_bridge, stop_bridge
 
     cert, key, spki = make_certificate(home)
@@ -185,7 +185,9 @@ def _drive(home: Path, out: Path) -> None:
         # 4. Lisa's call goes on: the kiosk on the glass; card out ends every Chromium process.
         card(LISA)
         yield lambda: painted
-        yield 0.8
+        painted_at = time.monotonic()
+        yield lambda: page_share(display.grab()) > 0.9  # the call page, on the glass, full screen
+        results["page_on_glass_after_paint"] = time.monotonic() - painted_at
         display.grab().save(ARTIFACTS / "launcher-kiosk-call-page.png")
         results["lisa_processes"] = len(chromium_processes(profile))
         taken_out = time.monotonic()
