@@ -9,10 +9,11 @@ STAMP  := $(VENV)/.installed
 
 # Debian packages Kivy and nfcpy load at run time; the PDF renderer the print tests use; the kiosk
 # the appliance runs (cage, XWayland, Chromium), with grim to screenshot it and openssl for the
-# test page's certificate (tests/test_kiosk.py); and the MQTT broker the fleet's tests, benchmarks
-# and soak runs start for themselves.
+# test pages' certificates (tests/test_kiosk.py); xvfb, the headless X display the browser tests
+# show Chromium on (tests/test_browser_real.py, tests/test_launcher_calls.py); and the MQTT broker
+# the fleet's tests, benchmarks and soak runs start for themselves.
 DEB_RUNTIME := libgl1 libegl1 libmtdev1 libusb-1.0-0
-DEB_TEST    := poppler-utils cage xwayland chromium grim openssl mosquitto
+DEB_TEST    := poppler-utils cage xwayland chromium grim openssl xvfb mosquitto
 
 .PHONY: run test lint bench soak deps venv clean
 

@@ -57,6 +57,13 @@ DEFAULT_BROWSER = (
     "--disable-session-crashed-bubble",
     "--autoplay-policy=no-user-gesture-required",
     "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--password-store=basic",
+    "--disable-pinch",
+    "--overscroll-history-navigation=0",
 )
 
 
@@ -91,6 +98,8 @@ class BrowserConfig:
     command: tuple[str, ...] = DEFAULT_BROWSER
     profile: Path = Path("browser-profile")
     call_profile: Path = Path("browser-call-profile")
+    #: Seconds a page may take to load before the resident is told it could not open.
+    load_timeout_s: int = 20
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,8 @@ class BridgeConfig:
 class CallsConfig:
     #: The only call servers that get the camera and microphone (origins, https://host[:port]).
     allowed_servers: tuple[str, ...] = ()
+    #: Seconds between asks whether someone waits in a call card's room (0: never ask).
+    waiting_poll_s: int = 15
 
 
 @dataclass(frozen=True)
@@ -316,6 +327,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, Checker]]] = {
             "command": _argv,
             "profile": _path,
             "call_profile": _path,
+            "load_timeout_s": _int(5, 300),
         },
     ),
     "paths": (
@@ -353,6 +365,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, Checker]]] = {
         CallsConfig,
         {
             "allowed_servers": _servers,
+            "waiting_poll_s": _int(0, 3600),
         },
     ),
     "fleet": (

@@ -1,7 +1,9 @@
 """What a card's action runs, and running it as a separate process group that can be ended.
 
 Building the command line is pure (:func:`plan`), so the exact browser arguments and call URLs
-are unit-tested. Nothing here ever goes through a shell: a card's URL or argv is data, and a
+are unit-tested. A page in the kiosk browser is a :class:`BrowserPage`: the browser starts on a
+blank page and the launcher opens the card's address over its own DevTools pipe
+(:mod:`launcher.browser`), after granting the camera to the call server, if it is a call. Nothing here ever goes through a shell: a card's URL or argv is data, and a
 label like ``Anna; rm -rf ~`` must stay a label. External programs start in their own session
 (process group), so ending the action ends the browser *and* every helper it forked.
 """
@@ -24,6 +26,7 @@ from klick.calls import CallServerError, call_origin, server_allowed
 
 __all__ = [
     "External",
+    "BrowserPage",
     "BuiltInAlbum",
     "Unrunnable",
     "Plan",
@@ -39,14 +42,19 @@ __all__ = [
     "RunningProgram",
     "start_program",
     "finish_stopping",
+    "wait_for_stops",
+    "BROWSER_STOP_GRACE",
     "album_pictures",
     "PICTURE_SUFFIXES",
 ]
 
 log = logging.getLogger("klick.launcher.actions")
 
-#: Seconds between SIGTERM and SIGKILL when an action ends: a browser saves its state in less.
+#: Seconds between SIGTERM and SIGKILL when an action ends.
 STOP_GRACE = 3.0
+#: The same for the kiosk browser: Chromium quits in well under a second when its DevTools pipe
+#: closes or on SIGTERM, so one that has not is stuck, and card out must end it within 3 s.
+BROWSER_STOP_GRACE = 1.5
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
@@ -56,6 +64,23 @@ class External:
 
     argv: tuple[str, ...]
     program: str
+
+
+@dataclass(frozen=True)
+class BrowserPage:
+    """A page for the kiosk browser, opened and watched by the launcher.
+
+    ``argv`` starts the browser (its profile, the DevTools pipe, a blank page); ``url`` is opened
+    over the pipe; ``camera_origin`` is the one origin granted camera and microphone (a call's
+    server; None for every other page); ``jitsi`` says the page is a Jitsi Meet room.
+    """
+
+    argv: tuple[str, ...]
+    url: str
+    profile: Path
+    camera_origin: str | None = None
+    jitsi: bool = False
+    program = "browser"
 
 
 @dataclass(frozen=True)
@@ -69,7 +94,7 @@ class Unrunnable:
     detail: str = ""
 
 
-Plan = External | BuiltInAlbum | Unrunnable
+Plan = External | BrowserPage | BuiltInAlbum | Unrunnable
 
 
 # --- URLs -------------------------------------------------------------------------------------
@@ -104,19 +129,39 @@ def svt_url(channel: str, program: str) -> str:
     return "https://www.svtplay.se/" + quote(program.lstrip("/"), safe="/-")
 
 
-def browser_argv(cfg: Any, url: str, *, call: bool = False) -> tuple[str, ...]:
-    """The kiosk browser from the settings, with its own profile folder.
+def start_page(colour: str) -> str:
+    """The blank page the browser shows before the card's page: the launcher's own colour, so
+    nothing flashes white between the card's face and the page."""
+    return "data:text/html," + quote(f"<html style='background:{colour}'></html>")
 
-    Calls use a second profile that may use the camera and microphone without asking
-    (``--use-fake-ui-for-media-stream`` answers Chromium's permission prompt); web pages and
-    SVT Play never get that.
+
+def browser_argv(cfg: Any, *, call: bool = False) -> tuple[str, ...]:
+    """The kiosk browser from the settings, with its own profile folder, the launcher's DevTools
+    pipe, the configured screen, and a blank start page (the card's page comes over the pipe).
+
+    No site may ever ask for anything (``--deny-permission-prompts``): a prompt would wait for a
+    touch no resident can give. Calls use a second profile; the camera and microphone are granted
+    in it to the call server alone, over the pipe (:mod:`launcher.browser`), never by a switch.
     """
+    from launcher.theme import BG
+
+    d = cfg.display
     profile = Path(cfg.browser.call_profile if call else cfg.browser.profile)
-    argv = list(cfg.browser.command) + [f"--user-data-dir={profile}"]
-    if call:
-        argv.append("--use-fake-ui-for-media-stream")
-    argv.append(url)
-    return tuple(argv)
+    return (
+        *cfg.browser.command,
+        f"--user-data-dir={profile}",
+        "--remote-debugging-pipe",
+        "--deny-permission-prompts",
+        f"--window-position={d.left},{d.top}",
+        f"--window-size={d.width},{d.height}",
+        start_page(BG),
+    )
+
+
+def browser_page(cfg: Any, url: str, *, camera_origin: str | None = None, jitsi: bool = False) -> BrowserPage:
+    call = camera_origin is not None
+    profile = Path(cfg.browser.call_profile if call else cfg.browser.profile)
+    return BrowserPage(browser_argv(cfg, call=call), url, profile, camera_origin, jitsi)
 
 
 #: Where a Teams call opens: it gets the camera only if the installer lists this server too.
@@ -145,22 +190,23 @@ def plan(action: Any, cfg: Any) -> Plan:
         if server is not None and not server_allowed(server, cfg.calls.allowed_servers):
             return Unrunnable("server_not_allowed", _origin(server))
         if action.provider == "jitsi":
-            return External(browser_argv(cfg, jitsi_url(action.server, action.room, action.display_name), call=True), "browser")
+            url = jitsi_url(action.server, action.room, action.display_name)
+            return browser_page(cfg, url, camera_origin=call_origin(server), jitsi=True)
         if action.provider == "teams":
-            return External(browser_argv(cfg, teams_url(action.user), call=True), "browser")
+            return browser_page(cfg, teams_url(action.user), camera_origin=call_origin(server))
         if action.provider == "skype":
             # The registry keeps the Skype name in ``name`` (``user`` is Teams').
             return External(("xdg-open", skype_uri(action.name)), "Skype")
         return Unrunnable("cannot_start", f"video call provider {action.provider!r}")
     if kind == "svt_play":
-        return External(browser_argv(cfg, svt_url(action.channel, action.program)), "browser")
+        return browser_page(cfg, svt_url(action.channel, action.program))
     if kind == "web":
-        return External(browser_argv(cfg, action.url), "browser")
+        return browser_page(cfg, action.url)
     if kind == "photo_album":
         if action.folder is not None:
             return BuiltInAlbum(Path(action.folder))
         if action.url:
-            return External(browser_argv(cfg, action.url), "browser")
+            return browser_page(cfg, action.url)
         return Unrunnable("no_pictures")
     if kind == "command":
         return External(tuple(action.argv), Path(action.argv[0]).name)
@@ -282,6 +328,19 @@ def finish_stopping(grace: float = STOP_GRACE) -> None:
         program.stop(grace=grace, wait=True)
 
 
+def wait_for_stops(timeout: float) -> bool:
+    """Wait until every stop under way has finished (at most ``timeout`` seconds); True if so.
+    For the browser's own thread, before a new browser starts on a profile one may still hold."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with _stopping_lock:
+            if not _stopping:
+                return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
 def start_program(argv: tuple[str, ...], program: str, *, log_file: Path | None = None) -> RunningProgram:
     """Start ``argv`` (never through a shell) in a new session; raise :class:`ActionError`."""
     if not argv:
@@ -333,3 +392,82 @@ def speak(text: str, language: str) -> None:
         )
     except OSError:
         pass
+
+
+# --- someone is waiting: a soft chime, then the words -----------------------------------------
+
+CHIME_PLAYERS = (("paplay",), ("aplay", "-q"))
+_chime_lock = threading.Lock()
+_chime_file: Path | None = None
+
+
+def chime_wav(rate: int = 22050) -> bytes:
+    """A soft two-note chime (E5 then A5, each fading out), 16-bit mono WAV: no sound file to ship."""
+    import io
+    import math
+    import struct
+    import wave
+
+    frames = bytearray()
+    for freq, start, length in ((659.25, 0.0, 0.9), (880.0, 0.35, 0.9)):
+        begin = int(start * rate)
+        need = begin + int(length * rate)
+        if len(frames) < need * 2:
+            frames += bytes(need * 2 - len(frames))
+        for i in range(int(length * rate)):
+            t = i / rate
+            envelope = min(1.0, t / 0.02) * math.exp(-4.0 * t)
+            value = 0.22 * envelope * math.sin(2 * math.pi * freq * t)
+            at = (begin + i) * 2
+            mixed = struct.unpack_from("<h", frames, at)[0] + int(value * 32767)
+            struct.pack_into("<h", frames, at, max(-32767, min(32767, mixed)))
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(bytes(frames))
+    return out.getvalue()
+
+
+def _chime_path() -> Path | None:
+    global _chime_file
+    import tempfile
+
+    with _chime_lock:
+        if _chime_file is None or not _chime_file.is_file():
+            try:
+                handle = tempfile.NamedTemporaryFile(prefix="klick-chime-", suffix=".wav", delete=False)
+                with handle:
+                    handle.write(chime_wav())
+                _chime_file = Path(handle.name)
+            except OSError:
+                return None
+        return _chime_file
+
+
+def announce(text: str, language: str, *, speech: bool) -> None:
+    """A soft chime, then ``text`` aloud if speech is on; beside the screen, silent when no
+    sound player (PulseAudio's paplay or ALSA's aplay) is installed."""
+
+    def run() -> None:
+        import shutil
+
+        player = next((p for p in CHIME_PLAYERS if shutil.which(p[0])), None)
+        path = _chime_path() if player else None
+        if player and path is not None:
+            try:
+                proc = subprocess.Popen(
+                    [*player, str(path)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+                proc.wait(3)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        if speech:
+            speak(text, language)
+
+    threading.Thread(target=run, name="announce", daemon=True).start()

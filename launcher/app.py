@@ -24,6 +24,7 @@ from klick.bridge_client import BridgeClient
 from klick.pin import check_pin
 from launcher import actions, carer, guard, stopping, theme
 from launcher import session as S
+from launcher.browser import BrowserRun, Verdict
 from launcher.i18n import Words
 from launcher.keys import KeyComboError, parse_keys
 from launcher.screens.album import AlbumScreen
@@ -34,8 +35,11 @@ from launcher.screens.keyboard import use_big_keyboard
 from launcher.screens.message import MessageScreen
 from launcher.screens.pin import PinScreen
 from launcher.screens.prompt import PromptScreen
+from launcher.screens.waiting import WaitingScreen
 from launcher.screens.widgets import Filled
 from launcher.services import RegistryWatch, open_feedback, open_usage, recent_unknown
+from launcher.waiting import WaitingWatch, waiting_rooms
+from launcher.wording import waiting_words
 
 __all__ = ["LauncherApp", "run_launcher"]
 
@@ -53,6 +57,9 @@ GREETING_WAIT_S = 1.0
 #: itself when the launcher stops: together well inside the two seconds systemd is promised.
 STOP_SIGNAL_POLL_S = 0.1
 SHUTDOWN_GRACE_S = 0.8
+#: After the resident's own call in a room ends, the server may still count the tablet there
+#: for a while (until it notices the browser is gone): that room is not announced meanwhile.
+OWN_CALL_GRACE_S = 90.0
 _KEY_NAMES = {code: name for name, code in Keyboard.keycodes.items()}
 
 
@@ -70,6 +77,8 @@ class LauncherApp(App):
         #: Called as listener(screen_name, session_screen, t_event) after the frame that first shows
         #: a new screen is on the glass; t_event is the perf_counter when its event arrived (or None).
         self.shown_listeners: list[Callable[[str, Any, float | None], None]] = []
+        #: Called as listener(perf_counter) from the browser's thread when a page first paints.
+        self.page_listeners: list[Callable[[float], None]] = []
         self.program: actions.RunningProgram | None = None
         self.program_card: Any = None
         self.album_card: Any = None
@@ -107,6 +116,8 @@ class LauncherApp(App):
         for uid, at in reversed(recent_unknown(self.usage, S.UNKNOWN_KEPT)):
             self.session.remember_unknown(uid, at)
         actions.ensure_profiles(self.cfg)
+        self.waiting = WaitingWatch(self.cfg.calls.waiting_poll_s, on_change=self._waiting_answer)
+        self._rooms_changed()
         use_big_keyboard(Window, self.sizes, self.cfg.display.dpi)
         self.screens = {
             "home": HomeScreen(self),
@@ -116,6 +127,7 @@ class LauncherApp(App):
             "album": AlbumScreen(self),
             "pin": PinScreen(self),
             "carer": CarerScreen(self),
+            "waiting": WaitingScreen(self),
         }
         self.root_widget = Filled()
         self.screens["home"].tick(_dt.datetime.now())
@@ -149,6 +161,7 @@ class LauncherApp(App):
                 kind = getattr(card.action, "type", None)
                 self._record_quietly("action_ended", uid=card.uid, action_type=kind, outcome="launcher_stopped")
         actions.finish_stopping(grace=SHUTDOWN_GRACE_S)  # a card taken out just before
+        self.waiting.stop()
         self.client.stop(timeout=0.5)
         self.screens["album"].end()
         if self.usage is not None:
@@ -313,6 +326,10 @@ class LauncherApp(App):
         elif isinstance(effect, S.Speak):
             if self.cfg.speech:
                 actions.speak(effect.text, self.cfg.locale)
+        elif isinstance(effect, S.Announce):
+            title, body = waiting_words(self.w, effect.card)
+            log.info("Someone is in the room of card %s.", effect.card.uid)
+            actions.announce(f"{title} {body}", self.cfg.locale, speech=self.cfg.speech)
         elif isinstance(effect, S.KeepState):
             if self.usage is not None:
                 self.usage.set_state(effect.key, effect.value)
@@ -348,7 +365,10 @@ class LauncherApp(App):
             log.warning(
                 "The call on card %s was not started: %s is not in calls.allowed_servers in klick.yaml.", card.uid, step.detail
             )
-        if isinstance(step, actions.External):
+        if isinstance(step, actions.BrowserPage):
+            self.program = self._open_page(card, step)
+            self.program_card = card
+        elif isinstance(step, actions.External):
             try:
                 self.program = actions.start_program(
                     step.argv, step.program, log_file=Path(self.cfg.paths.home) / "launcher-actions.log"
@@ -369,12 +389,45 @@ class LauncherApp(App):
             return
         self._apply_and_render(self.session.action_started(card))
 
+    def _open_page(self, card: Any, page: actions.BrowserPage) -> BrowserRun:
+        """The browser on its own thread; its verdict comes back to this thread."""
+
+        def verdict(v: Verdict) -> None:
+            Clock.schedule_once(lambda _dt: self._browser_verdict(card, run, v), -1)
+
+        def painted(at: float) -> None:
+            for listener in list(self.page_listeners):
+                try:
+                    listener(at)
+                except Exception:
+                    log.exception("a page listener failed")
+
+        run = BrowserRun(
+            page,
+            load_timeout=self.cfg.browser.load_timeout_s,
+            on_verdict=verdict,
+            on_painted=painted,
+            log_file=Path(self.cfg.paths.home) / "launcher-actions.log",
+        )
+        return run.start()
+
+    def _browser_verdict(self, card: Any, run: BrowserRun, verdict: Verdict) -> None:
+        if self.program is not run:
+            return  # that browser has been ended already (card out, next card)
+        if verdict.failed:
+            log.info("The page of card %s could not start: %s (%s).", card.uid, verdict.outcome, verdict.detail)
+        else:
+            log.info("The call on card %s was ended by the other side.", card.uid)
+        self._step(lambda: self.session.browser_verdict(card, verdict.outcome, verdict.detail))
+
     def _stop_action(self, card: Any) -> None:
         if self._pending_start is not None and self._pending_start.uid == card.uid:
             self._pending_start = None
         if self.program is not None and self.program_card is not None and self.program_card.uid == card.uid:
             self.program.stop()
             self.program, self.program_card = None, None
+            if getattr(card.action, "type", None) == "video_call":
+                self.waiting.quiet(card.uid, OWN_CALL_GRACE_S)
         if self.album_card is not None and self.album_card.uid == card.uid:
             self.screens["album"].end()
             self.album_card = None
@@ -385,7 +438,7 @@ class LauncherApp(App):
             if self.album_card is not None and self.album_card.uid == screen.card.uid and screen.phase != "starting":
                 return "album"
             return "card"
-        if isinstance(screen, (S.UnknownCard, S.ReaderLost, S.ActionFailed, S.CardsUnreadable)):
+        if isinstance(screen, (S.UnknownCard, S.ReaderLost, S.ActionFailed, S.CardsUnreadable, S.CallEnded)):
             return "message"
         if isinstance(screen, S.Asking):
             return "prompt"
@@ -395,6 +448,8 @@ class LauncherApp(App):
             return "carer"
         if isinstance(screen, S.CarerNotSetUp):
             return "message"
+        if isinstance(screen, S.Home) and screen.waiting is not None:
+            return "waiting"
         return "home"
 
     def render(self, received: float | None = None) -> None:
@@ -451,6 +506,7 @@ class LauncherApp(App):
 
     def _tick_once(self) -> None:
         now = time.monotonic()
+        self.waiting.set_active(self.session.home_idle)
         if self._current is self.screens["home"]:
             self.screens["home"].tick(_dt.datetime.now())
             if getattr(self.session.screen, "notice", ""):
@@ -495,7 +551,20 @@ class LauncherApp(App):
     def _registry_read(self, changed: bool) -> None:
         self._registry_reading = False
         if changed:
+            self._rooms_changed()
             self._step(lambda: self.session.card_file_state(self.registry.state))
+
+    # -- someone waiting in a call card's room ---------------------------------------------------
+    def _rooms_changed(self) -> None:
+        self.waiting.set_rooms(waiting_rooms(self.registry.registry.cards, self.cfg.calls.allowed_servers))
+
+    def _waiting_answer(self, uids: tuple[str, ...]) -> None:
+        """From a worker thread: the cards whose rooms have someone in them."""
+        Clock.schedule_once(lambda _dt: self._someone_waiting(uids), -1)
+
+    def _someone_waiting(self, uids: tuple[str, ...]) -> None:
+        cards = [card for card in (self.registry.get(uid) for uid in uids) if card is not None]
+        self._step(lambda: self.session.someone_waiting(cards))
 
     def ask_for_prompt(self) -> bool:
         """Ask the questionnaire for a due question; True when one is now on the screen."""

@@ -80,8 +80,13 @@ def _browser_setting() -> str:
 
     Without a browser, every web card would go straight to "could not start"; the stand-in
     keeps the card screen up instead and logs the address a tablet would open.
+
+    Chromium refuses to run as root without ``--no-sandbox`` (a fresh VM's ``make run`` runs as
+    root): only the demo adds it, and says so. The appliance runs the launcher as the klick
+    user, with Chromium's sandbox.
     """
     import json
+    import logging
     import shutil
 
     from klick.config import DEFAULT_BROWSER
@@ -89,6 +94,12 @@ def _browser_setting() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if shutil.which(name):
             command = [name, *DEFAULT_BROWSER[1:]]
+            if os.geteuid() == 0:
+                command.append("--no-sandbox")
+                logging.getLogger("klick.launcher.demo").warning(
+                    "The demo runs as root, so its Chromium runs without its sandbox (--no-sandbox); "
+                    "an appliance never does this: there the launcher runs as the klick user."
+                )
             break
     else:
         command = [sys.executable, "-m", "launcher.demo_browser"]

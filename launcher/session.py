@@ -28,6 +28,11 @@ Rules (DESIGN.md, "The card's life"):
 * after a reconnect the bridge greets with its state: a status line, then the card in the slot
   if there is one. A card the launcher shows that the greeting leaves out was taken out while
   nobody listened, and counts as removed.
+* the browser watches its page (:mod:`launcher.browser`): a page or call that could not start
+  ends the browser and says so calmly; a call the other side ended says "Anna has hung up".
+  Both wait for the card to come out, like any finished action.
+* someone waiting in a call card's room (:mod:`launcher.waiting`) shows that card on an idle
+  home, "Anna is waiting for you", announced once; home returns when the room empties.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ __all__ = [
     "CarerNotSetUp",
     "CarerMode",
     "CardsUnreadable",
+    "CallEnded",
     "Screen",
     "UnknownSeen",
     "PIN_TRIES",
@@ -63,6 +69,7 @@ __all__ = [
     "StopAction",
     "Record",
     "Speak",
+    "Announce",
     "PromptShown",
     "PromptAnswered",
     "PromptSnoozed",
@@ -70,10 +77,22 @@ __all__ = [
     "Effect",
     "Session",
     "FAILURE_REASONS",
+    "CALL_FAILURES",
 ]
 
+#: How a page in the browser or a call could not start (launcher.browser's verdicts).
+CALL_FAILURES = ("load_failed", "load_timeout", "conference_failed", "waiting_for_moderator")
 #: Why an action could not run, each with its own plain-words message on the screen.
-FAILURE_REASONS = ("missing", "not_allowed", "exited", "no_action", "no_pictures", "cannot_start", "server_not_allowed")
+FAILURE_REASONS = (
+    "missing",
+    "not_allowed",
+    "exited",
+    "no_action",
+    "no_pictures",
+    "cannot_start",
+    "server_not_allowed",
+    *CALL_FAILURES,
+)
 #: Wrong PINs in a row before the PIN pad closes, and how long it then stays closed: the first
 #: pause, doubled after every further round of wrong PINs up to the cap. A carer who mistyped
 #: waits a minute; guessing every 4-digit PIN takes months instead of hours.
@@ -96,6 +115,9 @@ UNKNOWN_KEPT = 5
 class Home:
     #: "" or "carer_paused": the PIN pad is closed for a while after too many wrong PINs.
     notice: str = ""
+    #: A call card whose room has someone in it: "Anna is waiting for you. Put in Anna's card."
+    #: (Left out of the repr, which logs and tests read as "Home(notice='')".)
+    waiting: Any = field(default=None, repr=False)
     name = "home"
 
 
@@ -169,8 +191,26 @@ class CardsUnreadable:
     name = "cards_unreadable"
 
 
+@dataclass(frozen=True)
+class CallEnded:
+    """The other side ended the call: "Anna has hung up." until the card comes out."""
+
+    card: Any
+    name = "call_ended"
+
+
 Screen = (
-    Home | ShowingCard | UnknownCard | ReaderLost | ActionFailed | Asking | CarerPin | CarerNotSetUp | CarerMode | CardsUnreadable
+    Home
+    | ShowingCard
+    | UnknownCard
+    | ReaderLost
+    | ActionFailed
+    | Asking
+    | CarerPin
+    | CarerNotSetUp
+    | CarerMode
+    | CardsUnreadable
+    | CallEnded
 )
 _CARER_SCREENS = (CarerPin, CarerNotSetUp, CarerMode)
 
@@ -214,6 +254,13 @@ class Speak:
 
 
 @dataclass(frozen=True)
+class Announce:
+    """Someone waits in ``card``'s room: a soft chime, and the words aloud when speech is on."""
+
+    card: Any
+
+
+@dataclass(frozen=True)
 class KeepState:
     """A small value to keep across restarts (the app stores it in the usage database)."""
 
@@ -243,7 +290,18 @@ class PromptDismissed:
     prompt: Any
 
 
-Effect = StartAction | StopAction | Record | Speak | KeepState | PromptShown | PromptAnswered | PromptSnoozed | PromptDismissed
+Effect = (
+    StartAction
+    | StopAction
+    | Record
+    | Speak
+    | Announce
+    | KeepState
+    | PromptShown
+    | PromptAnswered
+    | PromptSnoozed
+    | PromptDismissed
+)
 
 
 # --- the carer PIN's throttle ------------------------------------------------------------------
@@ -341,6 +399,10 @@ class Session:
     #: (the status came; a card line may follow).
     greeting: str | None = None
     greeting_count: int = 0
+    #: Cards whose rooms have someone in them (the last answer), and those already announced
+    #: (each once, until its room is empty again).
+    waiting: tuple = ()
+    announced: frozenset = frozenset()
 
     # -- derived ----------------------------------------------------------------------------
     @property
@@ -348,21 +410,29 @@ class Session:
         return "tap" if "tap" in (self.configured_mode, self.reader_mode) else "slot"
 
     @property
-    def idle(self) -> bool:
-        """On home with nothing running and a working reader: the only time to ask a question."""
+    def home_idle(self) -> bool:
+        """On home (or a question on it) with nothing running and a working reader: the time to
+        ask the call servers whether someone is waiting."""
         return (
-            isinstance(self.screen, Home)
-            and not self.screen.notice
+            isinstance(self.screen, (Home, Asking))
+            and not getattr(self.screen, "notice", "")
             and self.running is None
             and self.present is None
             and self.reader == "connected"
         )
 
     @property
+    def idle(self) -> bool:
+        """On a plain home with nothing running and a working reader: the only time to ask a question."""
+        return isinstance(self.screen, Home) and self.screen.waiting is None and self.home_idle
+
+    @property
     def shows_home_button(self) -> bool:
         """Tap mode has no "card out", so every screen but home offers a way back."""
         if isinstance(self.screen, (Home, Asking, ReaderLost, CardsUnreadable, *_CARER_SCREENS)):
             return False  # the carer screens carry their own "Cancel" and "Done"
+        if isinstance(self.screen, CallEnded):
+            return self.mode == "tap"
         if self.mode == "tap":
             return True
         # A kept built-in action (photo album) whose card is out needs a way home too.
@@ -569,6 +639,58 @@ class Session:
                 self.screen = self._home()
         return effects
 
+    def browser_verdict(self, card: Any, outcome: str, detail: str = "") -> list[Effect]:
+        """The browser's watch decided (launcher.browser): the page or call could not start
+        (``outcome`` a failure reason), or the other side ended the call. The browser ends, and
+        the screen says so until the card comes out (or, in tap mode, Home is pressed)."""
+        if self.running is None or self.running.uid != card.uid:
+            return []
+        self.running = None
+        ended = outcome == "ended_by_other_side"
+        effects: list[Effect] = [
+            StopAction(card, outcome),
+            Record(
+                "action_ended" if ended else "action_failed",
+                uid=card.uid,
+                action_type=_type(card),
+                outcome=outcome,
+                detail=detail or None,
+            ),
+        ]
+        if isinstance(self.screen, ShowingCard) and self.screen.card.uid == card.uid:
+            if self.screen.present or self.mode == "tap":
+                self.screen = CallEnded(card) if ended else ActionFailed(card, outcome, detail)
+            else:
+                self.screen = self._home()
+        return effects
+
+    def someone_waiting(self, cards: list | tuple) -> list[Effect]:
+        """The call servers' latest answer: ``cards`` have someone in their rooms (most wanted
+        first). An idle home shows the first; each card is announced once until its room empties."""
+        cards = tuple(c for c in cards if c is not None)
+        uids = {c.uid for c in cards}
+        self.waiting = cards
+        self.announced = frozenset(u for u in self.announced if u in uids)
+        effects: list[Effect] = []
+        screen = self.screen
+        if not self.home_idle:
+            return effects
+        shown = screen.waiting if isinstance(screen, Home) else None
+        if shown is not None and shown.uid in uids:
+            return effects
+        if not cards:
+            if shown is not None:
+                self.screen = Home()
+            return effects
+        card = cards[0]
+        if isinstance(screen, Asking):
+            effects.append(PromptSnoozed(screen.prompt))
+        self.screen = Home(waiting=card)
+        if card.uid not in self.announced:
+            self.announced = self.announced | {card.uid}
+            effects.append(Announce(card))
+        return effects
+
     def prompt_due(self, prompt: Any) -> list[Effect]:
         if prompt is None or not self.idle:
             return []
@@ -697,7 +819,7 @@ class Session:
                 return effects
             effects += self._stop("removed")
             self.screen = self._home()
-        elif isinstance(screen, (UnknownCard, ActionFailed, *_CARER_SCREENS)):
+        elif isinstance(screen, (UnknownCard, ActionFailed, CallEnded, *_CARER_SCREENS)):
             self.screen = self._home()
         return effects
 
@@ -709,7 +831,7 @@ class Session:
 
     def _shown_uid(self) -> str | None:
         screen = self.screen
-        if isinstance(screen, (ShowingCard, ActionFailed)):
+        if isinstance(screen, (ShowingCard, ActionFailed, CallEnded)):
             return screen.card.uid
         if isinstance(screen, UnknownCard):
             return screen.uid

@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
-__all__ = ["WEEKDAYS", "MONTHS", "date_words", "status_words", "failure_words"]
+__all__ = ["WEEKDAYS", "MONTHS", "date_words", "status_words", "failure_words", "owner_words", "waiting_words", "ended_words"]
+
+#: A page or call that could not start this time: nothing is wrong with the card or the tablet.
+TRY_LATER = ("load_failed", "load_timeout", "conference_failed", "waiting_for_moderator")
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTHS = (
@@ -47,9 +50,19 @@ def status_words(w: Any, card: Any, phase: str, mode: str) -> str:
     return w("Starting {label}…", label=card.label)
 
 
-def failure_words(w: Any, card: Any, reason: str) -> tuple[str, str]:
-    """(title, explanation) for a failed action, in words a resident or a visitor can act on."""
-    title = w("{label} could not start.", label=card.label)
+def failure_words(w: Any, card: Any, reason: str, mode: str = "slot") -> tuple[str, str]:
+    """(title, explanation) for a failed action, in words a resident or a visitor can act on.
+
+    A call is spoken of as a call with someone ("The call with Anna could not start."), never
+    as if Anna were a program.
+    """
+    if getattr(card.action, "type", "") == "video_call":
+        title = w("The call with {name} could not start.", name=card.label)
+    else:
+        title = w("{label} could not start.", label=card.label)
+    if reason in TRY_LATER:
+        explain = w("Take out the card and try again later.") if mode == "slot" else w("Try again later.")
+        return title, explain
     explain = {
         "missing": w("A program it needs is not installed on this tablet."),
         "not_allowed": w("The tablet is not allowed to start it."),
@@ -61,3 +74,19 @@ def failure_words(w: Any, card: Any, reason: str) -> tuple[str, str]:
         "server_not_allowed": w("The tablet is not set up for this call. Ask your contact person for help."),
     }.get(reason, w("Something on the tablet stopped it."))
     return title, explain
+
+
+def owner_words(w: Any, name: str) -> str:
+    """ "Annas" / "Anna's": a Swedish name ending in s, x or z takes no extra s ("Lars kort")."""
+    if getattr(w, "language", "sv") == "sv" and name[-1:].lower() in ("s", "x", "z"):
+        return name
+    return w("{name}'s", name=name)
+
+
+def waiting_words(w: Any, card: Any) -> tuple[str, str]:
+    """ "Anna väntar på dig." / "Sätt i Annas kort." for someone waiting in the card's room."""
+    return w("{name} is waiting for you.", name=card.label), w("Put in {owner} card.", owner=owner_words(w, card.label))
+
+
+def ended_words(w: Any, card: Any) -> str:
+    return w("{name} has hung up.", name=card.label)

@@ -337,9 +337,7 @@ def test_a_bridge_that_cannot_start_is_plain_words_in_the_window_which_goes_on(h
     record = _run(home, "fails")
     steps = {s["step"]: s for s in record["steps"]}
     status = steps["failed"]["status"]
-    assert status.startswith(
-        "Kortläsaren hittas inte — Klick-bryggan startade inte, så läsaren kan inte användas."
-    )
+    assert status.startswith("Kortläsaren hittas inte — Klick-bryggan startade inte, så läsaren kan inte användas.")
     assert "Something went wrong on the disk" in status and "Not a directory" in status
     for word in ("Traceback", "Error", "Exception", ".py"):
         assert word not in status and word not in steps["failed"]["message"]

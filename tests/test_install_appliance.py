@@ -80,6 +80,7 @@ def test_install_lays_out_the_appliance_and_a_second_run_changes_nothing(tmp_pat
         "etc/udev/rules.d/99-klick.rules",
         "etc/pam.d/klick-kiosk",
         "etc/modprobe.d/klick-nfc.conf",
+        "etc/chromium/policies/managed/klick.json",
         "opt/klick/share/firmware/main.py",
         "opt/klick/share/README.md",
     ):
@@ -133,6 +134,7 @@ def test_uninstall_keeps_settings_and_data_unless_purged(tmp_path):
     assert not (dest / "etc/systemd/system/klick-bridge.service").exists()
     assert not (dest / "etc/systemd/system/multi-user.target.wants/klick-bridge.service").exists()
     assert not (dest / "etc/udev/rules.d/99-klick.rules").exists()
+    assert not (dest / "etc/chromium/policies/managed/klick.json").exists()
     assert (dest / "var/lib/klick/cards.yaml").read_text() == "cards: []\n"
     assert (dest / "etc/klick/klick.yaml").is_file()
     assert passwd(dest, "klick") is not None

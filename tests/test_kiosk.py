@@ -539,12 +539,13 @@ def test_card_out_ends_chromiums_whole_tree_and_home_is_back(kiosk):
 
 @needs_chromium
 def test_card_out_ends_chromium_even_when_it_cannot_act_on_sigterm(kiosk):
-    from launcher.actions import STOP_GRACE
+    from launcher.actions import BROWSER_STOP_GRACE
 
     r = kiosk.results
     assert r["page_problems-frozen"] == []
     gone = r["chromium_gone_after-frozen"]
-    assert gone is not None and STOP_GRACE - 0.5 < gone < STOP_GRACE + 2.0, (gone, r.get("chromium_left-frozen"))
+    # SIGKILL after the browser's grace: the whole tree gone within 3 s (issue 12).
+    assert gone is not None and BROWSER_STOP_GRACE - 0.5 < gone < 3.0, (gone, r.get("chromium_left-frozen"))
     assert r["left_in_groups-frozen"] == []
     assert r["home_after-frozen"] == []
 

@@ -59,12 +59,9 @@ def write_home(home: Path) -> None:
     from klick.pin import hash_pin
 
     (home / "cards.yaml").write_text(BROKEN_AT_START, encoding="utf-8")
-    # The "browser" notes every address it is asked to open, then waits like a real one.
-    browser = [
-        sys.executable,
-        "-c",
-        f"import sys, time; open({str(home / 'browser.log')!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n'); time.sleep(120)",
-    ]
+    # The "browser" (the demo's stand-in) notes every address it is asked to open, over the
+    # launcher's DevTools pipe, in launcher-actions.log, then waits like a real one.
+    browser = [sys.executable, "-m", "launcher.demo_browser"]
     (home / "klick.yaml").write_text(
         f"""reader:
   driver: sim
@@ -163,8 +160,8 @@ def _drive(home: Path, out: Path, part: str) -> None:
         app.send_to_bridge({"command": "insert", "uid": ANNA})
         yield lambda: on(S.ShowingCard) and session.screen.phase == "running"
         results["kept_card_label"] = session.screen.card.label
-        # The stand-in browser has noted its address (on a busy machine it starts slowly).
-        yield lambda: (home / "browser.log").exists()
+        opened = home / "launcher-actions.log"  # the page is opened over the pipe once the browser is up
+        yield lambda: opened.is_file() and "https://www.example.se/anna" in opened.read_text(encoding="utf-8")
         app.send_to_bridge({"command": "remove"})
         yield lambda: on(S.Home)
         results["steps"].append("kept")
@@ -304,7 +301,7 @@ def test_a_call_to_a_server_not_allowed_shows_the_failed_screen_and_never_starts
     first, home = runs["first"], Path(runs["home"])
     assert first["far_call_reason"] == "server_not_allowed"
     assert "Surfplattan är inte inställd för det här samtalet. Be din kontaktperson om hjälp." in first["far_call_texts"]
-    opened = (home / "browser.log").read_text(encoding="utf-8")
+    opened = (home / "launcher-actions.log").read_text(encoding="utf-8")
     assert "https://www.example.se/anna" in opened and "evil" not in opened
     db = sqlite3.connect(home / "usage.db")
     rows = db.execute("SELECT uid, outcome, detail FROM events WHERE kind = 'action_failed'").fetchall()

@@ -55,20 +55,27 @@ def test_teams_skype_and_svt_addresses():
     assert actions.svt_url("", "/rapport") == "https://www.svtplay.se/rapport"
 
 
-def test_browser_argv_uses_profiles_and_grants_media_only_for_calls(cfg):
+def test_browser_argv_uses_profiles_and_grants_the_camera_only_to_the_call_server_never_by_a_switch(cfg):
     call = actions.plan(VideoCall("jitsi", "https://meet.example.se", "room", "Mamma"), cfg)
     web = actions.plan(Web("https://www.smhi.se"), cfg)
     tv = actions.plan(SvtPlay(channel="svt1"), cfg)
+    teams = actions.plan(VideoCall("teams", user="a@b.se"), cfg)
     assert call.argv[: len(cfg.browser.command)] == cfg.browser.command
     assert f"--user-data-dir={cfg.browser.call_profile}" in call.argv
-    assert "--use-fake-ui-for-media-stream" in call.argv
+    assert (call.camera_origin, call.jitsi, call.profile) == ("https://meet.example.se", True, cfg.browser.call_profile)
+    assert (teams.camera_origin, teams.jitsi) == ("https://teams.microsoft.com", False)
+    assert teams.url.startswith("https://teams.microsoft.com/l/call/0/0?users=")
     for other in (web, tv):
         assert f"--user-data-dir={cfg.browser.profile}" in other.argv
-        assert "--use-fake-ui-for-media-stream" not in other.argv
-    assert web.argv[-1] == "https://www.smhi.se"
-    assert (
-        actions.plan(VideoCall("teams", user="a@b.se"), cfg).argv[-1].startswith("https://teams.microsoft.com/l/call/0/0?users=")
-    )
+        assert other.camera_origin is None and other.profile == cfg.browser.profile
+    assert web.url == "https://www.smhi.se"
+    for page in (call, web, tv, teams):
+        # No switch that answers yes to a prompt; every prompt is answered no; the page comes
+        # over the launcher's own pipe, after the grant, never on the command line.
+        assert not any(a.startswith(("--use-fake-ui", "--auto-accept-camera")) for a in page.argv)
+        assert "--deny-permission-prompts" in page.argv and "--remote-debugging-pipe" in page.argv
+        assert page.argv[-1].startswith("data:text/html,") and page.url not in page.argv
+        assert f"--window-size={cfg.display.width},{cfg.display.height}" in page.argv
     assert actions.plan(VideoCall("skype", name="anna"), cfg).argv == ("xdg-open", "skype:anna?call")
 
 
@@ -102,7 +109,7 @@ def test_a_call_to_a_server_not_allowed_never_starts_the_browser(cfg):
         assert isinstance(step, actions.Unrunnable) and step.reason == "server_not_allowed", server
     assert actions.plan(VideoCall("jitsi", "https://meet.evil.example/x", "room"), cfg).detail == "https://meet.evil.example"
     # Any spelling of a listed server is that server.
-    assert isinstance(actions.plan(VideoCall("jitsi", "https://MEET.example.se:443/", "room"), cfg), actions.External)
+    assert isinstance(actions.plan(VideoCall("jitsi", "https://MEET.example.se:443/", "room"), cfg), actions.BrowserPage)
     nothing = replace(cfg, calls=CallsConfig(()))
     for call in (VideoCall("jitsi", "https://meet.example.se", "room"), VideoCall("teams", user="a@b.se")):
         assert actions.plan(call, nothing) == actions.Unrunnable("server_not_allowed", actions.call_server(call).rstrip("/"))
@@ -116,7 +123,7 @@ def test_the_failed_call_says_in_plain_words_why_without_the_word_server():
 
     card = Card(uid="04A2B3C4D5E680", label="Anna", action=VideoCall("jitsi", "https://meet.evil.example", "room"))
     title, explain = failure_words(Words("sv"), card, "server_not_allowed")
-    assert title == "Anna gick inte att starta."
+    assert title == "Samtalet med Anna kunde inte starta."
     assert explain == "Surfplattan är inte inställd för det här samtalet. Be din kontaktperson om hjälp."
     assert "server" not in explain.lower()
 
@@ -423,4 +430,4 @@ def test_the_demo_lists_its_own_call_server_so_its_call_card_runs(tmp_path):
     assert calls
     for card in calls:
         step = actions.plan(card.action, cfg)
-        assert isinstance(step, actions.External) and "--use-fake-ui-for-media-stream" in step.argv
+        assert isinstance(step, actions.BrowserPage) and step.camera_origin == "https://meet.jit.si"

@@ -518,6 +518,10 @@ inputs = st.one_of(
             "cards_ok",
             "cards_kept",
             "cards_unreadable",
+            "verdict_failed",
+            "verdict_ended",
+            "waiting",
+            "waiting_none",
         ]
     ),
 )
@@ -546,6 +550,10 @@ def drive(s: S.Session, item) -> list:
         "cards_ok": lambda: s.card_file_state("ok"),
         "cards_kept": lambda: s.card_file_state("kept"),
         "cards_unreadable": lambda: s.card_file_state("unreadable"),
+        "verdict_failed": lambda: s.browser_verdict(running, "load_failed", "net::ERR_NAME_NOT_RESOLVED") if running else [],
+        "verdict_ended": lambda: s.browser_verdict(running, "ended_by_other_side") if running else [],
+        "waiting": lambda: s.someone_waiting([ANNA]),
+        "waiting_none": lambda: s.someone_waiting([]),
     }[item]()
 
 
@@ -578,6 +586,14 @@ def test_starts_and_stops_always_balance(mode, items):
             assert s.card_file == "unreadable"
         if isinstance(s.screen, S.ShowingCard) and s.screen.phase != "finished":
             assert s.running == s.screen.card
+        # "Anna is waiting" only on a home with nothing running, and announced only as it shows.
+        if isinstance(s.screen, S.Home) and s.screen.waiting is not None:
+            assert s.running is None and s.present is None and not s.screen.notice
+        for e in fx:
+            if isinstance(e, S.Announce):
+                assert isinstance(s.screen, S.Home) and s.screen.waiting == e.card
+        if isinstance(s.screen, S.CallEnded):
+            assert s.running is None
 
 
 @settings(max_examples=200, deadline=None)
@@ -599,3 +615,68 @@ def test_in_slot_mode_taking_a_closing_card_out_always_ends_at_home(items, uid):
         assert isinstance(s.screen, S.Home) and s.running is None
     else:
         assert s.running in (None, card)
+
+
+# --- the browser's verdicts and someone waiting ---------------------------------------------------
+
+
+def test_a_page_or_call_that_could_not_start_ends_the_browser_and_waits_for_the_card():
+    s = new()
+    s.event(CardPresent(ANNA.uid))
+    fx = s.browser_verdict(ANNA, "conference_failed", "conference.connectionError.notAllowed")
+    assert kinds(fx, S.StopAction) == [S.StopAction(ANNA, "conference_failed")]
+    assert kinds(fx, S.Record) == [
+        S.Record("action_failed", ANNA.uid, "video_call", "conference_failed", "conference.connectionError.notAllowed")
+    ]
+    assert s.screen == S.ActionFailed(ANNA, "conference_failed", "conference.connectionError.notAllowed") and s.running is None
+    assert s.browser_verdict(ANNA, "load_failed") == []  # one verdict per run; a late one does nothing
+    s.event(CardRemoved(ANNA.uid))
+    assert s.screen == S.Home()
+
+
+def test_a_call_the_other_side_ended_says_so_until_the_card_comes_out_and_tap_mode_has_home():
+    s = new()
+    s.event(CardPresent(ANNA.uid))
+    fx = s.browser_verdict(ANNA, "ended_by_other_side", "the other side left")
+    assert kinds(fx, S.Record)[0].kind == "action_ended" and kinds(fx, S.Record)[0].outcome == "ended_by_other_side"
+    assert s.screen == S.CallEnded(ANNA) and not s.shows_home_button
+    s.event(CardRemoved(ANNA.uid))
+    assert s.screen == S.Home()
+    t = new("tap")
+    t.event(CardPresent(ANNA.uid))
+    t.browser_verdict(ANNA, "ended_by_other_side")
+    assert t.screen == S.CallEnded(ANNA) and t.shows_home_button
+    t.event(CardPresent(ANNA.uid))  # tapping the card again goes home
+    assert t.screen == S.Home()
+    # A verdict for a card no longer running (the next card is in) changes nothing.
+    u = new()
+    u.event(CardPresent(ANNA.uid))
+    u.event(CardPresent(RADIO.uid))
+    assert u.browser_verdict(ANNA, "load_failed") == [] and isinstance(u.screen, S.ShowingCard)
+
+
+def test_someone_waiting_shows_on_idle_home_announced_once_and_home_returns_when_the_room_empties():
+    s = new()
+    fx = s.someone_waiting([ANNA, WEB])
+    assert s.screen.waiting == ANNA and fx == [S.Announce(ANNA)]
+    assert not s.idle and s.home_idle  # no question over it, but the servers are still asked
+    assert s.someone_waiting([ANNA]) == [] and s.screen.waiting == ANNA  # still there: said once
+    assert s.someone_waiting([]) == [] and s.screen == S.Home() and s.screen.waiting is None
+    assert s.someone_waiting([ANNA]) == [S.Announce(ANNA)]  # a new wait, a new announcement
+    s.event(CardPresent(ANNA.uid))  # the resident puts Anna's card in
+    assert isinstance(s.screen, S.ShowingCard) and s.someone_waiting([ANNA]) == []
+    assert isinstance(s.screen, S.ShowingCard)  # nothing shows over a running call
+    s.event(CardRemoved(ANNA.uid))
+    assert s.screen == S.Home()  # not shown again until the servers answer afresh
+
+
+def test_someone_waiting_puts_off_a_question_and_never_shows_on_a_notice_or_a_lost_reader():
+    s = new()
+    s.prompt_due(Prompt())
+    assert isinstance(s.screen, S.Asking)
+    fx = s.someone_waiting([ANNA])
+    assert kinds(fx, S.PromptSnoozed) and s.screen.waiting == ANNA
+    assert s.prompt_due(Prompt()) == [] and s.screen.waiting == ANNA  # no question over it
+    lost = new()
+    lost.event(ReaderStatus("lost"))
+    assert lost.someone_waiting([ANNA]) == [] and isinstance(lost.screen, S.ReaderLost)

@@ -144,7 +144,9 @@ def _drive(home: Path, out: Path) -> None:
         yield lambda: on(S.ShowingCard) and session.screen.phase == "running" and app.program is not None
         app.shown_listeners.remove(grab)
         results["card_first_frame"] = "done" in first_frame
-        results["call_argv"] = app.program.proc.args
+        page = app.program.page  # the browser starts beside the screen; its page comes over the pipe
+        results["call_argv"], results["call_url"], results["call_camera"] = page.argv, page.url, page.camera_origin
+        yield lambda: app.program.pid is not None
         pid = app.program.pid
         results["steps"].append("card")
         app.send_to_bridge({"command": "remove"})
@@ -281,8 +283,9 @@ def test_demo_keys_drive_the_reader_escape_is_ignored_and_quit_keys_close(run):
 def test_card_screen_is_the_first_frame_then_the_call_starts(run):
     assert run["card_first_frame"]
     argv = run["call_argv"]
-    assert "--use-fake-ui-for-media-stream" in argv
-    assert any(a.startswith("https://meet.jit.si/klick-demo-familjen-andersson#config.prejoinConfig.enabled=false") for a in argv)
+    assert "--use-fake-ui-for-media-stream" not in argv and "--remote-debugging-pipe" in argv
+    assert run["call_url"].startswith("https://meet.jit.si/klick-demo-familjen-andersson#config.prejoinConfig.enabled=false")
+    assert run["call_camera"] == "https://meet.jit.si"
     assert "removed" in run["steps"]
 
 

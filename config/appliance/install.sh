@@ -8,6 +8,7 @@
 #   /run/klick           the bridge's socket (made by the unit at start)
 #   /etc/systemd/system  klick-bridge.service, klick-launcher.service, klick-retry@.timer
 #   /etc/udev/rules.d    99-klick.rules; /etc/sysusers.d, /etc/tmpfiles.d, /etc/pam.d, /etc/modprobe.d
+#   /etc/chromium/policies/managed/klick.json   what no site may do in the kiosk browser
 #
 # Idempotent: each file is written only when its content, mode or owner differs, so a second
 # run changes nothing and says so. Variables:
@@ -172,6 +173,14 @@ done
 put 644 0:0 "$SRC/config/udev/99-klick.rules" /etc/udev/rules.d/99-klick.rules
 put 644 0:0 "$SRC/config/appliance/pam-klick-kiosk" /etc/pam.d/klick-kiosk
 put 644 0:0 "$SRC/config/appliance/modprobe-klick-nfc.conf" /etc/modprobe.d/klick-nfc.conf
+# Chromium's managed policy, for every profile on the machine: no site may use the camera or
+# microphone, send notifications, ask for the location, download, save passwords, translate or
+# run in the background. The launcher grants the camera and microphone to exactly the call
+# server of the card in the slot, in the call profile only, over its own DevTools pipe, which
+# this policy leaves working (so it must never set DeveloperToolsAvailability: that closes the
+# pipe too). Nothing in it depends on klick.yaml: editing calls.allowed_servers needs no
+# reinstall.
+put 644 0:0 "$SRC/config/appliance/chromium-policy.json" /etc/chromium/policies/managed/klick.json
 
 # 7. Enable. A running systemd is told directly; an image (or a machine without systemd running)
 #    gets the same symlinks offline with `systemctl --root`.

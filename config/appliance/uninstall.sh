@@ -28,7 +28,8 @@ fi
 
 for f in /etc/systemd/system/klick-bridge.service /etc/systemd/system/klick-launcher.service /etc/systemd/system/klick-fleet.service \
          /etc/systemd/system/klick-retry@.timer /etc/udev/rules.d/99-klick.rules /etc/pam.d/klick-kiosk \
-         /etc/modprobe.d/klick-nfc.conf /etc/sysusers.d/klick.conf /etc/tmpfiles.d/klick.conf; do
+         /etc/modprobe.d/klick-nfc.conf /etc/sysusers.d/klick.conf /etc/tmpfiles.d/klick.conf \
+         /etc/chromium/policies/managed/klick.json; do
     if [ -e "$D$f" ] || [ -L "$D$f" ]; then
         rm -f "$D$f"
         say "  removed $f"

@@ -1,5 +1,6 @@
-"""The calm message screens: an unknown card, a lost reader, an action that could not start,
-a carer card on a tablet without a carer PIN, and a card file that cannot be read."""
+"""The calm message screens: an unknown card, a lost reader, an action or call that could not
+start, a call the other side ended, a carer card on a tablet without a carer PIN, and a card
+file that cannot be read."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from typing import Any
 
 from launcher import theme
 from launcher.screens.widgets import BigButton, Filled, InfoSymbol, Text
-from launcher.session import ActionFailed, CardsUnreadable, CarerNotSetUp, ReaderLost, UnknownCard
-from launcher.wording import failure_words
+from launcher.session import ActionFailed, CallEnded, CardsUnreadable, CarerNotSetUp, ReaderLost, UnknownCard
+from launcher.wording import TRY_LATER, ended_words, failure_words
 
 
 class MessageScreen(Filled):
@@ -69,7 +70,13 @@ class MessageScreen(Filled):
             self.hint.text = take_out
         elif isinstance(screen, ActionFailed):
             self.symbol.set_kind("failed")
-            self.title.text, self.body.text = failure_words(w, screen.card, screen.reason)
+            self.title.text, self.body.text = failure_words(w, screen.card, screen.reason, session.mode)
+            # "Take out the card and try again later." already says how to go back.
+            self.hint.text = "" if screen.reason in TRY_LATER and session.mode == "slot" else take_out
+        elif isinstance(screen, CallEnded):
+            self.symbol.set_kind("ended")
+            self.title.text = ended_words(w, screen.card)
+            self.body.text = ""
             self.hint.text = take_out
         want_home = session.shows_home_button
         if want_home != self._has_home:

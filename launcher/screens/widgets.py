@@ -178,7 +178,7 @@ class SlotPicture(Widget):
 
 class InfoSymbol(Widget):
     """A calm round symbol above a message: a card with a question (unknown), a plug (reader),
-    or an exclamation in a soft circle (failed). Drawn, never red."""
+    a handset put down (ended), or an exclamation in a soft circle (failed). Drawn, never red."""
 
     def __init__(self, kind: str = "info", **kw: Any) -> None:
         super().__init__(**kw)
@@ -208,6 +208,13 @@ class InfoSymbol(Widget):
                 bw, bh = d * 0.46, d * 0.26
                 Line(rounded_rectangle=(cx - bw / 2, cy - bh / 2 - d * 0.08, bw, bh, d * 0.04), width=max(2.0, d * 0.03))
                 Line(circle=(cx, cy - d * 0.02, d * 0.28, -50, 50), width=max(2.0, d * 0.03), cap="round")
+            elif self.kind == "ended":
+                # A telephone handset put down: an arc with an earpiece and a mouthpiece.
+                w = max(2.0, d * 0.05)
+                Line(circle=(cx, cy - d * 0.12, d * 0.26, -62, 62), width=w, cap="round")
+                for side in (-1, 1):
+                    ex = cx + side * d * 0.24
+                    Ellipse(pos=(ex - d * 0.08, cy - d * 0.04), size=(d * 0.16, d * 0.1))
             else:
                 bar = d * 0.09
                 Rectangle(pos=(cx - bar / 2, cy - d * 0.05), size=(bar, d * 0.3))
