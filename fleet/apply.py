@@ -64,7 +64,9 @@ class ApplySettings:
     #: The data folder: the state file and the temporary copy of a push live here.
     home: Path
     cards_file: Path
-    questionnaire_file: Path
+    #: Where the launcher reads the questionnaire; None when that is the shipped default (in the
+    #: program's own folder), which a push never overwrites.
+    questionnaire_file: Path | None
     allowed_servers: tuple[str, ...]
     #: The municipality's public key (``fleet.signing_key``); empty: this tablet takes no pushes.
     signing_key: str
@@ -272,6 +274,11 @@ class Applier:
         from klick.problems import errors_in
         from klick.questionnaire import check_questionnaire
 
+        if self.s.questionnaire_file is None:
+            return [
+                "this tablet reads the questionnaire shipped with Klick, which a push never replaces; set "
+                "paths.questionnaire in klick.yaml to a file in the data folder (e.g. /var/lib/klick/questionnaire.yaml)"
+            ]
         copy = folder / "questionnaire.yaml"
         os.rename(folder / "body", copy)
         questionnaire, problems = check_questionnaire(copy, display=f"questionnaire.yaml (pushed version {push.version})")

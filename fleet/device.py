@@ -108,11 +108,21 @@ def settings_from_config(cfg: Any) -> DeviceSettings:
             device=device,
             home=Path(cfg.paths.home),
             cards_file=Path(cfg.paths.registry),
-            questionnaire_file=Path(cfg.paths.questionnaire),
+            questionnaire_file=_pushable(Path(cfg.paths.questionnaire)),
             allowed_servers=tuple(cfg.calls.allowed_servers),
             signing_key=cfg.fleet.signing_key,
         ),
     )
+
+
+def _pushable(questionnaire: Path) -> Path | None:
+    """The questionnaire file a push may replace: not the one shipped in the program's own folder."""
+    from klick.config import shipped_config_dir
+
+    shipped = shipped_config_dir()
+    if shipped is not None and questionnaire.resolve().is_relative_to(shipped.resolve()):
+        return None
+    return questionnaire
 
 
 @dataclass

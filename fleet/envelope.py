@@ -88,6 +88,8 @@ def size_problem(size: int) -> str | None:
     """The one size rule for a push, in words; None when ``size`` bytes may go."""
     if size <= MAX_PUSH:
         return None
+    if _mb(size) == _mb(MAX_PUSH):
+        return f"the push is {size:,} bytes; a push may be at most {MAX_PUSH:,} bytes ({_mb(MAX_PUSH)})"
     return f"the push is {_mb(size)}; a push may be at most {_mb(MAX_PUSH)}"
 
 

@@ -96,9 +96,17 @@ def keygen(office_yaml: Path) -> tuple[subprocess.CompletedProcess, str]:
 
 
 def make_tablet(broker: Broker, folder: Path, name: str, public_key: str, *, state_every_s: int = 300) -> Path:
-    """A tablet's home that takes pushes signed by ``public_key`` and calls only to meet.example.se."""
-    extra = f'  signing_key: "{public_key}"\ncalls:\n  allowed_servers: [{ALLOWED}]\n'
-    return device_home(broker, folder, name, state_every_s=state_every_s, extra=extra)
+    """A tablet's home that takes pushes signed by ``public_key`` and calls only to meet.example.se,
+    with the usage.db a launcher makes."""
+    from klick.usage import UsageLog
+
+    extra = (
+        f'  signing_key: "{public_key}"\ncalls:\n  allowed_servers: [{ALLOWED}]\n'
+        "paths:\n  questionnaire: questionnaire.yaml\n"  # a pushed questionnaire goes here, beside klick.yaml
+    )
+    path = device_home(broker, folder, name, state_every_s=state_every_s, extra=extra)
+    UsageLog.open(folder / "usage.db", device=name, enrolled=True).close()  # as the launcher leaves it
+    return path
 
 
 def klick(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

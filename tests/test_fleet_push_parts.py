@@ -106,7 +106,8 @@ def test_the_envelope_refuses_in_plain_words():
         json.dumps({**header, "version": True}).encode() + b"\nx": "wrong version",
         json.dumps({**header, "name": "../x"}).encode() + b"\nx": "wrong name",
         json.dumps(header).encode() + b"\nxy": "incomplete",
-        b" " * (envelope.MAX_PUSH + 1): "at most 16.0 MB",
+        b" " * (envelope.MAX_PUSH + 1): "16,777,217 bytes; a push may be at most 16,777,216 bytes",
+        b" " * (20 * 1024 * 1024): "the push is 20.0 MB; a push may be at most 16.0 MB",
     }
     for payload, words in cases.items():
         with pytest.raises(envelope.BadPush, match=words):
@@ -270,6 +271,17 @@ def test_a_questionnaire_the_tablet_cannot_write_is_tried_again_later(home):
     again = Applier(ApplySettings("hbg-01", home, home / "cards.yaml", target / "questionnaire.yaml", (), public_text(KEY)))
     assert again.receive("questionnaire", push).ok  # its own trouble, not the push's: tried again after a restart
     assert (target / "questionnaire.yaml").read_bytes() == QUESTIONNAIRE.read_bytes()
+
+
+def test_a_push_never_replaces_the_questionnaire_shipped_with_klick(home):
+    from fleet.device import _pushable
+
+    assert _pushable(QUESTIONNAIRE) is None and _pushable(home / "questionnaire.yaml") == home / "questionnaire.yaml"
+    applier = Applier(ApplySettings("hbg-01", home, home / "cards.yaml", None, (), public_text(KEY)))
+    before = QUESTIONNAIRE.read_bytes()
+    outcome = applier.receive("questionnaire", sealed(before.replace(b"per_day: 3", b"per_day: 2"), 3, kind="questionnaire"))
+    assert not outcome.ok and "set paths.questionnaire in klick.yaml to a file in the data folder" in outcome.problems[0]
+    assert QUESTIONNAIRE.read_bytes() == before and not QUESTIONNAIRE.with_name("questionnaire.yaml.bak").exists()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
