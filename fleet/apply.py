@@ -54,6 +54,10 @@ _TEMP_PREFIX = ".fleet-push-"
 MAX_PROBLEMS, MAX_PROBLEM_CHARS = 12, 400
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 class _Trouble(Exception):
     """The tablet could not apply a push for a reason of its own (disk, permissions)."""
 
@@ -146,7 +150,7 @@ class Applier:
             entry = self.in_force(kind)
             if entry is not None:
                 out[kind] = {k: entry.get(k) for k in ("version", "at", "name")}
-        refused = self.state.get("refused") if isinstance(self.state.get("refused"), dict) else {}
+        refused = _mapping(self.state.get("refused"))
         said = {k: {f: refused[k].get(f) for f in ("version", "at", "problems")} for k in envelope.KINDS if k in refused}
         if said:
             out["refused"] = said
@@ -163,7 +167,7 @@ class Applier:
         digest = hashlib.sha256(self._mark + payload).hexdigest()
         if self._seen.get(kind) == digest:
             return None
-        refused = self.state.get("refused", {}).get(kind) if isinstance(self.state.get("refused"), dict) else None
+        refused = _mapping(self.state.get("refused")).get(kind)
         if isinstance(refused, dict) and refused.get("digest") == digest:
             self._seen[kind] = digest
             return None
@@ -231,7 +235,7 @@ class Applier:
         if len(problems) > MAX_PROBLEMS:
             shown += (f"and {len(problems) - MAX_PROBLEMS} more problems",)
         now = iso(self.clock())
-        refused = self.state.get("refused") if isinstance(self.state.get("refused"), dict) else {}
+        refused = _mapping(self.state.get("refused"))
         refused[kind] = {"version": version, "at": now, "problems": list(shown), "digest": digest}  # None: try again
         self.state["refused"] = refused
         self.state["last"] = {"kind": kind, "version": version, "ok": False, "at": now}

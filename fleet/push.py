@@ -305,7 +305,7 @@ def answer_for(applied: dict[str, Any], kind: str, version: int) -> Result | Non
     refused = applied.get("refused")
     refusal = refused.get(kind) if isinstance(refused, dict) else None
     if isinstance(refusal, dict) and refusal.get("version") == version:
-        problems = refusal.get("problems") if isinstance(refusal.get("problems"), list) else []
+        problems = refusal["problems"] if isinstance(refusal.get("problems"), list) else []
         return Result(device, "refused", version, "; ".join(str(p) for p in problems[:3]) or "refused")
     return None
 

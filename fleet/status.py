@@ -118,7 +118,7 @@ def summarise(retained: dict[str, dict[str, Any]], now: float) -> list[DeviceSta
             since = _time(state.get("at"))
         else:
             since = _time(seen.get("at"))
-        reader = full.get("reader") if isinstance(full.get("reader"), dict) else {}
+        reader = _mapping(full.get("reader"))
         status = DeviceStatus(
             device=device,
             online=online,
@@ -169,7 +169,7 @@ def _pushes(status: DeviceStatus, applied: dict[str, Any]) -> list[str]:
             in_force[kind] = (entry["version"], _time(entry.get("at")) or "")
     status.cards_pushed = in_force.get("cards", (None, ""))[0]
     status.questionnaire_pushed = in_force.get("questionnaire", (None, ""))[0]
-    refused = applied.get("refused") if isinstance(applied.get("refused"), dict) else {}
+    refused = _mapping(applied.get("refused"))
     newest: tuple[str, str] | None = None
     current: list[str] = []
     for kind, what in _WHAT.items():
@@ -216,6 +216,10 @@ def format_lines(statuses: list[DeviceStatus]) -> list[str]:
             line += "  PROBLEM: " + "; ".join(s.problems)
         lines.append(line)
     return lines
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _time(value: Any) -> str | None:

@@ -31,7 +31,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from klick.export import TABLES
 from klick.usage import KINDS, from_iso
@@ -195,7 +195,7 @@ def row_problem(table: str, values: Any) -> str | None:
     return None
 
 
-def _is_seq(value: Any, zero: bool = False) -> bool:
+def _is_seq(value: Any, zero: bool = False) -> TypeGuard[int]:
     return type(value) is int and (0 if zero else 1) <= value < 2**62
 
 
