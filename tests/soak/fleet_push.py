@@ -178,7 +178,8 @@ def run(quick: bool = False) -> list[tuple[str, str, str, bool]]:
     return [
         (
             f"pushed card sets: `klick fleet` SIGKILLed while applying ({c['apply_s'] * 1000:.0f} ms an apply)",
-            f"{c['kills']} kills: {c['old_on_disk']} left the old set, {c['kills'] - c['old_on_disk'] - c['torn']} the new",
+            f"{c['kills']} kills: {c['old_on_disk']} left the old set, {c['kills'] - c['old_on_disk'] - c['torn']} the new "
+            f"({c['mid_apply'] - c['old_on_disk']} of them not yet recorded)",
             f"{n['kills']} kills",
             c["kills"] == n["kills"],
         ),
