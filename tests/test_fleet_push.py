@@ -274,6 +274,12 @@ def test_the_office_refuses_what_it_must_not_send(broker, fleet3, tmp_path):
     typed = make_bundle(tmp_path / "typed.klick", "Typed", 1, extra='  - uid: "04EE"\n    label: [a, b]\n')
     result = push(office, "cards", typed, "--device", "hbg-01")
     assert result.returncode == 1 and "cards.yaml in typed.klick:" in result.stderr and "label must be text" in result.stderr
+    # The collector's broker user may not write a tablet's set/... topics (the shipped ACL): said, not hidden.
+    ok = make_bundle(tmp_path / "ok0.klick", "Ok", 1)
+    result = push(office, "cards", ok, "--device", "hbg-01", *broker.office_args("collector"))
+    assert result.returncode == 1 and result.stdout.startswith(
+        "hbg-01  NOT SENT  card set: the broker refused it (Not authorized)"
+    )
     (office.parent / "fleet-office.key").chmod(0o644)
     result = push(office, "cards", make_bundle(tmp_path / "ok2.klick", "Ok", 1), "--device", "hbg-01")
     assert result.returncode == 2 and "chmod 600" in result.stderr
