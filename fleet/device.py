@@ -7,6 +7,10 @@ and writes that number to usage.db only after the PUBACK. Killed at any moment, 
 from the mark: the broker may get a batch twice, never a row not at all. A batch the broker
 refuses (MQTT 5 reason code) is not counted as sent.
 
+Pushes: the office's signed card sets and questionnaires arrive on ``set/cards`` and
+``set/questionnaire`` and are checked and swapped in by :mod:`fleet.apply`; what is in force (and
+the last refusal) is said, retained, on ``applied``.
+
 Presence: a retained ``state`` (online, versions, reader, backlog, disk, last error), refreshed
 on change and every ``fleet.state_every_s``, and the broker's last will that sets it offline. A
 copy goes to ``seen``, which the will leaves alone, so ``klick fleet status`` can still say when
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet import wire
+from fleet.apply import Applier, ApplySettings
 from fleet.mqtt import Access, FleetSetupError, access_from_config, connect_properties, make_client
 from fleet.outbox import WITHDRAWN_SENT, NotReady, Outbox
 from klick import __version__
@@ -68,6 +73,8 @@ class DeviceSettings:
     include_free_text: bool
     state_every_s: int
     max_backlog_days: int
+    #: Where pushed card sets and questionnaires go, and what they are checked against.
+    apply: ApplySettings
 
 
 def settings_from_config(cfg: Any) -> DeviceSettings:
@@ -97,7 +104,25 @@ def settings_from_config(cfg: Any) -> DeviceSettings:
         include_free_text=cfg.fleet.include_free_text,
         state_every_s=cfg.fleet.state_every_s,
         max_backlog_days=cfg.fleet.max_backlog_days,
+        apply=ApplySettings(
+            device=device,
+            home=Path(cfg.paths.home),
+            cards_file=Path(cfg.paths.registry),
+            questionnaire_file=_pushable(Path(cfg.paths.questionnaire)),
+            allowed_servers=tuple(cfg.calls.allowed_servers),
+            signing_key=cfg.fleet.signing_key,
+        ),
     )
+
+
+def _pushable(questionnaire: Path) -> Path | None:
+    """The questionnaire file a push may replace: not the one shipped in the program's own folder."""
+    from klick.config import shipped_config_dir
+
+    shipped = shipped_config_dir()
+    if shipped is not None and questionnaire.resolve().is_relative_to(shipped.resolve()):
+        return None
+    return questionnaire
 
 
 @dataclass
@@ -160,6 +185,7 @@ class Device:
         self.stopping = False
         self._cards_stat: tuple | None = None
         self._cards_version: str | None = None
+        self.applier = Applier(settings.apply, clock=clock)
 
     # -- running --------------------------------------------------------------------------------
     def run(self) -> int:
@@ -321,9 +347,10 @@ class Device:
             self.online_since = iso(self.clock())
             self._restart_stream(self.acked)
             self.withdrawn_mid = None
-            self.client.subscribe(wire.topic(self.s.device, wire.RESEND), qos=1)
+            self.client.subscribe([(wire.topic(self.s.device, leaf), 1) for leaf in (wire.RESEND, *wire.SET.values())])
             log.info("klick fleet: connected")
             self.publish_state()
+            self.publish_applied()
         elif kind == "disconnect":
             if self.connected:
                 log.warning("klick fleet: connection to the broker lost (%s); trying again", event[1])
@@ -368,6 +395,12 @@ class Device:
                 self.unwritten_ack = None
 
     def _message(self, topic: str, payload: bytes) -> None:
+        for kind, leaf in wire.SET.items():
+            if topic == wire.topic(self.s.device, leaf):
+                if self.applier.receive(kind, payload) is not None:
+                    self.publish_applied()
+                    self.publish_state()  # with the new card file's hash
+                return
         if topic != wire.topic(self.s.device, wire.RESEND) or not payload:
             return
         try:
@@ -387,6 +420,15 @@ class Device:
         self._restart_stream(min(start, self.acked))
 
     # -- state ----------------------------------------------------------------------------------
+    def publish_applied(self) -> None:
+        """What is in force and the last refusals (retained); the same bytes until something changes."""
+        message = self.applier.message()
+        if message is None or not self.connected:
+            return
+        info = self.client.publish(wire.topic(self.s.device, wire.APPLIED), wire.encode(message), qos=1, retain=True)
+        if info.rc == 0:
+            self.state_mids.add(info.mid)
+
     def publish_state(self) -> None:
         if not self.connected:
             return

@@ -44,6 +44,11 @@ class DeviceStatus:
     consent: str | None
     withdrawn: bool
     last_error: str | None
+    #: The versions of the pushed card set and questionnaire in force (``applied``), if any.
+    cards_pushed: int | None = None
+    questionnaire_pushed: int | None = None
+    #: The newest refusal of a push, in words ("card set v17, 2026-03-05T…: …"), if any.
+    last_refusal: str | None = None
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -96,7 +101,8 @@ def read_retained(access: Access, *, client_id: str, quiet_s: float = 0.6, limit
     return found
 
 
-_LEAVES = (wire.STATE, wire.SEEN, wire.WITHDRAWN)
+_LEAVES = (wire.STATE, wire.SEEN, wire.WITHDRAWN, wire.APPLIED)
+_WHAT = {"cards": "card set", "questionnaire": "questionnaire"}
 
 
 def summarise(retained: dict[str, dict[str, Any]], now: float) -> list[DeviceStatus]:
@@ -112,7 +118,7 @@ def summarise(retained: dict[str, dict[str, Any]], now: float) -> list[DeviceSta
             since = _time(state.get("at"))
         else:
             since = _time(seen.get("at"))
-        reader = full.get("reader") if isinstance(full.get("reader"), dict) else {}
+        reader = _mapping(full.get("reader"))
         status = DeviceStatus(
             device=device,
             online=online,
@@ -129,6 +135,7 @@ def summarise(retained: dict[str, dict[str, Any]], now: float) -> list[DeviceSta
             withdrawn=wire.WITHDRAWN in parts,
             last_error=_word(full.get("last_error"), 160),
         )
+        refusals = _pushes(status, parts.get(wire.APPLIED) or {})
         if not state and not seen:
             status.problems.append("has never said how it is")
         if state.get("garbled") or seen.get("garbled"):
@@ -143,9 +150,43 @@ def summarise(retained: dict[str, dict[str, Any]], now: float) -> list[DeviceSta
             status.problems.append(f"backlog growing: {status.backlog:,} rows waiting since {_show(status.backlog_oldest_at)}")
         if status.last_error:
             status.problems.append(f"last error: {status.last_error}")
+        status.problems.extend(refusals)
         out.append(status)
     out.sort(key=lambda s: (not s.problems, s.online, s.device))
     return out
+
+
+def _pushes(status: DeviceStatus, applied: dict[str, Any]) -> list[str]:
+    """Fill in the pushed versions in force and the newest refusal; return the refusals that are
+    problems: those newer than what is in force of their kind (the office meant something the
+    tablet did not take)."""
+    if applied.get("garbled"):
+        return ["its applied message cannot be read"]
+    in_force: dict[str, tuple[int, str]] = {}
+    for kind in _WHAT:
+        entry = applied.get(kind)
+        if isinstance(entry, dict) and type(entry.get("version")) is int:
+            in_force[kind] = (entry["version"], _time(entry.get("at")) or "")
+    status.cards_pushed = in_force.get("cards", (None, ""))[0]
+    status.questionnaire_pushed = in_force.get("questionnaire", (None, ""))[0]
+    refused = _mapping(applied.get("refused"))
+    newest: tuple[str, str] | None = None
+    current: list[str] = []
+    for kind, what in _WHAT.items():
+        refusal = refused.get(kind)
+        if not isinstance(refusal, dict):
+            continue
+        at = _time(refusal.get("at")) or ""
+        version = refusal.get("version")
+        problems = refusal.get("problems") if isinstance(refusal.get("problems"), list) else []
+        first = _word(problems[0], 200) if problems and isinstance(problems[0], str) else "refused"
+        words = f"{what}{f' v{version}' if type(version) is int else ''} refused" + (f" {_show(at)}" if at else "") + f": {first}"
+        if newest is None or at > newest[0]:
+            newest = (at, words)
+        if at > in_force.get(kind, (0, ""))[1]:
+            current.append(f"the pushed {words}")
+    status.last_refusal = newest[1] if newest else None
+    return current
 
 
 def format_lines(statuses: list[DeviceStatus]) -> list[str]:
@@ -163,6 +204,11 @@ def format_lines(statuses: list[DeviceStatus]) -> list[str]:
             f"backlog {s.backlog if s.backlog is not None else '?':<6}",
             f"cards {s.cards_version or '-'}",
         ]
+        if s.cards_pushed is not None or s.questionnaire_pushed is not None:
+            parts.append(
+                f"pushed: cards {f'v{s.cards_pushed}' if s.cards_pushed is not None else '-'}, "
+                f"questions {f'v{s.questionnaire_pushed}' if s.questionnaire_pushed is not None else '-'}"
+            )
         if s.withdrawn:
             parts.append("consent withdrawn")
         line = "  ".join(parts)
@@ -170,6 +216,10 @@ def format_lines(statuses: list[DeviceStatus]) -> list[str]:
             line += "  PROBLEM: " + "; ".join(s.problems)
         lines.append(line)
     return lines
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _time(value: Any) -> str | None:

@@ -9,7 +9,9 @@ Topics, with ``D`` the device's name (its broker username, its ``device`` in the
     klick/D/rows        tablet            a batch of pseudonymised rows, each with its sequence
     klick/D/withdrawn   tablet  retained  consent withdrawn: delete this device's personal rows
     klick/D/set/resend  collector  retained  "send again from sequence N" (a gap was seen)
-    klick/D/set/...     office  retained  pushed card sets and questionnaires (part 2)
+    klick/D/set/cards   office  retained  a signed card bundle with its version (fleet.envelope)
+    klick/D/set/questionnaire  office  retained  a signed questionnaire with its version
+    klick/D/applied     tablet  retained  what is in force, the last refusal of each kind (fleet.apply)
 
 A rows message is one JSON object::
 
@@ -29,7 +31,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from klick.export import TABLES
 from klick.usage import KINDS, from_iso
@@ -52,11 +54,15 @@ __all__ = [
 
 ROOT = "klick"
 WIRE_VERSION = 1
-#: The broker refuses bigger messages (klick.conf: message_size_limit); the collector too.
+#: The largest rows batch, state or resend request the collector reads (the broker's own limit,
+#: max_packet_size in klick.conf, is set for pushed card sets: fleet.envelope.MAX_PUSH).
 MAX_MESSAGE = 1024 * 1024
 MAX_ROWS = 5000
 #: Leaves of the topic tree.
 STATE, SEEN, ROWS, WITHDRAWN, RESEND = "state", "seen", "rows", "withdrawn", "set/resend"
+APPLIED = "applied"
+#: The office's push topics, by what they carry.
+SET = {"cards": "set/cards", "questionnaire": "set/questionnaire"}
 #: Names a device may not have: the users of the office side.
 RESERVED = frozenset({"collector", "office", "admin", "group", "groups", "all"})
 
@@ -189,7 +195,7 @@ def row_problem(table: str, values: Any) -> str | None:
     return None
 
 
-def _is_seq(value: Any, zero: bool = False) -> bool:
+def _is_seq(value: Any, zero: bool = False) -> TypeGuard[int]:
     return type(value) is int and (0 if zero else 1) <= value < 2**62
 
 

@@ -153,6 +153,13 @@ class FleetConfig:
     max_backlog_days: int = 90
     #: Free-text answers leave the tablet only when this says so.
     include_free_text: bool = False
+    #: The municipality's public key (``klick fleet keygen``): the tablet takes a pushed card set or
+    #: questionnaire only when this key's private half signed it. Empty: no pushes are taken.
+    signing_key: str = ""
+    #: At the office: the private key that signs pushes (``klick fleet keygen`` writes it, mode 0600).
+    office_key_file: Path = Path("fleet-office.key")
+    #: At the office: the tablets of each group, for ``klick fleet push ... --group``.
+    groups_file: Path = Path("fleet-groups.yaml")
 
 
 @dataclass(frozen=True)
@@ -269,6 +276,25 @@ def _export_key(node: yaml.Node) -> str:
     return value
 
 
+def _public_key(node: yaml.Node) -> str:
+    import binascii
+
+    value = typed.text(node).strip()
+    if not value:
+        return ""
+    try:
+        raw = binascii.a2b_base64(value.encode("ascii"), strict_mode=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raw = b""
+    if len(raw) != 32:
+        raise typed.Wrong(
+            "must be the public key `klick fleet keygen` printed (44 characters ending in =), "
+            f"not {len(value)} characters (and never the private key)",
+            kind="range",
+        )
+    return value
+
+
 def _servers(node: yaml.Node) -> tuple[str, ...]:
     from klick.calls import CallServerError, call_origin
 
@@ -379,6 +405,9 @@ _SECTIONS: dict[str, tuple[type, dict[str, Checker]]] = {
             "state_every_s": _int(1, 86400),
             "max_backlog_days": _int(1, 3650),
             "include_free_text": _bool,
+            "signing_key": _public_key,
+            "office_key_file": _path,
+            "groups_file": _path,
         },
     ),
 }
@@ -399,6 +428,8 @@ _PATH_FIELDS = {
     ("browser", "call_profile"),
     ("fleet", "ca_file"),
     ("fleet", "password_file"),
+    ("fleet", "office_key_file"),
+    ("fleet", "groups_file"),
 }
 
 

@@ -3,7 +3,8 @@
 Quick means: 20,000 frames instead of a million, 15 SIGKILLs per writer instead of 1,000, 4
 replugs instead of 100, 2,000 insert/remove cycles instead of 100,000, the hostile inputs
 without the 100 MB files, and the fleet with 3 broker crashes, 4 `klick fleet` SIGKILLs and 4,000
-events offline (instead of 20, 100 and 100,000); the appliance venv install runs only in `make soak`.
+events offline (instead of 20, 100 and 100,000), and 4 SIGKILLs of `klick fleet` while it applies a
+pushed card set (instead of 100); the appliance venv install runs only in `make soak`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 SOAK = Path(__file__).resolve().parent / "soak"
-MODULES = ["decoder_noise", "kill_writes", "replug", "cycles", "hostile", "fleet"]
+MODULES = ["decoder_noise", "kill_writes", "replug", "cycles", "hostile", "fleet", "fleet_push"]
 
 
 def load(name: str):

@@ -30,7 +30,9 @@ Config.set("graphics", "minimum_height", "620")
 Config.set("graphics", "resizable", "1")
 Config.set("graphics", "window_state", "maximized")
 
+import threading  # noqa: E402
 from collections import OrderedDict  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from kivy.app import App  # noqa: E402
@@ -47,6 +49,7 @@ from kivy.uix.gridlayout import GridLayout  # noqa: E402
 from kivy.uix.image import Image  # noqa: E402
 from kivy.uix.label import Label  # noqa: E402
 from kivy.uix.modalview import ModalView  # noqa: E402
+from kivy.uix.popup import Popup  # noqa: E402
 from kivy.uix.recyclegridlayout import RecycleGridLayout  # noqa: E402
 from kivy.uix.recycleview import RecycleView  # noqa: E402
 from kivy.uix.recycleview.views import RecycleDataViewBehavior  # noqa: E402
@@ -691,9 +694,13 @@ class CarerApp(App):
     ``self.w`` names the widgets of the page on show, for keys and for tests.
     """
 
-    def __init__(self, cfg: KlickConfig, session: EditorSession, *, card_source: bool = True, **kw) -> None:
+    def __init__(
+        self, cfg: KlickConfig, session: EditorSession, *, card_source: bool = True, push: Callable | None = None, **kw
+    ) -> None:
         super().__init__(**kw)
         self.cfg = cfg
+        #: Sends the card set to a tablet through the fleet (fleet.push.carer_push), or None: no button.
+        self.push = push
         self.locale = cfg.locale if cfg.locale in ("sv", "en") else "sv"
         self.session = session
         self.page = ""
@@ -806,6 +813,9 @@ class CarerApp(App):
         scroll.bind(width=lambda _s, width: setattr(grid, "cols", max(1, int((width - 8 + 28) // (CardTile.W + 28)))))
         page.add_widget(scroll)
         self.w = {"new_card": new, "undo": undo, "grid": grid, "scroll": scroll, **{f"card_{u}": t for u, t in tiles.items()}}
+        if self.push is not None:
+            self.w["send_to_tablet"] = BigButton(self.t("send_to_tablet"), self.send_to_tablet, size_hint_x=None, width=460)
+            page.add_widget(row(Widget(), self.w["send_to_tablet"]))
         self._set_page("list", page)
 
     def open_card(self, uid: str) -> None:
@@ -1104,6 +1114,52 @@ class CarerApp(App):
         self.chooser = self.popup = chooser
         chooser.open()
 
+    # ---- sending the card set to a tablet (the fleet) ------------------------------------
+
+    def send_to_tablet(self) -> None:
+        """Ask which tablet (or group), then push the card set off the screen's thread."""
+        box = BoxLayout(orientation="vertical", spacing=14)
+        box.add_widget(Plain(self.t("send_target"), "body", TEXT))
+        name = text_box(getattr(self, "send_target", ""), lambda value: setattr(self, "send_target", value))
+        box.add_widget(name)
+        send, cancel = BigButton(self.t("send"), None), BigButton(self.t("cancel"), None)
+        box.add_widget(row(send, cancel))
+        popup = Popup(title=self.t("send_to_tablet"), content=box, size_hint=(0.7, 0.45), title_size=FONT["heading"])
+
+        def go(*_) -> None:
+            target = name.text.strip()
+            if not target or self.push is None:
+                return
+            popup.dismiss()
+            self.say(self.t("sending", target=target))
+            path = self.session.bundle or self.session.path
+            threading.Thread(target=self._send, args=(self.push, path, target), name="push", daemon=True).start()
+
+        send.bind(on_release=go)
+        cancel.bind(on_release=lambda *_: popup.dismiss())
+        self.popup = popup
+        popup.open()
+
+    def _send(self, push: Callable, path: Path, target: str) -> None:
+        try:
+            results = push(path, target)
+            colour = TEXT if all(outcome in ("applied", "pending") for _, outcome, _ in results) else ERROR_TEXT
+            keys = {
+                "applied": "sent_applied",
+                "pending": "sent_pending",
+                "refused": "sent_refused",
+                "no_answer": "sent_no_answer",
+            }
+            text = "\n".join(
+                self.t(keys[outcome], device=device, reason=detail)
+                if outcome in keys
+                else self.t("send_failed", reason=f"{device}: {detail}")
+                for device, outcome, detail in results
+            )
+        except Exception as exc:  # whatever went wrong, the carer reads one sentence, never a Python error
+            text, colour = self.t("send_failed", reason=str(exc) or type(exc).__name__), ERROR_TEXT
+        Clock.schedule_once(lambda _dt: self.say(text, colour))
+
     # ---- keys -----------------------------------------------------------------------------
 
     def _on_key(self, _window, key: int, _scancode, codepoint, modifiers) -> bool:
@@ -1145,5 +1201,5 @@ def _is_dir(path: Path) -> bool:
         return False
 
 
-def run_app(cfg: KlickConfig, session: EditorSession) -> None:
-    CarerApp(cfg, session).run()
+def run_app(cfg: KlickConfig, session: EditorSession, push: Callable | None = None) -> None:
+    CarerApp(cfg, session, push=push).run()

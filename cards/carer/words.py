@@ -133,6 +133,24 @@ WORDS: dict[str, tuple[str, str]] = {
         "The Klick bridge stopped; waiting for it to come back.",
     ),
     "bridge_again": ("Klick-bryggan stannade; den startas igen …", "The Klick bridge stopped; starting it again …"),
+    "send_to_tablet": ("Skicka till surfplattan …", "Send to the tablet …"),
+    "send_target": ("Surfplattans namn (eller en grupp av surfplattor)", "The tablet's name (or a group of tablets)"),
+    "send": ("Skicka", "Send"),
+    "sending": ("Skickar korten till {target} …", "Sending the cards to {target} …"),
+    "sent_applied": ("Klart: surfplattan {device} använder nu de här korten.", "Done: the tablet {device} now uses these cards."),
+    "sent_pending": (
+        "Skickat till {device}. Surfplattan är avstängd just nu och får korten när den startar.",
+        "Sent to {device}. The tablet is off just now and gets the cards when it starts.",
+    ),
+    "sent_no_answer": (
+        "Skickat till {device}, men surfplattan har inte svarat ännu. Titta igen om en stund.",
+        "Sent to {device}, but the tablet has not answered yet. Look again in a while.",
+    ),
+    "sent_refused": (
+        "Surfplattan {device} tog inte emot korten: {reason}",
+        "The tablet {device} did not take the cards: {reason}",
+    ),
+    "send_failed": ("Kunde inte skicka: {reason}", "Could not send: {reason}"),
 }
 
 _PROBLEMS_SV: list[tuple[re.Pattern[str], str]] = [

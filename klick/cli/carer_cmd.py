@@ -52,8 +52,13 @@ def carer(ctx: click.Context, config_path: str | None, registry_path: str | None
     except ImportError as exc:
         session.close()
         fail(f"The carer window cannot open: {exc}.", EXIT_USAGE)
+    push = None
+    if cfg.fleet.host:  # "Send to the tablet…" only where this computer can push (a broker and the office key)
+        from fleet.push import carer_push
+
+        push = carer_push(cfg)
     try:
-        run_app(cfg, session)
+        run_app(cfg, session, push=push)
     finally:
         session.close()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from klick.cli.common import EXIT_INVALID, EXIT_USAGE, config_option, fail, get_config, plain_errors
+from klick.cli.common import EXIT_INVALID, EXIT_USAGE, config_option, fail, get_config, plain_errors, print_problems
 
 
 def _logging() -> None:
@@ -36,13 +36,16 @@ def fleet(ctx: click.Context, config_path: str | None, keepalive: int) -> None:
       klick fleet enrol hbg-07 --host mqtt.kommun.se   the tablet's settings and the broker's password line
       klick fleet collect --out PILOT.sqlite           every tablet's rows into one pilot file
       klick fleet status                               one line per tablet, problems first
+      klick fleet keygen                               the key pair that signs pushes
+      klick fleet push cards anna.klick --device hbg-07 --wait
+                                                       a card set to a tablet (or --group G)
     """
     if ctx.invoked_subcommand is not None:
         return
     # The tablet's daemon must stay small (goal: under 40 MiB). sqlite-utils, which klick.usage
     # uses, imports numpy when it is there (matplotlib brings it) only to map numpy types: 20 MiB
-    # the daemon never uses. Marking numpy absent keeps it out of this process alone.
-    sys.modules.setdefault("numpy", None)
+    # the daemon never uses. Marking numpy absent (None) keeps it out of this process alone.
+    sys.modules.setdefault("numpy", None)  # type: ignore[arg-type]
     from fleet.device import FleetSetupError, run
 
     _logging()
@@ -165,3 +168,173 @@ def enrol(device, host, port) -> None:
         click.echo(enrol_text(device, new_password(), host=host, port=port), nl=False)
     except ValueError as exc:
         fail(f"{exc}.", EXIT_USAGE)
+
+
+@fleet.command()
+@config_option
+@click.option(
+    "--out", type=click.Path(dir_okay=False), default=None, help="Where the private key goes (default: fleet.office_key_file)."
+)
+@click.option("--public", "show_public", is_flag=True, help="Print the public key of the existing office key again.")
+@plain_errors
+def keygen(config_path, out, show_public) -> None:
+    """Make the municipality's signing key pair: the private key stays at the office, the public
+    key goes into every tablet's klick.yaml (fleet.signing_key).
+
+    \b
+    Example:
+      klick fleet keygen                 writes fleet.office_key_file (mode 0600), prints the tablets' line
+      klick fleet keygen --public        prints the tablets' line again
+    """
+    from fleet.signing import SigningKeyError, load_private_key, new_key_pair, public_text, write_private_key
+
+    path = Path(out) if out else get_config(config_path).fleet.office_key_file
+    try:
+        if show_public:
+            key = load_private_key(path)
+        else:
+            key = new_key_pair()
+            write_private_key(key, path)
+    except SigningKeyError as exc:
+        fail(str(exc), EXIT_USAGE)
+    if not show_public:
+        click.echo(f"# The office's private signing key is in {path} (mode 0600). Keep it on this computer only,")
+        click.echo("# with a copy in the municipality's safe: without it no push can be signed, and anyone who")
+        click.echo("# has it can change every tablet's cards.")
+    click.echo("# On every tablet, in /etc/klick/klick.yaml, then: sudo systemctl restart klick-fleet")
+    click.echo("fleet:")
+    click.echo(f'  signing_key: "{public_text(key)}"')
+
+
+@fleet.group()
+def push() -> None:
+    """Send a signed card set or questionnaire to tablets through the broker.
+
+    \b
+    A tablet checks what it gets exactly as `klick cards unpack` checks a bundle (and the
+    questionnaire as the launcher does), swaps it in whole, and says so: see `klick fleet status`.
+    A tablet that is off gets the push when it comes back (the broker keeps it, retained).
+    """
+
+
+def _push_options(func):
+    options = [
+        click.option("--device", "devices", multiple=True, metavar="NAME", help="A tablet (may be given more than once)."),
+        click.option(
+            "--group", "groups", multiple=True, metavar="NAME", help="A group from the groups file (fleet.groups_file)."
+        ),
+        click.option("--groups-file", type=click.Path(dir_okay=False), default=None, help="The groups file to read instead."),
+        click.option(
+            "--key",
+            "key_file",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="The office key (default: fleet.office_key_file).",
+        ),
+        click.option("--wait", is_flag=True, help="Wait for the tablets that are online to apply it; one line per tablet."),
+        click.option("--timeout", type=click.FloatRange(1, 3600), default=60.0, show_default=True, help="Seconds --wait waits."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _push(
+    kind, path, config_path, host, port, ca_file, username, password_file, devices, groups, groups_file, key_file, wait, timeout
+):
+    from fleet import push as pushing
+    from fleet.signing import SigningKeyError, load_private_key
+
+    cfg = get_config(config_path)
+    try:
+        targets = pushing.targets(devices, groups, Path(groups_file) if groups_file else cfg.fleet.groups_file)
+    except pushing.PushError as exc:
+        print_problems(exc.problems)
+        fail(str(exc), EXIT_USAGE)
+    try:
+        body, name, notes = pushing.card_set(Path(path)) if kind == "cards" else pushing.questionnaire(Path(path))
+    except pushing.PushError as exc:
+        print_problems(exc.problems)
+        fail(str(exc), EXIT_INVALID)
+    for note in notes:
+        click.echo(note, err=True)
+    try:
+        key = load_private_key(Path(key_file) if key_file else cfg.fleet.office_key_file)
+    except SigningKeyError as exc:
+        fail(str(exc), EXIT_USAGE)
+    access = _office_access(config_path, host, port, ca_file, username, password_file)
+    try:
+        results = pushing.push(access, key, kind, body, name, targets, wait=wait, wait_s=timeout)
+    except pushing.PushError as exc:
+        fail(str(exc), EXIT_INVALID)
+    except OSError as exc:
+        fail(f"The broker at {access.host}:{access.port} cannot be reached ({exc.strerror or exc}).", EXIT_INVALID)
+    for line in pushing.format_results(kind, results):
+        click.echo(line)
+    if any(r.outcome in ("refused", "not_sent", "no_answer") for r in results):
+        sys.exit(EXIT_INVALID)
+
+
+@push.command("cards")
+@_office_options
+@_push_options
+@click.argument("bundle", type=click.Path(dir_okay=False, exists=True))
+@plain_errors
+def push_cards(
+    config_path, host, port, ca_file, username, password_file, devices, groups, groups_file, key_file, wait, timeout, bundle
+) -> None:
+    """Send a card set (a .klick bundle, or a cards.yaml with its pictures) to tablets.
+
+    \b
+    Examples:
+      klick fleet push cards anna.klick --device hbg-07 --wait
+      klick fleet push cards hemtjanst.klick --group norr
+    """
+    _push(
+        "cards",
+        bundle,
+        config_path,
+        host,
+        port,
+        ca_file,
+        username,
+        password_file,
+        devices,
+        groups,
+        groups_file,
+        key_file,
+        wait,
+        timeout,
+    )
+
+
+@push.command("questionnaire")
+@_office_options
+@_push_options
+@click.argument("file", type=click.Path(dir_okay=False, exists=True))
+@plain_errors
+def push_questionnaire(
+    config_path, host, port, ca_file, username, password_file, devices, groups, groups_file, key_file, wait, timeout, file
+) -> None:
+    """Send a questionnaire.yaml to tablets (the launcher takes it at its next start).
+
+    \b
+    Example:
+      klick fleet push questionnaire questionnaire.yaml --group pilot --wait
+    """
+    _push(
+        "questionnaire",
+        file,
+        config_path,
+        host,
+        port,
+        ca_file,
+        username,
+        password_file,
+        devices,
+        groups,
+        groups_file,
+        key_file,
+        wait,
+        timeout,
+    )
