@@ -20,8 +20,11 @@ DEB_TEST    := poppler-utils cage xwayland chromium grim openssl xvfb mosquitto
 run: $(STAMP) deps
 	$(VENV)/bin/klick launcher --demo
 
+# Most tests wait on processes, sockets and screens rather than the CPU, so they run three at a time;
+# the few that measure wall time or CPU (marked serial) run alone afterwards, on a quiet machine.
 test: $(STAMP) deps lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 3 --dist loadfile -m "not serial"
+	$(PY) -m pytest -q -m serial
 
 # The house rules a tool can check: who may import whom (import-linter), style and formatting
 # (ruff), types (mypy; pyproject.toml says what it checks: every package).

@@ -30,6 +30,9 @@ from klick.bridge_client import BridgeClient, iter_events, request
 from klick.config import load_config
 from klick.events import ReaderStatus
 
+# Measures wall time or CPU: runs alone, after the parallel part of `make test`.
+pytestmark = pytest.mark.serial
+
 SOAK = Path(__file__).resolve().parent / "soak" / "hostile.py"
 
 

@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "artifacts" / "browser"
 
 pytestmark = [
+    pytest.mark.serial,
     pytest.mark.slow,
     pytest.mark.skipif(not CHROMIUM or not XVFB, reason="chromium or Xvfb is not installed (make test installs them)"),
 ]

@@ -234,6 +234,7 @@ def test_garbage_and_huge_messages_from_the_browser_are_left_out_and_the_pipe_go
         proc.wait(10)
 
 
+@pytest.mark.serial  # measures wall time
 def test_a_browser_that_ends_fails_every_waiting_call_at_once():
     proc, pipe = devtools.spawn_with_pipe((sys.executable, "-c", "import time; time.sleep(0.5)"))
     pipe.start(lambda _m: None)
@@ -414,6 +415,7 @@ def endpoint(mode: str, rooms: dict | None = None):
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
+@pytest.mark.serial  # measures wall time
 def test_someone_in_a_room_is_reported_and_slow_failing_or_missing_servers_hold_nothing_up(caplog):
     good, good_origin = endpoint("good", {"familjen": 1, "empty": 0})
     slow, slow_origin = endpoint("slow")

@@ -517,6 +517,7 @@ conn.execute("ROLLBACK")
 """
 
 
+@pytest.mark.serial  # measures wall time
 def test_questionnaire_does_not_wait_on_a_locked_database(tmp_path):
     import subprocess
     import sys

@@ -187,6 +187,7 @@ def test_without_consent_only_reader_health_leaves(tmp_path, consent):
     log.close()
 
 
+@pytest.mark.serial  # measures wall time
 def test_the_fleet_never_waits_long_for_the_launcher(tmp_path):
     db = tmp_path / "usage.db"
     log = open_log(db)

@@ -49,7 +49,7 @@ REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "artifacts" / "kiosk"
 CAGE, GRIM, CHROMIUM = shutil.which("cage"), shutil.which("grim"), shutil.which("chromium")
 
-pytestmark = [pytest.mark.ui, pytest.mark.slow]
+pytestmark = [pytest.mark.serial, pytest.mark.ui, pytest.mark.slow]
 needs_cage = pytest.mark.skipif(
     not CAGE or not GRIM, reason="cage or grim is not installed (make test installs cage, xwayland and grim)"
 )

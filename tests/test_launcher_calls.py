@@ -28,6 +28,7 @@ ARTIFACTS = REPO / "artifacts" / "browser"
 ANNA, BO, RAPPORT, LISA, SLOW, FAIL, GONE = (f"04CA11000000{i:02X}" for i in range(7))
 
 pytestmark = [
+    pytest.mark.serial,
     pytest.mark.ui,
     pytest.mark.slow,
     pytest.mark.skipif(not CHROMIUM or not XVFB, reason="chromium or Xvfb is not installed (make test installs them)"),

@@ -17,6 +17,9 @@ import pytest
 
 from tests.conftest import KLICK, run_klick
 
+# Measures wall time or CPU: runs alone, after the parallel part of `make test`.
+pytestmark = pytest.mark.serial
+
 
 def _env(tmp_path: Path, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "KLICK_LAUNCHER_OFFSCREEN")}

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# Measures wall time or CPU: runs alone, after the parallel part of `make test`.
+pytestmark = pytest.mark.serial
+
 SOAK = Path(__file__).resolve().parent / "soak"
 MODULES = ["decoder_noise", "kill_writes", "replug", "cycles", "hostile", "fleet", "fleet_push"]
 

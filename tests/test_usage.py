@@ -469,6 +469,7 @@ def count_rows(path, sql="SELECT count(*) FROM events"):
         conn.close()
 
 
+@pytest.mark.serial  # measures wall time
 def test_a_lock_held_by_another_process_never_makes_open_or_record_wait(tmp_path):
     path = filled_log(tmp_path / "usage.db", events=100)  # with a session cut by a crash to close at start
     before = count_rows(path)
@@ -552,6 +553,7 @@ def test_a_newer_or_foreign_file_is_refused_without_being_changed(tmp_path):
         assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(path.name)) == [path.name]
 
 
+@pytest.mark.serial  # measures wall time
 def test_state_is_kept_across_restarts_and_never_waits(tmp_path):
     path = tmp_path / "usage.db"
     log = open_log(path)
