@@ -155,6 +155,7 @@ def test_install_says_which_kiosk_packages_the_appliance_needs(tmp_path):
     # XWayland above all: cage does not pull it in, and without it the launcher's window never shows.
     assert lines["kiosk packages"] == ["cage", "xwayland", "chromium"]
     assert "python3-venv" in lines["run-time packages"]
+    assert "alsa-utils" in lines["run-time packages"]  # aplay: the chime when someone is waiting
     assert "not installed into an image: the image needs them (apt-get install cage xwayland chromium" in out
     unit = (tmp_path / "root/etc/systemd/system/klick-launcher.service").read_text()
     assert "ExecStart=/usr/bin/cage -d -- /opt/klick/venv/bin/klick launcher" in unit

@@ -33,10 +33,11 @@ VENV_PYTHON=${VENV_PYTHON:-/usr/bin/python3}
 # What the appliance runs on. The kiosk: cage owns the screen; xwayland, because the launcher's
 # window is an X11 one (Kivy's SDL has no Wayland driver) and cage shows X11 windows only through
 # XWayland, which it starts when the launcher connects (cage does not pull it in: without it the
-# screen stays black); chromium for calls, SVT and web cards. Then the venv maker and the
-# libraries Kivy and nfcpy load at run time.
+# screen stays black); chromium for calls, SVT and web cards. Then the venv maker, the
+# libraries Kivy and nfcpy load at run time, and alsa-utils: its aplay plays the chime when
+# someone waits in a call card's room (the kiosk has no PulseAudio, so no paplay).
 KIOSK_PACKAGES="cage xwayland chromium"
-RUNTIME_PACKAGES="python3-venv libgl1 libegl1 libmtdev1 libusb-1.0-0"
+RUNTIME_PACKAGES="python3-venv libgl1 libegl1 libmtdev1 libusb-1.0-0 alsa-utils"
 APT_PACKAGES="$KIOSK_PACKAGES $RUNTIME_PACKAGES"
 VENV=/opt/klick/venv
 changed=0
