@@ -40,6 +40,7 @@ __all__ = [
     "SCREEN_PAIRS",
     "luminance",
     "contrast",
+    "text_colour_for",
     "rgba",
     "CardTextStyle",
     "card_text_style",
@@ -154,6 +155,14 @@ def contrast(fg: str, bg: str) -> float:
     return (hi + 0.05) / (lo + 0.05)
 
 
+def text_colour_for(background: str, black: str = BLACK, white: str = WHITE) -> str:
+    """``black`` or ``white``, whichever contrasts more with ``background`` (black when they tie).
+
+    The screens' black is a soft near-black; printed faces pass pure black, the darkest ink.
+    """
+    return black if contrast(black, background) >= contrast(white, background) else white
+
+
 def rgba(hex_colour: str, alpha: float = 1.0) -> tuple[float, float, float, float]:
     """Kivy's colour form."""
     return (*_rgb(hex_colour), alpha)
@@ -173,9 +182,8 @@ def card_text_style(card_colour: str, minimum: float = 7.0) -> CardTextStyle:
     Mid-tone colours (a strong red, a mid green) reach only about 5:1 with either; a carer picks
     card colours for recognition, not for contrast, so the screen adapts instead of refusing.
     """
-    on_black, on_white = contrast(BLACK, card_colour), contrast(WHITE, card_colour)
-    text = BLACK if on_black >= on_white else WHITE
-    if max(on_black, on_white) >= minimum:
+    text = text_colour_for(card_colour)
+    if contrast(text, card_colour) >= minimum:
         return CardTextStyle(text, None)
     # White text on a near-black band: 18.9:1 whatever the card's colour.
     return CardTextStyle(WHITE, BAND_DARK)

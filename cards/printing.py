@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cards.colours import contrast, luminance, text_colour_for
 from cards.describe import describe
 from cards.fitting import Fitted, fit_text
 from cards.model import Card
@@ -39,7 +40,6 @@ __all__ = [
     "Ink",
     "ink_on",
     "contrast",
-    "text_colour_for",
     "render_cards",
     "pdf_bytes",
 ]
@@ -97,26 +97,7 @@ def face_origin(index: int, *, back: bool = False) -> tuple[float, float]:
     return x, y
 
 
-def _luminance(hex_colour: str) -> float:
-    def channel(c: int) -> float:
-        v = c / 255
-        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
-
-    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
-    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
-
-
-def contrast(a: str, b: str) -> float:
-    """WCAG contrast ratio of two ``#RRGGBB`` colours, from 1 to 21."""
-    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
-    return (hi + 0.05) / (lo + 0.05)
-
-
-def text_colour_for(background: str) -> str:
-    """Black or white, whichever contrasts more with ``background`` (WCAG contrast ratio)."""
-    return BLACK if contrast(BLACK, background) >= contrast(WHITE, background) else WHITE
-
-
+#: Paper takes pure black, the darkest ink (the screens use a softer near-black, cards.colours.BLACK).
 BLACK, WHITE = "#000000", "#FFFFFF"
 #: The backs are white paper with near-black words (18.9:1).
 BACK_TEXT = "#111111"
@@ -142,7 +123,7 @@ def ink_on(colour: str, minimum: float = MIN_CONTRAST) -> Ink:
     keeps its colour everywhere else, so it is still recognised by it.
     """
     colour = colour.upper()
-    best = text_colour_for(colour)
+    best = text_colour_for(colour, BLACK, WHITE)
     if contrast(best, colour) >= minimum:
         return Ink(best, None)
     darker = _shade_until(colour, lambda c: contrast(WHITE, c) >= minimum, toward=0)
@@ -228,7 +209,7 @@ def face_layout(card: Card, locale: str, width_of: Callable[[str, str, float], f
         TextArea("what", pad, pad * 0.3, inner_w, line_h - pad * 0.3, what, FONT, ink),
     )
     picture_box = (pad, line_h + pad * 0.3, inner_w, h - label_h - line_h - pad * 0.6)
-    return FaceLayout(card.colour.upper(), _luminance(card.colour) > 0.8, texts, picture_box)
+    return FaceLayout(card.colour.upper(), luminance(card.colour) > 0.8, texts, picture_box)
 
 
 # --- fonts --------------------------------------------------------------------------------------
@@ -387,11 +368,15 @@ def _define_back(canvas, index: int, card: Card, locale: str, HexColor, stringWi
     for font, max_size, text in rows:
         if not text:
             continue
+
+        def width_in_font(t: str, s: float, font: str = font) -> float:
+            return stringWidth(t, font, s)
+
         fitted = fit_text(
             text,
             w - 2 * pad,
             max_size * 1.2,
-            lambda t, s, f=font: stringWidth(t, f, s),
+            width_in_font,
             max_size=max_size,
             min_size=5.0,
             max_lines=1,

@@ -8,13 +8,20 @@ process ends (the window closed, a crash, SIGKILL), the kernel closes the pipe a
 stops, letting go of the reader.
 
 The bridge's own log lines go to this process's log (``klick.bridge_child``); when it cannot
-start, :class:`BridgeStartError` says why in plain words, never as a Python error.
+start, :class:`BridgeStartError` says why in plain words, never as a Python error: the bridge's
+own sentence (English, as in a terminal), and for the cases a carer meets a reason code, so the
+window can say it in its own language. The code comes from what this process can see for itself
+after the bridge stopped (a bridge answering on the socket, settings that no longer load, a socket
+path that cannot be used), not from reading the bridge's English.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import os
+import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -23,9 +30,9 @@ from pathlib import Path
 from typing import IO
 
 from klick.bridge_client import BridgeUnavailable, request
-from klick.config import Config
+from klick.config import Config, ConfigError, load_config
 
-__all__ = ["BridgeChild", "BridgeStartError", "bridge_answers", "start_bridge"]
+__all__ = ["BridgeChild", "BridgeStartError", "START_PROBLEMS", "bridge_answers", "start_bridge"]
 
 log = logging.getLogger("klick.bridge_child")
 
@@ -33,14 +40,28 @@ log = logging.getLogger("klick.bridge_child")
 START_TIMEOUT_S = 15.0
 #: How many of the bridge's last log lines are kept to say why it stopped.
 KEPT_LINES = 20
+#: The longest path a Unix socket may have (sun_path is 108 bytes with its closing NUL).
+MAX_SOCKET_PATH = 107
+
+#: Why a bridge did not start, as :attr:`BridgeStartError.code`: its socket cannot be made where
+#: paths.socket says; another bridge holds that socket; the settings file does not load; it did
+#: not answer in time; it could not be run at all. Any other reason has no code (None).
+START_PROBLEMS = ("socket", "already_running", "settings", "timeout", "cannot_run")
 
 
 class BridgeStartError(Exception):
-    """The bridge did not start. ``reason`` is plain words: the bridge's own sentence, or ours."""
+    """The bridge did not start.
 
-    def __init__(self, reason: str) -> None:
+    ``reason`` is plain words: the bridge's own sentence, or ours. ``code`` is one of
+    :data:`START_PROBLEMS`, or None when it is none of those; ``where`` is the path it concerns
+    (the socket, or the settings file), "" when none.
+    """
+
+    def __init__(self, reason: str, code: str | None = None, where: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code
+        self.where = where
 
 
 def bridge_answers(socket_path: str | Path, timeout: float = 1.0) -> bool:
@@ -162,7 +183,7 @@ def start_bridge(
             start_new_session=True,  # the terminal's Ctrl+C goes to the window; the window ends the bridge
         )
     except OSError as exc:
-        raise BridgeStartError(f"Klick cannot start its card reader bridge: {exc.strerror or exc}.") from None
+        raise BridgeStartError(f"Klick cannot start its card reader bridge: {exc.strerror or exc}.", "cannot_run") from None
     assert proc.stderr is not None  # stderr=PIPE above
     threading.Thread(target=_read_lines, args=(proc.stderr, lines), name="bridge-child-log", daemon=True).start()
     child = BridgeChild(proc, socket_path, lines)
@@ -176,12 +197,17 @@ def start_bridge(
             proc.wait()
             _wait_for_lines(proc)
             reason = child.last_words() or f"The card reader bridge stopped as it started (exit status {proc.returncode})."
-            raise BridgeStartError(reason)
+            code, where = why_it_stopped(cfg)
+            raise BridgeStartError(reason, code, where)
         if bridge_answers(socket_path, timeout=0.5):
             return child
         if time.monotonic() > deadline:
             child.stop()
-            raise BridgeStartError(f"The card reader bridge did not answer on {socket_path} within {timeout:.0f} seconds.")
+            raise BridgeStartError(
+                f"The card reader bridge did not answer on {socket_path} within {timeout:.0f} seconds.",
+                "timeout",
+                str(socket_path),
+            )
         if cancelled is not None:
             cancelled.wait(0.05)
         else:
@@ -193,3 +219,61 @@ def _wait_for_lines(proc: subprocess.Popen[bytes]) -> None:
     end = time.monotonic() + 1.0
     while proc.stderr is not None and not proc.stderr.closed and time.monotonic() < end:
         time.sleep(0.01)
+
+
+def why_it_stopped(cfg: Config) -> tuple[str | None, str]:
+    """(code, path) for a bridge that stopped as it started, from what can be seen now; (None, "")."""
+    socket_path = Path(cfg.paths.socket)
+    if bridge_answers(socket_path, timeout=0.5) or _someone_listens(socket_path):
+        return "already_running", str(socket_path)
+    if cfg.source is not None:
+        try:
+            load_config(cfg.source)
+        except ConfigError:
+            return "settings", str(cfg.source)
+    if socket_unusable(socket_path):
+        return "socket", str(socket_path)
+    return None, ""
+
+
+def _someone_listens(path: Path) -> bool:
+    """A program accepts connections on the socket ``path`` (a bridge that does not answer, say)."""
+    try:
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            return False
+    except OSError:
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(0.5)
+    try:
+        probe.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
+def socket_unusable(path: Path) -> bool:
+    """True when no socket can be made at ``path``: too long, a file already in its place, or a
+    folder on the way that is a file or that this user may not write."""
+    if len(os.fsencode(str(path))) > MAX_SOCKET_PATH:
+        return True
+    try:
+        return not stat.S_ISSOCK(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        pass
+    except OSError:  # a file where a folder on the way should be
+        return True
+    folder = path.parent
+    while True:
+        try:
+            mode = os.stat(folder).st_mode
+        except FileNotFoundError:
+            if folder == folder.parent:
+                return True
+            folder = folder.parent  # the bridge makes the missing folders: the nearest one that exists decides
+            continue
+        except OSError:
+            return True
+        return not stat.S_ISDIR(mode) or not os.access(folder, os.W_OK | os.X_OK)

@@ -20,10 +20,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import sqlite_utils
+if TYPE_CHECKING:  # imported where a migration needs it: see prepare()
+    import sqlite_utils
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -283,6 +284,10 @@ def prepare(conn: sqlite3.Connection, path: Path, now: float) -> None:
     conn.execute("PRAGMA journal_mode=WAL")
     if version == SCHEMA_VERSION:
         return
+    # Only a migration needs sqlite-utils, and importing it loads numpy where that is installed
+    # (matplotlib brings it): 20 MiB in every process that reads the log, the fleet daemon too.
+    import sqlite_utils
+
     db = sqlite_utils.Database(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:

@@ -148,6 +148,7 @@ def test_a_bridge_that_cannot_start_says_why_in_plain_words(short, klick_home, s
     reason = failed.value.reason
     assert reason.startswith("Something went wrong on the disk"), reason
     assert "Traceback" not in reason and "Error" not in reason
+    assert (failed.value.code, failed.value.where) == ("socket", path)  # for the window to say in its own words
     assert not _bridges_of(klick_home / "klick.yaml")
 
 
@@ -157,8 +158,9 @@ def test_a_bridge_that_never_answers_is_stopped_after_the_timeout(short, klick_h
 
     cfg = load_config()
     elsewhere = replace(cfg, paths=replace(cfg.paths, socket=short / "other.sock"))
-    with pytest.raises(BridgeStartError, match="did not answer on .*other.sock within 3 seconds"):
+    with pytest.raises(BridgeStartError, match="did not answer on .*other.sock within 3 seconds") as failed:
         start_bridge(elsewhere, timeout=3)
+    assert failed.value.code == "timeout"
     assert not _bridges_of(klick_home / "klick.yaml")
     assert not (short / "b.sock").exists()
 
@@ -236,8 +238,10 @@ def test_the_carer_tool_says_in_plain_words_when_its_bridge_cannot_start(short, 
         source.stop()
     via, state, detail = states[-1]
     assert (via, state) == ("bridge", "lost")
-    assert detail.startswith("The Klick bridge did not start, so the reader cannot be used. Something went wrong on the disk")
-    assert "Traceback" not in detail
+    assert detail == (
+        "The Klick bridge did not start, so the reader cannot be used. It cannot open the reader's connection at "
+        f"{short / 'a-file' / 'b.sock'}. Ask whoever installed Klick to change paths.socket in the settings."
+    )
 
 
 def test_a_bridge_told_to_wait_on_a_stdin_that_never_closes_refuses_in_plain_words(short, klick_home):

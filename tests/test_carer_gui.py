@@ -297,9 +297,16 @@ def drive(home: Path, out: Path, locale: str) -> None:
             "known card", uid=app.form.uid, label=app.w["input_label"].text, is_new=app.form.is_new, has_delete="delete" in app.w
         )
         shot("7-known")
+        late_label, late_save, late_delete = app.w["input_label"], app.w["save"], app.w["delete"]
         key(27)
         yield until(lambda: app.page == "list", "Escape goes back")
         note("escape")
+        # Typing and clicks that arrive for the page just left are ignored; nothing fails, nothing is saved.
+        late_label.text = "Typed too late"
+        late_save.dispatch("on_release")
+        late_delete.dispatch("on_release")
+        yield 0.2
+        note("late input", anna=app.session.registry.get(ANNA).label)
         klick("simulate", "remove")
         yield until(lambda: app.source.present is None, "the card taken off the reader")
 
@@ -831,6 +838,7 @@ def test_a_known_card_opens_its_own_page_and_escape_goes_back(run):
     assert known["uid"] == ANNA and known["label"] == "Anna"
     assert not known["is_new"] and known["has_delete"]
     assert run["steps"]["escape"]["page"] == "list"
+    assert run["steps"]["late input"]["page"] == "list" and run["steps"]["late input"]["anna"] == "Anna"
 
 
 def test_a_bare_web_address_is_saved_with_https(run):

@@ -133,7 +133,8 @@ def drive(home: Path, out: Path, scenario_name: str) -> None:
 
     def fails():
         """The bridge cannot start: plain words in the window, which still works."""
-        yield until(lambda: "Klick-bryggan startade inte" in app.status.text, "the failure in the window")
+        failed = ("Klick-bryggan startade inte", "The Klick bridge did not start")
+        yield until(lambda: any(w in app.status.text for w in failed), "the failure in the window")
         note("failed")
         tap(app.w["new_card"])
         yield until(lambda: app.page == "wait", "wait page, even without a reader")
@@ -141,8 +142,14 @@ def drive(home: Path, out: Path, scenario_name: str) -> None:
         yield until(lambda: app.page == "list", "back to the list")
         note("still working")
 
+    def no_reader():
+        """The bridge starts, but the reader is not plugged in: the driver's words in the window's language."""
+        # After "looking for it at …" comes "none found at …" (each in the window's language).
+        yield until(lambda: any(w in app.status.text for w in ("hittades", "found at")), "the reader's state in the window")
+        note("searching")
+
     scenarios = {"program": program, "close-starting": close_starting, "close-waiting": close_waiting}
-    scenarios.update({"killed": killed, "fails": fails})
+    scenarios.update({"killed": killed, "fails": fails, "no-reader": no_reader})
     steps = scenarios[scenario_name]()
     state: dict = {"waiting": None, "resume_at": 0.0}
 
@@ -329,17 +336,44 @@ def test_killing_the_window_ends_its_bridge(home):
             window.wait()
 
 
-def test_a_bridge_that_cannot_start_is_plain_words_in_the_window_which_goes_on(home):
+@pytest.mark.parametrize("locale", ["sv", "en"])
+def test_a_bridge_that_cannot_start_is_plain_words_in_the_window_which_goes_on(home, locale):
     blocker = _socket(home).parent / "a-file"
     blocker.write_text("not a folder")
     text = (home / "klick.yaml").read_text().replace(str(_socket(home)), str(blocker / "b.sock"))
-    (home / "klick.yaml").write_text(text)
+    (home / "klick.yaml").write_text(f"locale: {locale}\n{text}")
     record = _run(home, "fails")
     steps = {s["step"]: s for s in record["steps"]}
     status = steps["failed"]["status"]
-    assert status.startswith("Kortläsaren hittas inte — Klick-bryggan startade inte, så läsaren kan inte användas.")
-    assert "Something went wrong on the disk" in status and "Not a directory" in status
+    # One language, the window's: the bridge's own English sentence ("Something went wrong on the
+    # disk (…): Not a directory.") is its log's, not the carer's.
+    assert (
+        status
+        == {
+            "sv": "Kortläsaren hittas inte — Klick-bryggan startade inte, så läsaren kan inte användas. Den kan inte öppna "
+            f"läsarens anslutning i {blocker / 'b.sock'}. Be den som installerade Klick att ändra paths.socket i inställningarna.",
+            "en": "The card reader cannot be found — The Klick bridge did not start, so the reader cannot be used. It cannot "
+            f"open the reader's connection at {blocker / 'b.sock'}. Ask whoever installed Klick to change paths.socket in the settings.",
+        }[locale]
+    )
     for word in ("Traceback", "Error", "Exception", ".py"):
         assert word not in status and word not in steps["failed"]["message"]
     assert steps["still working"]["page"] == "list"
     assert not record["pids"] and not _bridges_of(home / "klick.yaml")
+
+
+@pytest.mark.parametrize("locale", ["sv", "en"])
+def test_a_reader_that_is_not_plugged_in_is_said_in_the_windows_language(home, locale):
+    text = (home / "klick.yaml").read_text().replace("driver: sim", "driver: serial\n  device: /dev/klick-no-such-reader")
+    (home / "klick.yaml").write_text(f"locale: {locale}\n{text}")
+    record = _run(home, "no-reader")
+    status = {s["step"]: s for s in record["steps"]}["searching"]["status"]
+    assert (
+        status
+        == {
+            "sv": "Letar efter kortläsaren … — Ingen kortläsare hittades på /dev/klick-no-such-reader. Kontrollera att den sitter i.",
+            "en": "Looking for the card reader … — No card reader found at /dev/klick-no-such-reader. Check that it is plugged in.",
+        }[locale]
+    )
+    assert len(record["pids"]) == 1  # its own bridge runs, looking for the reader
+    _no_bridge_left(home, record)

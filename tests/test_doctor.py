@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -21,9 +22,11 @@ from klick.cli.doctor_checks import (
     BridgeView,
     Machine,
     check_bridge,
+    check_browser,
     check_disk,
     check_permissions,
     check_reader,
+    check_sound,
     check_usage_log,
     run_doctor,
 )
@@ -44,10 +47,12 @@ def short_dir():
 
 @pytest.fixture
 def setup(klick_home, short_dir):
-    """A demo-like device: simulated reader, demo cards, a browser that exists, speech off."""
+    """A demo-like device: simulated reader, demo cards, the demo's stand-in browser, speech and the
+    waiting chime off (so no espeak-ng or aplay is needed)."""
     settings = {
         "reader": {"driver": "sim"},
-        "browser": {"command": ["true"]},
+        "browser": {"command": [sys.executable, "-m", "launcher.demo_browser"]},
+        "calls": {"waiting_poll_s": 0},
         "speech": False,
         "paths": {"registry": DEMO, "socket": str(short_dir / "bridge.sock")},
     }
@@ -121,9 +126,21 @@ def test_demo_setup_with_a_real_bridge_exits_0_and_prints_each_check(setup, shor
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     names = [l[6:].split(":")[0] for l in lines[:-1]]
-    assert names == ["Settings", "Cards", "Reader", "Permissions", "Bridge", "Browser", "Kiosk", "Speech", "Disk", "Usage log"]
+    assert names == [
+        "Settings",
+        "Cards",
+        "Reader",
+        "Permissions",
+        "Bridge",
+        "Browser",
+        "Kiosk",
+        "Speech",
+        "Sound",
+        "Disk",
+        "Usage log",
+    ]
     assert all(l.startswith("OK    ") for l in lines[:-1])
-    assert lines[-1] == "All 10 checks are fine."
+    assert lines[-1] == "All 11 checks are fine."
     assert "5 cards" in line(result, "Cards")
     assert "connected" in line(result, "Bridge") and "connected" in line(result, "Reader")
 
@@ -371,3 +388,83 @@ def test_kiosk_names_a_missing_xwayland_with_its_fix_on_the_appliance(tmp_path):
         pytest.skip("xwayland is not installed (make test installs it)")
     (bin_dir / "Xwayland").symlink_to(xwayland)
     assert check_kiosk(desktop).ok
+
+
+def _program(folder: Path, name: str, version: str = "", status: int = 0) -> Path:
+    """A program on the test's PATH that answers --version as the named browser does."""
+    path = folder / name
+    path.write_text(f"#!/bin/sh\n[ \"$1\" = --version ] && echo '{version}'\nexit {status}\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_a_browser_that_is_not_chromium_is_a_fix_in_plain_words(setup, tmp_path):
+    """The launcher drives every page over Chromium's DevTools pipe: Firefox cannot show a card's page."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _program(bin_dir, "firefox", "Mozilla Firefox 128.3.1esr")
+    setup(browser={"command": ["firefox", "--kiosk"]})
+    finding = check_browser(load_config(), Machine(path=str(bin_dir)))
+    assert not finding.ok
+    assert "firefox" in finding.message and "only Chromium has" in finding.message and "Firefox" in finding.message
+    assert "sudo apt install chromium" in finding.fix and "browser.command" in finding.fix
+    text = line(doctor(dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")), "Browser")
+    assert text.startswith("FIX   Browser: the browser firefox (browser.command) cannot show cards' pages")
+
+    # Behind the system's link to "the browser": whatever it points at is what runs.
+    (bin_dir / "x-www-browser").symlink_to(bin_dir / "firefox")
+    setup(browser={"command": ["x-www-browser"]})
+    assert not check_browser(load_config(), Machine(path=str(bin_dir))).ok
+    (bin_dir / "x-www-browser").unlink()
+    (bin_dir / "x-www-browser").symlink_to(_program(bin_dir, "chromium", "Chromium 120.0.6099.224 built on Debian 12.4"))
+    assert check_browser(load_config(), Machine(path=str(bin_dir))).ok
+
+
+def test_a_browser_of_unknown_name_is_asked_its_version(setup, tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _program(bin_dir, "kiosk-browser", "Chromium 120.0.6099.224 built on Debian 12.4")  # a wrapper script
+    _program(bin_dir, "other-browser", "GNOME Web 43.1")
+    _program(bin_dir, "silent-browser", status=1)
+    machine = Machine(path=str(bin_dir))
+    setup(browser={"command": ["kiosk-browser", "--kiosk"]})
+    finding = check_browser(load_config(), machine)
+    assert finding.ok and "Chromium 120" in finding.message
+    setup(browser={"command": ["other-browser"]})
+    finding = check_browser(load_config(), machine)
+    assert not finding.ok and "it says it is GNOME Web 43.1" in finding.message
+    setup(browser={"command": ["silent-browser"]})
+    finding = check_browser(load_config(), machine)
+    assert not finding.ok and "it is not Chromium or a browser built on it" in finding.message
+
+
+def test_chromium_and_the_demos_stand_in_are_fine(setup):
+    machine = Machine(path=os.environ["PATH"])
+    finding = check_browser(load_config(), machine)  # the fixture's: the demo's stand-in
+    assert finding.ok and "launcher.demo_browser" in finding.message
+    if shutil.which("chromium") is None:
+        pytest.skip("chromium is not installed (make test installs it)")
+    setup(browser={"command": ["chromium", "--kiosk"]})
+    assert check_browser(load_config(), machine).ok
+    setup(browser={"command": [os.path.realpath(shutil.which("chromium"))]})
+    assert check_browser(load_config(), machine).ok
+
+
+def test_the_waiting_chime_without_aplay_or_paplay_names_the_debian_package(setup, tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    machine = Machine(path=str(bin_dir))
+    assert check_sound(load_config(), machine).ok  # the fixture turns the waiting indicator off
+    setup(calls={"waiting_poll_s": 15})
+    finding = check_sound(load_config(), machine)
+    assert not finding.ok and "calls.waiting_poll_s: 15" in finding.message and "neither aplay nor paplay" in finding.message
+    assert finding.fix.startswith("sudo apt install alsa-utils") and "pulseaudio-utils" in finding.fix
+    assert "calls.waiting_poll_s: 0" in finding.fix
+    text = line(doctor(dict(os.environ, PATH=str(bin_dir))), "Sound")
+    assert text.startswith("FIX   Sound: ") and "→ sudo apt install alsa-utils" in text
+    _program(bin_dir, "aplay")
+    finding = check_sound(load_config(), machine)
+    assert finding.ok and "aplay" in finding.message
+    (bin_dir / "aplay").unlink()
+    _program(bin_dir, "paplay")
+    assert check_sound(load_config(), machine).ok

@@ -403,3 +403,26 @@ def test_status_of_three_tablets_one_of_them_offline(broker, tmp_path, klick):
     data = {d["device"]: d for d in json.loads(as_json.stdout)}
     assert data["hbg-03"]["online"] is False and data["hbg-01"]["online"] is True
     assert data["hbg-02"]["reader"] == "lost" and data["hbg-01"]["last_card_at"]
+
+
+def test_the_fleet_daemon_never_loads_numpy(broker, tmp_path):
+    """sqlite-utils loads numpy (20 MiB) where it is installed; the daemon reads the log without it."""
+    import importlib.util
+
+    if importlib.util.find_spec("numpy") is None:
+        pytest.skip("numpy is not installed here, so nothing could load it")
+    home = tmp_path / "hbg-05"
+    device_home(broker, home, "hbg-05")
+    log = UsageLog.open(home / "usage.db", device="hbg-05", enrolled=True)
+    log.record("card_present", uid=ANNA, action_type="video_call")
+    log.record("card_removed", uid=ANNA)
+    log.close()
+    proc = start_fleet(home)
+    try:
+        wait_for(lambda: "connected" in (home / "fleet.log").read_text(), 30, what="klick fleet online")
+        wait_for(lambda: last_seq(home / "usage.db") > 0, 10, what="rows")
+        time.sleep(1.0)  # the backlog is sent
+        maps = Path(f"/proc/{proc.pid}/maps").read_text()
+    finally:
+        stop(proc)
+    assert "/numpy" not in maps and "numpy.libs" not in maps

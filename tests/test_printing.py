@@ -22,7 +22,6 @@ from cards.printing import (
     face_origin,
     find_fonts,
     ink_on,
-    text_colour_for,
 )
 from tests.conftest import REPO
 
@@ -250,10 +249,24 @@ def test_nine_cards_take_two_pages_and_a_missing_picture_still_prints(tmp_path):
 
 
 def test_text_colour_keeps_contrast_on_the_palette():
-    assert text_colour_for("#1F4E9C") == "#FFFFFF"
-    assert text_colour_for("#FFD43B") == "#000000"
-    assert text_colour_for("#FFFFFF") == "#000000"
-    assert text_colour_for("#111111") == "#FFFFFF"
+    # Paper takes pure black ink; the screens' black is a softer near-black.
+    assert ink_on("#1F4E9C").text == "#FFFFFF"
+    assert ink_on("#FFD43B").text == "#000000"
+    assert ink_on("#FFFFFF").text == "#000000"
+    assert ink_on("#111111").text == "#FFFFFF"
+
+
+def test_printing_and_the_screens_share_one_contrast_rule():
+    """WCAG's arithmetic and "black or white, whichever reads better" live in cards.colours alone."""
+    import cards.printing
+    from cards import colours
+
+    assert cards.printing.contrast is colours.contrast
+    assert cards.printing.text_colour_for is colours.text_colour_for
+    assert not hasattr(cards.printing, "_luminance")
+    for colour in colours.PALETTE.values():
+        on_paper = "#111111" if ink_on(colour).text == "#000000" else "#FFFFFF"
+        assert on_paper == colours.card_text_style(colour).text, colour
 
 
 def test_fonts_come_from_matplotlib_without_pyplot():

@@ -64,6 +64,7 @@ from cards.carer.model import (  # noqa: E402
     KINDS,
     SWATCHES,
     CardForm,
+    Checked,
     Face,
     check_form,
     face_of,
@@ -148,6 +149,15 @@ class Fits:
 
     ``full_text`` is what it says; ``text`` is that text in the lines it is drawn in.
     """
+
+    # What the mixin uses of the Kivy Label or Button it is mixed into (Kivy has no type hints).
+    width: float
+    height: float
+    bold: bool
+    font_size: float
+    text: str
+    text_size: tuple[float | None, float | None]
+    bind: Callable[..., object]
 
     def setup_fit(self, text: str, max_font: float, min_font: float, max_lines: int | None, margin: float = 8) -> None:
         self.full_text = text
@@ -348,8 +358,9 @@ class CardFace(RelativeLayout):
         super().__init__(**kw)
         self.face = face
         self.texture_shown = False
-        self.picture = Image(fit_mode="contain") if face.picture else None
-        if self.picture is not None:
+        self.picture: Image | None = None
+        if face.picture is not None:
+            self.picture = Image(fit_mode="contain")
             self.add_widget(self.picture)
             thumbs().get(face.picture, self._show_picture)
         self.label = Label(text=face.label, bold=True, halign="center", valign="middle")
@@ -370,13 +381,13 @@ class CardFace(RelativeLayout):
         if w < 4 or h < 4:
             return
         style = card_text_style(self.face.colour)
-        has_pic = self.picture is not None
-        text_w = w * (0.56 if has_pic else 0.9)
-        text_x = w * (0.42 if has_pic else 0.05)
-        if has_pic:
-            self.picture.size_hint = (None, None)
-            self.picture.size = (w * 0.36, h * 0.8)
-            self.picture.pos = (w * 0.04, h * 0.1)
+        picture = self.picture
+        text_w = w * (0.56 if picture is not None else 0.9)
+        text_x = w * (0.42 if picture is not None else 0.05)
+        if picture is not None:
+            picture.size_hint = (None, None)
+            picture.size = (w * 0.36, h * 0.8)
+            picture.pos = (w * 0.04, h * 0.1)
         fitted = fit_text(
             self.face.label,
             text_w - 8,
@@ -850,9 +861,12 @@ class CarerApp(App):
     # ---- what should it do ----------------------------------------------------------------
 
     def show_kinds(self) -> None:
+        form = self.form
+        if form is None:  # a click from a page already left: there is no card to choose for
+            return
         page = BoxLayout(orientation="vertical", spacing=14)
         page.add_widget(Plain(self.t("what_does_it_do"), "title", TEXT, bold=True))
-        page.add_widget(Plain(self.t("card_id", uid=self.form.uid), "small", TEXT_SOFT))
+        page.add_widget(Plain(self.t("card_id", uid=form.uid), "small", TEXT_SOFT))
         self.w = {}
         height, gap = 68, 12
         column = BoxLayout(orientation="vertical", spacing=gap, size_hint=(None, None), width=760)
@@ -872,7 +886,8 @@ class CarerApp(App):
         self._set_page("kind", page)
 
     def choose_kind(self, kind: str) -> None:
-        self.edit(self.form.set("kind", kind))
+        if self.form is not None:  # None: a click from a page already left
+            self.edit(self.form.set("kind", kind))
 
     def cancel_edit(self) -> None:
         self.show_list()
@@ -930,12 +945,11 @@ class CarerApp(App):
         self.right = right
         page.add_widget(right)
         self._set_page("edit", page)
-        self._build_fields()
-        self._refresh_preview()
+        self._build_fields(form)
+        self._refresh_preview(form)
 
-    def _build_fields(self) -> None:
+    def _build_fields(self, form: CardForm) -> None:
         """The fields this choice needs, rebuilt when the choice inside it changes (the service)."""
-        form = self.form
         self.form_box.clear_widgets()
         self.fields = {}
         self._add_field("label", text_box(form.label, lambda v: self.change("label", v)))
@@ -1006,7 +1020,7 @@ class CarerApp(App):
         self.w["choose_picture"], self.w["remove_picture"] = choose, clear
         self._add_field("picture", row(picture_name, choose, clear, height=56))
         if self.shown_errors:
-            self._show_problems()
+            self._show_problems(form)
         elif form.provider == "skype" and "provider" in self.fields:
             self.fields["provider"].show([], [self.t("skype_retired")])
 
@@ -1025,19 +1039,21 @@ class CarerApp(App):
         return button
 
     def change(self, name: str, value, rebuild: bool = False) -> None:
-        self.form = self.form.set(name, value)
+        if self.form is None:  # typing or a click that arrives after the form was left
+            return
+        form = self.form = self.form.set(name, value)
         if rebuild:
             scroll = self.w.get("scroll")
             at = scroll.scroll_y if scroll is not None else 1
-            self._build_fields()
+            self._build_fields(form)
             if scroll is not None:
                 scroll.scroll_y = at
         elif self.shown_errors:
-            self._show_problems()
-        self._refresh_preview()
+            self._show_problems(form)
+        self._refresh_preview(form)
 
-    def _refresh_preview(self) -> None:
-        face = face_of(self.form, self.session.base, self.locale)
+    def _refresh_preview(self, form: CardForm) -> None:
+        face = face_of(form, self.session.base, self.locale)
         self.preview_box.clear_widgets()
         self.preview = CardFace(face, size_hint=(None, None), size=(440, round(440 * CARD_RATIO)))
         self.preview_box.add_widget(self.preview)
@@ -1057,11 +1073,11 @@ class CarerApp(App):
         width = min(right.width, max(160, (right.height - others - 8) / CARD_RATIO))
         self.preview.size = (width, round(width * CARD_RATIO))
 
-    def _show_problems(self, checked=None) -> None:
-        checked = checked or check_form(self.form, self.session.registry, self.session.base, self.locale, whole_file=False)
+    def _show_problems(self, form: CardForm, checked: Checked | None = None) -> None:
+        checked = checked or check_form(form, self.session.registry, self.session.base, self.locale, whole_file=False)
         for name, field in self.fields.items():
             warnings = checked.warnings.get(name, [])
-            if name == "provider" and self.form.provider == "skype":
+            if name == "provider" and form.provider == "skype":
                 warnings = [self.t("skype_retired"), *warnings]
             field.show(checked.errors.get(name, []), warnings)
         general = checked.errors.get("uid", []) + checked.errors.get("kind", [])
@@ -1069,26 +1085,31 @@ class CarerApp(App):
         self.general.text = "\n".join(general)
         if not checked.errors and self.message.text == self.t("fix_fields"):
             self.say("")
-        return checked
 
     def save(self) -> None:
+        form = self.form
+        if form is None:  # a click from a page already left
+            return
         try:
-            checked = self.session.save(self.form, self.locale)
+            checked = self.session.save(form, self.locale)
         except (SessionError, OSError) as exc:
             self.say(self.t("save_failed", reason=exc), ERROR_TEXT)
             return
-        if not checked.ok:
+        if checked.card is None or not checked.ok:
             self.shown_errors = True
-            self._show_problems(checked)
+            self._show_problems(form, checked)
             self.say(self.t("fix_fields"), ERROR_TEXT)
             return
         self.show_list()
         self.say(self.t("saved", label=checked.card.label))
 
     def delete(self) -> None:
-        label = self.form.label
+        form = self.form
+        if form is None:  # a click from a page already left
+            return
+        label = form.label
         try:
-            self.session.remove(self.form.uid)
+            self.session.remove(form.uid)
         except (SessionError, OSError, KeyError) as exc:
             self.say(self.t("save_failed", reason=exc), ERROR_TEXT)
             return

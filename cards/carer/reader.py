@@ -17,7 +17,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from cards.carer.words import words
+from cards.carer.words import bridge_words, reader_words, words
 from klick.bridge_child import BridgeChild, BridgeStartError, bridge_answers, start_bridge
 from klick.bridge_client import BridgeClient
 from klick.config import Config
@@ -100,7 +100,8 @@ class CardSource:
                 except BridgeStartError as exc:
                     if not bridge_answers(socket_path):  # not another bridge that won the race to the socket
                         log.warning("The card reader bridge did not start: %s", exc.reason)
-                        self.on_status("bridge", "lost", self._t("bridge_failed", reason=exc.reason))
+                        why = bridge_words(exc.code, exc.where, exc.reason, self.cfg.locale)
+                        self.on_status("bridge", "lost", self._t("bridge_failed", reason=why))
                         return
                 if own is None and self._stop.is_set():
                     return  # the window closed while the bridge was starting; start_bridge ended it
@@ -140,7 +141,7 @@ class CardSource:
         elif isinstance(event, CardRemoved):
             self.present = None
         elif isinstance(event, ReaderStatus):
-            self.on_status("bridge", event.state, event.detail)
+            self.on_status("bridge", event.state, reader_words(event.detail, self.cfg.locale))
 
     def _on_connection(self, connected: bool) -> None:
         if not connected and not self._stop.is_set():

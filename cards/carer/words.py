@@ -2,14 +2,16 @@
 
 The registry's own messages are in English (they are also read by installers in a terminal);
 :func:`problem_words` puts the ones a carer can meet in the editor into plain Swedish, and leaves
-any other message as it is rather than hide it.
+any other message as it is rather than hide it. The same for the card reader: why the window's
+own bridge did not start (:func:`bridge_words`, by the reason's code) and what the reader's
+driver says about it (:func:`reader_words`), so the footer is in one language.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["WORDS", "LANGUAGES", "words", "problem_words"]
+__all__ = ["WORDS", "LANGUAGES", "words", "problem_words", "bridge_words", "reader_words"]
 
 LANGUAGES = ("sv", "en")
 
@@ -133,6 +135,28 @@ WORDS: dict[str, tuple[str, str]] = {
         "The Klick bridge stopped; waiting for it to come back.",
     ),
     "bridge_again": ("Klick-bryggan stannade; den startas igen …", "The Klick bridge stopped; starting it again …"),
+    # Why the bridge did not start: klick.bridge_child.START_PROBLEMS, each as why_<code>.
+    "why_socket": (
+        "Den kan inte öppna läsarens anslutning i {where}. Be den som installerade Klick att ändra paths.socket "
+        "i inställningarna.",
+        "It cannot open the reader's connection at {where}. Ask whoever installed Klick to change paths.socket in the settings.",
+    ),
+    "why_already_running": (
+        "En annan Klick-brygga har redan läsaren ({where}) men svarar inte. Starta om datorn.",
+        "Another Klick bridge already has the reader ({where}) but does not answer. Restart the computer.",
+    ),
+    "why_settings": (
+        "Inställningsfilen {where} har fel. Be den som installerade Klick att rätta den.",
+        "The settings file {where} has mistakes. Ask whoever installed Klick to fix it.",
+    ),
+    "why_timeout": (
+        "Den svarade inte i tid. Stäng fönstret och öppna det igen.",
+        "It did not answer in time. Close the window and open it again.",
+    ),
+    "why_cannot_run": (
+        "Datorn kunde inte starta den. Be den som installerade Klick om hjälp.",
+        "The computer could not start it. Ask whoever installed Klick for help.",
+    ),
     "send_to_tablet": ("Skicka till surfplattan …", "Send to the tablet …"),
     "send_target": ("Surfplattans namn (eller en grupp av surfplattor)", "The tablet's name (or a group of tablets)"),
     "send": ("Skicka", "Send"),
@@ -196,6 +220,37 @@ _PROBLEMS_SV: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+#: What the reader drivers (firmware_bridge) say about the reader, in Swedish. Any other sentence
+#: stays as the driver wrote it.
+_READER_SV: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^Looking for the card reader at (.+)\.$"), r"Letar efter kortläsaren på \1."),
+    (
+        re.compile(r"^No (?:card|NFC) reader found at (.+)\. Check that it is plugged in\.$"),
+        r"Ingen kortläsare hittades på \1. Kontrollera att den sitter i.",
+    ),
+    (
+        re.compile(r"^No keyboard-style card reader found \(any input device named like a card reader\)\. "),
+        "Ingen kortläsare hittades. Kontrollera att den sitter i.",
+    ),
+    (
+        re.compile(r"^No keyboard-style card reader found \((.+)\)\. Check that it is plugged in\.$"),
+        r"Ingen kortläsare hittades på \1. Kontrollera att den sitter i.",
+    ),
+    (
+        re.compile(r"^The (?:card|NFC) reader was unplugged or stopped working\.$"),
+        "Kortläsaren drogs ur eller slutade fungera.",
+    ),
+    (
+        re.compile(r"^The card reader (.+) is in use by another program \(.*\)\.$"),
+        r"Kortläsaren \1 används av ett annat program.",
+    ),
+    (
+        re.compile(r"^The reader program failed; trying again shortly\.$"),
+        "Läsarprogrammet slutade fungera; det startas igen strax.",
+    ),
+]
+
+
 def words(key: str, locale: str = "sv", **fields: object) -> str:
     """The text for ``key``; Swedish unless the locale is English."""
     sv, en = WORDS[key]
@@ -212,3 +267,23 @@ def problem_words(message: str, locale: str = "sv") -> str:
         if match:
             return match.expand(swedish)
     return message[:1].upper() + message[1:]
+
+
+def bridge_words(code: str | None, where: str, sentence: str, locale: str = "sv") -> str:
+    """Why the window's own bridge did not start, in the window's language: our words for a reason
+    with a code (:data:`klick.bridge_child.START_PROBLEMS`), the bridge's own sentence otherwise."""
+    key = f"why_{code}"
+    if code is not None and key in WORDS:
+        return words(key, locale, where=where)
+    return sentence
+
+
+def reader_words(detail: str, locale: str = "sv") -> str:
+    """What a reader driver said about the reader, in the carer's language (English as it is)."""
+    if locale == "en":
+        return detail
+    for pattern, swedish in _READER_SV:
+        match = pattern.search(detail)
+        if match:
+            return match.expand(swedish)
+    return detail

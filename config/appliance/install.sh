@@ -3,8 +3,10 @@
 #
 #   /opt/klick/venv      Klick itself (pip install of this checkout, not editable)
 #   /opt/klick/share     README, reader firmware, the shipped default settings
-#   /etc/klick           klick.yaml, questionnaire.yaml (an edited one is never overwritten)
-#   /var/lib/klick       cards, usage log, browser profiles (the klick user's home)
+#   /etc/klick           klick.yaml (an edited one is never overwritten)
+#   /var/lib/klick       cards, usage log, browser profiles (the klick user's home), and
+#                        questionnaire.yaml, there so `klick fleet` may replace it with a pushed
+#                        one (an edited or pushed one is never overwritten)
 #   /run/klick           the bridge's socket (made by the unit at start)
 #   /etc/systemd/system  klick-bridge.service, klick-launcher.service, klick-retry@.timer
 #   /etc/udev/rules.d    99-klick.rules; /etc/sysusers.d, /etc/tmpfiles.d, /etc/pam.d, /etc/modprobe.d
@@ -31,10 +33,11 @@ VENV_PYTHON=${VENV_PYTHON:-/usr/bin/python3}
 # What the appliance runs on. The kiosk: cage owns the screen; xwayland, because the launcher's
 # window is an X11 one (Kivy's SDL has no Wayland driver) and cage shows X11 windows only through
 # XWayland, which it starts when the launcher connects (cage does not pull it in: without it the
-# screen stays black); chromium for calls, SVT and web cards. Then the venv maker and the
-# libraries Kivy and nfcpy load at run time.
+# screen stays black); chromium for calls, SVT and web cards. Then the venv maker, the
+# libraries Kivy and nfcpy load at run time, and alsa-utils: its aplay plays the chime when
+# someone waits in a call card's room (the kiosk has no PulseAudio, so no paplay).
 KIOSK_PACKAGES="cage xwayland chromium"
-RUNTIME_PACKAGES="python3-venv libgl1 libegl1 libmtdev1 libusb-1.0-0"
+RUNTIME_PACKAGES="python3-venv libgl1 libegl1 libmtdev1 libusb-1.0-0 alsa-utils"
 APT_PACKAGES="$KIOSK_PACKAGES $RUNTIME_PACKAGES"
 VENV=/opt/klick/venv
 changed=0
@@ -68,14 +71,16 @@ id_of() {
     echo "$n"
 }
 
-# A settings file the installer may edit: installed once; later only if still the old default.
-put_config() {
-    src=$1 name=$2 dest=$D/etc/klick/$2 pristine=/opt/klick/share/defaults/$2
+# put_kept OWNER:GROUP SRC DEST — a file the installer may edit (or the fleet replace): installed
+# once; later only if it is still the old shipped default (kept in /opt/klick/share/defaults);
+# otherwise the new default goes beside it as DEST.new.
+put_kept() {
+    owner=$1 src=$2 name=$3 dest=$D$3 pristine=/opt/klick/share/defaults/${3##*/}
     if [ ! -e "$dest" ] || { [ -f "$D$pristine" ] && cmp -s "$dest" "$D$pristine"; }; then
-        put 640 0:klick "$src" "/etc/klick/$name"
+        put 640 "$owner" "$src" "$name"
     elif ! cmp -s "$src" "$dest"; then
-        put 640 0:klick "$src" "/etc/klick/$name.new"
-        say "  kept your edited /etc/klick/$name; the new default is /etc/klick/$name.new"
+        put 640 "$owner" "$src" "$name.new"
+        say "  kept your edited $name; the new default is $name.new"
     fi
     put 644 0:0 "$src" "$pristine"
 }
@@ -136,7 +141,8 @@ done
 if [ "$SKIP_VENV" = 1 ]; then
     say "  SKIP_VENV=1: left out the venv in $VENV"
 else
-    stamp=$(cd "$SRC" && find pyproject.toml klick cards launcher firmware_bridge config -type f \
+    # Every package pyproject.toml installs, and the settings: a change in any of them reinstalls.
+    stamp=$(cd "$SRC" && find pyproject.toml klick cards launcher firmware_bridge fleet config -type f \
         ! -name '*.pyc' ! -path '*/__pycache__/*' -print | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-64)
     stamp="$stamp $PIP_ARGS"
     if [ ! -x "$D$VENV/bin/klick" ] || [ "$(cat "$D$VENV/.klick-source" 2>/dev/null)" != "$stamp" ]; then
@@ -162,9 +168,24 @@ for f in main.py klick_proto.py mfrc522.py README.md; do
 done
 put 644 0:0 "$SRC/firmware_bridge/PROTOCOL.md" /opt/klick/share/firmware/PROTOCOL.md
 
-# 5. Settings.
-put_config "$SRC/config/appliance/klick.yaml" klick.yaml
-put_config "$SRC/config/questionnaire.yaml" questionnaire.yaml
+# 5. Settings, and the questionnaire in the data folder, where `klick fleet` (the klick user) may
+#    swap in a pushed one. Before, it was /etc/klick/questionnaire.yaml, which the klick user
+#    cannot write: an installer's edits there move with it, and the old file goes once nothing
+#    names it and nothing in it would be lost.
+put_kept 0:klick "$SRC/config/appliance/klick.yaml" /etc/klick/klick.yaml
+old=$D/etc/klick/questionnaire.yaml new=$D/var/lib/klick/questionnaire.yaml
+if [ -f "$old" ]; then
+    if [ ! -e "$new" ] && ! cmp -s "$old" "$D/opt/klick/share/defaults/questionnaire.yaml"; then
+        put 640 klick:klick "$old" /var/lib/klick/questionnaire.yaml
+        say "  your edited questionnaire moved to /var/lib/klick/questionnaire.yaml"
+    fi
+    if ! grep -qs /etc/klick/questionnaire.yaml "$D/etc/klick/klick.yaml" \
+        && { cmp -s "$old" "$D/opt/klick/share/defaults/questionnaire.yaml" || cmp -s "$old" "$new"; }; then
+        rm -f "$old" "$old.new"
+        note "removed /etc/klick/questionnaire.yaml (the questionnaire is /var/lib/klick/questionnaire.yaml)"
+    fi
+fi
+put_kept klick:klick "$SRC/config/questionnaire.yaml" /var/lib/klick/questionnaire.yaml
 
 # 6. System integration.
 for unit in klick-bridge.service klick-launcher.service klick-fleet.service klick-retry@.timer; do

@@ -2,9 +2,9 @@
 # `make uninstall-appliance`: take Klick off this machine (or the image under DESTDIR).
 #
 # Removes the program (/opt/klick), the units, the udev rule and the other system files, and
-# disables the units. Keeps the settings (/etc/klick), the cards and usage log (/var/lib/klick)
-# and the klick user, unless PURGE=1, which removes those too: a pilot's data is never deleted
-# by accident.
+# disables the units. Keeps the settings (/etc/klick), the cards, questionnaire and usage log
+# (/var/lib/klick) and the klick user, unless PURGE=1, which removes those too: a pilot's data is
+# never deleted by accident.
 set -eu
 
 D=${DESTDIR:-}
@@ -44,7 +44,7 @@ fi
 
 if [ "$PURGE" = 1 ]; then
     rm -rf "$D/etc/klick" "$D/var/lib/klick" "$D/run/klick"
-    say "  PURGE=1: removed /etc/klick and /var/lib/klick (settings, cards, usage log)"
+    say "  PURGE=1: removed /etc/klick and /var/lib/klick (settings, cards, questionnaire, usage log)"
     if grep -q '^klick:' "$D/etc/passwd" 2>/dev/null; then
         if [ -n "$D" ]; then userdel --root "$D" klick; else userdel klick; fi
         if grep -q '^klick:' "$D/etc/group" 2>/dev/null; then

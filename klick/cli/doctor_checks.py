@@ -12,7 +12,8 @@ bridge for the device.
 
 Which checks depend on the machine rather than on Klick's files: the reader (for serial, nfc and
 hid), permissions (for those drivers), the bridge, the browser, the kiosk (on an appliance, where
-klick-launcher.service is installed), speech (when on) and disk space.
+klick-launcher.service is installed), speech (when on), the waiting chime's sound player (when
+the waiting indicator is on) and disk space.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import re
 import shutil
+import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,9 +44,12 @@ __all__ = [
     "check_permissions",
     "check_bridge",
     "check_browser",
+    "CHROMIUM_NAMES",
     "check_kiosk",
     "KIOSK_PROGRAMS",
     "check_speech",
+    "check_sound",
+    "SOUND_PLAYERS",
     "check_disk",
     "check_usage_log",
     "UDEV_RULE",
@@ -136,6 +142,7 @@ def run_doctor(config_path: str | Path | None = None, machine: Machine | None = 
         check_browser(cfg, machine),
         check_kiosk(machine),
         check_speech(cfg, machine),
+        check_sound(cfg, machine),
         check_disk(cfg, machine),
         check_usage_log(cfg),
     ]
@@ -435,17 +442,84 @@ def check_bridge(cfg: Config, timeout: float = BRIDGE_TIMEOUT_S) -> tuple[Findin
 # --- programs and disk -------------------------------------------------------------------------
 
 
+#: Chromium and the browsers built on it, by their programs' names. The launcher opens and watches
+#: every page over Chromium's DevTools pipe (``--remote-debugging-pipe``), which no other browser
+#: (Firefox, Epiphany …) has, so only these can show a card's page.
+CHROMIUM_NAMES = frozenset(
+    {
+        "chromium",
+        "chromium-browser",
+        "chrome",
+        "google-chrome",
+        "google-chrome-stable",
+        "google-chrome-beta",
+        "google-chrome-unstable",
+        "microsoft-edge",
+        "microsoft-edge-stable",
+        "microsoft-edge-beta",
+        "microsoft-edge-dev",
+        "brave",
+        "brave-browser",
+        "vivaldi",
+        "vivaldi-stable",
+    }
+)
+#: Browsers known not to be Chromium: no need to ask them.
+_NOT_CHROMIUM = frozenset({"firefox", "firefox-esr", "epiphany", "epiphany-browser", "midori", "falkon", "konqueror", "surf"})
+#: How a Chromium-based browser names itself in ``--version`` ("Chromium 120.0.6099.224 built on Debian").
+_CHROMIUM_VERSION = re.compile(r"\b(Chromium|Google Chrome|Microsoft Edge|Brave Browser|Vivaldi)\b")
+_VERSION_TIMEOUT_S = 5.0
+_USE_CHROMIUM = (
+    "sudo apt install chromium, and set browser.command in klick.yaml to chromium (or leave it out: chromium is the default)"
+)
+
+
 def check_browser(cfg: Config, machine: Machine) -> Finding:
-    program = cfg.browser.command[0]
+    command = cfg.browser.command
+    if len(command) >= 3 and command[1:3] == ("-m", "launcher.demo_browser"):
+        return Finding(
+            "Browser", True, "the demo's stand-in (launcher.demo_browser): it opens no page; install chromium to see them"
+        )
+    program = command[0]
     found = shutil.which(program, path=machine.path)
-    if found:
-        return Finding("Browser", True, f"{program} is installed ({found})")
+    if not found:
+        return Finding(
+            "Browser",
+            False,
+            f"the browser {program} (browser.command) is not installed here",
+            "install it (sudo apt install chromium), or set browser.command in klick.yaml to a browser that is",
+        )
+    # Its own name, and the name behind a link such as x-www-browser → /etc/alternatives → firefox-esr.
+    names = {Path(program).name, Path(found).name, Path(os.path.realpath(found)).name}
+    if names & CHROMIUM_NAMES:
+        return Finding("Browser", True, f"{program} is installed ({found}) and is Chromium, as Klick needs")
+    said = "" if names & _NOT_CHROMIUM else _version_of(found)
+    if _CHROMIUM_VERSION.search(said):
+        return Finding("Browser", True, f"{program} is installed ({found}) and is Chromium-based ({said})")
+    what = f"it says it is {said}" if said else "it is not Chromium or a browser built on it"
     return Finding(
         "Browser",
         False,
-        f"the browser {program} (browser.command) is not installed here",
-        "install it (sudo apt install chromium), or set browser.command in klick.yaml to a browser that is",
+        f"the browser {program} (browser.command) cannot show cards' pages: {what}. Klick opens and watches "
+        "every page through a channel only Chromium has, so Firefox and other browsers cannot work",
+        _USE_CHROMIUM,
     )
+
+
+def _version_of(program: str) -> str:
+    """The first line ``program --version`` prints (a wrapper script may stand for Chromium), or ""."""
+    try:
+        done = subprocess.run(
+            [program, "--version"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=_VERSION_TIMEOUT_S,
+            start_new_session=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    lines = done.stdout.decode("utf-8", "replace").strip().splitlines()
+    return lines[0].strip()[:120] if done.returncode == 0 and lines else ""
 
 
 #: What the kiosk session (klick-launcher.service) runs on, each with the Debian package it is
@@ -483,6 +557,29 @@ def check_speech(cfg: Config, machine: Machine) -> Finding:
         False,
         "speech is on (speech: true) but espeak-ng is not installed, so labels are not read aloud",
         "sudo apt install espeak-ng, or set speech: false in klick.yaml",
+    )
+
+
+#: What plays the waiting chime (launcher.actions.CHIME_PLAYERS), with the Debian package of each.
+SOUND_PLAYERS = (("paplay", "pulseaudio-utils"), ("aplay", "alsa-utils"))
+
+
+def check_sound(cfg: Config, machine: Machine) -> Finding:
+    """The soft chime when someone waits in a call card's room needs PulseAudio's paplay or ALSA's aplay."""
+    poll = cfg.calls.waiting_poll_s
+    if poll <= 0:
+        return Finding("Sound", True, "the waiting indicator is off (calls.waiting_poll_s: 0), so no chime is played")
+    for player, _package in SOUND_PLAYERS:
+        found = shutil.which(player, path=machine.path)
+        if found:
+            return Finding("Sound", True, f"the chime when someone is waiting plays with {player} ({found})")
+    return Finding(
+        "Sound",
+        False,
+        "the tablet chimes when someone waits in a call card's room (calls.waiting_poll_s: "
+        f"{poll}), but neither aplay nor paplay is installed, so it stays silent",
+        "sudo apt install alsa-utils (or pulseaudio-utils on a desktop with PulseAudio), "
+        "or set calls.waiting_poll_s: 0 in klick.yaml to turn the waiting indicator off",
     )
 
 

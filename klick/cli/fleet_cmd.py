@@ -42,10 +42,6 @@ def fleet(ctx: click.Context, config_path: str | None, keepalive: int) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    # The tablet's daemon must stay small (goal: under 40 MiB). sqlite-utils, which klick.usage
-    # uses, imports numpy when it is there (matplotlib brings it) only to map numpy types: 20 MiB
-    # the daemon never uses. Marking numpy absent (None) keeps it out of this process alone.
-    sys.modules.setdefault("numpy", None)  # type: ignore[arg-type]
     from fleet.device import FleetSetupError, run
 
     _logging()
