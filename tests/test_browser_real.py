@@ -321,19 +321,22 @@ def _policy_probe(etc: Path, cfg_path: Path, origin: str, other: str) -> None:
     """In the mount namespace: the policy in place of /etc/chromium, then (1) a bare Chromium, no
     launcher, no profile settings, no prompt switch, on a page of the other origin that asks for
     the camera (only the policy can refuse it: else a prompt would wait for ever), and (2) the
-    launcher's call page, whose grant the policy must leave working."""
+    launcher's call page, whose grant the policy must leave working. One after the other, each
+    until the test (reading the reports) says on stdin that it has heard from the page: with both
+    windows at once, the launcher's covered the bare one, whose questions then waited a minute."""
     subprocess.run(["mount", "--bind", str(etc), "/etc/chromium"], check=True)
     cfg = load_config(cfg_path)
     bare = Path(cfg.browser.profile).parent / "bare-profile"
     argv = [*cfg.browser.command, f"--user-data-dir={bare}", f"{other}/klick-policy-bare"]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        with Opened(cfg, VideoCall("jitsi", origin, "klick-policy-joined", "Mamma")) as opened:
-            wait_for(lambda: opened.painted, 20, "the call page")
-            time.sleep(3)
+        sys.stdin.readline()
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+    with Opened(cfg, VideoCall("jitsi", origin, "klick-policy-joined", "Mamma")) as opened:
+        wait_for(lambda: opened.painted, 30, "the call page")
+        sys.stdin.readline()
 
 
 def test_the_appliances_chromium_policy_refuses_every_site_and_leaves_the_call_grant_working(rig, tmp_path):
@@ -347,15 +350,27 @@ def test_the_appliances_chromium_policy_refuses_every_site_and_leaves_the_call_g
     shutil.copytree("/etc/chromium", etc)
     (etc / "policies" / "managed").mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "config/appliance/chromium-policy.json", etc / "policies" / "managed" / "klick.json")
-    probe = subprocess.run(
+    probe = subprocess.Popen(
         [unshare, "--mount", "--propagation", "private", "--", sys.executable, __file__, "policy", str(etc)]
         + [str(rig["folder"] / "klick.yaml"), call.origin, call.other_origin],
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         text=True,
-        timeout=60,
         cwd=REPO,
     )
-    assert probe.returncode == 0, probe.stderr[-3000:]
+    assert probe.stdin is not None
+    try:
+        for page in ("/klick-policy-bare", "/klick-policy-joined"):
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline and probe.poll() is None and not reports_for(call, page):
+                time.sleep(0.05)
+            probe.stdin.write("next\n")
+            probe.stdin.flush()
+    except BrokenPipeError:
+        pass  # the probe ended early: its stderr says why
+    _, err = probe.communicate(timeout=60)
+    assert probe.returncode == 0, err[-3000:]
     assert reports_for(call, "/klick-policy-bare") == [
         {"origin": call.other_origin, "page": "/klick-policy-bare", "ok": False, "error": "NotAllowedError", "asked": NO}
     ]
