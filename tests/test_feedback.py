@@ -86,7 +86,7 @@ def test_shipped_questionnaire_is_valid():
     q, problems = check_questionnaire(SHIPPED)
     assert q is not None and problems == []
     how = q.find("how_did_it_go")
-    assert how.kind == "smiley5" and how.text.sv == "Hur gick det?" and how.text.en == "How did that go?"
+    assert how.kind == "smiley5" and how.text.sv == "Hur gick det med {card}?" and how.text.en == "How did it go with {card}?"
     difficult = q.find("anything_difficult")
     assert difficult.kind == "yes_no" and difficult.follow_up.kind == "free_text"
     assert difficult.follow_up_when == ("yes",)
@@ -110,20 +110,23 @@ def test_first_use_asks_both_questions_then_the_follow_up(tmp_path):
     assert (p.question_id, p.kind, p.text.get("sv"), p.text.get("en")) == (
         "how_did_it_go",
         "smiley5",
-        "Hur gick det?",
-        "How did that go?",
+        "Hur gick det med {card}?",
+        "How did it go with {card}?",
     )
+    assert (p.uid, p.action_type) == ("04A2", "video_call")  # the card it asks about
     assert [o.value for o in p.options] == ["1", "2", "3", "4", "5"]
     fb.shown(p.id)
     assert fb.answer(p.id, 4) is None
 
+    assert fb.next_prompt(False) is None  # the next question waits limits.between_minutes (30)
+    clock.t += 30 * 60
     p = fb.next_prompt(False)
     assert p.question_id == "anything_difficult" and p.follow_up.id == "what_was_difficult"
     assert [o.label.sv for o in p.options] == ["Ja", "Nej"]
     fb.shown(p.id)
     follow = fb.answer(p.id, "yes")
-    assert follow is not None and follow.kind == "free_text" and follow.is_follow_up
-    assert fb.next_prompt(False) == follow
+    assert follow is not None and follow.kind == "free_text" and follow.is_follow_up and follow.uid == "04A2"
+    assert fb.next_prompt(False) == follow  # a follow-up belongs to the answer: it does not wait
     fb.shown(follow.id)
     assert fb.answer(follow.id, "Knappen var svår att hitta") is None
     assert fb.next_prompt(False) is None
@@ -164,6 +167,7 @@ def test_daily_limit(tmp_path):
         fb.shown(p.id)
         fb.answer(p.id, 3)
         shown.append(p.id)
+        clock.t += 30 * 60  # limits.between_minutes
     assert len(shown) == 2  # per_day: 2
     clock.t += 5 * HOUR  # 17:00, same day
     assert fb.next_prompt(False) is None
@@ -185,10 +189,12 @@ def test_a_shown_unanswered_prompt_comes_back_without_counting_twice(tmp_path):
     assert again.id == first.id
     fb.shown(again.id)
     fb.answer(again.id, 5)
+    clock.t += 30 * 60  # limits.between_minutes
     second = fb.next_prompt(False)
     assert second is not None and second.id != first.id
     fb.shown(second.id)
     fb.answer(second.id, 5)
+    clock.t += 30 * 60
     assert fb.next_prompt(False) is None
     log.close()
 

@@ -592,9 +592,12 @@ def write_sizes_home(home: Path, size: tuple[int, int]) -> None:
 
 
 def layout_problems(root, width: int, height: int) -> list[str]:
-    """Widgets outside the window and texts larger than their boxes (Kivy does not clip a label:
-    its text would spill over its neighbours or off the glass)."""
-    from kivy.uix.label import Label
+    """Widgets outside the window, and texts outside their boxes or over each other
+    (tests/layout_check.py; Kivy does not clip a label: its text would spill over its neighbours
+    or off the glass)."""
+    from kivy.core.window import Window
+
+    from tests.layout_check import layout_problems as text_problems
 
     problems = []
     for w in root.walk(restrict=True):
@@ -603,11 +606,7 @@ def layout_problems(root, width: int, height: int) -> list[str]:
         name = getattr(w, "text", "")[:30] or type(w).__name__
         if w.x < -1 or w.y < -1 or w.right > width + 1 or w.top > height + 1:
             problems.append(f"{name!r} sticks out of the window: {[round(v) for v in (w.x, w.y, w.right, w.top)]}")
-        if isinstance(w, Label) and w.text.strip():
-            tw, th = w.texture_size
-            if tw > w.width + 1 or th > w.height + 1:
-                problems.append(f"{name!r} needs {tw}x{th} px in a {round(w.width)}x{round(w.height)} box")
-    return problems
+    return problems + text_problems(Window, [root], (width, height))
 
 
 def _drive_sizes(home: Path, out: Path, size: tuple[int, int]) -> None:
