@@ -38,9 +38,10 @@ from launcher.screens.home import HomeScreen
 from launcher.screens.keyboard import use_big_keyboard
 from launcher.screens.message import MessageScreen
 from launcher.screens.pin import PinScreen
-from launcher.screens.prompt import PromptScreen, TapGuard
+from launcher.screens.prompt import PromptScreen
 from launcher.screens.waiting import WaitingScreen
 from launcher.services import QuestionnaireWatch, RegistryWatch, open_feedback, open_usage, recent_unknown
+from launcher.taps import TapGuard
 from launcher.textures import picture_textures
 from launcher.waiting import WaitingWatch, waiting_rooms
 from launcher.wording import waiting_words
@@ -190,12 +191,13 @@ class LauncherApp(App):
 
     def _follow_window(self) -> None:
         if (Window.width, Window.height) != self.screen_size and Window.width > 0 and Window.height > 0:
-            log.info("The screen is now %dx%d.", Window.width, Window.height)
+            log.info("The launcher was laid out again for %dx%d.", Window.width, Window.height)
             self.relayout()
 
     def on_start(self) -> None:
         self._watch_stop_signals()
-        log.info("The screen is %dx%d.", Window.width, Window.height)  # what a kiosk compositor gave it
+        # What a kiosk compositor gave it, and the words it speaks.
+        log.info("The screen is %dx%d, in %s.", Window.width, Window.height, "English" if self.w.language == "en" else "Swedish")
         self.client.start()
         if self.probe is not None:
             self.probe(self)

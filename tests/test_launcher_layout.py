@@ -500,6 +500,18 @@ def test_no_text_below_32_px(layout):
     assert small == []
 
 
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_home_fills_the_window_at_the_sizes_tablets_have(layout, size):
+    """From home's pixels: the whole window is the launcher's, nothing is cut at an edge, the slot
+    picture stands where home's layout puts it and the clock is as large as the size calls for."""
+    from PIL import Image
+
+    from tests.test_kiosk import home_problems
+
+    with Image.open(ARTIFACTS / f"home-normal-sv-{size[0]}x{size[1]}.png") as img:
+        assert home_problems(img.convert("RGB"), size) == []
+
+
 def test_the_card_screen_with_a_40_letter_label_at_larger_is_kept_as_png_in_both_languages(layout):
     for locale in LOCALES:
         png = REPO / "artifacts" / "layout" / f"card_video_call-40-larger-{locale}-1280x800.png"

@@ -2,13 +2,12 @@
 
 The question says what it is about ("How did the call with Anna go?") and shows that card's
 picture beside it. A free-text question opens with the on-screen keyboard already up, and its
-"Skip" and "Send" stand side by side, the same size. A second tap within :data:`TAP_PAUSE_S` of
-the first counts for nothing: stiff fingers press twice.
+"Skip" and "Send" stand side by side, the same size. A second tap within a second of
+the first counts for nothing: stiff fingers press twice (:mod:`launcher.taps`).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,29 +22,11 @@ from launcher.screens.card import has_picture
 from launcher.screens.keyboard import BigTextInput, above_keyboard
 from launcher.screens.layout import Frame
 from launcher.screens.widgets import BigButton, FaceButton, Filled, Screen, Text, keep_same_size, place
+from launcher.taps import TapGuard
 from launcher.textures import picture_textures
 from launcher.wording import question_words
 
-__all__ = ["PromptScreen", "TapGuard", "TAP_PAUSE_S"]
-
-#: A tap this soon after the last one that counted is taken as the same press, twice.
-TAP_PAUSE_S = 1.0
-
-
-class TapGuard:
-    """Lets a tap through only when the last one it let through is :data:`TAP_PAUSE_S` ago."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic, pause: float = TAP_PAUSE_S) -> None:
-        self.clock = clock
-        self.pause = pause
-        self._last: float | None = None
-
-    def accept(self) -> bool:
-        now = self.clock()
-        if self._last is not None and now - self._last < self.pause:
-            return False
-        self._last = now
-        return True
+__all__ = ["PromptScreen"]
 
 
 class PromptScreen(Screen):
@@ -58,8 +39,9 @@ class PromptScreen(Screen):
         self.question = Text(font_size=s.px("title"), bold=True)
         # The card the question is about: its colour around its picture.
         self.face = Filled()
-        self.face_picture = Image(fit_mode="contain")
+        self.face_picture = Image(fit_mode="contain", size_hint=(None, None))
         self.face.add_widget(self.face_picture)
+        self.face.bind(pos=self._fit_picture, size=self._fit_picture)
         self.answers = BoxLayout(orientation="horizontal", spacing=s.margin)
         self.later = BigButton(
             ctx.w("Not now"),
@@ -102,23 +84,19 @@ class PromptScreen(Screen):
         fw = min(fh * 1.3, 0.3 * W)
         return (m, split, fw, fh), (m + fw + m / 2, split, W - 2 * m - fw - m / 2, fh)
 
-    def _show_face(self, card: Any) -> None:
+    def _show_face(self, card: Any, box: Any) -> None:
         self.face.bg = theme.rgba(card.colour)
-        pad = self.ctx.sizes.margin / 4
-        self.face_picture.size_hint = (None, None)
-        self.face_picture.pos_hint = {}
         self._picture = card.picture if has_picture(card) else None
-        px = int(max(self.face.size))
+        px = int(max(box[2], box[3]))
         texture = picture_textures.texture(card.picture, px) if self._picture is not None else None
         self.face_picture.texture = texture
         self.face_picture.opacity = 1 if texture is not None else 0
 
-        def fit_picture(*_: Any) -> None:
-            self.face_picture.pos = (self.face.x + pad, self.face.y + pad)
-            self.face_picture.size = (max(1, self.face.width - 2 * pad), max(1, self.face.height - 2 * pad))
-
-        self.face.bind(pos=fit_picture, size=fit_picture)
-        fit_picture()
+    def _fit_picture(self, *_: Any) -> None:
+        """The picture inside the card's colour, a narrow frame of it around."""
+        pad = self.ctx.sizes.margin / 4
+        self.face_picture.pos = (self.face.x + pad, self.face.y + pad)
+        self.face_picture.size = (max(1, self.face.width - 2 * pad), max(1, self.face.height - 2 * pad))
 
     def _picture_ready(self, path: Any, px: int) -> None:
         if self._picture is not None and path == self._picture:
@@ -149,7 +127,7 @@ class PromptScreen(Screen):
         if face is not None:
             place(self.face, face, W, H)
             self.add_widget(self.face)
-            self._show_face(card)
+            self._show_face(card, face)
         place(self.question, question, W, H)
         self.question.say(words, max_px=s.px("title"))
         self.add_widget(self.question)
