@@ -87,7 +87,8 @@ class LauncherApp(App):
         self.shown_listeners: list[Callable[[str, Any, float | None], None]] = []
         #: Called as listener(perf_counter) from the browser's thread when a page first paints.
         self.page_listeners: list[Callable[[float], None]] = []
-        self.program: actions.RunningProgram | None = None
+        #: What the card in the slot runs: a program (RunningProgram) or a page (BrowserRun).
+        self.program: actions.RunningProgram | BrowserRun | None = None
         self.program_card: Any = None
         self.album_card: Any = None
         self._pending_start: Any = None
@@ -223,6 +224,8 @@ class LauncherApp(App):
             self.usage.close()
 
     def _record_quietly(self, kind: str, **fields: Any) -> None:
+        if self.usage is None:
+            return
         try:
             self.usage.record(kind, **fields)
         except Exception:  # the log's trouble must not keep the launcher from stopping

@@ -563,22 +563,22 @@ class Session:
         if not (self.pin_pending or isinstance(screen, CarerPin)):
             return []
         self.pin_pending = False
-        on_pad = isinstance(screen, CarerPin)
+        pad = screen if isinstance(screen, CarerPin) else None
         if right:
             changed = self.pin != PinThrottle()
             self.pin = PinThrottle()
-            if on_pad:
-                self.screen = CarerMode(screen.card)
+            if pad is not None:
+                self.screen = CarerMode(pad.card)
             return [KeepState(PIN_STATE_KEY, None)] if changed else []
         pin = PinThrottle(min(self.pin.failures + 1, _MAX_FAILURES), self.pin.paused_until)
         if pin.in_round == 0:  # a whole round wrong: the pad shuts for a while
             now, pause = self.clock(), pin.pause()
             pin = replace(pin, paused_until=now + pause)
-            if on_pad or isinstance(screen, Home):
+            if pad is not None or isinstance(screen, Home):
                 self.screen = self._home("carer_paused")
                 self.notice_until = now + min(PIN_NOTICE_S, pause)
-        elif on_pad:
-            self.screen = CarerPin(screen.card, pin.in_round)
+        elif pad is not None:
+            self.screen = CarerPin(pad.card, pin.in_round)
         self.pin = pin
         return [KeepState(PIN_STATE_KEY, pin.to_text())]
 

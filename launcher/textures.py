@@ -14,6 +14,7 @@ the faces in use, not all of them. Kivy's thread only.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import weakref
@@ -120,12 +121,12 @@ class PictureTextures:
         self._failed: set[tuple[Path, int]] = set()
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
-        self._listeners: list[weakref.WeakMethod] = []
+        self._listeners: list[weakref.WeakMethod[Callable[[Path, int], None]]] = []
 
     def listen(self, method: Callable[[Path, int], None]) -> None:
         """Call ``method(path, px)`` (a bound method, held weakly: a screen built anew lets its
         old self go) when a picture asked for is ready."""
-        self._listeners.append(weakref.WeakMethod(method))  # type: ignore[arg-type]
+        self._listeners.append(weakref.WeakMethod(method))
 
     def texture(self, path: Path, px: int) -> Any:
         key = (Path(path), int(px))
@@ -162,7 +163,7 @@ class PictureTextures:
             except Exception:  # make_thumb should not raise; if it did, the card shows no picture
                 log.exception("the picture %s could not be read", key[0])
                 thumb = None
-            self._schedule(lambda key=key, thumb=thumb: self._upload(key, thumb))
+            self._schedule(functools.partial(self._upload, key, thumb))
 
     def _upload(self, key: tuple[Path, int], thumb: Any) -> None:
         with self._wake:

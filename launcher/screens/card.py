@@ -27,6 +27,8 @@ def card_boxes(f: Frame, has_picture: bool) -> dict[str, Box]:
     W, H, m = f.width, f.height, f.margin
     top = H - m
     bottom = f.bar + m / 4
+    picture: Box
+    band: Box
     if f.portrait:
         split = bottom + (top - bottom) * 0.45
         picture = (0.12 * W, split + m / 2, 0.76 * W, top - split - m / 2)

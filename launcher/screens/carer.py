@@ -33,7 +33,8 @@ class CarerScreen(Screen):
         self.ctx = ctx
         self.f = Frame.of(ctx)
         self.page = "menu"
-        self.card_uid: str | None = None
+        #: The unknown card being programmed (set when "Program the newest" is pressed).
+        self.card_uid = ""
         self.entry: BigTextInput | None = None
         self._screen = None
         self._lines: list[tuple[str, float, bool]] = []

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from launcher import theme
-from launcher.screens.layout import Frame
+from launcher.screens.layout import Box, Frame
 from launcher.screens.widgets import ReaderDot, Screen, SlotPicture, Text, place
 from launcher.wording import date_words
 
@@ -25,6 +25,10 @@ class HomeScreen(Screen):
         row = max(s.px("small") * 1.4, 0.07 * H)
         row_y = H - m / 2 - row
         clock_top = row_y - m / 4
+        clock: Box
+        date: Box
+        insert: Box
+        picture: Box
         if f.portrait:
             dot_x = 0.1 * W
             clock = (m, 0.70 * H, W - 2 * m, clock_top - 0.70 * H)

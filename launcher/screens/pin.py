@@ -8,6 +8,7 @@ moment) and tells the session. While it checks, the pad says so and ignores ever
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from kivy.uix.gridlayout import GridLayout
@@ -72,7 +73,7 @@ class PinScreen(Screen):
             # Every key the same size whatever its word ("Sudda" is wider than "1").
             button = BigButton(
                 text,
-                lambda k=label: self.press(k),
+                functools.partial(self.press, label),
                 font_px=s.px("body") if label in ("erase", "ok") else s.px("button"),
                 touch=s.touch,
                 size_hint=(1, 1),

@@ -141,8 +141,8 @@ class PromptScreen(Screen):
                 self.answers.add_widget(FaceButton(value, self._tapped(ctx.on_answer)))
         elif prompt.kind == "yes_no":
             self.answers = BoxLayout(orientation="horizontal", spacing=m * 2, padding=[m * 2 if f.portrait else m * 4, 0])
-            for value, label in (("yes", w("Yes")), ("no", w("No"))):
-                self.answers.add_widget(self._answer(label, value, round(s.px("button") * 1.2)))
+            for answer, label in (("yes", w("Yes")), ("no", w("No"))):
+                self.answers.add_widget(self._answer(label, answer, round(s.px("button") * 1.2)))
             keep_same_size(list(self.answers.children), round(s.px("button") * 1.2))
         else:  # choice: two columns lying down when there are more than two; one column upright
             options = list(prompt.options)
