@@ -68,6 +68,9 @@ class Prompt:
     follow_up: Question | None = None
     follow_up_when: tuple[str, ...] = ()
     is_follow_up: bool = False
+    #: The card whose use asked the question (for its ``{card}`` and picture), if one did.
+    uid: str | None = None
+    action_type: str | None = None
 
 
 class Feedback:
@@ -172,7 +175,7 @@ class Feedback:
                         ),
                     ).lastrowid
                     assert new_id is not None  # an INSERT that returned always sets lastrowid
-                    follow = _prompt(new_id, question.follow_up, True)
+                    follow = _prompt(new_id, question.follow_up, True, row["uid"], row["action_type"])
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -302,11 +305,13 @@ class Feedback:
         shown_today = conn.execute(
             "SELECT count(*) FROM prompts WHERE parent_id IS NULL AND shown_at >= ?", (iso(day_start),)
         ).fetchone()[0]
+        last_shown = conn.execute("SELECT max(shown_at) FROM prompts WHERE parent_id IS NULL").fetchone()[0]
         rows = conn.execute(
-            "SELECT id, state, created_at, expires_at, parent_id, shown_at, snoozed_until, question_id FROM prompts"
-            " WHERE state IN ('queued','shown','snoozed')"
+            "SELECT id, state, created_at, expires_at, parent_id, shown_at, snoozed_until, question_id, uid, action_type"
+            " FROM prompts WHERE state IN ('queued','shown','snoozed')"
         ).fetchall()
         names = {r[0]: r[7] for r in rows}
+        cards = {r[0]: (r[8], r[9]) for r in rows}
         cands = [
             Candidate(
                 r[0],
@@ -329,13 +334,15 @@ class Feedback:
             day_start=day_start,
             shown_today=shown_today,
             per_day=limits.per_day,
+            last_shown_at=from_iso(last_shown) if last_shown else None,
+            between_s=limits.between_minutes * 60,
         )
         if picked is None:
             return None
         question = self.questionnaire.find(names[picked.id])
         if question is None:
             return None
-        return _prompt(picked.id, question, picked.is_follow_up)
+        return _prompt(picked.id, question, picked.is_follow_up, *cards[picked.id])
 
     def _open_row(self, prompt_id: int) -> dict[str, Any]:
         try:
@@ -352,8 +359,8 @@ class Feedback:
         return {"question_id": row[0], "state": row[1], "uid": row[2], "action_type": row[3]}
 
 
-def _prompt(prompt_id: int, q: Question, is_follow_up: bool) -> Prompt:
-    return Prompt(prompt_id, q.id, q.kind, q.text, q.options, q.follow_up, q.follow_up_when, is_follow_up)
+def _prompt(prompt_id: int, q: Question, is_follow_up: bool, uid: str | None = None, action_type: str | None = None) -> Prompt:
+    return Prompt(prompt_id, q.id, q.kind, q.text, q.options, q.follow_up, q.follow_up_when, is_follow_up, uid, action_type)
 
 
 def _check_answer(q: Question, value: Any, text: str | None) -> tuple[str | None, str | None]:

@@ -150,11 +150,14 @@ def choose(
     day_start: float,
     shown_today: int,
     per_day: int,
+    last_shown_at: float | None = None,
+    between_s: float = 0.0,
 ) -> Candidate | None:
     """The prompt to put on the home screen now, or None.
 
     Never while an action runs, never in quiet hours. A follow-up comes first and does not count
-    against the daily limit (it is part of the answer just given). A prompt already shown today
+    against the daily limit (it is part of the answer just given). Any other question waits
+    ``between_s`` after the last one was shown (``last_shown_at``). A prompt already shown today
     and not yet answered may come back without counting twice; otherwise at most ``per_day``
     different prompts are shown a day. Oldest first.
     """
@@ -164,6 +167,8 @@ def choose(
     for c in due:
         if c.is_follow_up:
             return c
+    if last_shown_at is not None and now - last_shown_at < between_s:
+        return None
     for c in due:
         if c.shown_at is not None and c.shown_at >= day_start:
             return c

@@ -10,12 +10,13 @@ asking something garbled). File format::
       quiet_hours: "20:00-09:00"
       expire_days: 3           # a question not answered in time is dropped
       snooze_minutes: 120      # "not now" asks again after this long
+      between_minutes: 30      # at least this long between two questions (follow-ups excepted)
     questions:
       - id: how_did_it_go
         kind: smiley5          # smiley5 | yes_no | choice | free_text
-        text:
-          sv: Hur gick det?
-          en: How did that go?
+        text:                  # {card} is the card's name, for a question asked after a card's use
+          sv: Hur gick det med {card}?
+          en: How did it go with {card}?
         triggers:
           - after_uses: [1, 2, 3]
             per_card: true
@@ -171,6 +172,9 @@ class Limits:
     quiet_hours: tuple[int, int] | None = (20 * 60, 9 * 60)
     expire_days: int = 3
     snooze_minutes: int = 120
+    #: Minutes that must pass after a question was shown before the next one (a follow-up, part
+    #: of the answer just given, does not wait). Three questions 3 s apart wear a resident out.
+    between_minutes: int = 30
 
 
 @dataclass(frozen=True)
@@ -268,10 +272,10 @@ def _int(doc: YamlDoc, node: yaml.Node, name: str, low: int, high: int) -> int |
 
 def _read_limits(doc: YamlDoc, node: yaml.Node) -> Limits:
     f = doc.mapping(node, "limits")
-    doc.unknown_keys(f, {"per_day", "quiet_hours", "expire_days", "snooze_minutes"}, "limits")
+    doc.unknown_keys(f, {"per_day", "quiet_hours", "expire_days", "snooze_minutes", "between_minutes"}, "limits")
     base = Limits()
     values: dict[str, Any] = {}
-    for key, low, high in (("per_day", 1, 20), ("expire_days", 1, 60), ("snooze_minutes", 5, 1440)):
+    for key, low, high in (("per_day", 1, 20), ("expire_days", 1, 60), ("snooze_minutes", 5, 1440), ("between_minutes", 0, 1440)):
         if key in f:
             got = _int(doc, f[key][1], f"limits.{key}", low, high)
             if got is not None:
@@ -291,6 +295,7 @@ def _read_limits(doc: YamlDoc, node: yaml.Node) -> Limits:
         quiet_hours=values.get("quiet_hours", base.quiet_hours),
         expire_days=values.get("expire_days", base.expire_days),
         snooze_minutes=values.get("snooze_minutes", base.snooze_minutes),
+        between_minutes=values.get("between_minutes", base.between_minutes),
     )
 
 
@@ -425,10 +430,37 @@ def _read_question(doc: YamlDoc, node: yaml.Node, *, top: bool) -> Question | No
                 else:
                     words.append(word)
             when = tuple(words)
+    if top and text is not None and triggers:
+        ok = _check_fields(doc, f["text"][1], name, text, triggers, follow_up) and ok
     line = node.start_mark.line + 1
     if not ok or text is None:
         return None
     return Question(qid, kind, text, options, triggers, follow_up, when, line)
+
+
+_FIELD = re.compile(r"\{([^{}]*)\}")
+#: The triggers that come from a card's use, so ``{card}`` has a card to name.
+_CARD_TRIGGERS = ("after_uses", "after_session_minutes")
+
+
+def _check_fields(
+    doc: YamlDoc, node: yaml.Node, name: str, text: Text, triggers: tuple[Trigger, ...], follow_up: Question | None
+) -> bool:
+    """``{card}`` (the card's name) is the only field a question may fill in, and only in a
+    question asked after a card's use (its follow-up too): a weekly question has no card."""
+    texts = [text.sv, text.en] + ([follow_up.text.sv, follow_up.text.en] if follow_up is not None else [])
+    fields_used = {field for t in texts for field in _FIELD.findall(t)}
+    wrong = sorted(fields_used - {"card"})
+    if wrong:
+        doc.error(node, f"{name}: {{{wrong[0]}}} is not something a question can fill in; only {{card}} (the card's name) is")
+        return False
+    if "card" in fields_used and not all(t.kind in _CARD_TRIGGERS for t in triggers):
+        doc.error(
+            node,
+            f"{name} names {{card}}, so every trigger must be a card's use (after_uses or after_session_minutes)",
+        )
+        return False
+    return True
 
 
 def _answer_word(node: yaml.Node) -> str | None:

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
 from urllib.parse import quote
 
 from klick.calls import CallServerError, call_origin, server_allowed
@@ -187,12 +187,12 @@ def plan(action: Any, cfg: Any) -> Plan:
     kind = getattr(action, "type", None)
     if kind == "video_call":
         server = call_server(action)
-        if server is not None and not server_allowed(server, cfg.calls.allowed_servers):
-            return Unrunnable("server_not_allowed", _origin(server))
-        if action.provider == "jitsi":
-            url = jitsi_url(action.server, action.room, action.display_name)
-            return browser_page(cfg, url, camera_origin=call_origin(server), jitsi=True)
-        if action.provider == "teams":
+        if server is not None:  # a call in Klick's browser: only an allowed server gets the camera
+            if not server_allowed(server, cfg.calls.allowed_servers):
+                return Unrunnable("server_not_allowed", _origin(server))
+            if action.provider == "jitsi":
+                url = jitsi_url(action.server, action.room, action.display_name)
+                return browser_page(cfg, url, camera_origin=call_origin(server), jitsi=True)
             return browser_page(cfg, teams_url(action.user), camera_origin=call_origin(server))
         if action.provider == "skype":
             # The registry keeps the Skype name in ``name`` (``user`` is Teams').
@@ -259,10 +259,21 @@ class ActionError(Exception):
         self.detail = detail
 
 
+class ChildProcess(Protocol):
+    """What a started program is to :class:`RunningProgram`: ``subprocess.Popen``, or the
+    browser's :class:`launcher.devtools.SpawnedProcess`."""
+
+    pid: int
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
 class RunningProgram:
     """One started program and its process group."""
 
-    def __init__(self, proc: subprocess.Popen, program: str) -> None:
+    def __init__(self, proc: ChildProcess, program: str) -> None:
         self.proc = proc
         self.program = program
         self._stopping = False
@@ -345,7 +356,7 @@ def start_program(argv: tuple[str, ...], program: str, *, log_file: Path | None 
     """Start ``argv`` (never through a shell) in a new session; raise :class:`ActionError`."""
     if not argv:
         raise ActionError("no_action", "empty command")
-    out = subprocess.DEVNULL
+    out: int | IO[bytes] = subprocess.DEVNULL
     handle = None
     if log_file is not None:
         try:

@@ -8,8 +8,10 @@ shows the screen the session names.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +21,8 @@ from typing import Any
 from kivy.app import App
 from kivy.clock import Clock
 from kivy.core.window import Keyboard, Window
+from kivy.graphics.opengl import glFinish
+from kivy.uix.floatlayout import FloatLayout
 
 from klick.bridge_client import BridgeClient
 from klick.pin import check_pin
@@ -36,8 +40,9 @@ from launcher.screens.message import MessageScreen
 from launcher.screens.pin import PinScreen
 from launcher.screens.prompt import PromptScreen
 from launcher.screens.waiting import WaitingScreen
-from launcher.screens.widgets import Filled
-from launcher.services import RegistryWatch, open_feedback, open_usage, recent_unknown
+from launcher.services import QuestionnaireWatch, RegistryWatch, open_feedback, open_usage, recent_unknown
+from launcher.taps import TapGuard
+from launcher.textures import picture_textures
 from launcher.waiting import WaitingWatch, waiting_rooms
 from launcher.wording import waiting_words
 
@@ -60,6 +65,9 @@ SHUTDOWN_GRACE_S = 0.8
 #: After the resident's own call in a room ends, the server may still count the tablet there
 #: for a while (until it notices the browser is gone): that room is not announced meanwhile.
 OWN_CALL_GRACE_S = 90.0
+#: Cards whose faces are rendered ahead of time, one per frame while home is idle (their words
+#: and pictures then cost nothing when the card comes in); the rest are rendered on first use.
+PREPARED_FACES = 24
 _KEY_NAMES = {code: name for name, code in Keyboard.keycodes.items()}
 
 
@@ -79,7 +87,8 @@ class LauncherApp(App):
         self.shown_listeners: list[Callable[[str, Any, float | None], None]] = []
         #: Called as listener(perf_counter) from the browser's thread when a page first paints.
         self.page_listeners: list[Callable[[float], None]] = []
-        self.program: actions.RunningProgram | None = None
+        #: What the card in the slot runs: a program (RunningProgram) or a page (BrowserRun).
+        self.program: actions.RunningProgram | BrowserRun | None = None
         self.program_card: Any = None
         self.album_card: Any = None
         self._pending_start: Any = None
@@ -93,6 +102,15 @@ class LauncherApp(App):
         self._last_registry_poll = 0.0
         self._registry_reading = False
         self._pin_checking = False
+        #: Where the time went for the last card event (perf_counter marks), for `make bench`.
+        self.timing: dict[str, float] = {}
+        self._timing: dict[str, float] | None = None
+        self.tap_guard = TapGuard()
+        self._offscreen = os.environ.get("SDL_VIDEODRIVER") == "offscreen"
+        self._asked_this_idle = False
+        self._thanks_event: Any = None
+        self._to_prepare: list[Any] = []
+        self._prepare_event: Any = None
         try:
             self.quit_combo = parse_keys(cfg.display.quit_keys)
         except KeyComboError as exc:
@@ -100,13 +118,15 @@ class LauncherApp(App):
             self.quit_combo = parse_keys("ctrl+alt+q")
 
     # -- set-up -------------------------------------------------------------------------------
-    def build(self) -> Filled:
+    def build(self) -> FloatLayout:
         guard.install()
         Window.clearcolor = theme.rgba(theme.BG)
+        self.screen_size = (Window.width, Window.height)
         self.sizes = theme.sizes_for(Window.width, Window.height, self.cfg.text_scale, self.cfg.display.dpi)
         self.registry = RegistryWatch(self.cfg.paths.registry)
         self.usage = open_usage(self.cfg)
-        self.feedback = open_feedback(self.cfg, self.usage)
+        self.questionnaire = QuestionnaireWatch(self.cfg.paths.questionnaire)
+        self.feedback = open_feedback(self.cfg, self.usage, self.questionnaire)
         self.session = S.Session(
             lookup=self.registry.get, configured_mode=self.cfg.reader.mode, carer_pin_set=bool(self.cfg.carer.pin_hash.strip())
         )
@@ -118,6 +138,20 @@ class LauncherApp(App):
         actions.ensure_profiles(self.cfg)
         self.waiting = WaitingWatch(self.cfg.calls.waiting_poll_s, on_change=self._waiting_answer)
         self._rooms_changed()
+        self.root_widget = FloatLayout()
+        self._build_screens()
+        self.render()
+        self._relayout_soon = Clock.create_trigger(lambda _dt: self._follow_window(), 0.2)
+        Window.bind(on_key_down=self._on_key, on_request_close=self._on_request_close, on_flip=self._after_flip)
+        Window.bind(on_resize=lambda *_: self._relayout_soon())
+        # "launcher": the bridge never lets this client go when it is full of others.
+        self.client = BridgeClient(
+            self.cfg.paths.socket, on_event=self._from_bridge, on_connection=self._connection, hello="launcher"
+        )
+        Clock.schedule_interval(self._tick, 0.5)
+        return self.root_widget
+
+    def _build_screens(self) -> None:
         use_big_keyboard(Window, self.sizes, self.cfg.display.dpi)
         self.screens = {
             "home": HomeScreen(self),
@@ -129,20 +163,42 @@ class LauncherApp(App):
             "carer": CarerScreen(self),
             "waiting": WaitingScreen(self),
         }
-        self.root_widget = Filled()
         self.screens["home"].tick(_dt.datetime.now())
+        self._prepare_faces()
+
+    def relayout(self, *, text_size: str | None = None, locale: str | None = None) -> None:
+        """Build every screen again for the window's size now, and for a text size or language
+        if given: a compositor that hands the window another size, a tablet turned on its side.
+        What shows stays what shows; the album keeps its pictures."""
+        if text_size is not None:
+            self.cfg = dataclasses.replace(self.cfg, text_size=text_size)
+        if locale is not None:
+            self.cfg = dataclasses.replace(self.cfg, locale=locale)
+            self.w = Words(self.cfg.locale)
+        self.screen_size = (Window.width, Window.height)
+        self.sizes = theme.sizes_for(Window.width, Window.height, self.cfg.text_scale, self.cfg.display.dpi)
+        album = self.screens.get("album")
+        if self._current is not None:
+            self._drop_keyboard(self._current)
+        self.root_widget.clear_widgets()
+        self._current = None
+        self._last_screen = None
+        if album is not None:
+            album.end()
+        self._build_screens()
+        if album is not None and album.pictures and self.album_card is not None:
+            self.screens["album"].begin(album.pictures, album._folder or Path("."))
         self.render()
-        Window.bind(on_key_down=self._on_key, on_request_close=self._on_request_close, on_flip=self._after_flip)
-        # "launcher": the bridge never lets this client go when it is full of others.
-        self.client = BridgeClient(
-            self.cfg.paths.socket, on_event=self._from_bridge, on_connection=self._connection, hello="launcher"
-        )
-        Clock.schedule_interval(self._tick, 0.5)
-        return self.root_widget
+
+    def _follow_window(self) -> None:
+        if (Window.width, Window.height) != self.screen_size and Window.width > 0 and Window.height > 0:
+            log.info("The launcher was laid out again for %dx%d.", Window.width, Window.height)
+            self.relayout()
 
     def on_start(self) -> None:
         self._watch_stop_signals()
-        log.info("The screen is %dx%d.", Window.width, Window.height)  # what a kiosk compositor gave it
+        # What a kiosk compositor gave it, and the words it speaks.
+        log.info("The screen is %dx%d, in %s.", Window.width, Window.height, "English" if self.w.language == "en" else "Swedish")
         self.client.start()
         if self.probe is not None:
             self.probe(self)
@@ -168,6 +224,8 @@ class LauncherApp(App):
             self.usage.close()
 
     def _record_quietly(self, kind: str, **fields: Any) -> None:
+        if self.usage is None:
+            return
         try:
             self.usage.record(kind, **fields)
         except Exception:  # the log's trouble must not keep the launcher from stopping
@@ -205,12 +263,14 @@ class LauncherApp(App):
             Clock.schedule_once(lambda _dt: self._apply_and_render(self.session.greeting_over(count)), GREETING_WAIT_S)
 
     def handle_event(self, event: Any, received: float | None = None) -> None:
+        self._timing = {"received": received if received is not None else time.perf_counter(), "handled": time.perf_counter()}
         self._step(lambda: self.session.event(event), received)
 
     def on_home(self) -> None:
         self._apply_and_render(self.session.home_pressed())
 
     def on_answer(self, value: Any, free_text: bool = False) -> None:
+        self._asked_this_idle = True
         if free_text:
             if not value:
                 self._apply_and_render(self.session.prompt_dismiss())
@@ -220,6 +280,7 @@ class LauncherApp(App):
             self._apply_and_render(self.session.prompt_answer(value))
 
     def on_prompt_later(self) -> None:
+        self._asked_this_idle = True
         screen = self.session.screen
         if isinstance(screen, S.Asking) and screen.prompt.kind == "free_text":
             self._apply_and_render(self.session.prompt_dismiss())
@@ -297,10 +358,16 @@ class LauncherApp(App):
         except Exception:
             log.exception("the launcher could not take in an event")
             effects = []
+        self._mark("decided")
         self._apply_and_render(effects, received)
+
+    def _mark(self, name: str) -> None:
+        if self._timing is not None:
+            self._timing[name] = time.perf_counter()
 
     def _apply_and_render(self, effects: list, received: float | None = None) -> None:
         self.apply(effects)
+        self._mark("applied")
         try:
             self.render(received)
         except Exception:
@@ -337,12 +404,18 @@ class LauncherApp(App):
             self._feedback_call("shown", effect.prompt.id)
         elif isinstance(effect, S.PromptAnswered):
             follow = self._feedback_call("answer", effect.prompt.id, effect.value, effect.text)
-            if follow is not None:
-                Clock.schedule_once(lambda _dt: self._apply_and_render(self.session.prompt_due(follow)), 0.3)
+            self.session.follow_up(follow)
+            if self._thanks_event is not None:
+                self._thanks_event.cancel()
+            self._thanks_event = Clock.schedule_once(lambda _dt: self._thanks_over(), S.THANKS_S)
         elif isinstance(effect, S.PromptSnoozed):
             self._feedback_call("snooze", effect.prompt.id)
         elif isinstance(effect, S.PromptDismissed):
             self._feedback_call("dismiss", effect.prompt.id)
+
+    def _thanks_over(self) -> None:
+        self._thanks_event = None
+        self._apply_and_render(self.session.thanks_over())
 
     def _feedback_call(self, name: str, *args: Any) -> Any:
         if self.feedback is None:
@@ -438,7 +511,9 @@ class LauncherApp(App):
             if self.album_card is not None and self.album_card.uid == screen.card.uid and screen.phase != "starting":
                 return "album"
             return "card"
-        if isinstance(screen, (S.UnknownCard, S.ReaderLost, S.ActionFailed, S.CardsUnreadable, S.CallEnded)):
+        if isinstance(
+            screen, (S.UnknownCard, S.ReaderLost, S.ActionFailed, S.CardsUnreadable, S.CallEnded, S.ReaderStarting, S.Thanks)
+        ):
             return "message"
         if isinstance(screen, S.Asking):
             return "prompt"
@@ -459,15 +534,32 @@ class LauncherApp(App):
         if widget is not self._current:
             if self._current is not None:
                 self._drop_keyboard(self._current)
+                self._current.unbind(bg=self._paint)
             self.root_widget.clear_widgets()
             self.root_widget.add_widget(widget)
             self._current = widget
+            widget.bind(bg=self._paint)
         widget.update(self.session)
+        self._paint()
+        self._mark("updated")
         if screen is not self._last_screen:
+            if not isinstance(self._last_screen, (S.Home, S.Asking, S.Thanks)) and isinstance(screen, S.Home):
+                self._asked_this_idle = False  # a new idle moment: it may bring one question
             self._last_screen = screen
             self._pending_shown = (key, screen, received)
             if isinstance(screen, S.Home):
                 self._idle_since = time.monotonic()
+            # The words and pictures now, not in the middle of the frame (their textures are
+            # kept: a card seen before costs nothing here).
+            for child in widget.walk(restrict=True):
+                if hasattr(child, "render_options"):
+                    child.texture_update()
+            self._mark("textures")
+
+    def _paint(self, *_: Any) -> None:
+        """The window's clear colour is the screen's background: no rectangle over the glass."""
+        if self._current is not None:
+            Window.clearcolor = self._current.bg
 
     @staticmethod
     def _drop_keyboard(widget: Any) -> None:
@@ -481,7 +573,15 @@ class LauncherApp(App):
         Window.release_all_keyboards()
 
     def _after_flip(self, *_: Any) -> None:
+        if self._offscreen:
+            # SDL's offscreen driver has no glass to swap to, so the GL never finishes a frame
+            # by itself: textures let go are never freed, and "drawn" would mean "queued".
+            glFinish()
+        timing, self._timing = self._timing, None
         if self._pending_shown is not None:
+            if timing is not None:
+                timing["drawn"] = time.perf_counter()
+                self.timing = timing
             shown, self._pending_shown = self._pending_shown, None
             for listener in list(self.shown_listeners):
                 try:
@@ -509,8 +609,10 @@ class LauncherApp(App):
         self.waiting.set_active(self.session.home_idle)
         if self._current is self.screens["home"]:
             self.screens["home"].tick(_dt.datetime.now())
-            if getattr(self.session.screen, "notice", ""):
-                self._apply_and_render(self.session.tick())
+        before = self.session.screen
+        effects = self.session.tick()
+        if effects or self.session.screen is not before:
+            self._apply_and_render(effects)
         if self.program is not None:
             code = self.program.poll()
             if code is not None:
@@ -525,13 +627,37 @@ class LauncherApp(App):
             self._last_registry_poll = now
             if self.registry.changed():
                 self._read_registry()
+            if self.questionnaire.changed():
+                self._read_questionnaire()
         if (
             self.feedback is not None
             and self.session.idle
+            and not self._asked_this_idle
             and now - self._idle_since >= PROMPT_SETTLE_S
             and now - self._last_prompt_poll >= PROMPT_POLL_S
         ):
             self.ask_for_prompt()
+
+    def _read_questionnaire(self) -> None:
+        """A questionnaire pushed or edited while the launcher runs: read beside the screen; a
+        broken one keeps the last good questions (:class:`launcher.services.QuestionnaireWatch`)."""
+
+        def read() -> None:
+            try:
+                changed = self.questionnaire.check()
+            except Exception:  # check() never raises; if it did, the next poll tries again
+                log.exception("the questionnaire could not be read")
+                changed = False
+            if changed:
+                Clock.schedule_once(lambda _dt: self._questionnaire_read(), -1)
+
+        threading.Thread(target=read, name="questionnaire-file", daemon=True).start()
+
+    def _questionnaire_read(self) -> None:
+        if self.feedback is not None and self.questionnaire.current is not None:
+            self.feedback.questionnaire = self.questionnaire.current
+        elif self.feedback is None:
+            self.feedback = open_feedback(self.cfg, self.usage, self.questionnaire)
 
     def _read_registry(self) -> None:
         """Read the changed card file beside the screen (a big file takes seconds to check);
@@ -552,7 +678,31 @@ class LauncherApp(App):
         self._registry_reading = False
         if changed:
             self._rooms_changed()
+            picture_textures.forget()
+            self._prepare_faces()
             self._step(lambda: self.session.card_file_state(self.registry.state))
+
+    # -- faces ahead of time -------------------------------------------------------------------
+    def _prepare_faces(self) -> None:
+        """Render the faces of the first cards in the file ahead of time, one per frame while
+        home is idle (a card put in meanwhile is rendered on first use, as any other)."""
+        cards = [c for c in self.registry.registry.cards if c.role == "resident" and c.enabled]
+        self._to_prepare = cards[:PREPARED_FACES]
+        if self._prepare_event is None:
+            self._prepare_event = Clock.schedule_interval(self._prepare_one, 0)
+
+    def _prepare_one(self, _dt_: float) -> bool:
+        if not self._to_prepare:
+            self._prepare_event = None
+            return False
+        if not isinstance(self.session.screen, S.Home) or self._pending_shown is not None:
+            return True  # not now: the resident is using the tablet
+        card = self._to_prepare.pop(0)
+        try:
+            self.screens["card"].prepare(card, self.session.mode)
+        except Exception:  # a face that cannot be made ahead is made when it is needed
+            log.exception("the face of card %s could not be made ahead", card.uid)
+        return True
 
     # -- someone waiting in a call card's room ---------------------------------------------------
     def _rooms_changed(self) -> None:
@@ -567,13 +717,18 @@ class LauncherApp(App):
         self._step(lambda: self.session.someone_waiting(cards))
 
     def ask_for_prompt(self) -> bool:
-        """Ask the questionnaire for a due question; True when one is now on the screen."""
+        """Ask the questionnaire for a due question; True when one is now on the screen.
+
+        One question an idle moment: after an answer (or "not now") the next waits until a card
+        has been used and home is back (and the questionnaire's ``between_minutes`` have passed).
+        """
         self._last_prompt_poll = time.monotonic()
-        if self.feedback is None or not self.session.idle:
+        if self.feedback is None or not self.session.idle or self._asked_this_idle:
             return False
         prompt = self._feedback_call("next_prompt", self.session.running is not None)
         if prompt is None:
             return False
+        self._asked_this_idle = True
         self._apply_and_render(self.session.prompt_due(prompt))
         return isinstance(self.session.screen, S.Asking)
 
@@ -587,7 +742,7 @@ class LauncherApp(App):
         # Every layer on the window, so the docked on-screen keyboard is in the picture too.
         fbo = Fbo(size=Window.size, with_stencilbuffer=True)
         with fbo:
-            ClearColor(0, 0, 0, 1)
+            ClearColor(*Window.clearcolor)  # each screen's background is the window's clear colour
             ClearBuffers()
         # A canvas can have one parent: each layer is lent to the Fbo and put back where it was.
         layers = [(child.canvas, Window.canvas.indexof(child.canvas)) for child in reversed(Window.children)]
@@ -600,7 +755,12 @@ class LauncherApp(App):
             for layer, index in reversed(layers):
                 fbo.remove(layer)
                 Window.canvas.insert(index, layer)
-        fbo.texture.save(str(p), flipped=True)
+        from PIL import Image
+
+        # Pillow with light compression: a screenshot is saved in a tenth of the time Kivy takes.
+        width, height = fbo.size
+        image = Image.frombytes("RGBA", (int(width), int(height)), fbo.pixels).transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+        image.convert("RGB").save(p, "PNG", compress_level=1)
         return p
 
 

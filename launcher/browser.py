@@ -430,10 +430,10 @@ class BrowserRun:
                 return None
             verdict = None
             if isinstance(item, dict):
-                params = item.get("params") if isinstance(item.get("params"), dict) else {}
+                params = _dict(item.get("params"))
                 method = item.get("method")
                 if item.get("id") == nav_id:
-                    result = item.get("result") if isinstance(item.get("result"), dict) else {}
+                    result = _dict(item.get("result"))
                     if "error" in item:
                         verdict = watch.navigation_failed(str(item.get("error"))[:MAX_WORD])
                     elif result.get("errorText"):
@@ -441,7 +441,7 @@ class BrowserRun:
                     else:
                         loader = result.get("loaderId") or ""
                 elif method == "Target.targetCreated":
-                    info = params.get("targetInfo") if isinstance(params.get("targetInfo"), dict) else {}
+                    info = _dict(params.get("targetInfo"))
                     if info.get("type") == "page" and info.get("targetId") not in (None, self._page_target):
                         log.info("The browser opened another tab or window; it is closed.")
                         pipe.send("Target.closeTarget", {"targetId": info["targetId"]})
@@ -449,7 +449,7 @@ class BrowserRun:
                     pass
                 elif method == "Page.frameNavigated" and loader is not None:
                     # Before the navigation's answer, its own errorText says more than this.
-                    frame = params.get("frame") if isinstance(params.get("frame"), dict) else {}
+                    frame = _dict(params.get("frame"))
                     if not frame.get("parentId") and str(frame.get("url", "")).startswith("chrome-error:"):
                         verdict = watch.navigation_failed("error page")
                 elif method == "Page.domContentEventFired" and loader is not None and not watch.loaded:
@@ -478,3 +478,8 @@ class BrowserRun:
     def _status(self, pipe: DevToolsPipe, session: str) -> int | None:
         value = self._evaluate(pipe, session, "(performance.getEntriesByType('navigation')[0] || {}).responseStatus || 0")
         return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _dict(value: object) -> dict:
+    """A DevTools message's part that should be an object, or an empty one if it is not."""
+    return value if isinstance(value, dict) else {}

@@ -2,20 +2,18 @@
 
 A demo home folder holds its own ``klick.yaml`` (simulated reader, the shipped demo card set,
 a window rather than a borderless screen) so a developer's own settings are never touched.
-The bridge runs as a real ``klick bridge`` child process, exactly as on the appliance, and is
-stopped when the launcher closes.
+The bridge runs as a real ``klick bridge`` child process, exactly as on the appliance, and stops
+when the launcher ends, however it ends (:mod:`klick.bridge_child`).
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = ["DemoHome", "prepare_demo_home", "start_bridge", "stop_bridge", "demo_uids", "DEMO_CALL_SERVERS"]
 
@@ -113,56 +111,25 @@ def demo_uids(cards: Path) -> tuple[str, ...]:
     return tuple(card.uid for card in load_registry(cards).cards[:5])
 
 
-def start_bridge(demo: DemoHome, socket: Path, timeout: float = 10.0) -> subprocess.Popen:
-    """A real `klick bridge` with the simulated reader; returns once its socket answers."""
-    env = dict(os.environ, KLICK_HOME=str(demo.home))
-    log = open(demo.home / "bridge.log", "ab")
+def start_bridge(cfg: Any) -> Any:
+    """A real `klick bridge` with the simulated reader, as the demo's child; returns once its
+    socket answers (a :class:`klick.bridge_child.BridgeChild`).
+
+    Started with ``--until-stdin-closes`` (:mod:`klick.bridge_child`): however the launcher ends
+    (closed, Ctrl+C, killed), the kernel closes the pipe and the bridge stops with it. Raises
+    RuntimeError with the reason, in plain words, when it cannot start.
+    """
+    from klick.bridge_child import BridgeStartError
+    from klick.bridge_child import start_bridge as start_child
+
     try:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from klick.cli import main; main()",
-                "bridge",
-                "--config",
-                str(demo.config),
-                "--driver",
-                "sim",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            env=env,
-            start_new_session=True,
-        )
-    finally:
-        log.close()
-    deadline = time.monotonic() + timeout
-    import socket as _socket
-
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the demo bridge stopped at once; see {demo.home / 'bridge.log'}")
-        probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        try:
-            probe.connect(str(socket))
-            return proc
-        except OSError:
-            time.sleep(0.05)
-        finally:
-            probe.close()
-    stop_bridge(proc)
-    raise RuntimeError(f"the demo bridge did not open {socket} within {timeout:.0f} s; see {demo.home / 'bridge.log'}")
+        child = start_child(cfg)
+    except BridgeStartError as exc:
+        raise RuntimeError(exc.reason) from None
+    if child is None:  # only when cancelled, which the demo never does
+        raise RuntimeError("the demo bridge was cancelled as it started")
+    return child
 
 
-def stop_bridge(proc: subprocess.Popen, grace: float = 3.0) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(grace)
-    except ProcessLookupError:
-        pass
+def stop_bridge(child: Any) -> None:
+    child.stop()

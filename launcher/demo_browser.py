@@ -36,7 +36,7 @@ def answer(message: dict) -> list[dict]:
             {"id": ident, "result": {"frameId": PAGE, "loaderId": "demo"}, "sessionId": SESSION},
             {"method": "Page.domContentEventFired", "params": {}, "sessionId": SESSION},
         ]
-    reply = {"id": ident, "result": {}}
+    reply: dict[str, object] = {"id": ident, "result": {}}
     if "sessionId" in message:
         reply["sessionId"] = message["sessionId"]
     return [reply]

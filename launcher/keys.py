@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = ["KeyCombo", "parse_keys", "KeyComboError"]
@@ -18,7 +19,7 @@ class KeyCombo:
     modifiers: frozenset
     key: str
 
-    def matches(self, key: str, modifiers: object) -> bool:
+    def matches(self, key: str, modifiers: Iterable[str] | None) -> bool:
         """``modifiers`` as Kivy gives them (a list that may also hold capslock/numlock)."""
         held = frozenset(MODIFIERS[m] for m in (modifiers or ()) if m in MODIFIERS)
         return key.lower() == self.key and held == self.modifiers

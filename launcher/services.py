@@ -14,7 +14,15 @@ from typing import Any
 
 from klick.yamlfile import MAX_FILE_BYTES as MAX_CARD_FILE_BYTES
 
-__all__ = ["open_usage", "open_feedback", "RegistryWatch", "recent_unknown", "last_good_path", "CARD_FILE_STATES"]
+__all__ = [
+    "open_usage",
+    "open_feedback",
+    "QuestionnaireWatch",
+    "RegistryWatch",
+    "recent_unknown",
+    "last_good_path",
+    "CARD_FILE_STATES",
+]
 
 log = logging.getLogger("klick.launcher")
 
@@ -29,18 +37,86 @@ def open_usage(cfg: Any) -> Any | None:
         return None
 
 
-def open_feedback(cfg: Any, usage: Any | None) -> Any | None:
+def open_feedback(cfg: Any, usage: Any | None, questionnaire: QuestionnaireWatch | None = None) -> Any | None:
+    """The questionnaire engine on the usage log; None (no questions, the screen still works)
+    without a log or a good questionnaire. With ``questionnaire`` (a watch), its current
+    questions are used; without, the file is read once."""
     if usage is None:
         return None
-    try:
-        from klick.feedback import Feedback
-    except ImportError:
-        return None
+    from klick.feedback import Feedback
+
+    if questionnaire is not None:
+        if questionnaire.current is None:
+            return None
+        return Feedback(usage, questionnaire.current)
     try:
         return Feedback.from_config(cfg, usage)
     except Exception as exc:  # QuestionnaireError and I/O: no questions today, the screen still works
-        log.error("No questions are asked: %s", exc)
+        log.error("No questions are asked: %s", _one_line(str(exc)))
         return None
+
+
+class QuestionnaireWatch:
+    """``questionnaire.yaml``, re-read when it changes: `klick fleet` pushes a new one (swapped
+    in whole), pilot staff edit it. A broken one keeps the last good questions, with one plain log
+    line per change of the file; a launcher that starts on a broken one asks nothing.
+
+    :meth:`changed` is a cheap stat for the screen's thread; :meth:`check` reads and checks the
+    file (beside the screen) and never raises.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        #: The questions in use (a :class:`klick.questionnaire.Questionnaire`), or None.
+        self.current: Any = None
+        #: Why the file on disk is not the one in use, in plain words, or None.
+        self.problem: str | None = None
+        self._stamp: object = _NEVER
+        self._lock = threading.Lock()
+        self.check()
+
+    def _current_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def changed(self) -> bool:
+        return self._current_stamp() != self._stamp
+
+    def check(self) -> bool:
+        """Re-read the file if it changed; True when the questions in use changed."""
+        from klick.questionnaire import load_questionnaire
+
+        with self._lock:
+            stamp = self._current_stamp()
+            if stamp == self._stamp:
+                return False
+            self._stamp = stamp
+            if stamp is None:
+                if self.current is not None:
+                    log.error("The questionnaire %s is gone; the launcher keeps asking the questions it had.", self.path)
+                else:
+                    log.info("No questions are asked: there is no questionnaire at %s.", self.path)
+                return False
+            try:
+                questionnaire = load_questionnaire(self.path)
+            except Exception as exc:  # QuestionnaireError, I/O, anything a file may cause: keep what works
+                self.problem = _one_line(str(exc))
+                if self.current is not None:
+                    log.error("The questionnaire has a mistake; the launcher keeps the questions it had: %s", self.problem)
+                else:
+                    log.error("No questions are asked: %s", self.problem)
+                return False
+            changed = questionnaire != self.current
+            self.current, self.problem = questionnaire, None
+            if changed and stamp is not None and self._seen_before:
+                log.info("The questionnaire %s was read again: %d questions.", self.path, len(questionnaire.questions))
+            self._seen_before = True
+            return changed
+
+    _seen_before = False
 
 
 def recent_unknown(usage: Any | None, limit: int = 5) -> list[tuple[str, float]]:

@@ -33,6 +33,10 @@ Rules (DESIGN.md, "The card's life"):
   Both wait for the card to come out, like any finished action.
 * someone waiting in a call card's room (:mod:`launcher.waiting`) shows that card on an idle
   home, "Anna is waiting for you", announced once; home returns when the room empties.
+* home is honest: while a card would do nothing (no bridge to hear it for :data:`BRIDGE_GRACE_S`,
+  or a reader still searching after :data:`READER_GRACE_S`), a calm "the card reader is starting"
+  stands in for "put in a card", and home comes back the moment the reader is ready.
+* an answered question is thanked for :data:`THANKS_S`, then home (or its follow-up) returns.
 """
 
 from __future__ import annotations
@@ -56,6 +60,11 @@ __all__ = [
     "CarerMode",
     "CardsUnreadable",
     "CallEnded",
+    "ReaderStarting",
+    "Thanks",
+    "BRIDGE_GRACE_S",
+    "READER_GRACE_S",
+    "THANKS_S",
     "Screen",
     "UnknownSeen",
     "PIN_TRIES",
@@ -106,6 +115,12 @@ PIN_STATE_KEY = "carer_pin_throttle"
 _MAX_FAILURES = 1_000_000
 #: How many unknown cards the carer screen remembers (newest first).
 UNKNOWN_KEPT = 5
+#: Home says "the card reader is starting" when no bridge has answered for this long (a bridge
+#: that systemd restarts is back well within it), or a reader has searched for this long.
+BRIDGE_GRACE_S = 3.0
+READER_GRACE_S = 10.0
+#: How long "Thank you!" stands after an answer.
+THANKS_S = 2.0
 
 
 # --- screens ----------------------------------------------------------------------------------
@@ -192,6 +207,21 @@ class CardsUnreadable:
 
 
 @dataclass(frozen=True)
+class ReaderStarting:
+    """In place of home while no card can be read: the bridge or the reader is not ready yet."""
+
+    name = "reader_starting"
+
+
+@dataclass(frozen=True)
+class Thanks:
+    """ "Thank you!" for a moment after an answer; ``follow_up`` is asked next, if any."""
+
+    follow_up: Any = None
+    name = "thanks"
+
+
+@dataclass(frozen=True)
 class CallEnded:
     """The other side ended the call: "Anna has hung up." until the card comes out."""
 
@@ -211,6 +241,8 @@ Screen = (
     | CarerMode
     | CardsUnreadable
     | CallEnded
+    | ReaderStarting
+    | Thanks
 )
 _CARER_SCREENS = (CarerPin, CarerNotSetUp, CarerMode)
 
@@ -387,6 +419,10 @@ class Session:
     unknown_seen: tuple = ()
     #: Wall-clock time, injectable so the PIN pause can be tested without waiting.
     clock: Callable[[], float] = time.time
+    #: A steady clock for how long the reader has not been ready (injectable, like ``clock``).
+    steady: Callable[[], float] = time.monotonic
+    #: Since when (``steady``) the reader or the bridge has not been ready; None while it is.
+    unready_since: float | None = None
     #: Wrong carer PINs and the pause; the app restores it at start and stores each change.
     pin: PinThrottle = field(default_factory=PinThrottle)
     #: Until when home shows the "not the right PIN" notice.
@@ -429,7 +465,7 @@ class Session:
     @property
     def shows_home_button(self) -> bool:
         """Tap mode has no "card out", so every screen but home offers a way back."""
-        if isinstance(self.screen, (Home, Asking, ReaderLost, CardsUnreadable, *_CARER_SCREENS)):
+        if isinstance(self.screen, (Home, Asking, ReaderLost, CardsUnreadable, ReaderStarting, Thanks, *_CARER_SCREENS)):
             return False  # the carer screens carry their own "Cancel" and "Done"
         if isinstance(self.screen, CallEnded):
             return self.mode == "tap"
@@ -440,6 +476,7 @@ class Session:
 
     # -- inputs -----------------------------------------------------------------------------
     def event(self, ev: Event) -> list[Effect]:
+        self.bridge_connected = True  # only a connected bridge says anything
         if self.greeting == "status" and isinstance(ev, ReaderStatus):
             self.greeting = "card"
             return self._status(ev)
@@ -466,6 +503,7 @@ class Session:
             self.greeting = None
             if self.reader == "connected":
                 self.reader = "searching"
+        self._readiness_changed()
         return []
 
     def greeting_over(self, count: int | None = None) -> list[Effect]:
@@ -525,22 +563,22 @@ class Session:
         if not (self.pin_pending or isinstance(screen, CarerPin)):
             return []
         self.pin_pending = False
-        on_pad = isinstance(screen, CarerPin)
+        pad = screen if isinstance(screen, CarerPin) else None
         if right:
             changed = self.pin != PinThrottle()
             self.pin = PinThrottle()
-            if on_pad:
-                self.screen = CarerMode(screen.card)
+            if pad is not None:
+                self.screen = CarerMode(pad.card)
             return [KeepState(PIN_STATE_KEY, None)] if changed else []
         pin = PinThrottle(min(self.pin.failures + 1, _MAX_FAILURES), self.pin.paused_until)
         if pin.in_round == 0:  # a whole round wrong: the pad shuts for a while
             now, pause = self.clock(), pin.pause()
             pin = replace(pin, paused_until=now + pause)
-            if on_pad or isinstance(screen, Home):
+            if pad is not None or isinstance(screen, Home):
                 self.screen = self._home("carer_paused")
                 self.notice_until = now + min(PIN_NOTICE_S, pause)
-        elif on_pad:
-            self.screen = CarerPin(screen.card, pin.in_round)
+        elif pad is not None:
+            self.screen = CarerPin(pad.card, pin.in_round)
         self.pin = pin
         return [KeepState(PIN_STATE_KEY, pin.to_text())]
 
@@ -555,10 +593,37 @@ class Session:
         return effects
 
     def tick(self) -> list[Effect]:
-        """Time passed: the notice of a PIN pause goes after a while (the pause may go on)."""
+        """Time passed: the notice of a PIN pause goes after a while (the pause may go on), and a
+        reader that is not ready for too long shows "starting" in place of home."""
         if isinstance(self.screen, Home) and self.screen.notice and self.clock() >= self.notice_until:
             self.screen = self._home()
+        if isinstance(self.screen, (Home, CardsUnreadable)) and self._starting_due():
+            if isinstance(self.screen, Home) and self.screen.waiting is not None:
+                return []  # someone waits: the call works once the reader answers; keep saying so
+            self.screen = ReaderStarting()
         return []
+
+    # -- is the reader ready? -----------------------------------------------------------------
+    @property
+    def reader_ready(self) -> bool:
+        return self.bridge_connected and self.reader == "connected"
+
+    def _readiness_changed(self) -> None:
+        """Note when the reader stopped being ready; home returns the moment it is ready."""
+        if self.reader_ready:
+            self.unready_since = None
+            if isinstance(self.screen, ReaderStarting):
+                self.screen = self._home()
+        elif self.unready_since is None:
+            self.unready_since = self.steady()
+
+    def _starting_due(self) -> bool:
+        if self.reader_ready or self.reader == "lost":
+            return False
+        if self.unready_since is None:
+            self.unready_since = self.steady()
+        waited = self.steady() - self.unready_since
+        return waited >= (READER_GRACE_S if self.bridge_connected else BRIDGE_GRACE_S)
 
     # -- the card file ------------------------------------------------------------------------
     def card_file_state(self, state: str) -> list[Effect]:
@@ -578,7 +643,10 @@ class Session:
         return effects
 
     def _home(self, notice: str = "") -> Screen:
-        """Home, or in its place the calm "cards cannot be read" while there are no cards."""
+        """Home, or in its place the calm "cards cannot be read" while there are no cards, or
+        "the reader is starting" while no card could be read."""
+        if self._starting_due():
+            return ReaderStarting()
         if self.card_file == "unreadable":
             return CardsUnreadable()
         return Home(notice)
@@ -593,8 +661,10 @@ class Session:
 
     def home_pressed(self) -> list[Effect]:
         effects: list[Effect] = []
-        if isinstance(self.screen, (Home, ReaderLost, CardsUnreadable)):
+        if isinstance(self.screen, (Home, ReaderLost, CardsUnreadable, ReaderStarting)):
             return effects
+        if isinstance(self.screen, Thanks):
+            return self.thanks_over()
         if isinstance(self.screen, Asking):
             return self.prompt_later()
         if isinstance(self.screen, _CARER_SCREENS) and self.mode == "slot":
@@ -701,8 +771,25 @@ class Session:
         if not isinstance(self.screen, Asking):
             return []
         prompt = self.screen.prompt
-        self.screen = self._home()
+        self.screen = Thanks()
         return [PromptAnswered(prompt, value, text)]
+
+    def follow_up(self, prompt: Any) -> list[Effect]:
+        """The answer just given calls for ``prompt``: it is asked once the thanks are over."""
+        if isinstance(self.screen, Thanks) and prompt is not None:
+            self.screen = Thanks(prompt)
+        return []
+
+    def thanks_over(self) -> list[Effect]:
+        """The thank-you has stood long enough: its follow-up question, or home."""
+        if not isinstance(self.screen, Thanks):
+            return []
+        follow = self.screen.follow_up
+        self.screen = self._home()
+        if follow is not None and self.idle:
+            self.screen = Asking(follow)
+            return [PromptShown(follow)]
+        return []
 
     def prompt_later(self) -> list[Effect]:
         if not isinstance(self.screen, Asking):
@@ -735,10 +822,12 @@ class Session:
             self.screen = self._home()
         elif ev.state == "searching" and previous == "lost":
             self.reader = "lost"  # still gone; only "connected" brings it back
+        self._readiness_changed()
         return effects
 
     def _present(self, uid: str) -> list[Effect]:
         self.reader = "connected"  # a card read proves the reader answers
+        self._readiness_changed()
         if isinstance(self.screen, ReaderLost):
             self.screen = self._home()
         if self.mode == "tap":

@@ -109,9 +109,11 @@ def sizes_for(width: int, height: int, text_scale: float, dpi: int) -> Sizes:
     """Fonts grow with the text-size setting and with the screen; never below 32 px x scale.
 
     A smaller screen than 1280x800 shrinks the layout, but not the text below the floor: better
-    a label that wraps than one a resident cannot read.
+    a label that wraps than one a resident cannot read. A tablet turned on its side (800x1280)
+    is the same glass: its words are as large as the other way round, and each screen's
+    upright layout gives them the room (what does not fit its box shrinks, :mod:`launcher.fitting`).
     """
-    fit = min(width / 1280, height / 800)
+    fit = min(max(width, height) / 1280, min(width, height) / 800)
     floor = MIN_TEXT_PX * text_scale
     text = {role: max(round(px * text_scale * fit), math.ceil(floor)) for role, px in BASE_TEXT_PX.items()}
     touch = max(mm_to_px(MIN_TOUCH_MM, dpi), round(120 * fit))

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from cards.model import VideoCall
 from klick.calls import CallServerError, call_origin, server_allowed
 
 __all__ = [
@@ -83,7 +84,7 @@ def waiting_rooms(cards: Iterable[Any], allowed: Iterable[str]) -> tuple[Room, .
         action = getattr(card, "action", None)
         if not getattr(card, "enabled", False) or getattr(card, "role", "") != "resident":
             continue
-        if getattr(action, "type", None) != "video_call" or getattr(action, "provider", None) != "jitsi":
+        if not isinstance(action, VideoCall) or action.provider != "jitsi":
             continue
         if not action.room or not server_allowed(action.server, allowed):
             continue
@@ -276,16 +277,16 @@ class WaitingWatch:
                     server.wake.set()
                     del self._servers[origin]
             for origin, mine in by_origin.items():
-                server = self._servers.get(origin)
-                if server is None:
+                known = self._servers.get(origin)
+                if known is None:
                     server = self._servers[origin] = _Server(ServerState(origin, self.poll_s))
                     server.thread = threading.Thread(target=self._ask, args=(server,), name="waiting", daemon=True)
                     server.rooms = tuple(mine)
                     if not self._stopped:
                         server.thread.start()
                 else:
-                    server.rooms = tuple(mine)
-                    server.occupied = server.occupied & {room.uid for room in mine}
+                    known.rooms = tuple(mine)
+                    known.occupied = known.occupied & {room.uid for room in mine}
 
     def set_active(self, active: bool) -> None:
         """Home is idle (ask now, and then every ``poll_s``) or not (ask nothing)."""

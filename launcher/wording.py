@@ -5,7 +5,18 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
-__all__ = ["WEEKDAYS", "MONTHS", "date_words", "status_words", "failure_words", "owner_words", "waiting_words", "ended_words"]
+__all__ = [
+    "WEEKDAYS",
+    "MONTHS",
+    "date_words",
+    "status_words",
+    "svt_name",
+    "failure_words",
+    "owner_words",
+    "waiting_words",
+    "ended_words",
+    "question_words",
+]
 
 #: A page or call that could not start this time: nothing is wrong with the card or the tablet.
 TRY_LATER = ("load_failed", "load_timeout", "conference_failed", "waiting_for_moderator")
@@ -42,12 +53,24 @@ def status_words(w: Any, card: Any, phase: str, mode: str) -> str:
         # The card's label ("Anna"), never the account behind it (a Skype name, an address).
         return w("Calling {name}…", name=card.label)
     if kind == "svt_play":
-        return w("Starting SVT Play…")
+        return w("Starting {label}…", label=svt_name(action) or card.label)
     if kind == "photo_album":
         return w("Opening the pictures…")
     if kind == "web":
         return w("Opening {label}…", label=card.label)
     return w("Starting {label}…", label=card.label)
+
+
+def svt_name(action: Any) -> str:
+    """What an SVT Play card shows, by name: the channel ("SVT1") or the program ("Rapport")."""
+    # The carer's words name channels the same way (cards.describe).
+    from cards.describe import _CHANNEL_NAMES
+
+    channel = str(getattr(action, "channel", "") or "")
+    if channel:
+        return _CHANNEL_NAMES.get(channel, channel)
+    program = str(getattr(action, "program", "") or "").strip("/").split("/")[-1]
+    return program.replace("-", " ").strip().capitalize()
 
 
 def failure_words(w: Any, card: Any, reason: str, mode: str = "slot") -> tuple[str, str]:
@@ -90,3 +113,14 @@ def waiting_words(w: Any, card: Any) -> tuple[str, str]:
 
 def ended_words(w: Any, card: Any) -> str:
     return w("{name} has hung up.", name=card.label)
+
+
+def question_words(w: Any, prompt: Any, card: Any, locale: str) -> str:
+    """The question in the screen's language, ``{card}`` filled with the card it is about
+    ("Hur gick samtalet med {card}?" → "Hur gick samtalet med Anna?"). A question whose card is
+    gone (taken out of the card file since) says "the card" rather than a blank."""
+    text = prompt.text.get(locale)
+    if "{card}" not in text:
+        return text
+    name = getattr(card, "label", "") or w("the card")
+    return text.replace("{card}", name)

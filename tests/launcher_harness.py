@@ -87,3 +87,8 @@ def run_scenario(
         app.quit()
 
     event = Clock.schedule_interval(tick, 0.02)
+
+
+def said(widget) -> str:
+    """What a text on the screen says: its words, whatever lines the fitting broke them into."""
+    return getattr(widget, "words", None) or widget.text

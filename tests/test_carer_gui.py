@@ -424,57 +424,12 @@ def screenshot(path: Path) -> None:
 
 
 def layout_problems(window) -> list[str]:
-    """What is wrong with the layout on show, from the widgets themselves (not from pixels).
+    """Texts outside the window or their box, and overlapping texts (tests/layout_check.py)."""
+    if str(REPO) not in sys.path:  # run as the driver's script, the repository is not on the path
+        sys.path.insert(0, str(REPO))
+    from tests.layout_check import layout_problems as problems
 
-    Every text must lie inside the window and inside its own box (its texture no larger than
-    the widget), and no two texts may overlap. Texts inside a scrolling view count where the view
-    shows them; scrolled-away ones are left out.
-    """
-    from kivy.uix.label import Label
-    from kivy.uix.scrollview import ScrollView
-
-    problems: list[str] = []
-    texts: list[tuple[str, tuple[float, float, float, float]]] = []
-    width, height = window.size
-
-    def box(widget, w, h):
-        x, y = widget.to_window(widget.center_x - w / 2, widget.center_y - h / 2)
-        return (x, y, x + w, y + h)
-
-    def visible_in(view, r) -> bool:
-        vx, vy = view.to_window(*view.pos)
-        return r[0] >= vx - 1 and r[1] >= vy - 1 and r[2] <= vx + view.width + 1 and r[3] <= vy + view.height + 1
-
-    def walk(widget, views):
-        for child in widget.children:
-            if getattr(child, "opacity", 1) == 0:
-                continue
-            inner = [*views, child] if isinstance(child, ScrollView) else views
-            if isinstance(child, Label) and child.text.strip() and child.parent is not None:
-                tw, th = child.texture_size
-                name = f"{type(child).__name__} {child.text[:30]!r}"
-                if tw > child.width + 2 or th > child.height + 2:
-                    problems.append(f"{name}: text {tw:.0f}x{th:.0f} larger than its box {child.width:.0f}x{child.height:.0f}")
-                r = box(child, tw, th)
-                if views and not all(visible_in(v, r) for v in views):
-                    pass  # scrolled out of sight
-                else:
-                    if r[0] < -1 or r[1] < -1 or r[2] > width + 1 or r[3] > height + 1:
-                        problems.append(f"{name}: outside the window at {tuple(round(v) for v in r)}")
-                    texts.append((name, r))
-            walk(child, inner)
-
-    from kivy.uix.modalview import ModalView
-
-    # A dialog covers the page: only what is on top is seen.
-    top = window.children[:1] if window.children and isinstance(window.children[0], ModalView) else window.children
-    for root in top:
-        walk(root, [])
-    for i, (a, ra) in enumerate(texts):
-        for b, rb in texts[i + 1 :]:
-            if min(ra[2], rb[2]) - max(ra[0], rb[0]) > 1 and min(ra[3], rb[3]) - max(ra[1], rb[1]) > 1:
-                problems.append(f"{a} overlaps {b}")
-    return problems
+    return problems(window)
 
 
 def drive_english(home: Path, out: Path) -> None:

@@ -86,7 +86,7 @@ def test_shipped_questionnaire_is_valid():
     q, problems = check_questionnaire(SHIPPED)
     assert q is not None and problems == []
     how = q.find("how_did_it_go")
-    assert how.kind == "smiley5" and how.text.sv == "Hur gick det?" and how.text.en == "How did that go?"
+    assert how.kind == "smiley5" and how.text.sv == "Hur gick det med {card}?" and how.text.en == "How did it go with {card}?"
     difficult = q.find("anything_difficult")
     assert difficult.kind == "yes_no" and difficult.follow_up.kind == "free_text"
     assert difficult.follow_up_when == ("yes",)
@@ -110,20 +110,23 @@ def test_first_use_asks_both_questions_then_the_follow_up(tmp_path):
     assert (p.question_id, p.kind, p.text.get("sv"), p.text.get("en")) == (
         "how_did_it_go",
         "smiley5",
-        "Hur gick det?",
-        "How did that go?",
+        "Hur gick det med {card}?",
+        "How did it go with {card}?",
     )
+    assert (p.uid, p.action_type) == ("04A2", "video_call")  # the card it asks about
     assert [o.value for o in p.options] == ["1", "2", "3", "4", "5"]
     fb.shown(p.id)
     assert fb.answer(p.id, 4) is None
 
+    assert fb.next_prompt(False) is None  # the next question waits limits.between_minutes (30)
+    clock.t += 30 * 60
     p = fb.next_prompt(False)
     assert p.question_id == "anything_difficult" and p.follow_up.id == "what_was_difficult"
     assert [o.label.sv for o in p.options] == ["Ja", "Nej"]
     fb.shown(p.id)
     follow = fb.answer(p.id, "yes")
-    assert follow is not None and follow.kind == "free_text" and follow.is_follow_up
-    assert fb.next_prompt(False) == follow
+    assert follow is not None and follow.kind == "free_text" and follow.is_follow_up and follow.uid == "04A2"
+    assert fb.next_prompt(False) == follow  # a follow-up belongs to the answer: it does not wait
     fb.shown(follow.id)
     assert fb.answer(follow.id, "Knappen var svår att hitta") is None
     assert fb.next_prompt(False) is None
@@ -164,6 +167,7 @@ def test_daily_limit(tmp_path):
         fb.shown(p.id)
         fb.answer(p.id, 3)
         shown.append(p.id)
+        clock.t += 30 * 60  # limits.between_minutes
     assert len(shown) == 2  # per_day: 2
     clock.t += 5 * HOUR  # 17:00, same day
     assert fb.next_prompt(False) is None
@@ -185,10 +189,12 @@ def test_a_shown_unanswered_prompt_comes_back_without_counting_twice(tmp_path):
     assert again.id == first.id
     fb.shown(again.id)
     fb.answer(again.id, 5)
+    clock.t += 30 * 60  # limits.between_minutes
     second = fb.next_prompt(False)
     assert second is not None and second.id != first.id
     fb.shown(second.id)
     fb.answer(second.id, 5)
+    clock.t += 30 * 60
     assert fb.next_prompt(False) is None
     log.close()
 
@@ -558,3 +564,83 @@ def test_direction_overrides_are_refused_in_question_text(tmp_path):
     assert [(p.line, p.message) for p in problems] == [
         (4, "question 'q': text.sv holds a hidden character that turns text around (U+202E); retype it")
     ]
+
+
+# --- at most one question in a while (limits.between_minutes) ----------------------------------
+
+
+def test_the_next_question_waits_between_minutes_after_the_last_one_shown(tmp_path):
+    log, fb, clock = engine(tmp_path)
+    assert fb.questionnaire.limits.between_minutes == 30  # the default
+    for uid in ("01", "02"):
+        use(log, clock, uid)
+    first = fb.next_prompt(False)
+    fb.shown(first.id)
+    fb.answer(first.id, 4)
+    clock.t += 3  # three seconds later the home screen is idle again
+    assert fb.next_prompt(False) is None
+    clock.t += 29 * 60
+    assert fb.next_prompt(False) is None
+    clock.t += 60
+    second = fb.next_prompt(False)
+    assert second is not None and second.id != first.id
+    log.close()
+
+
+def test_choose_waits_between_questions_but_never_for_a_follow_up():
+    kw = dict(quiet=None, minute_of_day=600, day_start=0.0, shown_today=0, per_day=5, action_running=False)
+    a = Candidate(1, "queued", 0.0, 10_000.0)
+    f = Candidate(2, "queued", 0.0, 10_000.0, is_follow_up=True)
+    assert choose([a], now=1000.0, last_shown_at=990.0, between_s=1800, **kw) is None
+    assert choose([a, f], now=1000.0, last_shown_at=990.0, between_s=1800, **kw) == f
+    assert choose([a], now=2800.0, last_shown_at=990.0, between_s=1800, **kw) == a
+    assert choose([a], now=1000.0, last_shown_at=990.0, between_s=0, **kw) == a
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ("{between_minutes: -1}", "limits.between_minutes must be a whole number from 0 to 1440"),
+        ("{between_minutes: soon}", "limits.between_minutes must be a whole number from 0 to 1440"),
+        ("{between_minutes: 1441}", "limits.between_minutes must be a whole number from 0 to 1440"),
+    ],
+)
+def test_between_minutes_is_checked(tmp_path, limits, message):
+    body = SIMPLE.replace(
+        'limits: {per_day: 2, quiet_hours: "20:00-09:00", expire_days: 3, snooze_minutes: 60}', f"limits: {limits}"
+    )
+    q, problems = check_questionnaire(write_q(tmp_path, body))
+    assert q is None and any(message in p.message for p in problems), problems
+
+
+def test_a_question_may_name_its_card_when_a_cards_use_asks_it(tmp_path):
+    body = SIMPLE.replace(
+        'text: {sv: "Hur gick det?", en: "How did that go?"}', 'text: {sv: "Hur gick det med {card}?", en: "How did {card} go?"}'
+    )
+    q, problems = check_questionnaire(write_q(tmp_path, body))
+    assert q is not None and problems == [] and q.find("how").text.sv == "Hur gick det med {card}?"
+
+
+@pytest.mark.parametrize(
+    ("text", "trigger", "message"),
+    [
+        ("Hur gick det med {card}?", "weekday: sunday", "names {card}, so every trigger must be a card's use"),
+        ("Hur gick det med {card}?", "days_after_first_use: 7", "names {card}, so every trigger must be a card's use"),
+        ("Hur mår {name}?", "after_uses: 1", "{name} is not something a question can fill in; only {card}"),
+        ("Hur gick det med {}?", "after_uses: 1", "{} is not something a question can fill in"),
+    ],
+)
+def test_a_question_naming_what_it_cannot_fill_in_is_refused_with_its_line(tmp_path, text, trigger, message):
+    body = f"""
+    version: 1
+    questions:
+      - id: how
+        kind: smiley5
+        text: {{sv: "{text}", en: "How?"}}
+        triggers:
+          - {trigger}
+    """
+    q, problems = check_questionnaire(write_q(tmp_path, body))
+    assert q is None
+    found = [p for p in problems if message in p.message]
+    assert found and found[0].line == 6, problems

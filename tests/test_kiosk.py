@@ -159,14 +159,16 @@ def home_problems(img, size: tuple[int, int]) -> list[str]:
     for name, edge in {"top": is_bg[0], "bottom": is_bg[-1], "left": is_bg[:, 0], "right": is_bg[:, -1]}.items():
         if not edge.all():
             problems.append(f"the {name} edge is not all background: something is cut there")
-    # The drawn tablet of the slot picture lies where the layout puts it: x 5-47 %, y 4-46 % from below.
+    # The drawn tablet of the slot picture lies where the layout puts it: lying down x 5-47 %,
+    # y 4-46 % from below; upright (a tablet on its side) x 10-90 %, y 4-44 % from below.
     ys, xs = np.nonzero((px == PANEL).all(axis=2))
     if len(xs) == 0:
         problems.append("the slot picture is not on the screen")
     else:
         box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
         x0, y0, x1, y1 = box
-        if not (x0 >= 0.05 * w - 2 and x1 <= 0.47 * w + 2 and y0 >= 0.54 * h - 2 and y1 <= 0.96 * h + 2):
+        left, right, top = (0.10, 0.90, 0.56) if h > w else (0.05, 0.47, 0.54)
+        if not (x0 >= left * w - 2 and x1 <= right * w + 2 and y0 >= top * h - 2 and y1 <= 0.96 * h + 2):
             problems.append(f"the slot picture is at {box}, outside its place in the layout")
     if is_bg.mean() < 0.5:
         problems.append("less than half of the picture is the launcher's background")
@@ -497,13 +499,13 @@ def test_the_launcher_runs_in_cage_as_an_unprivileged_user_through_xwayland(kios
 @needs_cage
 def test_home_fills_a_1280x720_output_and_nothing_is_cut(kiosk):
     assert kiosk.results["home_1280x720"] == [], kiosk.results["log"]
-    assert kiosk.results["screen_sizes_said"][0] == "klick launcher: The screen is 1280x720."
+    assert kiosk.results["screen_sizes_said"][0] == "klick launcher: The screen is 1280x720, in Swedish."
 
 
 @needs_cage
 def test_home_fills_a_720x1280_portrait_output_and_nothing_is_cut(kiosk):
     assert kiosk.results["home_720x1280"] == [], kiosk.results["log"]
-    assert kiosk.results["screen_sizes_said"][1:] == ["klick launcher: The screen is 720x1280."]
+    assert kiosk.results["screen_sizes_said"][1:] == ["klick launcher: The screen is 720x1280, in Swedish."]
 
 
 @needs_cage
@@ -552,49 +554,17 @@ def test_card_out_ends_chromium_even_when_it_cannot_act_on_sigterm(kiosk):
 
 # --- every screen at the sizes tablets have, offscreen --------------------------------------------
 #
-# Offscreen there is no compositor: the window has the configured display.width/height, as on
-# plain X. One launcher per size (one Kivy app per process), driven through every screen; each is
-# saved as artifacts/kiosk/sizes/SCREEN-WxH.png and its widget tree checked: every widget inside
-# the window, every text inside its box.
-
-TABLET_SIZES = [(1024, 600), (1280, 800), (1920, 1200), (800, 1280)]
-ANNA, UNKNOWN, MISSING, ALBUM, CARER = "04A2B3C4D5E680", "04FFFFFFFFFF01", "04E0E1E2E3E4E5", "04D3E4F5061728", "04CA4E4000000001"
-PIN = "2468"
-
-
-def write_sizes_home(home: Path, size: tuple[int, int]) -> None:
-    from klick.pin import hash_pin
-
-    demo = (REPO / "config/demo-cards.yaml").read_text(encoding="utf-8")
-    cards = demo.replace("picture: demo/", f"picture: {REPO}/config/demo/").replace(
-        "folder: demo/", f"folder: {REPO}/config/demo/"
-    )
-    cards += (
-        f'  - uid: "{MISSING}"\n    label: Radio\n    colour: orange\n    action:\n      type: command\n'
-        '      argv: ["/nonexistent/klick-no-such-radio"]\n'
-        f'  - uid: "{CARER}"\n    label: Personal\n    role: carer\n'
-    )
-    (home / "cards.yaml").write_text(cards, encoding="utf-8")
-    (home / "questionnaire.yaml").write_text(
-        "version: 1\nlimits:\n  per_day: 10\n  quiet_hours: none\nquestions:\n  - id: how\n    kind: smiley5\n"
-        "    text:\n      sv: Hur gick samtalet med Anna i dag?\n      en: How did the call go?\n    triggers:\n      - after_uses: 1\n",
-        encoding="utf-8",
-    )
-    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
-    (home / "klick.yaml").write_text(
-        f'reader:\n  driver: sim\n  grace_ms: 0\nlocale: sv\nhelp_contact: "Eva i hemtjänsten, 042-10 20 30"\n'
-        f"display:\n  width: {size[0]}\n  height: {size[1]}\n"
-        f"browser:\n  command: {json.dumps(sleeper)}\npaths:\n  socket: {home / 'b.sock'}\n"
-        f'pilot:\n  device_name: test-sizes\n  enrolled: true\ncarer:\n  pin_hash: "{hash_pin(PIN)}"\n'
-        "calls:\n  allowed_servers: [https://meet.jit.si]\n",
-        encoding="utf-8",
-    )
+# Every screen at the sizes tablets have (offscreen, every text size and language) is checked by
+# tests/test_launcher_layout.py; home's pixels there by home_problems above.
 
 
 def layout_problems(root, width: int, height: int) -> list[str]:
-    """Widgets outside the window and texts larger than their boxes (Kivy does not clip a label:
-    its text would spill over its neighbours or off the glass)."""
-    from kivy.uix.label import Label
+    """Widgets outside the window, and texts outside their boxes or over each other
+    (tests/layout_check.py; Kivy does not clip a label: its text would spill over its neighbours
+    or off the glass)."""
+    from kivy.core.window import Window
+
+    from tests.layout_check import layout_problems as text_problems
 
     problems = []
     for w in root.walk(restrict=True):
@@ -603,128 +573,4 @@ def layout_problems(root, width: int, height: int) -> list[str]:
         name = getattr(w, "text", "")[:30] or type(w).__name__
         if w.x < -1 or w.y < -1 or w.right > width + 1 or w.top > height + 1:
             problems.append(f"{name!r} sticks out of the window: {[round(v) for v in (w.x, w.y, w.right, w.top)]}")
-        if isinstance(w, Label) and w.text.strip():
-            tw, th = w.texture_size
-            if tw > w.width + 1 or th > w.height + 1:
-                problems.append(f"{name!r} needs {tw}x{th} px in a {round(w.width)}x{round(w.height)} box")
-    return problems
-
-
-def _drive_sizes(home: Path, out: Path, size: tuple[int, int]) -> None:
-    from tests.launcher_harness import offscreen_env, run_scenario, start_bridge, stop_bridge
-
-    offscreen_env(home)
-    from klick.config import load_config
-    from launcher.kivy_setup import configure_kivy
-
-    cfg = load_config(home / "klick.yaml")
-    bridge = start_bridge(home)
-    configure_kivy(cfg, offscreen=True)
-    from launcher import session as S
-    from launcher.app import LauncherApp
-
-    results: dict = {"steps": [], "screens": {}, "errors": []}
-    folder = ARTIFACTS / "sizes"
-
-    def check(app: LauncherApp, name: str) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        app.screenshot(folder / f"{name}-{size[0]}x{size[1]}.png")
-        results["screens"][name] = layout_problems(app.root_widget, *size)
-
-    def scenario(app: LauncherApp):
-        session = app.session
-
-        def on(kind: type) -> bool:
-            return isinstance(session.screen, kind)
-
-        def card(uid: str, arrived, name: str, settle: float = 0.3):
-            app.send_to_bridge({"command": "insert", "uid": uid})
-            yield arrived
-            yield settle
-            check(app, name)
-            app.send_to_bridge({"command": "remove"})
-            yield lambda: on(S.Home)
-
-        yield lambda: on(S.Home) and session.reader == "connected" and session.bridge_connected
-        yield 0.3
-        check(app, "home")
-        yield from card(ANNA, lambda: on(S.ShowingCard) and session.screen.phase == "running", "card")
-        yield from card(UNKNOWN, lambda: on(S.UnknownCard), "unknown_card")
-        yield from card(MISSING, lambda: on(S.ActionFailed), "action_failed")
-        yield from card(ALBUM, lambda: on(S.ShowingCard) and app.album_card is not None, "photo_album", 0.6)
-        app.send_to_bridge({"command": "unplug"})
-        yield lambda: on(S.ReaderLost)
-        yield 0.3
-        check(app, "reader_lost")
-        app.send_to_bridge({"command": "replug"})
-        yield lambda: on(S.Home) and session.reader == "connected"
-        yield 0.3
-        if app.ask_for_prompt():
-            yield 0.3
-            check(app, "prompt")
-            app.on_prompt_later()
-            yield lambda: on(S.Home)
-        app.send_to_bridge({"command": "insert", "uid": CARER})
-        yield lambda: on(S.CarerPin)
-        yield 0.3
-        check(app, "pin")
-        app.on_pin(PIN)
-        yield lambda: on(S.CarerMode)
-        yield 0.3
-        check(app, "carer")
-        app.send_to_bridge({"command": "remove"})
-        yield lambda: on(S.Home)
-
-    def probe(app: LauncherApp) -> None:
-        run_scenario(app, scenario(app), results, out)
-
-    try:
-        LauncherApp(cfg, probe=probe).run()
-    finally:
-        stop_bridge(bridge)
-
-
-@pytest.fixture(scope="module")
-def sizes(tmp_path_factory) -> dict:
-    """Every screen at every tablet size, each size in its own launcher process."""
-    seen = {}
-    for size in TABLET_SIZES:
-        home = tmp_path_factory.mktemp(f"sizes-{size[0]}x{size[1]}")
-        write_sizes_home(home, size)
-        out = home / "results.json"
-        env = {key: v for key, v in os.environ.items() if key not in ("DISPLAY", "WAYLAND_DISPLAY")}
-        proc = subprocess.run(
-            [sys.executable, __file__, "sizes", str(home), str(out), f"{size[0]}x{size[1]}"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=dict(env, KLICK_HOME=str(home)),
-            cwd=REPO,
-        )
-        assert out.exists(), f"the launcher at {size} wrote no results (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
-        seen[size] = json.loads(out.read_text())
-    return seen
-
-
-SCREENS = ["home", "card", "unknown_card", "action_failed", "photo_album", "reader_lost", "prompt", "pin", "carer"]
-
-
-@pytest.mark.parametrize("size", TABLET_SIZES, ids=[f"{w}x{h}" for w, h in TABLET_SIZES])
-def test_every_screen_lays_out_at_the_sizes_tablets_have(sizes, size):
-    run = sizes[size]
-    assert run["errors"] == []
-    assert sorted(run["screens"]) == sorted(SCREENS)
-    problems = {name: found for name, found in run["screens"].items() if found}
-    assert problems == {}
-
-
-@pytest.mark.parametrize("size", TABLET_SIZES, ids=[f"{w}x{h}" for w, h in TABLET_SIZES])
-def test_home_fills_the_window_offscreen_at_the_sizes_tablets_have(sizes, size):
-    from PIL import Image
-
-    with Image.open(ARTIFACTS / "sizes" / f"home-{size[0]}x{size[1]}.png") as img:
-        assert home_problems(img.convert("RGB"), size) == []
-
-
-if __name__ == "__main__" and sys.argv[1] == "sizes":
-    _drive_sizes(Path(sys.argv[2]), Path(sys.argv[3]), tuple(int(v) for v in sys.argv[4].split("x")))
+    return problems + text_problems(Window, [root], (width, height))

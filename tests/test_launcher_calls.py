@@ -72,7 +72,7 @@ def write_home(home: Path, servers: dict, spki: str) -> None:
 
 def _drive(home: Path, out: Path) -> None:
     from tests.browser_rig import Display, chromium_processes, make_certificate, page_share, serve
-    from tests.launcher_harness import offscreen_env, run_scenario, start_bridge, stop_bridge
+    from tests.launcher_harness import offscreen_env, run_scenario, said, start_bridge, stop_bridge
 
     cert, key, spki = make_certificate(home)
     servers = {
@@ -92,6 +92,8 @@ def _drive(home: Path, out: Path) -> None:
 
     cfg = load_config(home / "klick.yaml")
     bridge = start_bridge(home)
+    import numpy  # noqa: F401  (the page's pixels are counted with it; the launcher keeps it out once configured)
+
     configure_kivy(cfg, offscreen=True)
     from launcher import session as S
     from launcher.app import LauncherApp
@@ -110,7 +112,7 @@ def _drive(home: Path, out: Path) -> None:
     def texts(app) -> list[str]:
         from kivy.uix.label import Label
 
-        return [w.text for w in app.root_widget.walk(restrict=True) if isinstance(w, Label) and w.text.strip()]
+        return [said(w) for w in app.root_widget.walk(restrict=True) if isinstance(w, Label) and w.text.strip()]
 
     def shot(app, name: str) -> None:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # when run as the launcher's script
 
-from tests.launcher_harness import offscreen_env, run_scenario, start_bridge, stop_bridge  # noqa: E402
+from tests.launcher_harness import offscreen_env, run_scenario, said, start_bridge, stop_bridge  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "artifacts" / "screens"
@@ -114,10 +114,10 @@ def _drive(home: Path, out: Path, part: str) -> None:
     klick_log.setLevel(logging.INFO)
 
     def texts(app: LauncherApp) -> list[str]:
-        return [w.text for w in app.root_widget.walk(restrict=True) if isinstance(w, Label) and w.text.strip()]
+        return [said(w) for w in app.root_widget.walk(restrict=True) if isinstance(w, Label) and w.text.strip()]
 
     def press(app: LauncherApp, text: str) -> None:
-        found = [w for w in app.root_widget.walk(restrict=True) if isinstance(w, BigButton) and w.text == text]
+        found = [w for w in app.root_widget.walk(restrict=True) if isinstance(w, BigButton) and w.words == text]
         assert found, f"no button {text!r} on {texts(app)}"
         found[0].dispatch("on_press")
         found[0].dispatch("on_release")

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # when run as t
 
 import yaml
 
-from tests.launcher_harness import offscreen_env, run_scenario, start_bridge, stop_bridge  # noqa: E402
+from tests.launcher_harness import offscreen_env, run_scenario, said, start_bridge, stop_bridge  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "artifacts" / "screens"
@@ -110,10 +110,10 @@ def _drive(home: Path, out: Path) -> None:
     touch_min = theme.mm_to_px(theme.MIN_TOUCH_MM, cfg.display.dpi)
 
     def texts(app: LauncherApp) -> list[str]:
-        return [w.text for w in app.root_widget.walk(restrict=True) if isinstance(w, Label) and w.text.strip()]
+        return [said(w) for w in app.root_widget.walk(restrict=True) if isinstance(w, Label) and w.text.strip()]
 
     def button(app: LauncherApp, text: str) -> BigButton:
-        found = [w for w in app.root_widget.walk(restrict=True) if isinstance(w, BigButton) and w.text == text]
+        found = [w for w in app.root_widget.walk(restrict=True) if isinstance(w, BigButton) and w.words == text]
         assert found, f"no button {text!r} on {texts(app)}"
         return found[0]
 
@@ -129,9 +129,9 @@ def _drive(home: Path, out: Path) -> None:
         fonts, targets, keys = [], [], {}
         for widget in app.root_widget.walk(restrict=True):
             if isinstance(widget, Label) and widget.text.strip() and widget.opacity > 0:
-                fonts.append([widget.text[:40], float(widget.font_size)])
+                fonts.append([said(widget)[:40], float(widget.font_size)])
             if isinstance(widget, BigButton):
-                targets.append([widget.text, float(widget.width), float(widget.height)])
+                targets.append([said(widget), float(widget.width), float(widget.height)])
         kb = keyboard()
         if kb is not None:
             # The colours actually drawn: the plates' Color instructions and each key's label colour.
@@ -202,7 +202,7 @@ def _drive(home: Path, out: Path) -> None:
 
         press(app, "Programmera det senaste okända kortet")
         yield 0.1
-        results["choices"] = [b[0] for b in [[w.text] for w in app.root_widget.walk(restrict=True) if isinstance(w, BigButton)]]
+        results["choices"] = [w.words for w in app.root_widget.walk(restrict=True) if isinstance(w, BigButton)]
         press(app, "En webbsida")
         yield lambda: keyboard() is not None and keyboard().parent is not None
         yield 0.3

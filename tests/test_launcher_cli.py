@@ -63,12 +63,72 @@ def test_demo_starts_a_bridge_shows_home_and_stops_the_bridge(tmp_path):
     config = (demo / "klick.yaml").read_text()
     assert "driver: sim" in config and "demo-cards.yaml" in config
     sock = demo / "bridge.sock"
-    log = (demo / "bridge.log").read_text()
-    assert "Klick bridge stopped" in log
+    assert "Started the card reader bridge" in result.stderr  # its own lines go to the launcher's log
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     with pytest.raises(OSError):
         probe.connect(str(sock))
     probe.close()
+
+
+def _bridge_under(pid: int) -> list:
+    from tests.proctree import descendants
+
+    return [p for p in descendants(pid) if _cmdline(p.pid).count(b"bridge") and b"--until-stdin-closes" in _cmdline(p.pid)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+@pytest.mark.ui
+def test_the_demo_bridge_ends_when_the_launcher_is_killed(tmp_path):
+    """The demo's bridge is started the way the carer window's is (klick.bridge_child): a pipe
+    only the launcher holds; SIGKILL closes it, and the bridge lets go of the reader and its socket."""
+    demo = tmp_path / "demo"
+    proc = subprocess.Popen(
+        [KLICK, "launcher", "--demo", "--offscreen"],
+        env=_env(tmp_path, KLICK_DEMO_HOME=str(demo)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        bridges: list = []
+        while time.monotonic() < deadline and not bridges:
+            bridges = _bridge_under(proc.pid)
+            time.sleep(0.1)
+        assert bridges, "the demo started no bridge"
+        time.sleep(1.0)  # the launcher is up and connected
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+        deadline = time.monotonic() + 10
+        from tests.proctree import still_running
+
+        while time.monotonic() < deadline and still_running({b.pid for b in bridges}, set()):
+            time.sleep(0.1)
+        assert still_running({b.pid for b in bridges}, set()) == []
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with pytest.raises(OSError):
+            probe.connect(str(demo / "bridge.sock"))
+        probe.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.ui
+def test_locale_en_shows_the_launcher_in_english(tmp_path, klick_home):
+    shot = tmp_path / "home.png"
+    result = run_klick("launcher", "--offscreen", "--locale", "en", "--screenshot", str(shot), env=_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "in English" in result.stderr
+    refused = run_klick("launcher", "--offscreen", "--locale", "de", env=_env(tmp_path))
+    assert refused.returncode == 2 and "'de' is not one of 'sv', 'en'" in refused.stderr
 
 
 @pytest.mark.ui

@@ -431,3 +431,109 @@ def test_the_demo_lists_its_own_call_server_so_its_call_card_runs(tmp_path):
     for card in calls:
         step = actions.plan(card.action, cfg)
         assert isinstance(step, actions.BrowserPage) and step.camera_origin == "https://meet.jit.si"
+
+
+# --- section 2 and 7's words; the tap pause; the questionnaire read again -------------------------
+
+
+def test_an_svt_card_says_which_channel_or_program_it_starts():
+    from cards.model import Card
+    from launcher.wording import status_words
+
+    sv = Words("sv")
+    svt1 = Card(uid="01", label="Nyheter", action=SvtPlay(channel="svt1"))
+    barn = Card(uid="02", label="Barn", action=SvtPlay(channel="svtbarn"))
+    rapport = Card(uid="03", label="Kvällens nyheter", action=SvtPlay(program="/rapport"))
+    assert status_words(sv, svt1, "starting", "slot") == "Startar SVT1…"
+    assert status_words(sv, barn, "starting", "slot") == "Startar SVT Barn…"
+    assert status_words(sv, rapport, "starting", "slot") == "Startar Rapport…"
+    assert status_words(Words("en"), svt1, "starting", "slot") == "Starting SVT1…"
+
+
+def test_a_question_names_its_card_or_says_the_card():
+    from types import SimpleNamespace
+
+    from klick.questionnaire import Text
+    from launcher.wording import question_words
+
+    prompt = SimpleNamespace(text=Text("Hur gick samtalet med {card}?", "How did the call with {card} go?"))
+    anna = SimpleNamespace(label="Anna")
+    assert question_words(Words("sv"), prompt, anna, "sv") == "Hur gick samtalet med Anna?"
+    assert question_words(Words("en"), prompt, anna, "en") == "How did the call with Anna go?"
+    assert question_words(Words("sv"), prompt, None, "sv") == "Hur gick samtalet med kortet?"
+    plain = SimpleNamespace(text=Text("Hur gick det?", "How did it go?"))
+    assert question_words(Words("sv"), plain, None, "sv") == "Hur gick det?"
+
+
+def test_a_second_tap_within_a_second_counts_for_nothing():
+    from launcher.taps import TapGuard
+
+    now = [100.0]
+    guard = TapGuard(clock=lambda: now[0])
+    assert guard.accept()
+    now[0] += 0.3
+    assert not guard.accept()  # the same press, twice
+    now[0] += 0.6
+    assert not guard.accept()  # still within a second of the one that counted
+    now[0] += 0.2
+    assert guard.accept()
+
+
+@given(st.lists(st.floats(min_value=0, max_value=3), max_size=30))
+def test_taps_that_count_are_always_a_second_apart(gaps):
+    from launcher.taps import TAP_PAUSE_S, TapGuard
+
+    now = [0.0]
+    guard = TapGuard(clock=lambda: now[0])
+    counted = []
+    for gap in gaps:
+        now[0] += gap
+        if guard.accept():
+            counted.append(now[0])
+    assert all(b - a >= TAP_PAUSE_S for a, b in zip(counted, counted[1:]))
+
+
+QUESTIONS = """version: 1
+questions:
+  - id: {qid}
+    kind: yes_no
+    text: {{sv: "Fråga?", en: "Question?"}}
+    triggers:
+      - weekday: monday
+"""
+
+
+def test_the_questionnaire_is_read_again_when_it_changes_and_a_broken_one_keeps_the_last_good(tmp_path, caplog):
+    import logging
+
+    from klick.atomic import write_atomic
+    from launcher.services import QuestionnaireWatch
+
+    path = tmp_path / "questionnaire.yaml"
+    watch = QuestionnaireWatch(path)
+    assert watch.current is None and not watch.changed()  # none yet: nothing is asked
+    write_atomic(path, QUESTIONS.format(qid="first").encode())
+    assert watch.changed() and watch.check()
+    assert [q.id for q in watch.current.questions] == ["first"]
+    assert not watch.changed() and not watch.check()
+    with caplog.at_level(logging.INFO, logger="klick.launcher"):
+        write_atomic(path, b"version: 1\nquestions:\n  - id: Not An Id\n")
+        assert watch.check() is False
+        assert watch.check() is False  # the same broken file: no second line
+    assert [q.id for q in watch.current.questions] == ["first"]
+    lines = [r.getMessage() for r in caplog.records if "questionnaire has a mistake" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0] and "keeps the questions it had" in lines[0]
+    write_atomic(path, QUESTIONS.format(qid="second").encode())
+    assert watch.check() and [q.id for q in watch.current.questions] == ["second"]
+    path.unlink()
+    assert watch.check() is False and [q.id for q in watch.current.questions] == ["second"]
+
+
+@pytest.mark.parametrize("junk", [b"\xff\xfe\x00", b"[" * 5000, b"version: 1\nquestions: 7\n", b"- - - -\n"])
+def test_a_questionnaire_of_junk_is_a_problem_not_a_crash(tmp_path, junk):
+    from launcher.services import QuestionnaireWatch
+
+    path = tmp_path / "questionnaire.yaml"
+    path.write_bytes(junk)
+    watch = QuestionnaireWatch(path)
+    assert watch.current is None and watch.problem

@@ -148,7 +148,141 @@ def test_prompt_only_on_idle_home_and_a_card_puts_it_off():
     s.event(CardRemoved(ANNA.uid))
     s.prompt_due(p)
     assert s.prompt_answer(5) == [S.PromptAnswered(p, 5, None)]
+    assert s.screen == S.Thanks()
+    s.thanks_over()
     assert isinstance(s.screen, S.Home)
+
+
+# --- the thank-you after an answer ---------------------------------------------------------------
+
+
+def test_an_answer_is_thanked_then_home_returns():
+    s = new()
+    p = Prompt()
+    s.prompt_due(p)
+    s.prompt_answer(3)
+    assert s.screen == S.Thanks() and not s.shows_home_button and not s.idle
+    assert s.prompt_due(Prompt(2)) == []  # no other question over the thanks
+    assert s.thanks_over() == [] and s.screen == S.Home()
+    assert s.thanks_over() == [] and s.screen == S.Home()  # a late timer does nothing
+
+
+def test_a_follow_up_is_asked_after_the_thanks():
+    s = new()
+    p, follow = Prompt(1, "yes_no"), Prompt(2, "free_text")
+    s.prompt_due(p)
+    s.prompt_answer("yes")
+    s.follow_up(follow)
+    assert s.screen == S.Thanks(follow)
+    assert s.thanks_over() == [S.PromptShown(follow)] and s.screen == S.Asking(follow)
+
+
+def test_a_card_put_in_during_the_thanks_starts_and_the_follow_up_waits():
+    s = new()
+    p, follow = Prompt(1, "yes_no"), Prompt(2, "free_text")
+    s.prompt_due(p)
+    s.prompt_answer("yes")
+    s.follow_up(follow)
+    s.event(CardPresent(ANNA.uid))
+    assert s.screen == S.ShowingCard(ANNA)
+    assert s.thanks_over() == [] and s.screen == S.ShowingCard(ANNA)
+
+
+# --- an honest home: "the card reader is starting" -----------------------------------------------
+
+
+class Steady:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def starting(mode: str = "slot") -> tuple[S.Session, Steady]:
+    clock = Steady()
+    return S.Session(lookup=CARDS.get, configured_mode=mode, steady=clock), clock
+
+
+def test_no_bridge_for_a_few_seconds_shows_the_reader_is_starting_in_place_of_home():
+    s, clock = starting()
+    s.connection(False)
+    s.tick()
+    assert isinstance(s.screen, S.Home)  # a bridge restarting is back within the grace
+    clock.t += S.BRIDGE_GRACE_S
+    s.tick()
+    assert s.screen == S.ReaderStarting() and not s.idle and not s.shows_home_button
+    s.connection(True)
+    assert s.screen == S.ReaderStarting()  # connected, but the reader has not said it is ready
+    s.event(ReaderStatus("connected"))
+    assert s.screen == S.Home()
+
+
+def test_a_reader_searching_for_ten_seconds_shows_the_reader_is_starting():
+    s, clock = starting()
+    s.connection(True)
+    s.event(ReaderStatus("searching"))
+    clock.t += S.READER_GRACE_S - 1
+    s.tick()
+    assert isinstance(s.screen, S.Home)
+    clock.t += 1
+    s.tick()
+    assert s.screen == S.ReaderStarting()
+    # A card read proves the reader works: the card shows, as always.
+    s.event(CardPresent(ANNA.uid))
+    assert s.screen == S.ShowingCard(ANNA)
+    s.event(CardRemoved(ANNA.uid))
+    assert s.screen == S.Home()
+
+
+def test_a_lost_reader_keeps_its_own_words_and_the_call_screens_are_not_replaced():
+    s, clock = starting()
+    s.connection(True)
+    s.event(ReaderStatus("lost", detail="unplugged"))
+    clock.t += 60
+    s.tick()
+    assert isinstance(s.screen, S.ReaderLost)
+    s.event(ReaderStatus("connected"))
+    s.event(CardPresent(ANNA.uid))
+    s.connection(False)  # the bridge restarts while a card runs: the card's screen stays
+    clock.t += 60
+    s.tick()
+    assert s.screen == S.ShowingCard(ANNA)
+
+
+def test_the_reader_starting_stands_in_for_home_after_a_card_and_after_home_is_pressed():
+    s, clock = starting("tap")
+    s.connection(True)
+    s.event(ReaderStatus("connected"))
+    s.event(CardPresent(WEB.uid))
+    s.connection(False)
+    clock.t += S.BRIDGE_GRACE_S
+    s.home_pressed()
+    assert s.screen == S.ReaderStarting()
+    assert s.home_pressed() == [] and s.screen == S.ReaderStarting()
+
+
+@given(st.lists(st.sampled_from(["gone", "back", "searching", "connected", "lost", "tick", "wait", "card", "out"]), max_size=40))
+def test_reader_starting_shows_exactly_while_no_card_could_be_read_for_too_long(steps):
+    s, clock = starting()
+    for step in steps:
+        if step == "gone":
+            s.connection(False)
+        elif step == "back":
+            s.connection(True)
+        elif step in ("searching", "connected", "lost"):
+            s.event(ReaderStatus(step))
+        elif step == "wait":
+            clock.t += 4
+        elif step == "card":
+            s.event(CardPresent(ANNA.uid))
+        elif step == "out":
+            s.event(CardRemoved(ANNA.uid))
+        s.tick()
+        if isinstance(s.screen, S.ReaderStarting):
+            assert not s.reader_ready and s.reader != "lost"
+        if s.reader_ready:
+            assert not isinstance(s.screen, S.ReaderStarting)
 
 
 def test_a_repeated_present_from_a_reconnect_does_not_restart():

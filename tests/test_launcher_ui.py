@@ -20,7 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # when run as the launcher's script
 
-from tests.launcher_harness import offscreen_env, run_scenario, start_bridge, stop_bridge  # noqa: E402
+from tests.launcher_harness import offscreen_env, run_scenario, said, start_bridge, stop_bridge  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "artifacts" / "screens"
@@ -109,7 +109,7 @@ def _drive(home: Path, out: Path) -> None:
         fonts, targets = [], []
         for widget in app.root_widget.walk(restrict=True):
             if isinstance(widget, Label) and widget.text.strip() and widget.opacity > 0:
-                fonts.append([widget.text[:40], float(widget.font_size)])
+                fonts.append([said(widget)[:40], float(widget.font_size)])
             if isinstance(widget, (BigButton, FaceButton)):
                 targets.append([getattr(widget, "text", "face"), float(widget.width), float(widget.height)])
         results["screens"][name] = {"fonts": fonts, "targets": targets, "touch_min": touch_min}

@@ -23,9 +23,17 @@ from klick.cli.common import EXIT_USAGE, config_option, fail, get_config, plain_
     default=None,
     help="Save the home screen as a PNG once it is drawn, then close.",
 )
+@click.option(
+    "--locale",
+    type=click.Choice(["sv", "en"]),
+    default=None,
+    help="The language on the screen, in place of the settings' locale (sv or en).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show Kivy's own log lines too.")
 @plain_errors
-def launcher(config_path: str | None, demo: bool, offscreen: bool, screenshot: str | None, verbose: bool) -> None:
+def launcher(
+    config_path: str | None, demo: bool, offscreen: bool, screenshot: str | None, locale: str | None, verbose: bool
+) -> None:
     """Show the launcher: the card in the slot decides what happens.
 
     SIGTERM (systemctl stop) and SIGINT (Ctrl+C) end it within two seconds, with exit status 0:
@@ -55,11 +63,15 @@ def launcher(config_path: str | None, demo: bool, offscreen: bool, screenshot: s
         cfg = get_config(str(home.config))
         uids = demo_uids(home.cards)
         try:
-            bridge = start_bridge(home, cfg.paths.socket)
+            bridge = start_bridge(cfg)
         except RuntimeError as exc:
-            fail(f"The demo cannot start: {exc}.", EXIT_USAGE)
+            fail(f"The demo cannot start: {str(exc).rstrip('.')}.", EXIT_USAGE)
     else:
         cfg = get_config(config_path)
+    if locale is not None:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, locale=locale)
     try:
         configure_kivy(cfg, verbose=verbose, offscreen=offscreen)
         from launcher.app import run_launcher

@@ -14,33 +14,44 @@ from kivy.clock import Clock
 from kivy.uix.image import Image
 
 from launcher import theme
-from launcher.screens.widgets import BigButton, Filled, Text
+from launcher.screens.layout import Frame
+from launcher.screens.widgets import BigButton, Filled, Screen, Text, place
 
 #: Seconds a picture stays, and the length of the fade between two.
 SHOW_SECONDS = 8.0
 FADE_SECONDS = 1.5
 
 
-class AlbumScreen(Filled):
+class AlbumScreen(Screen):
     def __init__(self, ctx: Any, **kw: Any) -> None:
         super().__init__(**kw)
         self.bg = theme.rgba(theme.ALBUM_BG)
         self.ctx = ctx
-        s = ctx.sizes
+        s, f = ctx.sizes, Frame.of(ctx)
+        W, H, m = f.width, f.height, f.margin
         self.front = Image(fit_mode="contain", size_hint=(1, 1), pos_hint={"x": 0, "y": 0})
         self.back = Image(fit_mode="contain", size_hint=(1, 1), pos_hint={"x": 0, "y": 0}, opacity=0)
-        self.paused_band = Filled(size_hint=(1, None), height=s.px("body") * 2.2, pos_hint={"x": 0, "y": 0})
+        band_h = min(max(s.px("body") * 2.6, f.touch), 0.3 * H)
+        self.paused_band = place(Filled(), (0, 0, W, band_h), W, H)
         self.paused_band.bg = theme.rgba(theme.ALBUM_BG, 1.0)
-        self.paused_text = Text(
-            text=ctx.w("The pictures are standing still. Tap to go on."),
-            font_size=s.px("body"),
-            color=theme.rgba(theme.ALBUM_TEXT),
-            size_hint=(0.9, 1),
-            pos_hint={"center_x": 0.5, "y": 0},
+        self.paused_text = place(
+            Text(
+                ctx.w("The pictures are standing still. Tap to go on."),
+                font_size=s.px("body"),
+                color=theme.rgba(theme.ALBUM_TEXT),
+            ),
+            (m, m / 4, W - 2 * m, band_h - m / 2),
+            W,
+            band_h,  # placed inside the band
         )
         self.paused_band.add_widget(self.paused_text)
         self.home = BigButton(
-            ctx.w("Home"), ctx.on_home, font_px=s.px("button"), touch=s.touch, pos_hint={"right": 0.97, "top": 0.96}
+            ctx.w("Home"),
+            ctx.on_home,
+            font_px=s.px("button"),
+            touch=s.touch,
+            max_width=0.4 * W,
+            pos_hint={"right": 1 - m / W, "top": 1 - m / 2 / H},
         )
         self.add_widget(self.back)
         self.add_widget(self.front)

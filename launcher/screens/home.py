@@ -1,4 +1,8 @@
-"""Home: a big clock and date, and "put in a card" with a picture of a card going into the slot."""
+"""Home: a big clock and date, and "put in a card" with a picture of a card going into the slot.
+
+Lying down, the slot picture and "put in a card" share the lower half; upright (a tablet on its
+side), everything stands in one column and the picture gets the width.
+"""
 
 from __future__ import annotations
 
@@ -7,63 +11,70 @@ import math
 from typing import Any
 
 from launcher import theme
-from launcher.screens.widgets import Filled, ReaderDot, SlotPicture, Text
+from launcher.screens.layout import Box, Frame
+from launcher.screens.widgets import ReaderDot, Screen, SlotPicture, Text, place
 from launcher.wording import date_words
 
 
-class HomeScreen(Filled):
+class HomeScreen(Screen):
     def __init__(self, ctx: Any, **kw: Any) -> None:
         super().__init__(**kw)
         self.ctx = ctx
-        s, w = ctx.sizes, ctx.w
-        self.dot = ReaderDot(
-            size_hint=(None, None), size=(s.px("small"), s.px("small")), pos_hint={"right": 0.97 - 0.36, "top": 0.965}
+        s, w, f = ctx.sizes, ctx.w, Frame.of(ctx)
+        W, H, m = f.width, f.height, f.margin
+        row = max(s.px("small") * 1.4, 0.07 * H)
+        row_y = H - m / 2 - row
+        clock_top = row_y - m / 4
+        clock: Box
+        date: Box
+        insert: Box
+        picture: Box
+        if f.portrait:
+            dot_x = 0.1 * W
+            clock = (m, 0.70 * H, W - 2 * m, clock_top - 0.70 * H)
+            date = (m, 0.62 * H, W - 2 * m, 0.08 * H)
+            insert = (m, 0.46 * H, W - 2 * m, 0.15 * H)
+            picture = (0.1 * W, 0.04 * H, 0.8 * W, 0.40 * H)
+        else:
+            dot_x = 0.42 * W
+            clock = (m, 0.58 * H, W - 2 * m, clock_top - 0.58 * H)
+            date = (m, 0.47 * H, W - 2 * m, 0.11 * H)
+            insert = (0.50 * W, 0.06 * H, 0.46 * W, 0.38 * H)
+            picture = (0.05 * W, 0.04 * H, 0.42 * W, 0.42 * H)
+        self.dot = place(ReaderDot(), (dot_x, row_y, row, row), W, H)
+        self.reader_text = place(
+            Text(font_size=s.px("small"), color=theme.rgba(theme.TEXT_SOFT), halign="left"),
+            (dot_x + row + m / 4, row_y, W - m - dot_x - row - m / 4, row),
+            W,
+            H,
         )
-        self.reader_text = Text(
-            text="",
-            font_size=s.px("small"),
-            color=theme.rgba(theme.TEXT_SOFT),
-            halign="left",
-            size_hint=(0.36, None),
-            height=s.px("small") * 1.2,
-            pos_hint={"right": 0.97, "top": 0.965},
-        )
-        self.clock = Text(text="", font_size=s.px("clock"), bold=True, size_hint=(1, 0.3), pos_hint={"center_x": 0.5, "top": 0.9})
-        self.date = Text(text="", font_size=s.px("date"), size_hint=(1, 0.1), pos_hint={"center_x": 0.5, "top": 0.6})
-        self.picture = SlotPicture(size_hint=(0.42, 0.42), pos_hint={"x": 0.05, "y": 0.04})
-        self.insert = Text(
-            text=w("Put in a card"),
-            font_size=round(s.px("title") * 1.15),
-            bold=True,
-            size_hint=(0.46, 0.36),
-            pos_hint={"right": 0.96, "y": 0.07},
-        )
+        self.clock = place(Text(font_size=s.px("clock"), bold=True), clock, W, H)
+        self.date = place(Text(font_size=s.px("date")), date, W, H)
+        self.picture = place(SlotPicture(), picture, W, H)
+        self.insert = place(Text(w("Put in a card"), font_size=round(s.px("title") * 1.15), bold=True), insert, W, H)
         for child in (self.dot, self.reader_text, self.clock, self.date, self.picture, self.insert):
             self.add_widget(child)
-        self._minute = None
+        self._minute: _dt.datetime | None = None
 
     def tick(self, now: _dt.datetime) -> None:
         minute = now.replace(second=0, microsecond=0)
         if minute == self._minute:
             return
         self._minute = minute
-        self.clock.text = now.strftime("%H:%M")
-        self.date.text = date_words(self.ctx.w, now.date())
+        self.clock.say(now.strftime("%H:%M"))
+        self.date.say(date_words(self.ctx.w, now.date()))
 
     def update(self, session: Any) -> None:
         s, notice = self.ctx.sizes, session.screen.notice
         if notice:  # after a round of wrong carer PINs: calm words in place of "put in a card", for a while
             minutes = math.ceil(session.carer_pause_left() / 60)
             if minutes <= 1:
-                self.insert.text = self.ctx.w("That was not the right PIN. Carer mode opens again in a minute.")
+                text = self.ctx.w("That was not the right PIN. Carer mode opens again in a minute.")
             else:
-                self.insert.text = self.ctx.w(
-                    "That was not the right PIN. Carer mode opens again in {minutes} minutes.", minutes=minutes
-                )
-            self.insert.font_size = s.px("body")
+                text = self.ctx.w("That was not the right PIN. Carer mode opens again in {minutes} minutes.", minutes=minutes)
+            self.insert.say(text, max_px=s.px("body"))
         else:
-            self.insert.text = self.ctx.w("Put in a card")
-            self.insert.font_size = round(s.px("title") * 1.15)
+            self.insert.say(self.ctx.w("Put in a card"), max_px=round(s.px("title") * 1.15))
         ready = session.reader == "connected" and session.bridge_connected
         self.dot.ready = 1 if ready else 0
-        self.reader_text.text = self.ctx.w("The card reader is ready") if ready else self.ctx.w("Waiting for the card reader")
+        self.reader_text.say(self.ctx.w("The card reader is ready") if ready else self.ctx.w("Waiting for the card reader"))

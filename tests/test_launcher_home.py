@@ -1,0 +1,166 @@
+"""An honest home (issue 11, section 3), in the real launcher, headless.
+
+The launcher starts with no bridge to hear a card: after a few seconds home says "Kortläsaren
+startar…" in full (with the reader-lost words and whom to call) instead of "Sätt i ett kort";
+the bridge comes up and home is back by itself. Then the window is given another size (a
+compositor's output, a tablet turned on its side): every screen is built again for it. And the
+SVT1 card names its channel ("Startar SVT1…").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # when run as the launcher's script
+
+from tests.launcher_harness import offscreen_env, run_scenario, said, start_bridge, stop_bridge  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "artifacts" / "home"
+SVT1, RAPPORT = "04C7D8E9FA0B12", "04B1C2D3E4F501"
+
+pytestmark = pytest.mark.ui
+
+
+def write_home(home: Path) -> None:
+    demo = (REPO / "config" / "demo-cards.yaml").read_text(encoding="utf-8")
+    cards = demo.replace("picture: demo/", f"picture: {REPO}/config/demo/").replace(
+        "folder: demo/", f"folder: {REPO}/config/demo/"
+    )
+    (home / "cards.yaml").write_text(cards, encoding="utf-8")
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+    (home / "klick.yaml").write_text(
+        f'reader:\n  driver: sim\n  grace_ms: 0\nlocale: sv\nhelp_contact: "Eva i hemtjänsten, 042-10 20 30"\n'
+        f"browser:\n  command: {json.dumps(sleeper)}\npaths:\n  socket: {home / 'b.sock'}\n",
+        encoding="utf-8",
+    )
+
+
+def _drive(home: Path, out: Path) -> None:
+    offscreen_env(home)
+    from klick.config import load_config
+    from launcher.kivy_setup import configure_kivy
+
+    cfg = load_config(home / "klick.yaml")
+    configure_kivy(cfg, offscreen=True)
+    from kivy.core.window import Window
+    from kivy.uix.label import Label
+
+    from launcher import session as S
+    from launcher.app import LauncherApp
+    from tests.layout_check import layout_problems
+
+    results: dict = {"steps": [], "errors": []}
+    bridge: dict = {}
+
+    def texts(app: LauncherApp) -> list[str]:
+        return [said(w) for w in app.root_widget.walk(restrict=True) if isinstance(w, Label) and w.text.strip()]
+
+    def shot(app: LauncherApp, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        app.screenshot(ARTIFACTS / f"{name}.png")
+
+    def scenario(app: LauncherApp):
+        session = app.session
+        started = time.monotonic()
+        yield 0.5
+        results["first_screen"] = repr(session.screen)  # home, while a bridge may still come
+        yield lambda: isinstance(session.screen, S.ReaderStarting)
+        results["starting_after"] = time.monotonic() - started
+        yield 0.3
+        results["starting_texts"] = texts(app)
+        shot(app, "reader_starting")
+        bridge["proc"] = start_bridge(home)
+        came = time.monotonic()
+        yield lambda: isinstance(session.screen, S.Home) and session.reader_ready
+        results["home_after_bridge"] = time.monotonic() - came
+        yield 0.3
+        results["home_texts"] = texts(app)
+        results["steps"].append("honest_home")
+
+        # The window is given another size: every screen is built again for it.
+        Window.size = (800, 1280)
+        yield lambda: tuple(app.screen_size) == (800, 1280)
+        yield 0.4
+        results["upright_home_problems"] = layout_problems(Window, size=(800, 1280))
+        shot(app, "home_upright")
+        app.send_to_bridge({"command": "insert", "uid": SVT1})
+        yield lambda: isinstance(session.screen, S.ShowingCard) and session.screen.phase == "running"
+        yield 0.3
+        results["svt1_texts"] = texts(app)
+        results["upright_card_problems"] = layout_problems(Window, size=(800, 1280))
+        shot(app, "svt1_upright")
+        app.send_to_bridge({"command": "remove"})
+        yield lambda: isinstance(session.screen, S.Home)
+        app.send_to_bridge({"command": "insert", "uid": RAPPORT})
+        yield lambda: isinstance(session.screen, S.ShowingCard) and session.screen.phase == "running"
+        yield 0.2
+        results["rapport_texts"] = texts(app)
+        app.send_to_bridge({"command": "remove"})
+        yield lambda: isinstance(session.screen, S.Home)
+        results["steps"].append("resized")
+
+    def probe(app: LauncherApp) -> None:
+        run_scenario(app, scenario(app), results, out, timeout=40)
+
+    try:
+        LauncherApp(cfg, probe=probe).run()
+    finally:
+        if "proc" in bridge:
+            stop_bridge(bridge["proc"])
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> dict:
+    home = tmp_path_factory.mktemp("home")
+    write_home(home)
+    out = home / "results.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["KLICK_HOME"] = str(home)
+    proc = subprocess.run(
+        [sys.executable, __file__, str(home), str(out)], capture_output=True, text=True, timeout=90, env=env, cwd=REPO
+    )
+    assert out.exists(), f"the launcher run wrote no results (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+    return json.loads(out.read_text())
+
+
+def test_the_scenario_ran_to_its_end(run):
+    assert run["errors"] == [] and run["steps"] == ["honest_home", "resized"]
+
+
+def test_without_a_bridge_home_says_the_reader_is_starting_and_whom_to_call(run):
+    from launcher.session import BRIDGE_GRACE_S
+
+    assert run["first_screen"].startswith("Home(")
+    assert BRIDGE_GRACE_S - 0.5 <= run["starting_after"] <= BRIDGE_GRACE_S + 2
+    said = run["starting_texts"]
+    assert "Kortläsaren startar…" in said
+    assert "Den brukar komma tillbaka av sig själv. Du behöver inte göra något." in said
+    assert "Behöver du hjälp? Ring Eva i hemtjänsten, 042-10 20 30." in said
+    assert "Sätt i ett kort" not in said
+
+
+def test_home_comes_back_by_itself_when_the_reader_is_ready(run):
+    assert run["home_after_bridge"] < 10
+    assert "Sätt i ett kort" in run["home_texts"] and "Kortläsaren är redo" in run["home_texts"]
+
+
+def test_a_new_window_size_builds_every_screen_again_for_it(run):
+    assert run["upright_home_problems"] == []
+    assert run["upright_card_problems"] == []
+
+
+def test_an_svt_card_names_its_channel_or_program(run):
+    assert "Startar SVT1…" in run["svt1_texts"]
+    assert "Startar Rapport…" in run["rapport_texts"]
+
+
+if __name__ == "__main__":
+    _drive(Path(sys.argv[1]), Path(sys.argv[2]))
