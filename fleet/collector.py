@@ -57,7 +57,10 @@ def handle_message(store: PilotStore, topic: str, payload: bytes, *, repair: boo
     store.conn.execute("SAVEPOINT message")
     try:
         out = _handle(store, topic, payload, repair=repair, now=now)
-    except sqlite3.IntegrityError as exc:
+    except (sqlite3.IntegrityError, sqlite3.InterfaceError, ValueError, TypeError, OverflowError) as exc:
+        # What the checks let through and the database still cannot hold is the message's fault,
+        # not the disk's: undone, counted, acknowledged. (A full disk raises OperationalError and
+        # stops the collector with nothing acknowledged: the broker keeps the messages.)
         store.conn.execute("ROLLBACK TO message")
         store.reject("unstorable", topic)
         log.warning("ignored a message on %s: %s", topic[:100], exc)

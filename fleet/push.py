@@ -301,12 +301,13 @@ def answer_for(applied: dict[str, Any], kind: str, version: int) -> Result | Non
     device = str(applied.get("device", ""))
     entry = applied.get(kind)
     if isinstance(entry, dict) and type(entry.get("version")) is int and entry["version"] >= version:
-        return Result(device, "applied", entry["version"], str(entry.get("at") or ""))
+        return Result(device, "applied", entry["version"], wire.readable(entry.get("at"), 40) or "")
     refused = applied.get("refused")
     refusal = refused.get(kind) if isinstance(refused, dict) else None
     if isinstance(refusal, dict) and refusal.get("version") == version:
         problems = refusal["problems"] if isinstance(refusal.get("problems"), list) else []
-        return Result(device, "refused", version, "; ".join(str(p) for p in problems[:3]) or "refused")
+        said = [wire.readable(p, 400) for p in problems[:3]]
+        return Result(device, "refused", version, "; ".join(p for p in said if p) or "refused")
     return None
 
 
@@ -404,8 +405,8 @@ def _local(stamp: str) -> str:
 
     try:
         return _dt.datetime.fromtimestamp(from_iso(stamp)).strftime("%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return stamp
+    except (ValueError, OverflowError, OSError):
+        return stamp  # already one readable line (answer_for)
 
 
 # --- the carer window's button --------------------------------------------------------------------

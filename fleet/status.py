@@ -127,7 +127,7 @@ def summarise(retained: dict[str, dict[str, Any]], now: float) -> list[DeviceSta
             reader=_word(reader.get("state")),
             reader_detail=_word(reader.get("detail"), 80),
             last_card_at=_time(full.get("last_card_at")),
-            backlog=full.get("backlog") if type(full.get("backlog")) is int else None,
+            backlog=_count(full.get("backlog")),
             backlog_oldest_at=_time(full.get("backlog_oldest_at")),
             cards_version=_word(full.get("cards_version")),
             app_version=_word(full.get("app_version")),
@@ -165,7 +165,7 @@ def _pushes(status: DeviceStatus, applied: dict[str, Any]) -> list[str]:
     in_force: dict[str, tuple[int, str]] = {}
     for kind in _WHAT:
         entry = applied.get(kind)
-        if isinstance(entry, dict) and type(entry.get("version")) is int:
+        if isinstance(entry, dict) and _count(entry.get("version")) is not None:
             in_force[kind] = (entry["version"], _time(entry.get("at")) or "")
     status.cards_pushed = in_force.get("cards", (None, ""))[0]
     status.questionnaire_pushed = in_force.get("questionnaire", (None, ""))[0]
@@ -180,7 +180,11 @@ def _pushes(status: DeviceStatus, applied: dict[str, Any]) -> list[str]:
         version = refusal.get("version")
         problems = refusal.get("problems") if isinstance(refusal.get("problems"), list) else []
         first = _word(problems[0], 200) if problems and isinstance(problems[0], str) else "refused"
-        words = f"{what}{f' v{version}' if type(version) is int else ''} refused" + (f" {_show(at)}" if at else "") + f": {first}"
+        words = (
+            f"{what}{f' v{version}' if _count(version) is not None else ''} refused"
+            + (f" {_show(at)}" if at else "")
+            + f": {first}"
+        )
         if newest is None or at > newest[0]:
             newest = (at, words)
         if at > in_force.get(kind, (0, ""))[1]:
@@ -218,22 +222,29 @@ def format_lines(statuses: list[DeviceStatus]) -> list[str]:
     return lines
 
 
+def _count(value: Any) -> int | None:
+    """A count or a version a tablet sent, if it is one (a JSON number may have thousands of digits)."""
+    return value if type(value) is int and 0 <= value < 2**62 else None
+
+
 def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
 def _time(value: Any) -> str | None:
+    """A time a tablet sent, if it is one the office can show in its own time zone (a tablet may
+    say year 1 or 9999, which no local clock can show), else None."""
     if not isinstance(value, str):
         return None
     try:
-        from_iso(value)
-    except ValueError:
+        _dt.datetime.fromtimestamp(from_iso(value))
+    except (ValueError, OverflowError, OSError):
         return None
     return value
 
 
 def _word(value: Any, limit: int = 40) -> str | None:
-    return value[:limit] if isinstance(value, str) and value else None
+    return wire.readable(value, limit)
 
 
 def _show(stamp: str) -> str:
