@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleet import wire
-from fleet.mqtt import Access, connect_properties, make_client
+from fleet.mqtt import Access, connect_properties, make_client, session_id
 from fleet.pilot import PilotStore
 
 __all__ = ["Collector", "handle_message"]
@@ -131,7 +131,7 @@ class Collector:
         self.repair = share is None
         self.on_flush = on_flush
         self.incoming: queue.Queue[Incoming | tuple] = queue.Queue()
-        self.client = make_client(access, client_id, manual_ack=True)
+        self.client = make_client(access, session_id(access, client_id), manual_ack=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda c, u, flags, rc, props: self.incoming.put(("disconnect", str(rc)))
         self.client.on_message = lambda c, u, m: self.incoming.put(Incoming(m.topic, bytes(m.payload), m.mid, m.qos, m.retain))

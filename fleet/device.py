@@ -37,7 +37,7 @@ from typing import Any
 
 from fleet import wire
 from fleet.apply import Applier, ApplySettings
-from fleet.mqtt import Access, FleetSetupError, access_from_config, connect_properties, make_client
+from fleet.mqtt import Access, FleetSetupError, access_from_config, connect_properties, make_client, session_id
 from fleet.outbox import WITHDRAWN_SENT, NotReady, Outbox
 from klick import __version__
 from klick.export import ExportError, card_hasher, key_check
@@ -156,7 +156,7 @@ class Device:
         )
         self.key_check = key_check(settings.export_key)
         self.session = secrets.token_hex(6)
-        self.client = make_client(settings.access, f"klick-{settings.device}")
+        self.client = make_client(settings.access, session_id(settings.access, f"klick-{settings.device}"))
         self.client.will_set(
             wire.topic(settings.device, wire.STATE),
             wire.encode({"v": wire.WIRE_VERSION, "online": False, "session": self.session}),

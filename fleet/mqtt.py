@@ -7,6 +7,8 @@ acknowledges them all the same, silently dropped).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,15 @@ from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-__all__ = ["Access", "FleetSetupError", "access_from_config", "make_client", "connect_properties", "read_password"]
+__all__ = [
+    "Access",
+    "FleetSetupError",
+    "access_from_config",
+    "make_client",
+    "session_id",
+    "connect_properties",
+    "read_password",
+]
 
 
 class FleetSetupError(Exception):
@@ -65,6 +75,20 @@ def make_client(access: Access, client_id: str, *, manual_ack: bool = False) -> 
     client.tls_set_context(context)
     client.reconnect_delay_set(min_delay=1, max_delay=30)
     return client
+
+
+def session_id(access: Access, name: str) -> str:
+    """The fixed client id of a persistent session (a tablet's, the collector's): ``name`` and a
+    keyed hash of it under the user's own password.
+
+    Mosquitto lets any user connect under any client id, and a new connection under an id in use
+    closes the old one; with a clean start it also throws the session and its queue away. With an
+    id anyone can read in this file ("klick-collector"), any tablet could empty the collector's
+    queue or keep another tablet off the broker. Only who holds the password can make this one,
+    and it stays the same from run to run, so the broker keeps the session while we are away.
+    """
+    key = f"{access.username}\n{access.password}".encode()
+    return f"{name}-{hmac.new(key, name.encode(), hashlib.sha256).hexdigest()[:16]}"
 
 
 def connect_properties(session_expiry_s: int) -> Properties:

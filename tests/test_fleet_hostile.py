@@ -8,9 +8,19 @@ shipped ACL and real `klick fleet` processes.
 from __future__ import annotations
 
 import json
+import os
+import queue
+import signal
+import sqlite3
+import subprocess
+import time
 import unicodedata
+from pathlib import Path
 
 import pytest
+from fleet_broker import Broker, device_home, have_mosquitto, start_collector, start_fleet, wait_for
+from test_export import make_device_db
+from test_fleet import covered, last_seq
 
 from fleet import wire
 from fleet.collector import handle_message
@@ -18,7 +28,7 @@ from fleet.pilot import PilotStore
 from fleet.push import answer_for, format_results
 from fleet.status import format_lines, summarise
 from klick.export import key_check
-from klick.usage import iso
+from klick.usage import FLEET_ACKED, iso
 
 KEY = "a pilot secret for the hostile tests"
 T0 = 1772452800.0
@@ -138,3 +148,166 @@ def test_readable_keeps_words_and_drops_what_drives_a_terminal():
     assert wire.readable("\x1b[31m\u202eröd") == "[31m röd"
     assert wire.readable("") is None and wire.readable(5) is None and wire.readable("\n\t") is None
     assert len(wire.readable("x" * 10_000, 40) or "") == 40
+
+
+# --- the same on a real broker ---------------------------------------------------------------------
+
+on_a_broker = pytest.mark.skipif(not have_mosquitto(), reason="mosquitto is not installed (make test installs it)")
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop(kill=True)
+
+
+class As:
+    """One MQTT 5 connection as ``user``, under whatever client id the caller picks (as an attacker would)."""
+
+    def __init__(self, broker: Broker, user: str, client_id: str | None = None, password: str | None = None) -> None:
+        from fleet.mqtt import Access, make_client
+
+        self.events: queue.Queue = queue.Queue()
+        access = Access(broker.host, broker.port, broker.ca_file, user, broker.users[user] if password is None else password)
+        self.client = make_client(access, client_id or f"t-{os.urandom(3).hex()}")
+        self.client.on_connect = lambda c, u, f, rc, p: self.events.put(("connect", rc))
+        self.client.on_publish = lambda c, u, mid, rc, p: self.events.put(("puback", rc))
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: self.events.put(("suback", rcs))
+        self.client.on_message = lambda c, u, m: self.events.put(("message", m.topic, bytes(m.payload)))
+        self.client.reconnect_delay_set(60, 60)
+        self.client.connect_async(broker.host, broker.port, keepalive=30)
+        self.client.loop_start()
+        self.rc = self.wait("connect")[1]
+
+    def wait(self, kind: str, timeout: float = 10.0) -> tuple:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                event = self.events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if event[0] == kind:
+                return event
+        raise AssertionError(f"no {kind} within {timeout} s")
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> str:
+        """ "taken", or the broker's reason for refusing ("Not authorized")."""
+        self.client.publish(topic, payload, qos=1, retain=retain)
+        rc = self.wait("puback")[1]
+        return rc.getName() if rc.is_failure else "taken"
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def acked(usage_db: Path) -> int:
+    conn = sqlite3.connect(f"file:{usage_db}?mode=ro", uri=True, timeout=5)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (FLEET_ACKED,)).fetchone()
+        return int(row[0]) if row else 0
+    finally:
+        conn.close()
+
+
+def a_tablet(broker: Broker, tmp_path: Path, name: str) -> Path:
+    home = tmp_path / name
+    device_home(broker, home, name)
+    make_device_db(home / "usage.db", name, days=1)
+    return home
+
+
+@on_a_broker
+def test_a_tablet_cannot_take_over_the_collectors_session_or_knock_another_tablet_off(broker, tmp_path):
+    # Mosquitto lets any user connect under any client id; the new connection closes the old one,
+    # and a clean start throws the session's queue away. With the ids in Klick's source
+    # ("klick-collector", "klick-<device>") a tablet emptied the collector's queue of every other
+    # tablet's rows, and could keep any tablet off the broker.
+    broker.add_devices(["hbg-01"])
+    home = a_tablet(broker, tmp_path, "hbg-02")
+    pilot = tmp_path / "PILOT.sqlite"
+    log = tmp_path / "collector.log"
+    collector = start_collector(broker, pilot, log=log)
+    wait_for(lambda: "collecting from" in log.read_text(), 30, what="the collector's session")
+    stop(collector)  # away: the broker keeps its messages
+    fleet = start_fleet(home)
+    try:
+        target = last_seq(home / "usage.db")
+        wait_for(lambda: acked(home / "usage.db") >= target, 30, what="the broker to take every row")
+        for client_id in ("klick-collector", "klick-hbg-02"):
+            attacker = As(broker, "hbg-01", client_id)
+            attacker.close()
+        time.sleep(1.0)
+        assert "connection to the broker lost" not in (home / "fleet.log").read_text()
+    finally:
+        stop(fleet)  # the tablet is off now: it cannot send anything again
+    collector = start_collector(broker, pilot, log=log)
+    try:
+        wait_for(lambda: covered(pilot, "hbg-02") >= target, 30, what="the rows the broker kept for the collector")
+    finally:
+        stop(collector)
+
+
+@on_a_broker
+def test_a_compromised_tablets_poison_never_stops_the_collector_and_status_shows_the_others_truly(broker, tmp_path, klick):
+    broker.add_devices(["hbg-66"])
+    home = a_tablet(broker, tmp_path, "hbg-02")
+    pilot = tmp_path / "PILOT.sqlite"
+    log = tmp_path / "collector.log"
+    collector = start_collector(broker, pilot, log=log)
+    fleet = start_fleet(home)
+    try:
+        wait_for(lambda: "collecting from" in log.read_text(), 30, what="the collector")
+        evil = As(broker, "hbg-66")
+        bad_text = b'"\\ud800 \\u001b[2J\\nhbg-02  OFFLINE  PROBLEM: forged"'
+        poison = {
+            "withdrawn": b'{"v":1,"at":' + bad_text + b"}",
+            "state": b'{"v":1,"online":true,"at":"0001-01-01T00:00:00.000Z","since":"9999-12-31T23:59:59.999Z","last_error":'
+            + bad_text
+            + b"}",
+            "seen": b'{"v":1,"online":true,"at":"0001-01-01T00:00:00.000Z","last_error":"\\u001b[2J\\nhbg-02  forged\\u202e"}',
+            "applied": b'{"v":1,"refused":{"cards":{"version":1,"at":"2026-01-01T00:00:00.000Z","problems":["\\u001b[2Jforged"]}}}',
+        }
+        for leaf, payload in poison.items():
+            assert evil.publish(f"klick/hbg-66/{leaf}", payload, retain=True) == "taken"
+        rows = [["events", 1, ["hbg-66", 1, "2026-03-02T12:00:00.000Z", "reader_status", None, None, "lost", "\ud800"]]]
+        assert evil.publish("klick/hbg-66/rows", rows_json("hbg-66", rows)) == "taken"
+        evil.close()
+        wait_for(lambda: covered(pilot, "hbg-02") >= last_seq(home / "usage.db"), 60, what="the honest tablet's rows")
+        assert collector.poll() is None, log.read_text()[-2000:]
+        for args in ((), ("--json",)):
+            result = klick("fleet", "status", *broker.office_args("office"), *args)
+            assert result.returncode == 0, result.stderr
+            assert "Traceback" not in result.stderr
+        lines = klick("fleet", "status", *broker.office_args("office")).stdout.splitlines()
+        assert sorted(line.split()[0] for line in lines) == ["hbg-02", "hbg-66"]
+        assert all(_printable(line) for line in lines)
+        assert "OFFLINE" not in next(line for line in lines if line.startswith("hbg-02"))
+        statuses = json.loads(klick("fleet", "status", *broker.office_args("office"), "--json").stdout)
+        assert all(_printable(json.dumps(s, ensure_ascii=False)) for s in statuses)
+    finally:
+        stop(fleet)
+        stop(collector)
+    # Started again, the collector is not handed the same poison to die on.
+    collector = start_collector(broker, pilot, log=log)
+    try:
+        time.sleep(2.0)
+        assert collector.poll() is None, log.read_text()[-2000:]
+    finally:
+        stop(collector)
+    conn = sqlite3.connect(pilot)
+    assert conn.execute("SELECT count(*) FROM events WHERE device = 'hbg-66'").fetchone()[0] == 0
+    assert conn.execute("SELECT reason FROM fleet_rejects").fetchall() == [("not_json",)]
+    conn.close()

@@ -92,7 +92,12 @@ def _office_access(config_path, host, port, ca_file, username, password_file):
 @fleet.command()
 @_office_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The pilot file to write (made if new).")
-@click.option("--client-id", default="klick-collector", show_default=True, help="Fixed, so the broker keeps messages while away.")
+@click.option(
+    "--client-id",
+    default="klick-collector",
+    show_default=True,
+    help="The session's name, fixed so the broker keeps messages while away (the broker sees it with a hash of the password).",
+)
 @click.option("--share", default=None, metavar="GROUP", help="Share the load with other collectors ($share/GROUP/...).")
 @click.option("--for", "for_s", type=float, default=None, hidden=True, help="Stop after this many seconds (tests).")
 @plain_errors
