@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleet import wire
-from fleet.mqtt import Access, connect_properties, make_client, session_id
+from fleet.mqtt import Access, connect_properties, make_client, refusal_words, session_id, why_not_connected
 from fleet.pilot import PilotStore
 
 __all__ = ["Collector", "handle_message"]
@@ -134,13 +134,17 @@ class Collector:
         self.client = make_client(access, session_id(access, client_id), manual_ack=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda c, u, flags, rc, props: self.incoming.put(("disconnect", str(rc)))
+        self.client.on_connect_fail = lambda c, u: self.incoming.put(("unreachable", ""))
+        #: The last thing said about the link (said again only when it changes), and when to look again.
+        self.link_said: str | None = None
+        self.diagnose_at = 0.0
         self.client.on_message = lambda c, u, m: self.incoming.put(Incoming(m.topic, bytes(m.payload), m.mid, m.qos, m.retain))
         self.stopping = False
         self.stored_messages = 0
 
     def _on_connect(self, client, userdata, flags, rc, props) -> None:
         if rc.is_failure:
-            self.incoming.put(("refused", str(rc)))
+            self.incoming.put(("refused", refusal_words(rc)))
             return
         rows = f"$share/{self.share}/klick/+/rows" if self.share else "klick/+/rows"
         client.subscribe([(rows, 1), ("klick/+/withdrawn", 1), ("klick/+/state", 1)])
@@ -181,8 +185,14 @@ class Collector:
                 batch.append(item)
             elif item[0] == "connected":
                 log.info("collecting from %s:%d", self.access.host, self.access.port)
-            elif item[0] in ("disconnect", "refused"):
-                log.warning("broker connection: %s %s; trying again", item[0], item[1])
+                self.link_said, self.diagnose_at = None, 0.0
+            elif item[0] == "disconnect":
+                log.warning("the connection to the broker was lost (%s); trying again", item[1])
+            elif item[0] == "refused":
+                self._link_trouble(item[1])
+            elif item[0] == "unreachable" and time.monotonic() >= self.diagnose_at:
+                self.diagnose_at = time.monotonic() + 300.0
+                self._link_trouble(why_not_connected(self.access, timeout=3.0))
             if len(batch) >= FLUSH_MESSAGES:
                 break
             try:
@@ -191,6 +201,11 @@ class Collector:
                 item = None
         if batch:
             self._store(batch)
+
+    def _link_trouble(self, why: str) -> None:
+        if why != self.link_said:
+            log.warning("cannot reach the broker: %s; trying again", why)
+            self.link_said = why
 
     def _store(self, batch: list[Incoming]) -> None:
         replies: list = []

@@ -37,7 +37,16 @@ from typing import Any
 
 from fleet import wire
 from fleet.apply import Applier, ApplySettings
-from fleet.mqtt import Access, FleetSetupError, access_from_config, connect_properties, make_client, session_id
+from fleet.mqtt import (
+    Access,
+    FleetSetupError,
+    access_from_config,
+    connect_properties,
+    make_client,
+    refusal_words,
+    session_id,
+    why_not_connected,
+)
 from fleet.outbox import WITHDRAWN_SENT, NotReady, Outbox
 from klick import __version__
 from klick.export import ExportError, card_hasher, key_check
@@ -58,6 +67,8 @@ STATE_AFTER_ACK_S = 2.0
 KEEPALIVE_S = 30
 #: The broker keeps the tablet's session (its subscription to set/...) this long while it is away.
 SESSION_EXPIRY_S = 7 * 86_400
+#: While the broker cannot be reached, why is found out (and logged when it changes) at most this often.
+DIAGNOSE_EVERY_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -165,6 +176,7 @@ class Device:
         )
         self.client.on_connect = lambda c, u, flags, rc, props: self.events.put(("connect", rc, flags.session_present))
         self.client.on_disconnect = lambda c, u, flags, rc, props: self.events.put(("disconnect", rc))
+        self.client.on_connect_fail = lambda c, u: self.events.put(("connect_fail",))
         self.client.on_publish = lambda c, u, mid, rc, props: self.events.put(("puback", mid, rc))
         self.client.on_message = lambda c, u, msg: self.events.put(("message", msg.topic, bytes(msg.payload)))
         self.connected = False
@@ -177,6 +189,9 @@ class Device:
         self.state_acked = -1
         self.last_signature: tuple | None = None
         self.last_error: str | None = None
+        #: Why the broker cannot be reached (the last diagnosis), and when to look again.
+        self.link_error: str | None = None
+        self.diagnose_at = 0.0
         self.ready = False
         self.retry_db_at = 0.0
         self.paused_until = 0.0
@@ -340,10 +355,12 @@ class Device:
         if kind == "connect":
             _, rc, _present = event
             if rc.is_failure:
-                self.last_error = f"the broker refused the connection: {rc}"
-                log.warning("klick fleet: %s", self.last_error)
+                self._link_trouble(refusal_words(rc))
                 return
             self.connected = True
+            if self.link_error is not None and self.last_error == self.link_error:
+                self.last_error = None
+            self.link_error, self.diagnose_at = None, 0.0
             self.online_since = iso(self.clock())
             self._restart_stream(self.acked)
             self.withdrawn_mid = None
@@ -355,10 +372,21 @@ class Device:
             if self.connected:
                 log.warning("klick fleet: connection to the broker lost (%s); trying again", event[1])
             self.connected = False
+        elif kind == "connect_fail":
+            if self.clock() >= self.diagnose_at:
+                self.diagnose_at = self.clock() + DIAGNOSE_EVERY_S
+                self._link_trouble(why_not_connected(self.s.access, timeout=3.0))
         elif kind == "puback":
             self._puback(event[1], event[2])
         elif kind == "message":
             self._message(event[1], event[2])
+
+    def _link_trouble(self, why: str) -> None:
+        """Say why the broker cannot be reached: in the log when it changes (paho retries for ever, so
+        a month without the broker is one line, not thousands), and in the next state it sends."""
+        if why != self.link_error:
+            log.warning("klick fleet: cannot reach the broker: %s; trying again", why)
+        self.link_error = self.last_error = why
 
     def _puback(self, mid: int, rc: Any) -> None:
         if mid == self.withdrawn_mid:

@@ -28,7 +28,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleet import envelope, wire
-from fleet.mqtt import Access, FleetSetupError, access_from_config, make_client
+from fleet.mqtt import Access, FleetSetupError, access_from_config, make_client, refusal_words, why_not_connected
 from fleet.signing import SigningKeyError, load_private_key
 from klick.problems import Problem
 from klick.usage_file import iso
@@ -198,6 +198,7 @@ class _Office:
         self.events: queue.Queue = queue.Queue()
         self.client = make_client(access, f"klick-push-{secrets.token_hex(4)}")
         self.client.on_connect = lambda c, u, f, rc, p: self.events.put(("connect", rc))
+        self.client.on_connect_fail = lambda c, u: self.events.put(("connect", None))
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self.events.put(("subscribed", mid))
         self.client.on_publish = lambda c, u, mid, rc, p: self.events.put(("puback", mid, rc))
         self.client.on_message = lambda c, u, m: self.events.put(("message", m.topic, bytes(m.payload)))
@@ -210,8 +211,10 @@ class _Office:
         self.client.connect_async(self.access.host, self.access.port, keepalive=60)
         self.client.loop_start()
         rc = self._until("connect", timeout, f"no answer from the broker at {self.access.host}:{self.access.port}")[1]
+        if rc is None:
+            raise PushError(f"Not sent: {why_not_connected(self.access)}.")
         if rc.is_failure:
-            raise PushError(f"The broker refused the office's connection: {rc}.")
+            raise PushError(f"Not sent: {refusal_words(rc)}.")
         topics = [(wire.topic(d, leaf), 1) for d in self.devices for leaf in (wire.APPLIED, wire.STATE)]
         pending = set()
         for start in range(0, len(topics), 100):
@@ -331,8 +334,8 @@ def push(
     if too_big:
         raise PushError(f"Not sent: {too_big}.")
     office = _Office(access, devices)
-    office.open()
     try:
+        office.open()
         results: dict[str, Result] = {}
         at = iso(clock())
         base = int(clock() * 1000)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fleet import wire
-from fleet.mqtt import Access, make_client
+from fleet.mqtt import Access, make_client, refusal_words, why_not_connected
 from klick.usage import from_iso
 
 __all__ = ["DeviceStatus", "read_retained", "summarise", "format_lines"]
@@ -64,8 +64,9 @@ def read_retained(access: Access, *, client_id: str, quiet_s: float = 0.6, limit
     got: queue.Queue = queue.Queue()
     client = make_client(access, client_id)
     client.on_connect = lambda c, u, f, rc, p: (
-        got.put(("refused", str(rc))) if rc.is_failure else c.subscribe([(f"klick/+/{leaf}", 1) for leaf in _LEAVES])
+        got.put(("refused", refusal_words(rc))) if rc.is_failure else c.subscribe([(f"klick/+/{leaf}", 1) for leaf in _LEAVES])
     )
+    client.on_connect_fail = lambda c, u: got.put(("unreachable", ""))
     client.on_subscribe = lambda c, u, mid, rcs, p: got.put(("subscribed", ""))
     client.on_message = lambda c, u, m: got.put((m.topic, bytes(m.payload)))
     client.connect_async(access.host, access.port, keepalive=30)
@@ -82,7 +83,9 @@ def read_retained(access: Access, *, client_id: str, quiet_s: float = 0.6, limit
                     break
                 continue
             if topic == "refused":
-                raise ConnectionRefusedError(f"the broker refused the connection: {payload}")
+                raise ConnectionRefusedError(payload)
+            if topic == "unreachable":
+                raise ConnectionError(why_not_connected(access))
             if topic == "subscribed":
                 subscribed = True
                 continue
@@ -94,7 +97,7 @@ def read_retained(access: Access, *, client_id: str, quiet_s: float = 0.6, limit
             except wire.BadMessage:
                 found.setdefault(where[0], {})[where[1]] = {"garbled": True}
         if not subscribed:
-            raise TimeoutError(f"no answer from the broker at {access.host}:{access.port} within {limit_s:.0f} s")
+            raise TimeoutError(f"no answer within {limit_s:.0f} s: {why_not_connected(access)}")
     finally:
         client.disconnect()
         client.loop_stop()

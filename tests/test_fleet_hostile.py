@@ -7,6 +7,7 @@ shipped ACL and real `klick fleet` processes.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import queue
@@ -18,7 +19,16 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from fleet_broker import Broker, device_home, have_mosquitto, start_collector, start_fleet, wait_for
+from fleet_broker import (
+    Broker,
+    device_home,
+    free_port,
+    have_mosquitto,
+    make_certificates,
+    start_collector,
+    start_fleet,
+    wait_for,
+)
 from test_export import make_device_db
 from test_fleet import covered, last_seq
 
@@ -311,3 +321,62 @@ def test_a_compromised_tablets_poison_never_stops_the_collector_and_status_shows
     assert conn.execute("SELECT count(*) FROM events WHERE device = 'hbg-66'").fetchone()[0] == 0
     assert conn.execute("SELECT reason FROM fleet_rejects").fetchall() == [("not_json",)]
     conn.close()
+
+
+# --- the unlucky installer -------------------------------------------------------------------------
+
+
+@on_a_broker
+def test_why_the_broker_cannot_be_reached_is_said_in_plain_words(broker, tmp_path):
+    from fleet.mqtt import Access, why_not_connected
+
+    def access(b: Broker, host: str | None = None, ca=None) -> Access:
+        return Access(host or b.host, b.port, ca or b.ca_file, "hbg-01", "pw")
+
+    assert "takes TLS connections" in why_not_connected(access(broker))
+    assert "cannot be found" in why_not_connected(access(broker, "no-such-broker.invalid"))
+    closed = Access(broker.host, free_port(), broker.ca_file, "hbg-01", "pw")
+    assert "nothing answers at" in why_not_connected(closed)
+    other_ca, _, _ = make_certificates(tmp_path / "other-ca")
+    assert "not signed by the CA in fleet.ca_file" in why_not_connected(access(broker, ca=other_ca))
+    # A certificate for another name (the installer typed the broker's address, not its name).
+    named = Broker(tmp_path / "named")
+    make_certificates(named.folder / "certs", host="10.9.9.9")
+    with named:
+        assert "not for the name 127.0.0.1" in why_not_connected(access(named))
+    # A tablet whose clock is ten years off sees an expired certificate, or one not valid yet.
+    for words, valid in (
+        ("has expired", (-dt.timedelta(days=3650), -dt.timedelta(days=1))),
+        ("is not valid yet", (dt.timedelta(days=3650), dt.timedelta(days=3660))),
+    ):
+        dated = Broker(tmp_path / words.replace(" ", "-"))
+        make_certificates(dated.folder / "certs", valid=valid)
+        with dated:
+            said = why_not_connected(access(dated))
+        assert words in said and "clock" in said, said
+
+
+@on_a_broker
+def test_the_tablet_says_once_why_it_cannot_reach_the_broker_and_takes_a_password_file_from_windows(broker, tmp_path, klick):
+    home = a_tablet(broker, tmp_path, "hbg-03")
+    text = (home / "klick.yaml").read_text()
+    (home / "klick.yaml").write_text(text.replace(f"port: {broker.port}", f"port: {free_port()}"))
+    fleet = start_fleet(home)
+    try:
+        time.sleep(5.0)  # paho tries again after 1, 2 and 4 s
+    finally:
+        stop(fleet)
+    said = [line for line in (home / "fleet.log").read_text().splitlines() if "cannot reach the broker" in line]
+    assert len(said) == 1 and "nothing answers at" in said[0]
+    # Notepad's byte-order mark and CRLF around the password, and the right port again.
+    (home / "klick.yaml").write_text(text)
+    (home / "fleet-password").write_bytes(b"\xef\xbb\xbf" + broker.users["hbg-03"].encode() + b"\r\n")
+    fleet = start_fleet(home)
+    try:
+        wait_for(lambda: "klick fleet: connected" in (home / "fleet.log").read_text(), 20, what="the tablet to connect")
+    finally:
+        stop(fleet)
+    # A CA file that is no certificate is a setting to fix (exit 2: systemd waits), said as such.
+    (home / "fleet-ca.pem").write_text("ssh-ed25519 AAAA... this is not a certificate\n")
+    result = klick("fleet", "--config", str(home / "klick.yaml"), timeout=20)
+    assert result.returncode == 2 and "is not a CA certificate" in result.stderr and "disk" not in result.stderr

@@ -141,7 +141,7 @@ def status(config_path, host, port, ca_file, username, password_file, as_json) -
     access = _office_access(config_path, host, port, ca_file, username, password_file)
     try:
         retained = read_retained(access, client_id=f"klick-status-{secrets.token_hex(4)}")
-    except (ConnectionRefusedError, TimeoutError, OSError) as exc:
+    except (ConnectionError, TimeoutError, OSError) as exc:
         fail(f"Could not read the fleet's state from {access.host}:{access.port}: {exc}.", EXIT_INVALID)
     statuses = summarise(retained, time.time())
     if as_json:
