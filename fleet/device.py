@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import logging
+import os
 import queue
 import secrets
 import signal
@@ -520,7 +521,55 @@ def run(cfg: Any, *, keepalive: int = KEEPALIVE_S) -> int:
         log.info("klick fleet: off (klick.yaml has no fleet: section with a host)")
         Outbox(cfg.paths.usage_db, lambda uid: uid, enrolled=False, free_text=False).forget_marks()
         return 0
-    return Device(settings_from_config(cfg), keepalive=keepalive).run()
+    settings = settings_from_config(cfg)
+    lock = _only_daemon(settings.apply.home)
+    try:
+        return Device(settings, keepalive=keepalive).run()
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+#: The lock file in the data folder: held by the one `klick fleet` of this tablet while it runs.
+LOCK_FILE = "fleet.lock"
+
+
+def _only_daemon(home: Path) -> Any:
+    """Hold the data folder's fleet lock, or raise :class:`FleetSetupError` naming the daemon that holds it.
+
+    Two daemons of one tablet (the service, and one started by hand) share its broker name, so the
+    broker closes each one's connection as the other connects, once a second, for ever; they
+    would also apply the same push at once. A folder whose lock cannot be made at all is no
+    reason to stop reporting: it is logged and the daemon runs without it.
+    """
+    import fcntl
+
+    path = home / LOCK_FILE
+    try:
+        handle = open(path, "a+", encoding="utf-8")
+    except OSError as exc:
+        log.warning("klick fleet: cannot make the lock file %s (%s); not checking for a second klick fleet", path, exc)
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read(40).strip()
+        handle.close()
+        raise FleetSetupError(
+            f"Another klick fleet{f' (process {holder})' if holder.isdigit() else ''} already reports this tablet "
+            f"(it holds {path}). One is enough: the broker lets only one connection use the tablet's name. "
+            "Stop the other one first (sudo systemctl stop klick-fleet, or Ctrl+C where it runs)."
+        ) from None
+    except OSError as exc:
+        handle.close()
+        log.warning("klick fleet: cannot lock %s (%s); not checking for a second klick fleet", path, exc)
+        return None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 __all__ += ["FleetSetupError"]

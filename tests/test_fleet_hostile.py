@@ -380,3 +380,26 @@ def test_the_tablet_says_once_why_it_cannot_reach_the_broker_and_takes_a_passwor
     (home / "fleet-ca.pem").write_text("ssh-ed25519 AAAA... this is not a certificate\n")
     result = klick("fleet", "--config", str(home / "klick.yaml"), timeout=20)
     assert result.returncode == 2 and "is not a CA certificate" in result.stderr and "disk" not in result.stderr
+
+
+@on_a_broker
+def test_a_second_klick_fleet_on_the_same_tablet_says_so_and_leaves_the_first_alone(broker, tmp_path):
+    # Both used the tablet's broker name; the broker closed one as the other connected, once a
+    # second, for ever (and both applied every push).
+    home = a_tablet(broker, tmp_path, "hbg-04")
+    first = start_fleet(home)
+    try:
+        wait_for(lambda: "klick fleet: connected" in (home / "fleet.log").read_text(), 20, what="the first daemon")
+        second = start_fleet(home, log=home / "second.log")
+        assert second.wait(timeout=20) == 2
+        said = (home / "second.log").read_text()
+        assert f"Another klick fleet (process {first.pid}) already reports this tablet" in said and "Traceback" not in said
+        time.sleep(1.5)
+        assert first.poll() is None and "connection to the broker lost" not in (home / "fleet.log").read_text()
+    finally:
+        stop(first)
+    again = start_fleet(home, log=home / "third.log")  # once the first has stopped, a new one starts
+    try:
+        wait_for(lambda: "klick fleet: connected" in (home / "third.log").read_text(), 20, what="the next daemon")
+    finally:
+        stop(again)
