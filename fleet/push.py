@@ -28,6 +28,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleet import envelope, wire
+from fleet.apply import STATE_FILE
 from fleet.mqtt import Access, FleetSetupError, access_from_config, make_client, refusal_words, why_not_connected
 from fleet.signing import SigningKeyError, load_private_key
 from klick.problems import Problem
@@ -341,6 +342,11 @@ def push(
         base = int(clock() * 1000)
         for device in devices:
             version = max([base, *(v + 1 for v in _versions_of(office.applied.get(device, {})))])
+            if version >= envelope.MAX_VERSION:
+                # A tablet whose record says the largest version there is (damaged, or not honest):
+                # nothing newer can be signed for it, and the others must still get theirs.
+                results[device] = Result(device, "not_sent", None, _no_newer_version(version - 1))
+                continue
             payload = envelope.seal(key, kind, device, version, body, name=name, at=at)
             why = office.publish(wire.topic(device, wire.SET[kind]), payload)
             results[device] = Result(device, "not_sent", version, why) if why else Result(device, "sent", version)
@@ -355,6 +361,14 @@ def push(
     finally:
         office.close()
     return [results[d] for d in devices]
+
+
+def _no_newer_version(reported: int) -> str:
+    shown = str(reported) if reported < envelope.MAX_VERSION else f"a number beyond {envelope.MAX_VERSION - 1}"
+    return (
+        f"the tablet says the version in force is {shown}, and no push can have a newer one; at the tablet, "
+        f"delete its record of pushed versions ({STATE_FILE} in its data folder) and restart klick fleet, then push again"
+    )
 
 
 def _wait(office: _Office, kind: str, results: dict[str, Result], wait_s: float) -> None:

@@ -29,10 +29,11 @@ from fleet_broker import (
     start_fleet,
     wait_for,
 )
+from fleet_push_kit import keygen, make_bundle, make_office, push
 from test_export import make_device_db
 from test_fleet import covered, last_seq
 
-from fleet import wire
+from fleet import envelope, wire
 from fleet.collector import handle_message
 from fleet.pilot import PilotStore
 from fleet.push import answer_for, format_results
@@ -403,3 +404,32 @@ def test_a_second_klick_fleet_on_the_same_tablet_says_so_and_leaves_the_first_al
         wait_for(lambda: "klick fleet: connected" in (home / "third.log").read_text(), 20, what="the next daemon")
     finally:
         stop(again)
+
+
+# --- pushes -----------------------------------------------------------------------------------------
+
+
+@on_a_broker
+def test_one_tablet_that_claims_the_largest_version_does_not_stop_a_group_push(broker, tmp_path):
+    # The pusher picks a version newer than each tablet reports; a tablet reporting the largest
+    # version there is (a damaged record, or a compromised tablet) made signing fail with a Python
+    # error, and the tablets after it in the group got nothing.
+    office = make_office(broker, tmp_path / "office", {"norr": ["hbg-01", "hbg-02", "hbg-03"]})
+    assert keygen(office)[0].returncode == 0
+    broker.add_devices(["hbg-01", "hbg-02", "hbg-03"])
+    rogue = As(broker, "hbg-01")
+    claim = {"v": 1, "device": "hbg-01", "cards": {"version": envelope.MAX_VERSION - 1, "at": "2026-01-01T00:00:00.000Z"}}
+    assert rogue.publish("klick/hbg-01/applied", json.dumps(claim).encode(), retain=True) == "taken"
+    rogue.close()
+    result = push(office, "cards", make_bundle(tmp_path / "norr.klick", "Norr", 2), "--group", "norr")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("hbg-01  NOT SENT  card set: the tablet says the version in force is 4611686018427387903")
+    assert "delete its record of pushed versions (fleet-applied.json" in lines[0]
+    assert [line.split()[:2] for line in lines[1:]] == [["hbg-02", "sent"], ["hbg-03", "sent"]]
+    for name in ("hbg-02", "hbg-03"):
+        tablet = As(broker, name)
+        tablet.client.subscribe(f"klick/{name}/set/cards", qos=1)
+        message = tablet.wait("message")
+        tablet.close()
+        assert envelope.open_envelope(message[2]).device == name
