@@ -485,6 +485,13 @@ def _check_unpacked(staging: Path, label: str) -> tuple[Registry, list[str]]:
     errors = [p for p in problems if p.severity == "error"]
     if registry is None or errors:
         raise BundleError(f"The bundle {label} was refused: its card file has problems.", errors or problems)
+    if not registry.cards:
+        # An empty or cut-off cards.yaml (a copy that failed, a disk that was full) parses as a card
+        # set with no cards; unpacked (or pushed to a whole group), every card stops working.
+        raise _refuse(
+            label,
+            [f"its {CARD_FILE} holds no cards (is it empty or cut off?); unpacking it would leave every card on the tablet unknown"],
+        )
     reasons: list[str] = []
     root = staging.resolve()
     for card in registry.cards:

@@ -43,6 +43,7 @@ from klick.usage import FLEET_ACKED, iso
 
 KEY = "a pilot secret for the hostile tests"
 T0 = 1772452800.0
+AT = "2026-03-05T12:00:00.000Z"
 GOOD_ROW = ["d1", 1, "2026-03-02T12:00:00.000Z", "reader_status", None, None, "connected", None]
 
 
@@ -433,3 +434,36 @@ def test_one_tablet_that_claims_the_largest_version_does_not_stop_a_group_push(b
         message = tablet.wait("message")
         tablet.close()
         assert envelope.open_envelope(message[2]).device == name
+
+
+@pytest.mark.parametrize("card_file", [b"", b"\n# nothing\n", b"version: 1\ncards: []\n"])
+def test_a_card_set_with_no_cards_is_refused_at_the_office_and_on_the_tablet(tmp_path, card_file):
+    # A 0-byte cards.yaml (a failed copy, a full disk at the office) unpacked as a set of no cards:
+    # pushed to a group, every resident's cards stopped working at once.
+    import zipfile
+
+    from fleet_push_kit import set_files_hash, which_set
+
+    from cards.bundle import BundleError, unpack_bundle
+    from fleet.apply import Applier, ApplySettings
+    from fleet.push import PushError, card_set
+    from fleet.signing import new_key_pair, public_text
+
+    empty = tmp_path / "empty.klick"
+    with zipfile.ZipFile(empty, "w") as zf:
+        zf.writestr("cards.yaml", card_file)
+    with pytest.raises(PushError) as office:
+        card_set(empty)
+    assert "holds no cards" in str(office.value)
+    home = tmp_path / "tablet"
+    home.mkdir()
+    with pytest.raises(BundleError, match="holds no cards"):
+        unpack_bundle(empty, home / "cards.yaml")  # `klick cards unpack` from a USB stick: the same rule
+    key = new_key_pair()
+    applier = Applier(ApplySettings("hbg-01", home, home / "cards.yaml", None, (), public_text(key)))
+    good = make_bundle(tmp_path / "good.klick", "Anna", 2)
+    assert applier.receive("cards", envelope.seal(key, "cards", "hbg-01", 1, good.read_bytes(), name="g.klick", at=AT)).ok
+    before = set_files_hash(home)
+    outcome = applier.receive("cards", envelope.seal(key, "cards", "hbg-01", 2, empty.read_bytes(), name="e.klick", at=AT))
+    assert outcome is not None and not outcome.ok and "holds no cards" in outcome.problems[0]
+    assert set_files_hash(home) == before and which_set(home, {"good": good}) == "good"
