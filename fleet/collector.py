@@ -123,9 +123,10 @@ class Collector:
         *,
         client_id: str = "klick-collector",
         share: str | None = None,
+        key_check: str = "",
         on_flush: Callable[[int], None] | None = None,
     ) -> None:
-        self.store = PilotStore.open(out)
+        self.store = PilotStore.open(out, key_check)
         self.access = access
         self.share = share
         self.repair = share is None

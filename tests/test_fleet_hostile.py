@@ -467,3 +467,53 @@ def test_a_card_set_with_no_cards_is_refused_at_the_office_and_on_the_tablet(tmp
     outcome = applier.receive("cards", envelope.seal(key, "cards", "hbg-01", 2, empty.read_bytes(), name="e.klick", at=AT))
     assert outcome is not None and not outcome.ok and "holds no cards" in outcome.problems[0]
     assert set_files_hash(home) == before and which_set(home, {"good": good}) == "good"
+
+
+# --- the export key ---------------------------------------------------------------------------------
+
+
+def test_a_tablet_with_another_export_key_is_told_once_and_not_asked_to_resend_for_ever(store, caplog):
+    right = [["events", 1, GOOD_ROW]]
+    feed(store, "klick/d1/rows", rows_json("d1", right))
+    wrong = json.dumps(
+        {"v": 1, "key_check": key_check("the installer typed another key"), "after": 0, "upto": 9, "rows": []}
+    ).encode()
+    with caplog.at_level("WARNING", logger="klick.fleet.collect"):
+        for _ in range(3):
+            assert feed(store, "klick/d2/rows", wrong) == []
+            # Its state says the broker has everything: before, that asked it to send every row
+            # again, every 30 s, for ever, each time refused again.
+            assert feed(store, "klick/d2/state", b'{"v":1,"online":true,"acked":9}') == []
+    told = [r.getMessage() for r in caplog.records if "another export key" in r.getMessage()]
+    assert len(told) == 1 and "set pilot.export_key on d2" in told[0]
+    assert store.rejects() == {"wrong_key": 3}
+    # Set right, its next rows are stored and the hole before them is asked for.
+    out = feed(store, "klick/d2/rows", rows_json("d2", [["events", 12, ["d2", 12, *GOOD_ROW[2:]]]], after=11))
+    assert [t for t, _ in out] == ["klick/d2/set/resend"] and store.counts()["events"] == 2
+
+
+def test_the_office_key_decides_which_rows_the_pilot_file_takes_not_the_first_tablet(tmp_path, klick):
+    first = PilotStore.open(tmp_path / "PILOT.sqlite", key_check(KEY))
+    impostor = json.dumps({"v": 1, "key_check": key_check("not the pilot's key"), "after": 0, "upto": 1, "rows": []})
+    feed(first, "klick/d9/rows", impostor.encode())
+    feed(first, "klick/d1/rows", rows_json("d1", [["events", 1, GOOD_ROW]]))
+    assert first.rejects() == {"wrong_key": 1} and first.counts()["events"] == 1
+    first.close()
+    # The collector started on a file made with another key says so, in words, before connecting.
+    ca, _, _ = make_certificates(tmp_path / "certs")
+    (tmp_path / "pw").write_text("pw\n")
+    office = tmp_path / "office.yaml"
+    office.write_text('pilot:\n  export_key: "another pilot entirely, long enough to be a key"\n')
+    args = ("--host", "127.0.0.1", "--port", str(free_port()), "--ca-file", str(ca), "--username", "collector")
+    result = klick(
+        "fleet",
+        "collect",
+        "--config",
+        str(office),
+        *args,
+        "--password-file",
+        str(tmp_path / "pw"),
+        "--out",
+        str(tmp_path / "PILOT.sqlite"),
+    )
+    assert result.returncode == 1 and "another export key" in result.stderr and "Traceback" not in result.stderr

@@ -110,12 +110,18 @@ def collect(config_path, host, port, ca_file, username, password_file, out, clie
       klick report PILOT.sqlite --out report.html      (at any time, also while collecting)
     """
     from fleet.collector import Collector
-    from klick.export import ExportError
+    from klick.export import ExportError, export_key_problem, key_check
 
     _logging()
     access = _office_access(config_path, host, port, ca_file, username, password_file)
+    export_key = get_config(config_path).pilot.export_key
+    problem = export_key_problem(export_key) if export_key else None
+    if problem:
+        fail(problem, EXIT_USAGE)
     try:
-        collector = Collector(access, Path(out), client_id=client_id, share=share)
+        collector = Collector(
+            access, Path(out), client_id=client_id, share=share, key_check=key_check(export_key) if export_key else ""
+        )
     except ExportError as exc:
         fail(str(exc), EXIT_INVALID)
     end = None if for_s is None else time.monotonic() + for_s
