@@ -490,7 +490,9 @@ def _check_unpacked(staging: Path, label: str) -> tuple[Registry, list[str]]:
         # set with no cards; unpacked (or pushed to a whole group), every card stops working.
         raise _refuse(
             label,
-            [f"its {CARD_FILE} holds no cards (is it empty or cut off?); unpacking it would leave every card on the tablet unknown"],
+            [
+                f"its {CARD_FILE} holds no cards (is it empty or cut off?); unpacking it would leave every card on the tablet unknown"
+            ],
         )
     reasons: list[str] = []
     root = staging.resolve()

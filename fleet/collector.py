@@ -62,6 +62,7 @@ def handle_message(store: PilotStore, topic: str, payload: bytes, *, repair: boo
         # not the disk's: undone, counted, acknowledged. (A full disk raises OperationalError and
         # stops the collector with nothing acknowledged: the broker keeps the messages.)
         store.conn.execute("ROLLBACK TO message")
+        store.forget_counts()
         store.reject("unstorable", topic)
         log.warning("ignored a message on %s: %s", topic[:100], exc)
         out = []
@@ -83,6 +84,16 @@ def _handle(store: PilotStore, topic: str, payload: bytes, *, repair: bool, now:
                 return []
             if result.refused:
                 store.reject("after_withdrawal", topic)
+            if result.over_limit:
+                store.reject("too_many_rows", topic)
+                if device not in store.over_limit:
+                    store.over_limit.add(device)
+                    log.warning(
+                        "%s has sent %s rows, more than a tablet uses in years: its new rows are refused. "
+                        "Is it broken, or not a Klick tablet any more? Look at it, and change its broker password",
+                        device,
+                        f"{store.max_rows_per_device:,}",
+                    )
         elif leaf == wire.WITHDRAWN:
             if not payload:
                 return []  # a cleared retained message

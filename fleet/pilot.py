@@ -36,6 +36,11 @@ log = logging.getLogger("klick.fleet.collect")
 
 #: A hole that does not start filling within this many seconds is asked for again.
 RESEND_AFTER_S = 30.0
+#: The most rows one device may have in the pilot file: years of the busiest tablet's use (a few
+#: hundred rows a day). A device past it is broken or hostile; its new rows are refused, so one
+#: tablet cannot fill the office's disk (it could send a megabyte a message, as fast as the broker
+#: takes them).
+MAX_ROWS_PER_DEVICE = 1_000_000
 #: What a withdrawal deletes: everything but reader health.
 PERSONAL_TABLES = ("sessions", "answers")
 
@@ -54,6 +59,8 @@ class Applied:
     stored: int = 0
     duplicates: int = 0
     refused: int = 0
+    #: New rows refused because the device holds MAX_ROWS_PER_DEVICE already.
+    over_limit: int = 0
     #: Ask the device to send again from this sequence (a hole was seen); None: nothing to ask.
     resend_from: int | None = None
     #: The hole is filled: clear the request.
@@ -69,6 +76,11 @@ class PilotStore:
         self.devices = {d for d in meta.get("devices", "").split(",") if d}
         #: Devices whose last rows were hashed with another export key: told once, not asked to resend.
         self.wrong_key: set[str] = set()
+        #: Rows per device in the file, counted once per device and run, then kept up to date.
+        self._held: dict[str, int] = {}
+        self.max_rows_per_device = MAX_ROWS_PER_DEVICE
+        #: Devices already named in the log for going past it.
+        self.over_limit: set[str] = set()
         self._columns = {name: t.columns for name, t in TABLES.items()}
         self._upsert = {
             name: (
@@ -200,7 +212,12 @@ class PilotStore:
             if held is not None and held[0] >= seq:
                 result.duplicates += 1
                 continue
+            if held is None and self._rows_held(device) >= self.max_rows_per_device:
+                result.over_limit += 1
+                continue
             self.conn.execute(self._upsert[table], values)
+            if held is None:
+                self._held[device] += 1
             self.conn.execute(
                 "INSERT OR REPLACE INTO fleet_rows (device, tbl, src_id, seq) VALUES (?, ?, ?, ?)", (device, table, src_id, seq)
             )
@@ -244,8 +261,18 @@ class PilotStore:
             (covered, highest, _now(), resend_from, resend_at, device),
         )
 
+    def _rows_held(self, device: str) -> int:
+        if device not in self._held:
+            self._held[device] = self.conn.execute("SELECT count(*) FROM fleet_rows WHERE device = ?", (device,)).fetchone()[0]
+        return self._held[device]
+
+    def forget_counts(self) -> None:
+        """Count again from the file (after a rollback or a deletion)."""
+        self._held.clear()
+
     def withdraw(self, device: str, at: str) -> int:
         """Consent withdrawn: delete the device's personal rows (all but reader health); returns how many."""
+        self.forget_counts()
         gone = self.conn.execute("DELETE FROM events WHERE device = ? AND kind != 'reader_status'", (device,)).rowcount
         for table in PERSONAL_TABLES:
             gone += self.conn.execute(f"DELETE FROM {table} WHERE device = ?", (device,)).rowcount

@@ -517,3 +517,66 @@ def test_the_office_key_decides_which_rows_the_pilot_file_takes_not_the_first_ta
         str(tmp_path / "PILOT.sqlite"),
     )
     assert result.returncode == 1 and "another export key" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- a flood ----------------------------------------------------------------------------------------
+
+
+def test_one_device_cannot_fill_the_offices_disk(store, caplog):
+    # A tablet may send a megabyte a message as fast as the broker takes them (12 MB a second into
+    # the pilot file on this machine): past a limit no honest tablet reaches, its new rows are refused.
+    store.max_rows_per_device = 10
+
+    def rows(device: str, first: int, n: int, seq0: int = 0) -> bytes:
+        made = [["events", seq0 + i, [device, i, *GOOD_ROW[2:]]] for i in range(first, first + n)]
+        return rows_json(device, made, after=seq0 + first - 1)
+
+    feed(store, "klick/d1/rows", rows("d1", 1, 3))
+    with caplog.at_level("WARNING", logger="klick.fleet.collect"):
+        for start in (1, 6, 11, 16):
+            assert feed(store, "klick/d66/rows", rows("d66", start, 5)) == []  # refused rows are not asked for again
+    held = dict(store.conn.execute("SELECT device, count(*) FROM events GROUP BY device"))
+    assert held == {"d1": 3, "d66": 10}
+    assert store.rejects() == {"too_many_rows": 2}
+    told = [r.getMessage() for r in caplog.records if "more than a tablet uses in years" in r.getMessage()]
+    assert len(told) == 1 and told[0].startswith("d66 has sent 10 rows")
+    # Rows it holds may still change (a session closed later), and other tablets go on as before.
+    changed = [["events", 100, ["d66", 2, *GOOD_ROW[2:6], "lost", None]]]
+    feed(store, "klick/d66/rows", rows_json("d66", changed, after=99))
+    assert store.conn.execute("SELECT outcome FROM events WHERE device = 'd66' AND src_id = 2").fetchone() == ("lost",)
+    feed(store, "klick/d1/rows", rows("d1", 4, 3))
+    assert store.counts()["events"] == 16
+
+
+@on_a_broker
+def test_rows_the_broker_drops_past_its_queue_limit_are_asked_for_again_and_arrive(tmp_path):
+    # klick.conf bounds the collector's queue in bytes (a flooding tablet must not grow the broker
+    # until the machine runs out of memory); what the broker then drops must still arrive.
+    broker = Broker(tmp_path / "broker")
+    broker.conf.write_text(broker.conf.read_text().replace("max_queued_bytes 1000000000", "max_queued_bytes 300000"))
+    assert "max_queued_bytes 300000" in broker.conf.read_text()
+    with broker:
+        home = a_tablet(broker, tmp_path, "hbg-05")
+        conn = sqlite3.connect(home / "usage.db")  # a busy reader: more batches than the broker keeps in flight
+        with conn:
+            conn.executemany(
+                "INSERT INTO events (at, device, kind, outcome) VALUES (?, 'hbg-05', 'reader_status', 'connected')",
+                [(iso(T0 + i),) for i in range(15_000)],
+            )
+        conn.close()
+        pilot = tmp_path / "PILOT.sqlite"
+        log = tmp_path / "collector.log"
+        collector = start_collector(broker, pilot, log=log)
+        wait_for(lambda: "collecting from" in log.read_text(), 30, what="the collector's session")
+        stop(collector)  # away while the tablet sends more than the queue may hold
+        fleet = start_fleet(home)
+        try:
+            target = last_seq(home / "usage.db")
+            wait_for(lambda: acked(home / "usage.db") >= target, 30, what="the broker to take every row")
+            collector = start_collector(broker, pilot, log=log)
+            wait_for(lambda: covered(pilot, "hbg-05") >= target, 60, what="every row, the dropped ones asked for again")
+        finally:
+            stop(fleet)
+            stop(collector)
+        assert "being dropped" in broker.log.read_text()  # the broker did drop some
+        assert "asked it to send them again" in log.read_text()
