@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import hmac
+import ipaddress
 import socket
 import ssl
 from dataclasses import dataclass
@@ -65,12 +66,34 @@ def access_from_config(fleet, username: str) -> Access:
     """Broker access from a ``fleet:`` settings section (klick.config.FleetConfig)."""
     if not fleet.host:
         raise FleetSetupError("The fleet is off: klick.yaml has no fleet: section with a host.")
+    problem = host_problem(fleet.host)
+    if problem:
+        raise FleetSetupError(f"fleet.host {problem}.")
+    if Path(fleet.ca_file).is_dir():
+        raise FleetSetupError(
+            f"fleet.ca_file {fleet.ca_file} is a folder; name the broker's CA certificate file in it (see README, the fleet)."
+        )
     if not Path(fleet.ca_file).is_file():
         raise FleetSetupError(
             f"fleet.ca_file {fleet.ca_file} does not exist; copy the broker's CA certificate there (see README, the fleet)."
         )
     tls_context(Path(fleet.ca_file))  # a file that is no certificate is said now, not as a failed connection later
     return Access(fleet.host, fleet.port, Path(fleet.ca_file), username, read_password(fleet.password_file))
+
+
+def host_problem(host: str) -> str | None:
+    """Why ``host`` is not a broker's name or address (an installer may paste a URL), or None."""
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    if "://" in host or "/" in host or ":" in host or any(c.isspace() for c in host):
+        return (
+            f"{host!r} must be the broker's name alone (like mqtt.kommun.se), "
+            "without mqtt:// or a port; the port goes in fleet.port"
+        )
+    return None
 
 
 def tls_context(ca_file: Path) -> ssl.SSLContext:

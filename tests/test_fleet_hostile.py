@@ -580,3 +580,18 @@ def test_rows_the_broker_drops_past_its_queue_limit_are_asked_for_again_and_arri
             stop(collector)
         assert "being dropped" in broker.log.read_text()  # the broker did drop some
         assert "asked it to send them again" in log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("fleet", "words"),
+    [
+        ('  host: "mqtt://mqtt.kommun.se:8883"\n', "must be the broker's name alone"),
+        ("  host: mqtt.kommun.se\n  ca_file: /etc/ssl/certs\n", "is a folder; name the broker's CA certificate file"),
+    ],
+)
+def test_fleet_settings_an_installer_gets_wrong_are_said_before_anything_is_tried(klick_home, klick, fleet, words):
+    (klick_home / "klick.yaml").write_text(
+        f'pilot:\n  device_name: hbg-07\n  export_key: "a pilot key long enough for the tests"\nfleet:\n{fleet}'
+    )
+    result = klick("fleet", timeout=20)
+    assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr, result.stderr
