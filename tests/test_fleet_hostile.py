@@ -595,3 +595,49 @@ def test_fleet_settings_an_installer_gets_wrong_are_said_before_anything_is_trie
     )
     result = klick("fleet", timeout=20)
     assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+# --- who may read what --------------------------------------------------------------------------------
+
+
+@on_a_broker
+def test_who_may_read_what_by_the_shipped_acl_and_a_revoked_password_is_shut_out_at_once(broker):
+    broker.add_devices(["hbg-01", "hbg-02"])
+    office = As(broker, "office")
+    assert office.publish("klick/hbg-02/set/cards", b"a push for hbg-02", retain=True) == "taken"
+    readers = {user: As(broker, user) for user in ("hbg-01", "office", "collector")}
+    for reader in readers.values():
+        reader.client.subscribe([("#", 1), ("klick/#", 1), ("$SYS/#", 1)])
+        reader.wait("suback")
+    tablet = As(broker, "hbg-02")
+    for leaf in ("rows", "state", "seen", "withdrawn", "applied"):
+        assert tablet.publish(f"klick/hbg-02/{leaf}", leaf.encode(), retain=leaf != "rows") == "taken"
+    time.sleep(1.0)
+    got = {}
+    for user, reader in readers.items():
+        got[user] = set()
+        while not reader.events.empty():
+            event = reader.events.get()
+            if event[0] == "message":
+                got[user].add(event[1])
+        reader.close()
+    assert got["hbg-01"] == set()  # another tablet: nothing at all, not even the broker's $SYS
+    assert got["office"] == {f"klick/hbg-02/{leaf}" for leaf in ("state", "seen", "withdrawn", "applied")}  # never rows
+    assert got["collector"] == {f"klick/hbg-02/{leaf}" for leaf in ("rows", "state", "seen", "withdrawn")}  # never pushes
+    # The office changes a tablet's password (it was stolen): the broker, reloaded, shuts the
+    # connection that is open, and the old password no longer gets in.
+    old = broker.users["hbg-02"]
+    broker.add_device("hbg-02", "a brand new password for hbg-02")
+    assert _closed(tablet)
+    assert As(broker, "hbg-02", password=old).rc.is_failure
+    tablet.close()
+    office.close()
+
+
+def _closed(client: As, timeout: float = 5.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if not client.client.is_connected():
+            return True
+        time.sleep(0.05)
+    return False
