@@ -641,3 +641,48 @@ def _closed(client: As, timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MB file system of its own (tmpfs), for a tablet whose disk fills up."""
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small file system here (needs root)")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def test_a_push_that_finds_the_disk_full_is_taken_once_there_is_room(small_disk, tmp_path):
+    # "The disk has only 3 MB free" was remembered as a refusal of the push itself, so the
+    # same push was never tried again; only a new push from the office got through.
+    from fleet_push_kit import which_set
+
+    from fleet.apply import Applier, ApplySettings
+    from fleet.signing import new_key_pair, public_text
+
+    key = new_key_pair()
+
+    def tablet() -> Applier:  # `klick fleet` (re)started
+        return Applier(ApplySettings("hbg-01", small_disk, small_disk / "cards.yaml", None, (), public_text(key)))
+
+    def sealed(bundle: Path, version: int) -> bytes:
+        return envelope.seal(key, "cards", "hbg-01", version, bundle.read_bytes(), name=bundle.name, at=AT)
+
+    old, new = make_bundle(tmp_path / "old.klick", "Anna", 1), make_bundle(tmp_path / "new.klick", "Bertil", 2)
+    assert tablet().receive("cards", sealed(old, 1)).ok
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * (12 * 1024 * 1024))  # the launcher's logs, a photo album: the disk is full
+    applier = tablet()
+    outcome = applier.receive("cards", sealed(new, 2))
+    assert outcome is not None and not outcome.ok and "the disk has only" in outcome.problems[0]
+    assert which_set(small_disk, {"old": old, "new": new}) == "old"
+    filler.unlink()
+    assert applier.receive("cards", sealed(new, 2)).ok  # handed over again on the next connection
+    assert which_set(small_disk, {"old": old, "new": new}) == "new"
+    filler.write_bytes(b"\0" * (12 * 1024 * 1024))
+    assert not tablet().receive("cards", sealed(new, 3)).ok
+    filler.unlink()
+    assert tablet().receive("cards", sealed(new, 3)).ok  # or when klick fleet starts again
