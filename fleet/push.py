@@ -303,15 +303,18 @@ def _versions_of(applied: dict[str, Any]) -> list[int]:
 def answer_for(applied: dict[str, Any], kind: str, version: int) -> Result | None:
     """What a tablet's ``applied`` says about this push, or None while it says nothing yet."""
     device = str(applied.get("device", ""))
-    entry = applied.get(kind)
-    if isinstance(entry, dict) and type(entry.get("version")) is int and entry["version"] >= version:
-        return Result(device, "applied", entry["version"], wire.readable(entry.get("at"), 40) or "")
+    # The refusal of this very push first: a tablet with a newer version in force (the office's
+    # clock was once ahead, and the broker lost what the tablet last said) refuses it as a replay,
+    # and must not be reported as having applied it.
     refused = applied.get("refused")
     refusal = refused.get(kind) if isinstance(refused, dict) else None
     if isinstance(refusal, dict) and refusal.get("version") == version:
         problems = refusal["problems"] if isinstance(refusal.get("problems"), list) else []
         said = [wire.readable(p, 400) for p in problems[:3]]
         return Result(device, "refused", version, "; ".join(p for p in said if p) or "refused")
+    entry = applied.get(kind)
+    if isinstance(entry, dict) and type(entry.get("version")) is int and entry["version"] >= version:
+        return Result(device, "applied", entry["version"], wire.readable(entry.get("at"), 40) or "")
     return None
 
 

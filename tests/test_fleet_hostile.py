@@ -686,3 +686,20 @@ def test_a_push_that_finds_the_disk_full_is_taken_once_there_is_room(small_disk,
     assert not tablet().receive("cards", sealed(new, 3)).ok
     filler.unlink()
     assert tablet().receive("cards", sealed(new, 3)).ok  # or when klick fleet starts again
+
+
+def test_a_push_the_tablet_refused_as_older_than_its_own_is_never_reported_applied():
+    # The office's clock was once ten years ahead (a push of version 2111...), then set right; the
+    # broker lost what the tablet last said, so the next push had today's version. The tablet
+    # refused it as a replay and said so, with its newer version in force: --wait said "applied".
+    applied = {
+        "device": "hbg-01",
+        "cards": {"version": 2111390905452, "at": AT},
+        "refused": {"cards": {"version": 1796030905000, "problems": ["it is version 1796030905000, older than version ..."]}},
+    }
+    result = answer_for(applied, "cards", 1796030905000)
+    assert result is not None and result.outcome == "refused" and "older than" in result.detail
+    # The next push reads the version in force and goes one past it.
+    from fleet.push import _versions_of
+
+    assert max(_versions_of(applied)) + 1 == 2111390905453
