@@ -158,7 +158,11 @@ class Collector:
         if rc.is_failure:
             self.incoming.put(("refused", refusal_words(rc)))
             return
-        rows = f"$share/{self.share}/klick/+/rows" if self.share else "klick/+/rows"
+        # A share group anyone may join: a tablet (whose password reads only its own pushes) that
+        # joins the collectors' group is handed its turn of every tablet's rows, which the broker's
+        # ACL then does not deliver: lost, and with --share no collector can ask for them again.
+        # So the group's name on the broker is made from the collector's password, like its client id.
+        rows = f"$share/{session_id(self.access, self.share)}/klick/+/rows" if self.share else "klick/+/rows"
         client.subscribe([(rows, 1), ("klick/+/withdrawn", 1), ("klick/+/state", 1)])
         self.incoming.put(("connected", ""))
 

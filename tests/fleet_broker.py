@@ -358,11 +358,23 @@ def start_fleet(home: Path, *, keepalive: int = 30, log: Path | None = None) -> 
         out.close()
 
 
-def start_collector(broker: Broker, out: Path, *, log: Path, client_id: str = "klick-collector") -> subprocess.Popen:
+def start_collector(
+    broker: Broker, out: Path, *, log: Path, client_id: str = "klick-collector", share: str | None = None
+) -> subprocess.Popen:
     fh = open(log, "ab")
     try:
         return subprocess.Popen(
-            [klick_bin(), "fleet", "collect", *broker.office_args("collector"), "--out", str(out), "--client-id", client_id],
+            [
+                klick_bin(),
+                "fleet",
+                "collect",
+                *broker.office_args("collector"),
+                "--out",
+                str(out),
+                "--client-id",
+                client_id,
+                *(["--share", share] if share else []),
+            ],
             stdout=fh,
             stderr=fh,
             env=klick_env(out.parent),

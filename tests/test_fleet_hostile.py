@@ -703,3 +703,35 @@ def test_a_push_the_tablet_refused_as_older_than_its_own_is_never_reported_appli
     from fleet.push import _versions_of
 
     assert max(_versions_of(applied)) + 1 == 2111390905453
+
+
+@on_a_broker
+def test_a_tablet_cannot_join_the_collectors_share_group_and_lose_every_other_batch(broker, tmp_path):
+    # Collectors sharing the load (--share) subscribe to $share/GROUP/klick/+/rows. Mosquitto lets
+    # any user subscribe; a tablet in the group was handed its turn of the rows, which the ACL then
+    # did not deliver to it: half of every tablet's rows lost, and shared collectors cannot ask
+    # for a stretch again.
+    broker.add_devices(["hbg-01"])
+    home = a_tablet(broker, tmp_path, "hbg-02")
+    conn = sqlite3.connect(home / "usage.db")  # enough rows for many batches
+    with conn:
+        conn.executemany(
+            "INSERT INTO events (at, device, kind, outcome) VALUES (?, 'hbg-02', 'reader_status', 'connected')",
+            [(iso(T0 + i),) for i in range(5_000)],
+        )
+    conn.close()
+    pilot, log = tmp_path / "PILOT.sqlite", tmp_path / "collector.log"
+    collector = start_collector(broker, pilot, log=log, share="collectors")
+    wait_for(lambda: "collecting from" in log.read_text(), 30, what="the collector")
+    thief = As(broker, "hbg-01")
+    thief.client.subscribe("$share/collectors/klick/+/rows", qos=1)  # the group named on the command line
+    thief.wait("suback")
+    fleet = start_fleet(home)
+    try:
+        target = last_seq(home / "usage.db")
+        wait_for(lambda: acked(home / "usage.db") >= target, 30, what="the broker to take every row")
+        wait_for(lambda: covered(pilot, "hbg-02") >= target, 20, what="every row at the shared collector")
+    finally:
+        stop(fleet)
+        stop(collector)
+        thief.close()
