@@ -612,6 +612,12 @@ def test_who_may_read_what_by_the_shipped_acl_and_a_revoked_password_is_shut_out
     tablet = As(broker, "hbg-02")
     for leaf in ("rows", "state", "seen", "withdrawn", "applied"):
         assert tablet.publish(f"klick/hbg-02/{leaf}", leaf.encode(), retain=leaf != "rows") == "taken"
+    # Another tablet can neither forge nor clear (an empty retained message) any of them.
+    other = As(broker, "hbg-01")
+    for leaf in ("rows", "state", "seen", "withdrawn", "applied", "set/cards", "set/questionnaire", "set/resend"):
+        for payload in (b'{"v":1}', b""):
+            assert other.publish(f"klick/hbg-02/{leaf}", payload, retain=True) == "Not authorized", leaf
+    other.close()
     time.sleep(1.0)
     got = {}
     for user, reader in readers.items():
