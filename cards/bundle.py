@@ -51,6 +51,7 @@ from klick.yamlfile import MAX_FILE_BYTES, size_problem
 
 __all__ = [
     "BundleError",
+    "NoRoom",
     "PackResult",
     "UnpackResult",
     "Entry",
@@ -84,6 +85,10 @@ class BundleError(Exception):
     def __init__(self, message: str, problems: Iterable[Problem] = ()):
         super().__init__(message)
         self.problems = list(problems)
+
+
+class NoRoom(BundleError):
+    """The tablet's disk has no room for the bundle: the tablet's trouble, not the bundle's."""
 
 
 @dataclass(frozen=True)
@@ -446,7 +451,7 @@ def _check_room(target_dir: Path, declared: int, label: str) -> None:
         folder = folder.parent
     free = shutil.disk_usage(folder).free
     if declared + 10 * 1024 * 1024 > free:
-        raise _refuse(label, [f"it needs {_mb(declared)} and the disk has only {_mb(free)} free"])
+        raise NoRoom(f"The bundle {label} was not unpacked: it needs {_mb(declared)} and the disk has only {_mb(free)} free.")
 
 
 def _extract(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], staging: Path, label: str) -> int:
@@ -485,6 +490,15 @@ def _check_unpacked(staging: Path, label: str) -> tuple[Registry, list[str]]:
     errors = [p for p in problems if p.severity == "error"]
     if registry is None or errors:
         raise BundleError(f"The bundle {label} was refused: its card file has problems.", errors or problems)
+    if not registry.cards:
+        # An empty or cut-off cards.yaml (a copy that failed, a disk that was full) parses as a card
+        # set with no cards; unpacked (or pushed to a whole group), every card stops working.
+        raise _refuse(
+            label,
+            [
+                f"its {CARD_FILE} holds no cards (is it empty or cut off?); unpacking it would leave every card on the tablet unknown"
+            ],
+        )
     reasons: list[str] = []
     root = staging.resolve()
     for card in registry.cards:

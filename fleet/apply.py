@@ -216,7 +216,9 @@ class Applier:
             problems = self._apply(push)
         except _Trouble as exc:
             # The tablet's own trouble (a full disk, a file it may not write), not the push's: not
-            # remembered on disk, so the push is tried again when `klick fleet` starts again.
+            # remembered, so the push is tried again when the broker hands it over again (on the
+            # next connection, or when `klick fleet` starts again).
+            self._seen.pop(kind, None)
             return self._refuse(kind, push.version, [str(exc)], None)
         except Exception as exc:  # data must never end the daemon: a push that breaks something is refused
             log.exception("klick fleet: the pushed %s could not be applied", kind)
@@ -259,7 +261,7 @@ class Applier:
             shutil.rmtree(folder, ignore_errors=True)
 
     def _apply_cards(self, push: envelope.Envelope, folder: Path) -> list[str]:
-        from cards.bundle import BundleError, unpack_bundle
+        from cards.bundle import BundleError, NoRoom, unpack_bundle
 
         bundle = folder / envelope.safe_name(push.name, ".klick")
         os.rename(folder / "body", bundle)
@@ -267,6 +269,8 @@ class Applier:
             result = unpack_bundle(
                 bundle, self.s.cards_file, allowed_servers=self.s.allowed_servers, allow_commands=False, check_policy=True
             )
+        except NoRoom as exc:  # a full disk is this tablet's state, not the push's fault
+            raise _Trouble(str(exc)) from None
         except BundleError as exc:
             return [str(p) for p in exc.problems] or [str(exc)]
         except OSError as exc:

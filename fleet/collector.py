@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleet import wire
-from fleet.mqtt import Access, connect_properties, make_client
+from fleet.mqtt import Access, connect_properties, make_client, refusal_words, session_id, why_not_connected
 from fleet.pilot import PilotStore
 
 __all__ = ["Collector", "handle_message"]
@@ -57,8 +57,12 @@ def handle_message(store: PilotStore, topic: str, payload: bytes, *, repair: boo
     store.conn.execute("SAVEPOINT message")
     try:
         out = _handle(store, topic, payload, repair=repair, now=now)
-    except sqlite3.IntegrityError as exc:
+    except (sqlite3.IntegrityError, sqlite3.InterfaceError, ValueError, TypeError, OverflowError) as exc:
+        # What the checks let through and the database still cannot hold is the message's fault,
+        # not the disk's: undone, counted, acknowledged. (A full disk raises OperationalError and
+        # stops the collector with nothing acknowledged: the broker keeps the messages.)
         store.conn.execute("ROLLBACK TO message")
+        store.forget_counts()
         store.reject("unstorable", topic)
         log.warning("ignored a message on %s: %s", topic[:100], exc)
         out = []
@@ -80,6 +84,16 @@ def _handle(store: PilotStore, topic: str, payload: bytes, *, repair: bool, now:
                 return []
             if result.refused:
                 store.reject("after_withdrawal", topic)
+            if result.over_limit:
+                store.reject("too_many_rows", topic)
+                if device not in store.over_limit:
+                    store.over_limit.add(device)
+                    log.warning(
+                        "%s has sent %s rows, more than a tablet uses in years: its new rows are refused. "
+                        "Is it broken, or not a Klick tablet any more? Look at it, and change its broker password",
+                        device,
+                        f"{store.max_rows_per_device:,}",
+                    )
         elif leaf == wire.WITHDRAWN:
             if not payload:
                 return []  # a cleared retained message
@@ -120,26 +134,35 @@ class Collector:
         *,
         client_id: str = "klick-collector",
         share: str | None = None,
+        key_check: str = "",
         on_flush: Callable[[int], None] | None = None,
     ) -> None:
-        self.store = PilotStore.open(out)
+        self.store = PilotStore.open(out, key_check)
         self.access = access
         self.share = share
         self.repair = share is None
         self.on_flush = on_flush
         self.incoming: queue.Queue[Incoming | tuple] = queue.Queue()
-        self.client = make_client(access, client_id, manual_ack=True)
+        self.client = make_client(access, session_id(access, client_id), manual_ack=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda c, u, flags, rc, props: self.incoming.put(("disconnect", str(rc)))
+        self.client.on_connect_fail = lambda c, u: self.incoming.put(("unreachable", ""))
+        #: The last thing said about the link (said again only when it changes), and when to look again.
+        self.link_said: str | None = None
+        self.diagnose_at = 0.0
         self.client.on_message = lambda c, u, m: self.incoming.put(Incoming(m.topic, bytes(m.payload), m.mid, m.qos, m.retain))
         self.stopping = False
         self.stored_messages = 0
 
     def _on_connect(self, client, userdata, flags, rc, props) -> None:
         if rc.is_failure:
-            self.incoming.put(("refused", str(rc)))
+            self.incoming.put(("refused", refusal_words(rc)))
             return
-        rows = f"$share/{self.share}/klick/+/rows" if self.share else "klick/+/rows"
+        # A share group anyone may join: a tablet (whose password reads only its own pushes) that
+        # joins the collectors' group is handed its turn of every tablet's rows, which the broker's
+        # ACL then does not deliver: lost, and with --share no collector can ask for them again.
+        # So the group's name on the broker is made from the collector's password, like its client id.
+        rows = f"$share/{session_id(self.access, self.share)}/klick/+/rows" if self.share else "klick/+/rows"
         client.subscribe([(rows, 1), ("klick/+/withdrawn", 1), ("klick/+/state", 1)])
         self.incoming.put(("connected", ""))
 
@@ -178,8 +201,14 @@ class Collector:
                 batch.append(item)
             elif item[0] == "connected":
                 log.info("collecting from %s:%d", self.access.host, self.access.port)
-            elif item[0] in ("disconnect", "refused"):
-                log.warning("broker connection: %s %s; trying again", item[0], item[1])
+                self.link_said, self.diagnose_at = None, 0.0
+            elif item[0] == "disconnect":
+                log.warning("the connection to the broker was lost (%s); trying again", item[1])
+            elif item[0] == "refused":
+                self._link_trouble(item[1])
+            elif item[0] == "unreachable" and time.monotonic() >= self.diagnose_at:
+                self.diagnose_at = time.monotonic() + 300.0
+                self._link_trouble(why_not_connected(self.access, timeout=3.0))
             if len(batch) >= FLUSH_MESSAGES:
                 break
             try:
@@ -188,6 +217,11 @@ class Collector:
                 item = None
         if batch:
             self._store(batch)
+
+    def _link_trouble(self, why: str) -> None:
+        if why != self.link_said:
+            log.warning("cannot reach the broker: %s; trying again", why)
+            self.link_said = why
 
     def _store(self, batch: list[Incoming]) -> None:
         replies: list = []

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import logging
+import os
 import queue
 import secrets
 import signal
@@ -37,7 +38,16 @@ from typing import Any
 
 from fleet import wire
 from fleet.apply import Applier, ApplySettings
-from fleet.mqtt import Access, FleetSetupError, access_from_config, connect_properties, make_client
+from fleet.mqtt import (
+    Access,
+    FleetSetupError,
+    access_from_config,
+    connect_properties,
+    make_client,
+    refusal_words,
+    session_id,
+    why_not_connected,
+)
 from fleet.outbox import WITHDRAWN_SENT, NotReady, Outbox
 from klick import __version__
 from klick.export import ExportError, card_hasher, key_check
@@ -58,6 +68,8 @@ STATE_AFTER_ACK_S = 2.0
 KEEPALIVE_S = 30
 #: The broker keeps the tablet's session (its subscription to set/...) this long while it is away.
 SESSION_EXPIRY_S = 7 * 86_400
+#: While the broker cannot be reached, why is found out (and logged when it changes) at most this often.
+DIAGNOSE_EVERY_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -156,7 +168,7 @@ class Device:
         )
         self.key_check = key_check(settings.export_key)
         self.session = secrets.token_hex(6)
-        self.client = make_client(settings.access, f"klick-{settings.device}")
+        self.client = make_client(settings.access, session_id(settings.access, f"klick-{settings.device}"))
         self.client.will_set(
             wire.topic(settings.device, wire.STATE),
             wire.encode({"v": wire.WIRE_VERSION, "online": False, "session": self.session}),
@@ -165,6 +177,7 @@ class Device:
         )
         self.client.on_connect = lambda c, u, flags, rc, props: self.events.put(("connect", rc, flags.session_present))
         self.client.on_disconnect = lambda c, u, flags, rc, props: self.events.put(("disconnect", rc))
+        self.client.on_connect_fail = lambda c, u: self.events.put(("connect_fail",))
         self.client.on_publish = lambda c, u, mid, rc, props: self.events.put(("puback", mid, rc))
         self.client.on_message = lambda c, u, msg: self.events.put(("message", msg.topic, bytes(msg.payload)))
         self.connected = False
@@ -177,6 +190,9 @@ class Device:
         self.state_acked = -1
         self.last_signature: tuple | None = None
         self.last_error: str | None = None
+        #: Why the broker cannot be reached (the last diagnosis), and when to look again.
+        self.link_error: str | None = None
+        self.diagnose_at = 0.0
         self.ready = False
         self.retry_db_at = 0.0
         self.paused_until = 0.0
@@ -340,10 +356,12 @@ class Device:
         if kind == "connect":
             _, rc, _present = event
             if rc.is_failure:
-                self.last_error = f"the broker refused the connection: {rc}"
-                log.warning("klick fleet: %s", self.last_error)
+                self._link_trouble(refusal_words(rc))
                 return
             self.connected = True
+            if self.link_error is not None and self.last_error == self.link_error:
+                self.last_error = None
+            self.link_error, self.diagnose_at = None, 0.0
             self.online_since = iso(self.clock())
             self._restart_stream(self.acked)
             self.withdrawn_mid = None
@@ -355,10 +373,21 @@ class Device:
             if self.connected:
                 log.warning("klick fleet: connection to the broker lost (%s); trying again", event[1])
             self.connected = False
+        elif kind == "connect_fail":
+            if self.clock() >= self.diagnose_at:
+                self.diagnose_at = self.clock() + DIAGNOSE_EVERY_S
+                self._link_trouble(why_not_connected(self.s.access, timeout=3.0))
         elif kind == "puback":
             self._puback(event[1], event[2])
         elif kind == "message":
             self._message(event[1], event[2])
+
+    def _link_trouble(self, why: str) -> None:
+        """Say why the broker cannot be reached: in the log when it changes (paho retries for ever, so
+        a month without the broker is one line, not thousands), and in the next state it sends."""
+        if why != self.link_error:
+            log.warning("klick fleet: cannot reach the broker: %s; trying again", why)
+        self.link_error = self.last_error = why
 
     def _puback(self, mid: int, rc: Any) -> None:
         if mid == self.withdrawn_mid:
@@ -492,7 +521,55 @@ def run(cfg: Any, *, keepalive: int = KEEPALIVE_S) -> int:
         log.info("klick fleet: off (klick.yaml has no fleet: section with a host)")
         Outbox(cfg.paths.usage_db, lambda uid: uid, enrolled=False, free_text=False).forget_marks()
         return 0
-    return Device(settings_from_config(cfg), keepalive=keepalive).run()
+    settings = settings_from_config(cfg)
+    lock = _only_daemon(settings.apply.home)
+    try:
+        return Device(settings, keepalive=keepalive).run()
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+#: The lock file in the data folder: held by the one `klick fleet` of this tablet while it runs.
+LOCK_FILE = "fleet.lock"
+
+
+def _only_daemon(home: Path) -> Any:
+    """Hold the data folder's fleet lock, or raise :class:`FleetSetupError` naming the daemon that holds it.
+
+    Two daemons of one tablet (the service, and one started by hand) share its broker name, so the
+    broker closes each one's connection as the other connects, once a second, for ever; they
+    would also apply the same push at once. A folder whose lock cannot be made at all is no
+    reason to stop reporting: it is logged and the daemon runs without it.
+    """
+    import fcntl
+
+    path = home / LOCK_FILE
+    try:
+        handle = open(path, "a+", encoding="utf-8")
+    except OSError as exc:
+        log.warning("klick fleet: cannot make the lock file %s (%s); not checking for a second klick fleet", path, exc)
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read(40).strip()
+        handle.close()
+        raise FleetSetupError(
+            f"Another klick fleet{f' (process {holder})' if holder.isdigit() else ''} already reports this tablet "
+            f"(it holds {path}). One is enough: the broker lets only one connection use the tablet's name. "
+            "Stop the other one first (sudo systemctl stop klick-fleet, or Ctrl+C where it runs)."
+        ) from None
+    except OSError as exc:
+        handle.close()
+        log.warning("klick fleet: cannot lock %s (%s); not checking for a second klick fleet", path, exc)
+        return None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 __all__ += ["FleetSetupError"]

@@ -20,6 +20,7 @@ messages are acknowledged to the broker: a collector killed at any moment loses 
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +32,15 @@ from klick.usage import iso
 
 __all__ = ["PilotStore", "Applied", "PERSONAL_TABLES"]
 
+log = logging.getLogger("klick.fleet.collect")
+
 #: A hole that does not start filling within this many seconds is asked for again.
 RESEND_AFTER_S = 30.0
+#: The most rows one device may have in the pilot file: years of the busiest tablet's use (a few
+#: hundred rows a day). A device past it is broken or hostile; its new rows are refused, so one
+#: tablet cannot fill the office's disk (it could send a megabyte a message, as fast as the broker
+#: takes them).
+MAX_ROWS_PER_DEVICE = 1_000_000
 #: What a withdrawal deletes: everything but reader health.
 PERSONAL_TABLES = ("sessions", "answers")
 
@@ -51,6 +59,8 @@ class Applied:
     stored: int = 0
     duplicates: int = 0
     refused: int = 0
+    #: New rows refused because the device holds MAX_ROWS_PER_DEVICE already.
+    over_limit: int = 0
     #: Ask the device to send again from this sequence (a hole was seen); None: nothing to ask.
     resend_from: int | None = None
     #: The hole is filled: clear the request.
@@ -64,6 +74,13 @@ class PilotStore:
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         self.key_check = meta.get("key_check", "")
         self.devices = {d for d in meta.get("devices", "").split(",") if d}
+        #: Devices whose last rows were hashed with another export key: told once, not asked to resend.
+        self.wrong_key: set[str] = set()
+        #: Rows per device in the file, counted once per device and run, then kept up to date.
+        self._held: dict[str, int] = {}
+        self.max_rows_per_device = MAX_ROWS_PER_DEVICE
+        #: Devices already named in the log for going past it.
+        self.over_limit: set[str] = set()
         self._columns = {name: t.columns for name, t in TABLES.items()}
         self._upsert = {
             name: (
@@ -74,8 +91,14 @@ class PilotStore:
         }
 
     @classmethod
-    def open(cls, path: str | Path) -> PilotStore:
-        """Open a collector's pilot file, or make a new one. Raises :class:`ExportError` for any other file."""
+    def open(cls, path: str | Path, key_check: str = "") -> PilotStore:
+        """Open a collector's pilot file, or make a new one. Raises :class:`ExportError` for any other file.
+
+        ``key_check`` is the fingerprint of the pilot's export key when the office knows it
+        (``pilot.export_key`` in its klick.yaml): then no tablet decides which key the file takes.
+        Without it, the first rows to arrive decide, and a tablet set up with a wrong key (or a
+        hostile one) that reports first would have every other tablet's rows refused.
+        """
         p = Path(path)
         new = not p.exists()
         try:
@@ -90,7 +113,7 @@ class PilotStore:
                     {
                         "contents": "answers+usage",
                         "personal": "0",
-                        "key_check": "",
+                        "key_check": key_check,
                         "devices": "",
                         "created_at": iso(_dt.datetime.now(_dt.UTC).timestamp()),
                         "collected_by": f"klick fleet collect {__version__}",
@@ -109,7 +132,17 @@ class PilotStore:
                 f"{p} is not a pilot file written by 'klick fleet collect'; give --out a new file name "
                 "(merge it with others afterwards with 'klick export merge')."
             )
-        return cls(conn, p)
+        store = cls(conn, p)
+        if key_check and store.key_check and store.key_check != key_check:
+            conn.close()
+            raise ExportError(
+                f"{p} holds rows hashed with another export key (key check {store.key_check}) than pilot.export_key in "
+                f"this klick.yaml (key check {key_check}); give --out a new file name, or set the pilot's key."
+            )
+        if key_check and not store.key_check:
+            store.key_check = key_check
+            store._set_meta("key_check", key_check)
+        return store
 
     def close(self) -> None:
         self.conn.close()
@@ -138,8 +171,25 @@ class PilotStore:
         if not self.key_check:
             self.key_check = batch.key_check
             self._set_meta("key_check", batch.key_check)
+            log.warning(
+                "the pilot file takes rows hashed with %s's export key (key check %s); set pilot.export_key in the "
+                "collector's klick.yaml so that no tablet decides this",
+                device,
+                batch.key_check,
+            )
         elif batch.key_check != self.key_check:
+            if device not in self.wrong_key:
+                self.wrong_key.add(device)
+                log.warning(
+                    "%s's rows are hashed with another export key (key check %s, the pilot file's is %s) and are not "
+                    "stored; set pilot.export_key on %s to the pilot's key, and its rows will be asked for again",
+                    device,
+                    batch.key_check,
+                    self.key_check,
+                    device,
+                )
             return "wrong_key"
+        self.wrong_key.discard(device)
         row = self.conn.execute(
             "SELECT covered, highest, withdrawn_at, resend_from, resend_at FROM fleet_devices WHERE device = ?", (device,)
         ).fetchone()
@@ -162,7 +212,12 @@ class PilotStore:
             if held is not None and held[0] >= seq:
                 result.duplicates += 1
                 continue
+            if held is None and self._rows_held(device) >= self.max_rows_per_device:
+                result.over_limit += 1
+                continue
             self.conn.execute(self._upsert[table], values)
+            if held is None:
+                self._held[device] += 1
             self.conn.execute(
                 "INSERT OR REPLACE INTO fleet_rows (device, tbl, src_id, seq) VALUES (?, ?, ?, ?)", (device, table, src_id, seq)
             )
@@ -180,7 +235,9 @@ class PilotStore:
             self.conn.execute("INSERT INTO fleet_devices (device, first_at) VALUES (?, ?)", (device, _now()))
             row = (0, 0, None, None)
         covered, highest, resend_from, resend_at = row
-        # after > upto: no stretch covered, only the highest number learnt.
+        # after > upto: no stretch covered, only the highest number learnt. A device whose rows
+        # carry another key is not asked to send them again: it would send them all every 30 s.
+        repair = repair and device not in self.wrong_key
         self._cover(device, covered, highest, acked + 1, acked, resend_from, resend_at, result, repair, now)
         return result
 
@@ -204,8 +261,18 @@ class PilotStore:
             (covered, highest, _now(), resend_from, resend_at, device),
         )
 
+    def _rows_held(self, device: str) -> int:
+        if device not in self._held:
+            self._held[device] = self.conn.execute("SELECT count(*) FROM fleet_rows WHERE device = ?", (device,)).fetchone()[0]
+        return self._held[device]
+
+    def forget_counts(self) -> None:
+        """Count again from the file (after a rollback or a deletion)."""
+        self._held.clear()
+
     def withdraw(self, device: str, at: str) -> int:
         """Consent withdrawn: delete the device's personal rows (all but reader health); returns how many."""
+        self.forget_counts()
         gone = self.conn.execute("DELETE FROM events WHERE device = ? AND kind != 'reader_status'", (device,)).rowcount
         for table in PERSONAL_TABLES:
             gone += self.conn.execute(f"DELETE FROM {table} WHERE device = ?", (device,)).rowcount

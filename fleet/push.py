@@ -28,7 +28,8 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleet import envelope, wire
-from fleet.mqtt import Access, FleetSetupError, access_from_config, make_client
+from fleet.apply import STATE_FILE
+from fleet.mqtt import Access, FleetSetupError, access_from_config, make_client, refusal_words, why_not_connected
 from fleet.signing import SigningKeyError, load_private_key
 from klick.problems import Problem
 from klick.usage_file import iso
@@ -198,6 +199,7 @@ class _Office:
         self.events: queue.Queue = queue.Queue()
         self.client = make_client(access, f"klick-push-{secrets.token_hex(4)}")
         self.client.on_connect = lambda c, u, f, rc, p: self.events.put(("connect", rc))
+        self.client.on_connect_fail = lambda c, u: self.events.put(("connect", None))
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self.events.put(("subscribed", mid))
         self.client.on_publish = lambda c, u, mid, rc, p: self.events.put(("puback", mid, rc))
         self.client.on_message = lambda c, u, m: self.events.put(("message", m.topic, bytes(m.payload)))
@@ -210,8 +212,10 @@ class _Office:
         self.client.connect_async(self.access.host, self.access.port, keepalive=60)
         self.client.loop_start()
         rc = self._until("connect", timeout, f"no answer from the broker at {self.access.host}:{self.access.port}")[1]
+        if rc is None:
+            raise PushError(f"Not sent: {why_not_connected(self.access)}.")
         if rc.is_failure:
-            raise PushError(f"The broker refused the office's connection: {rc}.")
+            raise PushError(f"Not sent: {refusal_words(rc)}.")
         topics = [(wire.topic(d, leaf), 1) for d in self.devices for leaf in (wire.APPLIED, wire.STATE)]
         pending = set()
         for start in range(0, len(topics), 100):
@@ -299,14 +303,18 @@ def _versions_of(applied: dict[str, Any]) -> list[int]:
 def answer_for(applied: dict[str, Any], kind: str, version: int) -> Result | None:
     """What a tablet's ``applied`` says about this push, or None while it says nothing yet."""
     device = str(applied.get("device", ""))
-    entry = applied.get(kind)
-    if isinstance(entry, dict) and type(entry.get("version")) is int and entry["version"] >= version:
-        return Result(device, "applied", entry["version"], str(entry.get("at") or ""))
+    # The refusal of this very push first: a tablet with a newer version in force (the office's
+    # clock was once ahead, and the broker lost what the tablet last said) refuses it as a replay,
+    # and must not be reported as having applied it.
     refused = applied.get("refused")
     refusal = refused.get(kind) if isinstance(refused, dict) else None
     if isinstance(refusal, dict) and refusal.get("version") == version:
         problems = refusal["problems"] if isinstance(refusal.get("problems"), list) else []
-        return Result(device, "refused", version, "; ".join(str(p) for p in problems[:3]) or "refused")
+        said = [wire.readable(p, 400) for p in problems[:3]]
+        return Result(device, "refused", version, "; ".join(p for p in said if p) or "refused")
+    entry = applied.get(kind)
+    if isinstance(entry, dict) and type(entry.get("version")) is int and entry["version"] >= version:
+        return Result(device, "applied", entry["version"], wire.readable(entry.get("at"), 40) or "")
     return None
 
 
@@ -330,13 +338,18 @@ def push(
     if too_big:
         raise PushError(f"Not sent: {too_big}.")
     office = _Office(access, devices)
-    office.open()
     try:
+        office.open()
         results: dict[str, Result] = {}
         at = iso(clock())
         base = int(clock() * 1000)
         for device in devices:
             version = max([base, *(v + 1 for v in _versions_of(office.applied.get(device, {})))])
+            if version >= envelope.MAX_VERSION:
+                # A tablet whose record says the largest version there is (damaged, or not honest):
+                # nothing newer can be signed for it, and the others must still get theirs.
+                results[device] = Result(device, "not_sent", None, _no_newer_version(version - 1))
+                continue
             payload = envelope.seal(key, kind, device, version, body, name=name, at=at)
             why = office.publish(wire.topic(device, wire.SET[kind]), payload)
             results[device] = Result(device, "not_sent", version, why) if why else Result(device, "sent", version)
@@ -351,6 +364,14 @@ def push(
     finally:
         office.close()
     return [results[d] for d in devices]
+
+
+def _no_newer_version(reported: int) -> str:
+    shown = str(reported) if reported < envelope.MAX_VERSION else f"a number beyond {envelope.MAX_VERSION - 1}"
+    return (
+        f"the tablet says the version in force is {shown}, and no push can have a newer one; at the tablet, "
+        f"delete its record of pushed versions ({STATE_FILE} in its data folder) and restart klick fleet, then push again"
+    )
 
 
 def _wait(office: _Office, kind: str, results: dict[str, Result], wait_s: float) -> None:
@@ -404,8 +425,8 @@ def _local(stamp: str) -> str:
 
     try:
         return _dt.datetime.fromtimestamp(from_iso(stamp)).strftime("%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return stamp
+    except (ValueError, OverflowError, OSError):
+        return stamp  # already one readable line (answer_for)
 
 
 # --- the carer window's button --------------------------------------------------------------------

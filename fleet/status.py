@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fleet import wire
-from fleet.mqtt import Access, make_client
+from fleet.mqtt import Access, make_client, refusal_words, why_not_connected
 from klick.usage import from_iso
 
 __all__ = ["DeviceStatus", "read_retained", "summarise", "format_lines"]
@@ -64,8 +64,9 @@ def read_retained(access: Access, *, client_id: str, quiet_s: float = 0.6, limit
     got: queue.Queue = queue.Queue()
     client = make_client(access, client_id)
     client.on_connect = lambda c, u, f, rc, p: (
-        got.put(("refused", str(rc))) if rc.is_failure else c.subscribe([(f"klick/+/{leaf}", 1) for leaf in _LEAVES])
+        got.put(("refused", refusal_words(rc))) if rc.is_failure else c.subscribe([(f"klick/+/{leaf}", 1) for leaf in _LEAVES])
     )
+    client.on_connect_fail = lambda c, u: got.put(("unreachable", ""))
     client.on_subscribe = lambda c, u, mid, rcs, p: got.put(("subscribed", ""))
     client.on_message = lambda c, u, m: got.put((m.topic, bytes(m.payload)))
     client.connect_async(access.host, access.port, keepalive=30)
@@ -82,7 +83,9 @@ def read_retained(access: Access, *, client_id: str, quiet_s: float = 0.6, limit
                     break
                 continue
             if topic == "refused":
-                raise ConnectionRefusedError(f"the broker refused the connection: {payload}")
+                raise ConnectionRefusedError(payload)
+            if topic == "unreachable":
+                raise ConnectionError(why_not_connected(access))
             if topic == "subscribed":
                 subscribed = True
                 continue
@@ -94,7 +97,7 @@ def read_retained(access: Access, *, client_id: str, quiet_s: float = 0.6, limit
             except wire.BadMessage:
                 found.setdefault(where[0], {})[where[1]] = {"garbled": True}
         if not subscribed:
-            raise TimeoutError(f"no answer from the broker at {access.host}:{access.port} within {limit_s:.0f} s")
+            raise TimeoutError(f"no answer within {limit_s:.0f} s: {why_not_connected(access)}")
     finally:
         client.disconnect()
         client.loop_stop()
@@ -127,7 +130,7 @@ def summarise(retained: dict[str, dict[str, Any]], now: float) -> list[DeviceSta
             reader=_word(reader.get("state")),
             reader_detail=_word(reader.get("detail"), 80),
             last_card_at=_time(full.get("last_card_at")),
-            backlog=full.get("backlog") if type(full.get("backlog")) is int else None,
+            backlog=_count(full.get("backlog")),
             backlog_oldest_at=_time(full.get("backlog_oldest_at")),
             cards_version=_word(full.get("cards_version")),
             app_version=_word(full.get("app_version")),
@@ -165,7 +168,7 @@ def _pushes(status: DeviceStatus, applied: dict[str, Any]) -> list[str]:
     in_force: dict[str, tuple[int, str]] = {}
     for kind in _WHAT:
         entry = applied.get(kind)
-        if isinstance(entry, dict) and type(entry.get("version")) is int:
+        if isinstance(entry, dict) and _count(entry.get("version")) is not None:
             in_force[kind] = (entry["version"], _time(entry.get("at")) or "")
     status.cards_pushed = in_force.get("cards", (None, ""))[0]
     status.questionnaire_pushed = in_force.get("questionnaire", (None, ""))[0]
@@ -180,7 +183,11 @@ def _pushes(status: DeviceStatus, applied: dict[str, Any]) -> list[str]:
         version = refusal.get("version")
         problems = refusal.get("problems") if isinstance(refusal.get("problems"), list) else []
         first = _word(problems[0], 200) if problems and isinstance(problems[0], str) else "refused"
-        words = f"{what}{f' v{version}' if type(version) is int else ''} refused" + (f" {_show(at)}" if at else "") + f": {first}"
+        words = (
+            f"{what}{f' v{version}' if _count(version) is not None else ''} refused"
+            + (f" {_show(at)}" if at else "")
+            + f": {first}"
+        )
         if newest is None or at > newest[0]:
             newest = (at, words)
         if at > in_force.get(kind, (0, ""))[1]:
@@ -218,22 +225,29 @@ def format_lines(statuses: list[DeviceStatus]) -> list[str]:
     return lines
 
 
+def _count(value: Any) -> int | None:
+    """A count or a version a tablet sent, if it is one (a JSON number may have thousands of digits)."""
+    return value if type(value) is int and 0 <= value < 2**62 else None
+
+
 def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
 def _time(value: Any) -> str | None:
+    """A time a tablet sent, if it is one the office can show in its own time zone (a tablet may
+    say year 1 or 9999, which no local clock can show), else None."""
     if not isinstance(value, str):
         return None
     try:
-        from_iso(value)
-    except ValueError:
+        _dt.datetime.fromtimestamp(from_iso(value))
+    except (ValueError, OverflowError, OSError):
         return None
     return value
 
 
 def _word(value: Any, limit: int = 40) -> str | None:
-    return value[:limit] if isinstance(value, str) and value else None
+    return wire.readable(value, limit)
 
 
 def _show(stamp: str) -> str:

@@ -50,6 +50,7 @@ __all__ = [
     "row_problem",
     "encode",
     "decode_object",
+    "readable",
 ]
 
 ROOT = "klick"
@@ -70,6 +71,8 @@ _DEVICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 _CARD = re.compile(r"c[0-9a-f]{20}")
 _KEY_CHECK = re.compile(r"[0-9a-f]{12}")
+#: A JSON escape of a UTF-16 surrogate: most are halves of a pair (an emoji), a lone one is not text.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 class BadMessage(ValueError):
@@ -113,9 +116,42 @@ def decode_object(payload: bytes, limit: int = 64 * 1024) -> dict[str, Any]:
         obj = json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BadMessage("not_json", str(exc)[:80]) from None
+    if _SURROGATE_ESCAPE.search(payload) and not _all_text(obj):
+        # json.loads takes "\\ud800" alone, but no file, database or terminal can hold it: SQLite and
+        # print() raise on it. Refused here, it never reaches the pilot file or the office's screen.
+        raise BadMessage("not_json", "a string in it is not Unicode text (a lone surrogate)")
     if not isinstance(obj, dict) or obj.get("v") != WIRE_VERSION:
         raise BadMessage("foreign", "not a Klick message of this version")
     return obj
+
+
+def _all_text(obj: Any) -> bool:
+    """True when every string (key or value) in a parsed JSON document encodes as UTF-8."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
+
+
+def readable(value: Any, limit: int = 200) -> str | None:
+    """Words a tablet sent, as one line the office may print: None unless it is a non-empty string;
+    control characters, line breaks and invisible formatting (bidi overrides, zero-width marks)
+    become spaces, so a message can neither forge a line of ``klick fleet status`` nor drive the
+    office's terminal."""
+    if not isinstance(value, str):
+        return None
+    text = " ".join("".join(c if c.isprintable() else " " for c in value[: limit * 2]).split())[:limit]
+    return text or None
 
 
 def _no_constant(name: str) -> None:

@@ -34,6 +34,10 @@ SHIPPED_ACL = REPO / "config" / "mosquitto" / "klick.acl"
 EXPORT_KEY = "the pilot secret for tests 2026"
 #: Passwords of the office users every test broker has.
 OFFICE_USERS = {"collector": "collector-password-1", "office": "office-password-1"}
+#: With KLICK_FLEET_SPY=<folder>, every test broker also has a user who may read everything, and
+#: records every message published on it there (tests/soak/fleet_privacy.py reads them all).
+SPY_DIR = os.environ.get("KLICK_FLEET_SPY", "")
+SPY_USER = "klick-test-spy"
 
 
 def have_mosquitto() -> bool:
@@ -49,8 +53,14 @@ def free_port() -> int:
 # --- certificates -------------------------------------------------------------------------------
 
 
-def make_certificates(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path, Path]:
-    """A CA and a server certificate it signed, for ``host`` (and localhost): (ca.crt, server.crt, server.key)."""
+def make_certificates(
+    folder: Path, host: str = "127.0.0.1", valid: tuple[dt.timedelta, dt.timedelta] | None = None
+) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate it signed, for ``host`` (and localhost): (ca.crt, server.crt, server.key).
+
+    ``valid`` is when the server's certificate is valid, from and to, as offsets from now (default:
+    from 5 minutes ago for 2 days); an expired one or one not valid yet is how a tablet whose clock
+    is years off sees the broker."""
     import ipaddress
 
     from cryptography import x509
@@ -86,8 +96,8 @@ def make_certificates(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path
         .issuer_name(ca_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=2))
+        .not_valid_before(now + (valid[0] if valid else -dt.timedelta(minutes=5)))
+        .not_valid_after(now + (valid[1] if valid else dt.timedelta(days=2)))
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
@@ -117,7 +127,12 @@ class Broker:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         self.ca_file, self.cert_file, self.key_file = make_certificates(self.folder / "certs")
-        self.users = {**OFFICE_USERS, **self.users}
+        self.users = {**OFFICE_USERS, **({SPY_USER: "spy-password-1"} if SPY_DIR else {}), **self.users}
+        self.acl = SHIPPED_ACL
+        if SPY_DIR:
+            self.acl = self.folder / "klick.acl"
+            self.acl.write_text(SHIPPED_ACL.read_text() + f"\nuser {SPY_USER}\ntopic read #\n")
+        self._spy = None
         self.passwd = self.folder / "klick.passwd"
         self.data = self.folder / "data"
         self.data.mkdir(exist_ok=True)
@@ -138,7 +153,7 @@ class Broker:
             "certfile": str(self.cert_file),
             "keyfile": str(self.key_file),
             "password_file": str(self.passwd),
-            "acl_file": str(SHIPPED_ACL),
+            "acl_file": str(self.acl),
         }
         lines = [
             f"pid_file {self.folder / 'mosquitto.pid'}",
@@ -185,17 +200,48 @@ class Broker:
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=log)
         log.close()
         deadline = time.monotonic() + timeout
+        # Listening with TLS is all this waits for; the certificate may be one made to be refused.
         context = ssl.create_default_context(cafile=str(self.ca_file))
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"mosquitto exited at start: {self.tail()}")
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5) as raw:
                     with context.wrap_socket(raw, server_hostname=self.host):
-                        return self
+                        pass
+                if SPY_DIR:
+                    self._start_spy()
+                return self
             except (OSError, ssl.SSLError):
                 time.sleep(0.05)
         raise RuntimeError(f"mosquitto did not listen on {self.port} within {timeout} s: {self.tail()}")
+
+    def _start_spy(self) -> None:
+        """Record every message published on this broker (one JSON line each) under SPY_DIR."""
+        import base64
+        import json
+
+        from fleet.mqtt import make_client
+
+        if self._spy is not None:
+            return  # it reconnects by itself after a restart
+        out = open(Path(SPY_DIR) / f"{os.getpid()}-{self.port}-{time.time_ns()}.jsonl", "a", encoding="utf-8")
+        import threading
+
+        listening = threading.Event()
+        client = make_client(self.access(SPY_USER), f"spy-{os.urandom(4).hex()}")
+        client.on_connect = lambda c, u, f, rc, p: c.subscribe("#", qos=1)
+        client.on_subscribe = lambda *a: listening.set()
+        client.on_message = lambda c, u, m: (
+            out.write(json.dumps({"topic": m.topic, "payload": base64.b64encode(m.payload).decode()}) + "\n"),
+            out.flush(),
+        )
+        client.connect_async(self.host, self.port)
+        client.loop_start()
+        listening.wait(10)
+        self._spy = (client, out)
 
     def stop(self, kill: bool = False) -> None:
         if not self.running:
@@ -312,11 +358,23 @@ def start_fleet(home: Path, *, keepalive: int = 30, log: Path | None = None) -> 
         out.close()
 
 
-def start_collector(broker: Broker, out: Path, *, log: Path, client_id: str = "klick-collector") -> subprocess.Popen:
+def start_collector(
+    broker: Broker, out: Path, *, log: Path, client_id: str = "klick-collector", share: str | None = None
+) -> subprocess.Popen:
     fh = open(log, "ab")
     try:
         return subprocess.Popen(
-            [klick_bin(), "fleet", "collect", *broker.office_args("collector"), "--out", str(out), "--client-id", client_id],
+            [
+                klick_bin(),
+                "fleet",
+                "collect",
+                *broker.office_args("collector"),
+                "--out",
+                str(out),
+                "--client-id",
+                client_id,
+                *(["--share", share] if share else []),
+            ],
             stdout=fh,
             stderr=fh,
             env=klick_env(out.parent),

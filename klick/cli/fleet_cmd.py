@@ -92,7 +92,12 @@ def _office_access(config_path, host, port, ca_file, username, password_file):
 @fleet.command()
 @_office_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The pilot file to write (made if new).")
-@click.option("--client-id", default="klick-collector", show_default=True, help="Fixed, so the broker keeps messages while away.")
+@click.option(
+    "--client-id",
+    default="klick-collector",
+    show_default=True,
+    help="The session's name, fixed so the broker keeps messages while away (the broker sees it with a hash of the password).",
+)
 @click.option("--share", default=None, metavar="GROUP", help="Share the load with other collectors ($share/GROUP/...).")
 @click.option("--for", "for_s", type=float, default=None, hidden=True, help="Stop after this many seconds (tests).")
 @plain_errors
@@ -105,12 +110,18 @@ def collect(config_path, host, port, ca_file, username, password_file, out, clie
       klick report PILOT.sqlite --out report.html      (at any time, also while collecting)
     """
     from fleet.collector import Collector
-    from klick.export import ExportError
+    from klick.export import ExportError, export_key_problem, key_check
 
     _logging()
     access = _office_access(config_path, host, port, ca_file, username, password_file)
+    export_key = get_config(config_path).pilot.export_key
+    problem = export_key_problem(export_key) if export_key else None
+    if problem:
+        fail(problem, EXIT_USAGE)
     try:
-        collector = Collector(access, Path(out), client_id=client_id, share=share)
+        collector = Collector(
+            access, Path(out), client_id=client_id, share=share, key_check=key_check(export_key) if export_key else ""
+        )
     except ExportError as exc:
         fail(str(exc), EXIT_INVALID)
     end = None if for_s is None else time.monotonic() + for_s
@@ -136,7 +147,7 @@ def status(config_path, host, port, ca_file, username, password_file, as_json) -
     access = _office_access(config_path, host, port, ca_file, username, password_file)
     try:
         retained = read_retained(access, client_id=f"klick-status-{secrets.token_hex(4)}")
-    except (ConnectionRefusedError, TimeoutError, OSError) as exc:
+    except (ConnectionError, TimeoutError, OSError) as exc:
         fail(f"Could not read the fleet's state from {access.host}:{access.port}: {exc}.", EXIT_INVALID)
     statuses = summarise(retained, time.time())
     if as_json:

@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO))
 
-MODULES = ["decoder_noise", "kill_writes", "replug", "cycles", "hostile", "fleet", "fleet_push", "install_venv"]
+MODULES = ["decoder_noise", "kill_writes", "replug", "cycles", "hostile", "fleet", "fleet_push", "fleet_privacy", "install_venv"]
 
 
 def load(name: str):
