@@ -45,7 +45,7 @@ from cards.registry import (
     registry_to_yaml,
     save_registry,
 )
-from klick.atomic import backup_path
+from klick.atomic import backup_path, check_replaceable
 from klick.problems import Problem
 from klick.yamlfile import MAX_FILE_BYTES, size_problem
 
@@ -316,6 +316,7 @@ def pack_bundle(registry: Registry, registry_path: str | Path, out: str | Path) 
 
 
 def _write_zip(out: Path, text: str, dirs: list[str], files: list[tuple[str, Path]]) -> None:
+    check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:

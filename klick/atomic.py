@@ -6,11 +6,35 @@ over the target (atomic on POSIX), then fsync the folder so the rename itself is
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomic", "backup_path"]
+__all__ = ["write_atomic", "backup_path", "NotAPlainFile", "check_replaceable"]
+
+
+class NotAPlainFile(OSError):
+    """The target exists and is a device, a pipe, a socket or a folder: a rename would replace it."""
+
+
+def check_replaceable(path: str | Path) -> None:
+    """Raise :class:`NotAPlainFile` when ``path`` exists and is not a plain file.
+
+    A rename replaces whatever has the name: as root, ``--out /dev/null`` would put a plain file
+    where every program's /dev/null was. Links are followed: a link to a plain file is fine.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError:
+        return  # cannot be looked at (a loop of links): writing it says why
+    if not stat.S_ISREG(mode):
+        raise NotAPlainFile(
+            errno.EEXIST, "it is not a plain file (a device, a pipe or a folder); Klick replaces only plain files", str(path)
+        )
 
 
 def backup_path(path: str | Path) -> Path:
@@ -26,6 +50,7 @@ def write_atomic(path: str | Path, data: bytes | str, *, backup: bool = False, m
     so at every instant at least one complete version exists under a known name.
     """
     target = Path(path)
+    check_replaceable(target)
     if isinstance(data, str):
         data = data.encode("utf-8")
     folder = target.parent
