@@ -54,8 +54,11 @@ def write_atomic(path: str | Path, data: bytes | str, *, backup: bool = False, m
     if isinstance(data, str):
         data = data.encode("utf-8")
     folder = target.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise _naming(exc, target) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -70,13 +73,24 @@ def write_atomic(path: str | Path, data: bytes | str, *, backup: bool = False, m
         if backup and target.exists():
             _replace_backup(target)
         os.replace(tmp_name, target)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp_name)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and not isinstance(exc, NotAPlainFile):
+            raise _naming(exc, target, backup_path(target) if backup else None) from None
         raise
     _fsync_dir(folder)
+
+
+def _naming(exc: OSError, target: Path, bak: Path | None = None) -> OSError:
+    """The same error, about the file the caller named: never the hidden temporary file beside it."""
+    said = str(exc.filename or "")
+    if exc.errno is None or said in (str(target), str(bak)):
+        return exc
+    named = bak if bak is not None and said.startswith(str(bak)) else target
+    return type(exc)(exc.errno, exc.strerror, str(named))
 
 
 def _replace_backup(target: Path) -> None:
@@ -87,10 +101,17 @@ def _replace_backup(target: Path) -> None:
     except FileNotFoundError:
         pass
     try:
-        os.link(target, tmp_bak)
-    except OSError:
-        tmp_bak.write_bytes(target.read_bytes())
-    os.replace(tmp_bak, bak)
+        try:
+            os.link(target, tmp_bak)
+        except OSError:
+            tmp_bak.write_bytes(target.read_bytes())
+        os.replace(tmp_bak, bak)
+    except BaseException:
+        try:
+            os.unlink(tmp_bak)
+        except OSError:
+            pass
+        raise
 
 
 def _fsync_dir(folder: Path) -> None:

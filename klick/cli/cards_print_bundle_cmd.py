@@ -193,6 +193,12 @@ def unpack(
                 "--allow-server HOST (a call server), or add the server to calls.allowed_servers in klick.yaml."
             )
         fail(f"{exc} Nothing was changed.{hint}", EXIT_INVALID)
+    except OSError as exc:
+        # A full or read-only disk: the half-unpacked folder is gone again, and the card file was not touched.
+        fail(
+            f"The card set could not be unpacked into {path.resolve().parent}: {exc.strerror or exc}. Nothing was changed.",
+            EXIT_INVALID,
+        )
     for note in result.notes:
         click.echo(note, err=True)
     if extra:
