@@ -21,6 +21,7 @@ own user and must read the pictures).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -35,17 +36,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cards.model import Card, Command, PhotoAlbum
+from cards.pictures import open_picture
 from cards.policy import policy_problems
 from cards.registry import (
+    LOCK_WAIT_S,
+    CardSetBusy,
     Registry,
     RegistryError,
+    card_set_lock,
     check_registry,
     parse_registry_text,
     real_path,
     registry_to_yaml,
     save_registry,
 )
-from klick.atomic import backup_path
+from klick.atomic import backup_path, check_replaceable
+from klick.fields import hidden_character
 from klick.problems import Problem
 from klick.yamlfile import MAX_FILE_BYTES, size_problem
 
@@ -75,6 +81,10 @@ MAX_PATH_CHARS = 400
 CARD_FILE = "cards.yaml"
 TOP_FOLDERS = ("pictures", "albums")
 SETS_DIR = "card-sets"
+#: How the folder an unpack is writing into starts; one left behind was an unpack that was killed.
+INCOMING = ".incoming-"
+#: What an unpack leaves free on the disk, for the usage log and the rest of the tablet.
+SPARE_BYTES = 10 * 1024 * 1024
 _CHUNK = 256 * 1024
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 
@@ -189,13 +199,17 @@ def _name_problem(name: str) -> str | None:
         return f"\"{name}\" has an empty or '.' part in its path"
     if len(name) > MAX_PATH_CHARS or any(len(p.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for p in parts):
         return f'"{name[:60]}…" has a name too long for the tablet\'s disk'
-    if any(ord(c) < 32 for c in name):
-        return f"{name!r} has control characters in its name"
+    if hidden_character(name):
+        return f"{ascii(name)} has a hidden or control character in its name"
     return None
 
 
 def _type_problem(entry: Entry) -> str | None:
     kind = stat.S_IFMT(entry.mode)
+    if kind == stat.S_IFDIR and not entry.name.endswith("/"):
+        # A folder's name ends in '/': unzipping writes this one as a file, with the folder's
+        # contents then needing it to be a folder.
+        return f"\"{entry.name}\" is marked as a folder but named like a file (no '/' at the end)"
     if kind == stat.S_IFLNK:
         return f'"{entry.name}" is a symbolic link; a bundle may hold only plain files'
     if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
@@ -232,7 +246,7 @@ def _image_problem(path: Path) -> str | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with open_picture(path) as im:
                 width, height = im.size
                 if width * height > MAX_PIXELS:
                     return f"is {width} x {height} pixels, far too large for a card picture"
@@ -321,6 +335,7 @@ def pack_bundle(registry: Registry, registry_path: str | Path, out: str | Path) 
 
 
 def _write_zip(out: Path, text: str, dirs: list[str], files: list[tuple[str, Path]]) -> None:
+    check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
@@ -361,12 +376,14 @@ def unpack_bundle(
     allowed_servers: Iterable[str] = (),
     allow_commands: bool = False,
     check_policy: bool = True,
+    lock_wait: float = LOCK_WAIT_S,
 ) -> UnpackResult:
     """Check the bundle completely, then make it the card set at ``registry_path``.
 
     Raises :class:`BundleError` (and changes nothing) for anything wrong with the bundle, and
     for command cards (unless ``allow_commands``) and calls to a server not in
     ``allowed_servers``. ``check_policy=False`` is for the carer's own desktop copy, never a tablet.
+    Another unpack into the same folder is waited for, up to ``lock_wait`` seconds.
     """
     bundle = Path(bundle)
     registry_path = Path(registry_path)
@@ -383,57 +400,63 @@ def unpack_bundle(
     target_dir = registry_path.resolve().parent
     created: list[Path] = []
     staging: Path | None = None
-    try:
-        with zipfile.ZipFile(bundle) as zf:
-            infos = zf.infolist()
-            reasons = check_entries([_entry(i) for i in infos])
-            if reasons:
-                raise _refuse(label, reasons)
-            declared = sum(i.file_size for i in infos)
-            _check_room(target_dir, declared, label)
-            sets = target_dir / SETS_DIR
-            for folder in reversed([sets, *sets.parents]):
-                if not folder.exists():
-                    folder.mkdir()
-                    created.append(folder)
-            staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=sets))
-            n_files = _extract(zf, infos, staging, label)
-        registry, notes = _check_unpacked(staging, label)
-        if check_policy:
-            refused = policy_problems(registry, allowed_servers, allow_commands, file=f"{CARD_FILE} in {label}")
-            if refused:
-                n = len(refused)
-                raise BundleError(
-                    f"The bundle {label} was refused: {n} card{'s' if n != 1 else ''} in it "
-                    f"{'do' if n != 1 else 'does'} what this tablet does not allow (above).",
-                    refused,
-                )
-        owner = _hand_over(staging, target_dir, [f for f in created if f == sets])
-        final = _land(staging, sets, bundle)
-        staging = None
+    with contextlib.ExitStack() as held:
         try:
-            checked, problems = parse_registry_text((final / CARD_FILE).read_text("utf-8"), final)
-            assert checked is not None, problems  # checked above, in the same files
-            had_old = registry_path.exists()
-            save_registry(checked, registry_path)
-            _chown(registry_path, owner)
-        except BaseException:
-            shutil.rmtree(final, ignore_errors=True)
-            raise
-        created.clear()
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OverflowError, ValueError) as exc:
-        raise _refuse(label, [f"it is damaged ({exc}); make it again with `klick cards pack`"]) from None
-    except RegistryError as exc:
-        raise BundleError(f"The card set from {label} could not be saved.", exc.problems) from None
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-        for folder in reversed(created):
+            with zipfile.ZipFile(bundle) as zf:
+                infos = zf.infolist()
+                reasons = check_entries([_entry(i) for i in infos])
+                if reasons:
+                    raise _refuse(label, reasons)
+                declared = sum(i.file_size for i in infos)
+                sets = target_dir / SETS_DIR
+                for folder in reversed([sets, *sets.parents]):
+                    if not folder.exists():
+                        folder.mkdir()
+                        created.append(folder)
+                # From here to the last clean-up, no other unpack: each would remove the other's set.
+                held.enter_context(card_set_lock(target_dir, lock_wait))
+                _remove_leftovers(sets)
+                _check_room(target_dir, declared, label)
+                staging = Path(tempfile.mkdtemp(prefix=INCOMING, dir=sets))
+                n_files = _extract(zf, infos, staging, label)
+            registry, notes = _check_unpacked(staging, label)
+            if check_policy:
+                refused = policy_problems(registry, allowed_servers, allow_commands, file=f"{CARD_FILE} in {label}")
+                if refused:
+                    n = len(refused)
+                    raise BundleError(
+                        f"The bundle {label} was refused: {n} card{'s' if n != 1 else ''} in it "
+                        f"{'do' if n != 1 else 'does'} what this tablet does not allow (above).",
+                        refused,
+                    )
+            owner = _hand_over(staging, target_dir, [f for f in created if f == sets])
+            final = _land(staging, sets, bundle)
+            staging = None
             try:
-                folder.rmdir()
-            except OSError:
-                pass
-    _prune(sets, registry_path, keep=final)
+                checked, problems = parse_registry_text((final / CARD_FILE).read_text("utf-8"), final)
+                assert checked is not None, problems  # checked above, in the same files
+                had_old = registry_path.exists()
+                save_registry(checked, registry_path)
+                _chown(registry_path, owner)
+            except BaseException:
+                shutil.rmtree(final, ignore_errors=True)
+                raise
+            created.clear()
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OverflowError, ValueError) as exc:
+            raise _refuse(label, [f"it is damaged ({exc}); make it again with `klick cards pack`"]) from None
+        except RegistryError as exc:
+            raise BundleError(f"The card set from {label} could not be saved.", exc.problems) from None
+        except CardSetBusy as exc:
+            raise BundleError(f"The bundle {label} was not unpacked: {exc}") from None
+        finally:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+            for folder in reversed(created):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
+        _prune(sets, registry_path, keep=final)
     backup = backup_path(registry_path) if had_old else None
     return UnpackResult(registry_path, len(registry.cards), n_files, final, backup, tuple(notes))
 
@@ -450,8 +473,11 @@ def _check_room(target_dir: Path, declared: int, label: str) -> None:
     while not folder.exists():
         folder = folder.parent
     free = shutil.disk_usage(folder).free
-    if declared + 10 * 1024 * 1024 > free:
-        raise NoRoom(f"The bundle {label} was not unpacked: it needs {_mb(declared)} and the disk has only {_mb(free)} free.")
+    if declared + SPARE_BYTES > free:
+        raise NoRoom(
+            f"The bundle {label} was not unpacked: it needs {_mb(declared)}, and {_mb(SPARE_BYTES)} must stay free "
+            f"beside it for the usage log; the disk has only {_mb(free)} free."
+        )
 
 
 def _extract(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], staging: Path, label: str) -> int:
@@ -529,6 +555,8 @@ def _inside(root: Path, path: Path, what: str, *, want_dir: bool) -> list[str]:
     exists = resolved.is_dir() if want_dir else _is_file(resolved)
     if not exists:
         return [f"{what} ({rel.as_posix()}) is not in the bundle"]
+    if not want_dir and rel.parts[0] not in TOP_FOLDERS and (why := _image_problem(resolved)) is not None:
+        return [f"{what} ({rel.as_posix()}) {why}"]  # pictures/ and albums/ are checked file by file below
     return []
 
 
@@ -612,10 +640,14 @@ def _prune(sets: Path, registry_path: Path, keep: Path) -> None:
                     used.add(real_path(p).relative_to(sets.resolve()).parts[0])
                 except (ValueError, IndexError):
                     pass
-    stale = time.time() - 3600
     for folder in sets.iterdir():
         if folder.name in used or not folder.is_dir() or folder.is_symlink():
             continue
-        if folder.name.startswith(".incoming-") and folder.stat().st_mtime > stale:
-            continue  # perhaps another unpack, still running
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)  # held by no one: unpacks run one at a time
+
+
+def _remove_leftovers(sets: Path) -> None:
+    """The folders of unpacks that were killed half-way (100 MB each, at most), before the room is measured."""
+    for folder in sets.glob(INCOMING + "*"):
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)

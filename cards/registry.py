@@ -23,9 +23,12 @@ File format::
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -60,6 +63,8 @@ __all__ = [
     "registry_to_yaml",
     "parse_registry_text",
     "ALLOWED_URL_SCHEMES",
+    "CardSetBusy",
+    "card_set_lock",
 ]
 
 #: Only encrypted web pages; a card never opens file:, javascript: or plain http: addresses.
@@ -79,6 +84,42 @@ _PROGRAM = re.compile(r"/[a-z0-9\-/]{1,100}")
 
 class RegistryError(FileProblems):
     """The card file cannot be used; ``problems`` holds every reason with its line."""
+
+
+class CardSetBusy(Exception):
+    """Another program is changing the card set in this folder right now."""
+
+
+#: How long a change waits for another one to the same card set (a 100 MB bundle on a slow SD card).
+LOCK_WAIT_S = 60.0
+
+
+@contextmanager
+def card_set_lock(folder: Path, wait: float = LOCK_WAIT_S) -> Iterator[None]:
+    """One change at a time to the card set in ``folder`` (unpacking a bundle, `klick cards add`).
+
+    Two unpacks at once each removed the other's new pictures as "no longer used", leaving a card
+    file whose pictures were gone. The lock is flock(2) on the folder itself: nothing to leave
+    behind, and the kernel lets go when a holder is killed. Raises :class:`CardSetBusy` after
+    ``wait`` seconds.
+    """
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise CardSetBusy(
+                        f"Another program is changing the cards in {folder} right now (unpacking a bundle, perhaps); "
+                        "try again when it is done."
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # lets go of the lock
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,35 @@ over the target (atomic on POSIX), then fsync the folder so the rename itself is
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomic", "backup_path"]
+__all__ = ["write_atomic", "backup_path", "NotAPlainFile", "check_replaceable"]
+
+
+class NotAPlainFile(OSError):
+    """The target exists and is a device, a pipe, a socket or a folder: a rename would replace it."""
+
+
+def check_replaceable(path: str | Path) -> None:
+    """Raise :class:`NotAPlainFile` when ``path`` exists and is not a plain file.
+
+    A rename replaces whatever has the name: as root, ``--out /dev/null`` would put a plain file
+    where every program's /dev/null was. Links are followed: a link to a plain file is fine.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError:
+        return  # cannot be looked at (a loop of links): writing it says why
+    if not stat.S_ISREG(mode):
+        raise NotAPlainFile(
+            errno.EEXIST, "it is not a plain file (a device, a pipe or a folder); Klick replaces only plain files", str(path)
+        )
 
 
 def backup_path(path: str | Path) -> Path:
@@ -26,11 +50,15 @@ def write_atomic(path: str | Path, data: bytes | str, *, backup: bool = False, m
     so at every instant at least one complete version exists under a known name.
     """
     target = Path(path)
+    check_replaceable(target)
     if isinstance(data, str):
         data = data.encode("utf-8")
     folder = target.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise _naming(exc, target) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -45,13 +73,24 @@ def write_atomic(path: str | Path, data: bytes | str, *, backup: bool = False, m
         if backup and target.exists():
             _replace_backup(target)
         os.replace(tmp_name, target)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp_name)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and not isinstance(exc, NotAPlainFile):
+            raise _naming(exc, target, backup_path(target) if backup else None) from None
         raise
     _fsync_dir(folder)
+
+
+def _naming(exc: OSError, target: Path, bak: Path | None = None) -> OSError:
+    """The same error, about the file the caller named: never the hidden temporary file beside it."""
+    said = str(exc.filename or "")
+    if exc.errno is None or said in (str(target), str(bak)):
+        return exc
+    named = bak if bak is not None and said.startswith(str(bak)) else target
+    return type(exc)(exc.errno, exc.strerror, str(named))
 
 
 def _replace_backup(target: Path) -> None:
@@ -62,10 +101,17 @@ def _replace_backup(target: Path) -> None:
     except FileNotFoundError:
         pass
     try:
-        os.link(target, tmp_bak)
-    except OSError:
-        tmp_bak.write_bytes(target.read_bytes())
-    os.replace(tmp_bak, bak)
+        try:
+            os.link(target, tmp_bak)
+        except OSError:
+            tmp_bak.write_bytes(target.read_bytes())
+        os.replace(tmp_bak, bak)
+    except BaseException:
+        try:
+            os.unlink(tmp_bak)
+        except OSError:
+            pass
+        raise
 
 
 def _fsync_dir(folder: Path) -> None:

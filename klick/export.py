@@ -26,6 +26,7 @@ import json
 import os
 import signal
 import sqlite3
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -36,6 +37,7 @@ from typing import Any, NamedTuple, TextIO
 from urllib.parse import quote
 
 from klick import __version__
+from klick.atomic import check_replaceable
 from klick.config import MAKE_A_KEY, MIN_EXPORT_KEY
 from klick.usage import DB_KIND, SCHEMA_VERSION, iso
 
@@ -160,10 +162,43 @@ def key_check(key: str) -> str:
 # --- opening ------------------------------------------------------------------------------------
 
 
+def _stray_companion(p: Path) -> str | None:
+    """Why a file SQLite would read beside ``p`` does not belong to it, or None.
+
+    SQLite reads ``p-wal`` whenever it exists and takes its pages over the file's own, whichever
+    database wrote it: a copy of an export with another file's ``-wal`` beside it reads as that
+    other file. Exports never have one (they are written without a journal); a database kept
+    in WAL mode (its header says so) may.
+    """
+    wal = p.with_name(p.name + "-wal")
+    try:
+        info = wal.stat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return f"{wal.name} beside it is not a file; move it away and try again"
+    if info.st_size == 0:
+        return None
+    try:
+        with open(p, "rb") as fh:
+            header = fh.read(100)
+    except OSError:
+        return None
+    if len(header) == 100 and header[18] == 2 and header[19] == 2:
+        return None  # a database kept in WAL mode: its -wal is its own
+    return (
+        f"{wal.name} beside it belongs to another database ({p.name} is not kept with one), and SQLite would "
+        f"read that database instead; move {wal.name} away and try again"
+    )
+
+
 def open_readonly(path: str | Path) -> sqlite3.Connection:
     p = Path(path)
     if not p.is_file():
         raise ExportError(f"{p} does not exist." if not p.exists() else f"{p} is not a file.")
+    stray = _stray_companion(p)
+    if stray:
+        raise ExportError(f"{p} cannot be read safely: {stray}.")
     try:
         conn = sqlite3.connect(f"file:{quote(str(p.resolve()))}?mode=ro", uri=True)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -185,7 +220,9 @@ def _object_types(conn: sqlite3.Connection, schema: str = "main") -> dict[str, s
 
 
 def _require_tables(conn: sqlite3.Connection, path: str | Path, names: Iterable[str], what: str, schema: str = "main") -> None:
-    """Only real tables are read: a view or virtual table of the same name could run forever."""
+    """Only real tables of stored values are read: a view or virtual table of the same name could
+    run forever, and a computed (generated) column could make each row any size it likes (a
+    53 kB file once merged into 4 GB)."""
     types = _object_types(conn, schema)
     for name in names:
         kind = types.get(name)
@@ -194,6 +231,12 @@ def _require_tables(conn: sqlite3.Connection, path: str | Path, names: Iterable[
         if kind != "table":
             raise ExportError(
                 f"{path} holds '{name}' as a {kind}, not a table; Klick reads only its own tables, so it is not {what}."
+            )
+        computed = [r[1] for r in conn.execute(f"PRAGMA {schema}.table_xinfo({name})") if r[6]]
+        if computed:
+            raise ExportError(
+                f"{path}: its {name} table has columns computed from a formula ({', '.join(computed)}), which Klick "
+                f"never makes; Klick reads only stored values, so it is not {what}."
             )
 
 
@@ -485,12 +528,26 @@ _POSITIONS = {name: _positions(t) for name, t in TABLES.items()}
 # --- writers ------------------------------------------------------------------------------------
 
 
+#: What a spreadsheet takes for the start of a formula (OWASP's list): ``=HYPERLINK(...)`` in a card
+#: label or a written answer would otherwise run when the pilot tester opens the file.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula, with a ``'`` in front (which spreadsheets
+    show as text and hide); numbers and every other text as they are. Only for CSV: JSON and
+    SQLite keep the text exactly."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def write_csv(columns: Iterable[str], rows: Iterable[tuple], fh: TextIO) -> int:
     writer = csv.writer(fh, lineterminator="\n")
     writer.writerow(list(columns))
     n = 0
     for row in rows:
-        writer.writerow(row)
+        writer.writerow([spreadsheet_safe(v) for v in row])
         n += 1
     return n
 
@@ -582,6 +639,7 @@ def write_sqlite(
 def replace_atomically(out: Path, build: Callable[[Path], None]) -> None:
     """Build a file beside ``out`` and rename it over ``out``: a failed run leaves no half file."""
     out = Path(out)
+    check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     os.close(fd)

@@ -50,13 +50,12 @@ STR, NULL, BOOL, INT, FLOAT, TIMESTAMP = (_YAML + t for t in ("str", "null", "bo
 MAX_NODES = 100_000
 #: Characters that reorder the text around them (Trojan Source): never in a value Klick shows or runs.
 BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
-#: Unicode's control characters (category Cc) and the direction controls above.
-_HIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+#: Unicode's control characters (category Cc), the direction controls above, and lone surrogates
+#: (half of a character: YAML's "\ud800" escape makes one, and no file, screen or database takes it).
+_HIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _ODD_HOST = re.compile(r"[\s\\]")
 #: Letters that draw as nothing although Unicode calls them letters or symbols.
 _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-
-_constructor = yaml.constructor.SafeConstructor()
 
 
 class Wrong(ValueError):
@@ -108,7 +107,10 @@ def show(node: yaml.Node) -> str:
     if node.tag == TIMESTAMP:
         return f"the date and time {raw}" if len(raw.strip()) > 10 else f"the date {raw}"
     if node.tag == BOOL:
-        value = _scalar(node)
+        try:
+            value = _scalar(node)
+        except Exception:  # !!bool maybe: shown as written, below
+            value = None
         if isinstance(value, bool):
             return "true" if value else "false"
     if node.tag in (BOOL, INT, FLOAT):
@@ -118,8 +120,13 @@ def show(node: yaml.Node) -> str:
 
 
 def _scalar(node: yaml.ScalarNode) -> Any:
-    """What PyYAML builds from a scalar; an exception when it cannot (a 30th of February)."""
-    return _constructor.construct_object(node, deep=True)
+    """What PyYAML builds from a scalar; an exception when it cannot (a 30th of February).
+
+    A fresh constructor each time: a constructor remembers every node it built and, after one
+    fails (``!!bool maybe``), calls that node "recursive" for ever; one shared by every file read
+    in a long-running launcher would also keep every node alive and be shared between threads.
+    """
+    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
 
 
 def plain(node: yaml.Node, budget: list[int] | None = None) -> Any:
@@ -161,6 +168,8 @@ def hidden_character(value: str) -> str | None:
     ch = found.group()
     if ch in BIDI_CONTROLS:
         return f"holds a hidden character that turns text around (U+{ord(ch):04X}); retype it"
+    if "\ud800" <= ch <= "\udfff":
+        return f"holds half of a character (U+{ord(ch):04X}, written as an escape); retype it"
     return "holds an invisible control character; retype it"
 
 

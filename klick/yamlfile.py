@@ -45,6 +45,8 @@ _TAB_INDENT = re.compile(r"^[ \t]*\t", re.MULTILINE)
 _FAST_LOADER: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+_MERGE = "tag:yaml.org,2002:merge"
+
 #: What :meth:`YamlDoc.read` gives for a value it reported as wrong.
 MISSING: Any = object()
 
@@ -97,12 +99,17 @@ class YamlDoc:
         if node is None or _is_null(node):
             return {}
         if not isinstance(node, yaml.MappingNode):
-            self.error(node, f"{where} must be a list of 'name: value' settings")
+            self.error(node, f"{where or 'the file'} must be a list of 'name: value' settings")
             return {}
         out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
-                self.error(key_node, f"{where} has a key that is not a plain word")
+                self.error(key_node, f"{where or 'the file'} has a key that is not a plain word")
+                continue
+            if key_node.tag == _MERGE:
+                self.error(
+                    key_node, f"{_join(where, '<<')}: Klick does not read YAML's '<<' (merge keys); write each setting out"
+                )
                 continue
             key = key_node.value
             if key in out:

@@ -214,6 +214,31 @@ def _duplicate(path: Path) -> Path:
         return make_zip(path, [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG), ("pictures/anna.png", PNG)])
 
 
+def _image(fmt: str) -> bytes:
+    """A tiny real picture in ``fmt``: a format Pillow reads, but not one a card picture may be."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(out, fmt)
+    return out.getvalue()
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` pixels, with almost no data behind it."""
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
+
+
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n(pwned) print showpage\n"
+
+
 HOSTILE = {
     "dotdot": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("../evil", b"x")]), "outside the bundle"),
     "dotdot_inside": (
@@ -269,6 +294,81 @@ HOSTILE = {
         "outside the bundle",
     ),
     "picture_missing": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode())]), "not in the bundle"),
+    # attack2: what else a hostile or damaged bundle held
+    "folder_named_like_a_file": (
+        lambda p: make_zip(
+            p,
+            [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG), ("pictures/x", b"")],
+            mode=stat.S_IFDIR | 0o755,
+        ),
+        "marked as a folder but named like a file",
+    ),
+    "eps_named_png": (lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/anna.png", EPS)]), "not a picture"),
+    "tiff_named_png": (
+        lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/anna.png", _image("TIFF"))]),
+        "not a picture",
+    ),
+    "ico_in_an_album": (
+        lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG), ("albums/a/x.png", _image("ICO"))]),
+        "not a picture",
+    ),
+    "svg_named_png": (
+        lambda p: make_zip(
+            p, [("cards.yaml", CARDS.encode()), ("pictures/anna.png", b'<svg xmlns="http://www.w3.org/2000/svg"/>')]
+        ),
+        "not a picture",
+    ),
+    "zip_named_png": (
+        lambda p: make_zip(
+            p,
+            [
+                ("cards.yaml", CARDS.encode()),
+                ("pictures/anna.png", make_zip(p.with_suffix(".inner"), [("a", b"\0" * 100000)]).read_bytes()),
+            ],
+        ),
+        "not a picture",
+    ),
+    "png_header_of_50000_by_50000": (
+        lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/anna.png", _png_header(50000, 50000))]),
+        "not a picture",
+    ),
+    "png_header_of_10000_by_7000": (
+        lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/anna.png", _png_header(10000, 7000))]),
+        "far too large",
+    ),
+    "picture_is_the_card_file": (
+        lambda p: make_zip(p, [("cards.yaml", CARDS.replace("pictures/anna.png", "cards.yaml").encode())]),
+        "(cards.yaml) is not a picture",
+    ),
+    "name_turns_text_around": (
+        lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG), ("pictures/a\u202egnp.exe", PNG)]),
+        "hidden or control character",
+    ),
+    "name_with_a_delete_character": (
+        lambda p: make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG), ("pictures/a\x7f.png", PNG)]),
+        "hidden or control character",
+    ),
+    "same_name_in_nfc_and_nfd": (
+        lambda p: make_zip(
+            p,
+            [
+                ("cards.yaml", CARDS.encode()),
+                ("pictures/anna.png", PNG),
+                ("pictures/\u00e5.png", PNG),
+                ("pictures/a\u030a.png", PNG),
+            ],
+        ),
+        "twice",
+    ),
+    "card_file_as_a_folder": (lambda p: make_zip(p, [("cards.yaml/", b"")]), "not part of a card set"),
+    "empty_zip": (lambda p: make_zip(p, []), "no cards.yaml"),
+    "cut_in_the_middle": (
+        lambda p: (
+            p.write_bytes(make_zip(p, [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG)]).read_bytes()[:300]),
+            p,
+        )[1],
+        "not a zip file",
+    ),
 }
 
 
@@ -440,3 +540,179 @@ def test_unpacked_card_set_is_readable_by_the_card_folders_owner_and_group(home,
     if os.geteuid() == 0:
         card_file = (home / "cards.yaml").stat()
         assert (card_file.st_uid, card_file.st_gid) == folder_owner and sets.st_uid == folder_owner[0]
+
+
+# --- what held, kept (attack2) -------------------------------------------------------------------
+
+
+def test_a_bundle_with_a_64_kb_comment_long_names_and_odd_but_harmless_bits_unpacks(home, tmp_path):
+    bundle = make_zip(
+        tmp_path / "odd.klick",
+        [
+            ("cards.yaml", CARDS.encode()),
+            ("pictures/anna.png", PNG),
+            ("pictures/" + "a" * 250 + ".png", PNG),  # 254 bytes: the longest name a disk takes
+            ("pictures/" + "/".join(["d" * 40] * 8) + "/x.png", PNG),
+        ],
+        mode=stat.S_IFREG | 0o6777,  # setuid, setgid, world-writable: never kept
+    )
+    with zipfile.ZipFile(bundle, "a") as zf:
+        zf.comment = b"x" * 65535
+    result = unpack_bundle(bundle, home / "cards.yaml")
+    for path in result.folder.rglob("*"):
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode & (stat.S_ISUID | stat.S_ISGID | stat.S_IWOTH) == 0, (path, oct(mode))
+    assert (result.folder / "pictures" / ("a" * 250 + ".png")).is_file()
+
+
+def test_only_the_picture_formats_klick_shows_are_opened_anywhere(tmp_path):
+    """Checking a bundle, the carer window's thumbnails and printing all open pictures through one rule."""
+    from cards.carer.pictures import make_thumb
+    from cards.model import Card, Web
+    from cards.pictures import PICTURE_FORMATS
+    from cards.printing import render_cards
+
+    assert PICTURE_FORMATS == ("PNG", "JPEG", "GIF", "WEBP", "BMP")
+    eps, tiff = tmp_path / "eps.png", tmp_path / "tiff.png"
+    eps.write_bytes(EPS)
+    tiff.write_bytes(_image("TIFF"))
+    for path in (eps, tiff):
+        assert make_thumb(path).problem == "unreadable", path
+    good = tmp_path / "good.png"
+    good.write_bytes(PNG)
+    assert make_thumb(good).problem is None
+    cards = [Card(uid="04AA", label="A", action=Web("https://a.se"), picture=p) for p in (eps, tiff, good)]
+    out = tmp_path / "faces.pdf"
+    render_cards(cards, out)
+    assert out.read_bytes().count(b"/Subtype /Image") == 1  # the PNG only
+
+
+def test_an_unpack_waits_for_another_change_to_the_same_card_set(home, tmp_path):
+    """Two unpacks at once each removed the other's new pictures: the card file named pictures that were gone."""
+    import subprocess
+    import sys
+    import time
+
+    bundle = make_zip(tmp_path / "b.klick", [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG)])
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom pathlib import Path\nfrom cards.registry import card_set_lock\n"
+            "with card_set_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(2)\n",
+            str(home),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    held_at = time.monotonic()  # the holder lets go 2 s from now
+    before = tree_hash(home)
+    with pytest.raises(BundleError, match="Another program is changing the cards in .* right now"):
+        unpack_bundle(bundle, home / "cards.yaml", lock_wait=0.2)
+    assert tree_hash(home) == before
+    result = unpack_bundle(bundle, home / "cards.yaml")  # waits for the holder, then goes ahead
+    assert time.monotonic() - held_at >= 1.5
+    assert holder.wait(timeout=30) == 0
+    assert result.folder.is_dir() and load_registry(home / "cards.yaml").cards[0].picture.is_file()
+
+
+def test_two_unpacks_at_once_leave_one_whole_card_set(home, tmp_path):
+    import subprocess
+
+    from tests.conftest import KLICK
+
+    bundles = [make_zip(tmp_path / f"{n}.klick", [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG)]) for n in "ab"]
+    for _ in range(4):
+        runs = [
+            subprocess.Popen([KLICK, "cards", "unpack", str(b)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            for b in bundles
+        ]
+        for proc in runs:
+            assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+        registry = load_registry(home / "cards.yaml")
+        assert not registry.warnings and all(card.picture.is_file() for card in registry.cards if card.picture)
+
+
+def test_a_killed_unpack_leaves_the_old_set_and_the_next_unpack_clears_its_folder(home, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import KLICK
+
+    big = tmp_path / "big.klick"
+    with zipfile.ZipFile(big, "w") as zf:
+        zf.writestr("cards.yaml", CARDS)
+        zf.writestr("pictures/anna.png", PNG)
+        for n in range(40):
+            zf.writestr(f"albums/a/{n}.png", PNG + os.urandom(1024 * 1024))
+    before = (home / "cards.yaml").read_bytes()
+    proc = subprocess.Popen([KLICK, "cards", "unpack", str(big)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not list((home / SETS_DIR).glob(".incoming-*/albums/a/*.png")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert (home / "cards.yaml").read_bytes() == before  # killed before the swap: the old set, whole
+    assert list((home / SETS_DIR).glob(".incoming-*")), "the kill came too late to leave a half-unpacked folder"
+    small = make_zip(tmp_path / "small.klick", [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG)])
+    unpack_bundle(small, home / "cards.yaml")
+    assert not list((home / SETS_DIR).glob(".incoming-*"))  # up to 100 MB each, no longer kept for an hour
+
+
+def _small_disk(tmp_path: Path, options: str) -> Path:
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small disk")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(disk)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    return disk
+
+
+@pytest.mark.parametrize(
+    "options, after, words",
+    [
+        ("size=100m,nr_inodes=30", None, "No space left on device"),
+        ("size=40m", "remount,ro", "Read-only file system"),
+    ],
+)
+def test_unpack_onto_a_full_or_read_only_disk_changes_nothing_and_says_so(klick, tmp_path, options, after, words):
+    import subprocess
+
+    disk = _small_disk(tmp_path, options)
+    try:
+        shutil.copy(DEMO, disk / "cards.yaml")
+        if after:
+            subprocess.run(["mount", "-o", after, str(disk)], check=True)
+        bundle = tmp_path / "big.klick"
+        with zipfile.ZipFile(bundle, "w") as zf:
+            zf.writestr("cards.yaml", CARDS)
+            zf.writestr("pictures/anna.png", PNG)
+            for n in range(60):
+                zf.writestr(f"albums/a/{n}.png", PNG)
+        before = tree_hash(disk)
+        result = klick("cards", "unpack", str(bundle), "--registry", str(disk / "cards.yaml"))
+        assert result.returncode == 1 and f"could not be unpacked into {disk}: {words}. Nothing was changed." in result.stderr, (
+            result.stderr
+        )
+        assert tree_hash(disk) == before
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_disk_too_small_for_a_bundle_says_what_stays_free(klick, tmp_path):
+    import subprocess
+
+    disk = _small_disk(tmp_path, "size=10m")
+    try:
+        shutil.copy(DEMO, disk / "cards.yaml")
+        bundle = make_zip(tmp_path / "b.klick", [("cards.yaml", CARDS.encode()), ("pictures/anna.png", PNG)])
+        result = klick("cards", "unpack", str(bundle), "--registry", str(disk / "cards.yaml"))
+        assert result.returncode == 1, result.stderr
+        assert "and 10 MB must stay free beside it for the usage log; the disk has only" in result.stderr, result.stderr
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

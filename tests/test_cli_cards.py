@@ -111,3 +111,70 @@ def test_every_command_has_help(klick):
         result = klick(*args)
         assert result.returncode == 0, args
         assert result.stdout.strip()
+
+
+# --- wrong input and odd disks (attack2) ---------------------------------------------------------
+
+
+def test_an_option_the_action_does_not_use_is_said_not_silently_dropped(klick, klick_home):
+    """`--type web --room r` saved a web card and forgot the room without a word."""
+    result = klick("cards", "add", "04B4", "--label", "X", "--type", "web", "--url", "https://a.se", "--room", "r")
+    assert result.returncode == 2 and "--room is not used by --type web (it takes --url)" in result.stderr
+    assert not (klick_home / "cards.yaml").exists()
+    result = klick("cards", "add", "04B4", "--label", "X", "--type", "command", "--url", "https://a.se", "--", "xclock")
+    assert result.returncode == 2 and "--url is not used by --type command" in result.stderr
+
+
+def test_odd_card_ids_and_dashes_get_a_sentence(klick, klick_home):
+    import shutil
+
+    shutil.copy(DEMO, klick_home / "cards.yaml")
+    for args, code, words in (
+        (["cards", "show", ""], 2, "the card ID is empty"),
+        (["cards", "show", "０４ＡＡ"], 2, "a card ID is made of the digits 0-9 and the letters A-F"),
+        (["cards", "show", "A" * 5000], 2, "at most 40 are expected"),
+        (["cards", "show", "--", "-04AA"], 1, "No card with ID 04AA"),
+        (["cards", "remove", "04ZZ"], 2, "contains 'Z'"),
+        (["cards", "add", "--", "-04AA", "--label", "X"], 2, "Give the card a label"),
+        (["cards", "add", "04AB", "--label", "X", "--type", "command", "--"], 2, "needs the program after `--`"),
+    ):
+        result = klick(*args)
+        assert result.returncode == code and words in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr and "could not finish" not in result.stderr
+
+
+def test_cards_add_waits_for_an_unpack_of_the_same_card_set(klick, klick_home):
+    """add, edit and remove read, change and save the file while no unpack changes it."""
+    import subprocess
+    import sys
+    import time
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom pathlib import Path\nfrom cards.registry import card_set_lock\n"
+            "with card_set_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(2)\n",
+            str(klick_home),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    held_at = time.monotonic()
+    result = klick("cards", "add", "04B4", "--label", "X", "--type", "web", "--url", "https://a.se")
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - held_at >= 1.5
+    assert holder.wait(timeout=30) == 0
+
+
+def test_a_backup_that_cannot_be_written_is_named_and_nothing_is_left_behind(klick, klick_home):
+    import shutil
+
+    shutil.copy(DEMO, klick_home / "cards.yaml")
+    (klick_home / "cards.yaml.bak").mkdir()
+    before = (klick_home / "cards.yaml").read_bytes()
+    result = klick("cards", "add", "04B4", "--label", "X", "--type", "web", "--url", "https://a.se")
+    assert result.returncode == 1 and f"({klick_home / 'cards.yaml.bak'}): Is a directory" in result.stderr, result.stderr
+    assert (klick_home / "cards.yaml").read_bytes() == before
+    assert sorted(p.name for p in klick_home.iterdir()) == ["cards.yaml", "cards.yaml.bak"]

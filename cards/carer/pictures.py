@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cards.pictures import open_picture
+
 __all__ = [
     "PICTURE_SUFFIXES",
     "THUMB_PX",
@@ -181,7 +183,7 @@ def make_thumb(path: Path, cache: Path | None = None, px: int = THUMB_PX) -> Thu
         except (OSError, ValueError, SyntaxError):
             pass  # no thumbnail yet, or a damaged one: make it again
     try:
-        with Image.open(path) as im:
+        with open_picture(path) as im:
             full = im.size
             if full[0] * full[1] > MAX_PIXELS or max(full) > 30_000:
                 return Thumb(path, problem="too_big", full_size=full)

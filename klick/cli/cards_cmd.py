@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -35,6 +37,20 @@ def _load(path: Path, *, missing_ok: bool = False):
     except RegistryError as exc:
         print_problems(exc.problems)
         fail(f"The card file {path} has problems; nothing was changed. Fix the lines above and try again.", EXIT_INVALID)
+
+
+@contextmanager
+def _one_change_at_a_time(path: Path) -> Iterator[None]:
+    """Read, change and save the card file while no other program changes it (an unpack, say)."""
+    from cards.registry import CardSetBusy, card_set_lock
+
+    folder = path.resolve().parent
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with card_set_lock(folder):
+            yield
+    except CardSetBusy as exc:
+        fail(f"{exc} Nothing was changed.", EXIT_INVALID)
 
 
 def _uid(text: str) -> str:
@@ -139,6 +155,21 @@ def action_options(func):
 def _action_dict(action_type: str | None, argv: tuple[str, ...], **fields) -> dict | None:
     if action_type is None:
         return None
+    keys = {
+        "video_call": ["provider", "server", "room", "display_name", "user", "name"],
+        "svt_play": ["channel", "program"],
+        "photo_album": ["folder", "url"],
+        "web": ["url"],
+        "command": [],
+    }[action_type]
+    unused = [f"--{k.replace('_', '-')}" for k, v in fields.items() if v and k not in keys]
+    if unused:
+        takes = ", ".join(f"--{k.replace('_', '-')}" for k in keys) or "the program after --"
+        fail(
+            f"{' and '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used by --type {action_type} "
+            f"(it takes {takes}); nothing was changed.",
+            EXIT_USAGE,
+        )
     if action_type == "command":
         if not argv:
             fail(
@@ -146,12 +177,6 @@ def _action_dict(action_type: str | None, argv: tuple[str, ...], **fields) -> di
                 EXIT_USAGE,
             )
         return {"type": "command", "argv": list(argv)}
-    keys = {
-        "video_call": ["provider", "server", "room", "display_name", "user", "name"],
-        "svt_play": ["channel", "program"],
-        "photo_album": ["folder", "url"],
-        "web": ["url"],
-    }[action_type]
     out = {"type": action_type}
     out.update({k: fields[k] for k in keys if fields.get(k)})
     return out
@@ -159,6 +184,11 @@ def _action_dict(action_type: str | None, argv: tuple[str, ...], **fields) -> di
 
 def _save_with(path: Path, card_dict: dict, *, replace_existing: bool) -> None:
     """Put one card (as the file would hold it) into the registry, checked as the file is."""
+    with _one_change_at_a_time(path):
+        _save_locked(path, card_dict, replace_existing=replace_existing)
+
+
+def _save_locked(path: Path, card_dict: dict, *, replace_existing: bool) -> None:
     import yaml
 
     from cards.registry import RegistryError, parse_registry_text, save_registry
@@ -281,12 +311,14 @@ def remove(uid: str, config_path: str | None, registry_path: str | None) -> None
     from cards.registry import save_registry
 
     path = _registry_path(config_path, registry_path)
-    registry = _load(path)
     key = _uid(uid)
-    card = registry.get(key)
-    if card is None:
-        fail(f"No card with ID {key} in {path}; nothing was changed.", EXIT_INVALID)
-    save_registry(registry.without(key), path)
+    _load(path)  # says what is wrong with the file before waiting for it
+    with _one_change_at_a_time(path):
+        registry = _load(path)
+        card = registry.get(key)
+        if card is None:
+            fail(f"No card with ID {key} in {path}; nothing was changed.", EXIT_INVALID)
+        save_registry(registry.without(key), path)
     click.echo(f'Removed card {key} "{card.label}". The previous card file is kept as {path.name}.bak.')
 
 

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import click
 
+from klick.atomic import backup_path
 from klick.cli.common import (
     EXIT_INVALID,
     EXIT_USAGE,
     config_option,
     fail,
     get_config,
+    out_file,
     plain_errors,
     print_problems,
     registry_option,
@@ -78,6 +80,7 @@ def print_cmd(
     from klick.uid import UidError, normalise_uid
 
     path = _registry_path(config_path, registry_path)
+    target = out_file(out, [(path, "the card file"), (backup_path(path), "the card file's backup")])
     registry = _load_registry(path)
     chosen = []
     for text in uids:
@@ -96,7 +99,7 @@ def print_cmd(
     if not cards:
         fail(f"There are no cards in {path} to print. Add one with `klick cards add`.", EXIT_INVALID)
     try:
-        result = render_cards(cards, out, locale=_locale(config_path, locale), backs=backs)
+        result = render_cards(cards, target, locale=_locale(config_path, locale), backs=backs)
     except PrintError as exc:
         fail(str(exc), EXIT_INVALID)
     what = f"{result.faces} card face{'s' if result.faces != 1 else ''}"
@@ -120,9 +123,10 @@ def pack(out: str, config_path: str | None, registry_path: str | None) -> None:
     from cards.bundle import BundleError, pack_bundle
 
     path = _registry_path(config_path, registry_path)
+    target = out_file(out, [(path, "the card file"), (backup_path(path), "the card file's backup")])
     registry = _load_registry(path)
     try:
-        result = pack_bundle(registry, path, out)
+        result = pack_bundle(registry, path, target)
     except BundleError as exc:
         fail(str(exc), EXIT_INVALID)
     for note in result.notes:
@@ -189,6 +193,12 @@ def unpack(
                 "--allow-server HOST (a call server), or add the server to calls.allowed_servers in klick.yaml."
             )
         fail(f"{exc} Nothing was changed.{hint}", EXIT_INVALID)
+    except OSError as exc:
+        # A full or read-only disk: the half-unpacked folder is gone again, and the card file was not touched.
+        fail(
+            f"The card set could not be unpacked into {path.resolve().parent}: {exc.strerror or exc}. Nothing was changed.",
+            EXIT_INVALID,
+        )
     for note in result.notes:
         click.echo(note, err=True)
     if extra:

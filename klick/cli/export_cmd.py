@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from klick.cli.common import EXIT_INVALID, EXIT_USAGE, config_option, fail, get_config, plain_errors
+from klick.cli.common import EXIT_INVALID, EXIT_USAGE, config_option, fail, get_config, out_file, plain_errors
 
 FORMATS = ("csv", "json", "sqlite")
 
@@ -79,9 +79,17 @@ def _run_export(
     source = Path(db) if db else Path(cfg.paths.usage_db)
     if fmt == "sqlite" and (out is None or out == "-"):
         fail("An SQLite export needs a file name: add --out FILE.sqlite.", EXIT_USAGE)
-    target = None if out is None or out == "-" else Path(out)
-    if target is not None and target.resolve() == source.resolve():
-        fail(f"--out {out} is the database being exported; choose another file name.", EXIT_USAGE)
+    target = None
+    if out is not None and out != "-":
+        target = out_file(
+            out,
+            [
+                (source, "the database being exported"),
+                (cfg.source, "Klick's settings file"),
+                (cfg.paths.registry, "the card file"),
+                (cfg.paths.questionnaire, "the questionnaire"),
+            ],
+        )
     try:
         conn = ex.open_usage_db(source)
     except ex.ExportError as exc:
@@ -224,13 +232,14 @@ def export_merge(files, out) -> None:
     from klick import export as ex
 
     paths = [Path(f) for f in files]
+    target = out_file(out, [(p, "one of the files to merge") for p in paths])
     show = sys.stderr.isatty() and len(paths) > 1
     try:
         if show:
             with click.progressbar(length=len(paths), label="Merging", file=sys.stderr) as bar:
-                counts = ex.merge(paths, Path(out), progress=lambda p: bar.update(1))
+                counts = ex.merge(paths, target, progress=lambda p: bar.update(1))
         else:
-            counts = ex.merge(paths, Path(out))
+            counts = ex.merge(paths, target)
     except ex.ExportError as exc:
         fail(str(exc), EXIT_INVALID)
     click.echo(
@@ -254,8 +263,9 @@ def report(pilot, out) -> None:
     from klick.export import ExportError
     from klick.report import write_report
 
+    target = out_file(out, [(Path(pilot), "the file the report is made from")])
     try:
-        summary = write_report(Path(pilot), Path(out))
+        summary = write_report(Path(pilot), target)
     except ExportError as exc:
         fail(str(exc), EXIT_INVALID)
     click.echo(f"Wrote {out}: {summary}.", err=True)

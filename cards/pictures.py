@@ -1,0 +1,31 @@
+"""What a card picture may be: the kinds of image file Klick opens, and nothing else.
+
+Pillow recognises dozens of formats by their first bytes, whatever the file is called, and some
+of them hand the file to another program: an EPS "picture" is run by Ghostscript as soon as it is
+drawn, a program with a long history of holes. A bundle may come from anyone, and its
+``anna.png`` may be any of them. So every place that opens a card's picture (checking a bundle,
+the carer window's thumbnails, printing card faces) asks Pillow for these formats only; anything
+else is "not a picture Klick can show".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PICTURE_FORMATS", "MAX_PICTURE_PIXELS", "open_picture"]
+
+#: Pillow's names for the formats a card picture may have (README: PNG, JPEG, GIF, WebP or BMP).
+PICTURE_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP")
+#: Past this a picture is not opened at all (a 40-megapixel camera's photo still is).
+MAX_PICTURE_PIXELS = 64_000_000
+
+
+def open_picture(path: str | Path) -> Any:
+    """``PIL.Image.open`` for a card picture: only PICTURE_FORMATS are even tried.
+
+    Raises what Pillow raises for anything else (``PIL.UnidentifiedImageError``, an ``OSError``).
+    """
+    from PIL import Image
+
+    return Image.open(path, formats=PICTURE_FORMATS)
