@@ -37,6 +37,8 @@ log = logging.getLogger("klick.fleet.collect")
 #: Messages stored in one transaction, and the longest a message waits for its commit.
 FLUSH_MESSAGES, FLUSH_S = 64, 0.05
 SESSION_EXPIRY_S = 30 * 86_400
+#: How often the collector looks for holes asked for long ago that have not begun to fill.
+OVERDUE_EVERY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -118,12 +120,17 @@ def _handle(store: PilotStore, topic: str, payload: bytes, *, repair: bool, now:
         return []
     out = []
     if result.resend_from is not None:
-        log.warning("%s: rows after %d are missing; asked it to send them again", device, result.resend_from)
-        request = {"v": wire.WIRE_VERSION, "from": result.resend_from, "id": f"{int(time.time() * 1000)}"}
-        out.append((wire.topic(device, wire.RESEND), wire.encode(request)))
+        out.append(resend_request(device, result.resend_from))
     elif result.resend_done:
         out.append((wire.topic(device, wire.RESEND), b""))
     return out
+
+
+def resend_request(device: str, start: int) -> tuple[str, bytes]:
+    """The retained message asking ``device`` to send its rows after ``start`` again (logged once)."""
+    log.warning("%s: rows after %d are missing; asked it to send them again", device, start)
+    request = {"v": wire.WIRE_VERSION, "from": start, "id": f"{int(time.time() * 1000)}"}
+    return wire.topic(device, wire.RESEND), wire.encode(request)
 
 
 class Collector:
@@ -153,6 +160,7 @@ class Collector:
         self.client.on_message = lambda c, u, m: self.incoming.put(Incoming(m.topic, bytes(m.payload), m.mid, m.qos, m.retain))
         self.stopping = False
         self.stored_messages = 0
+        self.overdue_at = 0.0
 
     def _on_connect(self, client, userdata, flags, rc, props) -> None:
         if rc.is_failure:
@@ -189,6 +197,9 @@ class Collector:
 
     def step(self, wait: float) -> None:
         """Take the messages that arrived, store them in one transaction, then acknowledge them."""
+        if self.repair and time.monotonic() >= self.overdue_at:
+            self.overdue_at = time.monotonic() + OVERDUE_EVERY_S
+            self._ask_again()
         try:
             first = self.incoming.get(timeout=wait)
         except queue.Empty:
@@ -217,6 +228,17 @@ class Collector:
                 item = None
         if batch:
             self._store(batch)
+
+    def _ask_again(self) -> None:
+        self.store.begin()
+        try:
+            requests = [resend_request(device, start) for device, start in self.store.overdue()]
+            self.store.commit()
+        except Exception:
+            self.store.rollback()
+            raise
+        for topic, payload in requests:
+            self.client.publish(topic, payload, qos=1, retain=True)
 
     def _link_trouble(self, why: str) -> None:
         if why != self.link_said:

@@ -261,6 +261,23 @@ class PilotStore:
             (covered, highest, _now(), resend_from, resend_at, device),
         )
 
+    def overdue(self, now: float | None = None) -> list[tuple[str, int]]:
+        """Holes asked for ``RESEND_AFTER_S`` ago that have not begun to fill: (device, from) to ask again.
+
+        Hearing from a device is not enough to ask again: one that has sent all it has is quiet until
+        its next state message (five minutes), and rows the broker dropped while it resent them
+        would wait that long. The collector calls this every few seconds instead.
+        """
+        when = now if now is not None else _dt.datetime.now(_dt.UTC).timestamp()
+        rows = self.conn.execute(
+            "SELECT device, covered FROM fleet_devices WHERE resend_from IS NOT NULL AND resend_from = covered"
+            " AND covered < highest AND resend_at < ?",
+            (when - RESEND_AFTER_S,),
+        ).fetchall()
+        due = [(device, covered) for device, covered in rows if device not in self.wrong_key]
+        self.conn.executemany("UPDATE fleet_devices SET resend_at = ? WHERE device = ?", [(when, d) for d, _ in due])
+        return due
+
     def _rows_held(self, device: str) -> int:
         if device not in self._held:
             self._held[device] = self.conn.execute("SELECT count(*) FROM fleet_rows WHERE device = ?", (device,)).fetchone()[0]

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from fleet import wire
 from fleet.collector import handle_message
 from fleet.outbox import Outbox
-from fleet.pilot import PilotStore
+from fleet.pilot import RESEND_AFTER_S, PilotStore
 from fleet.status import format_lines, summarise
 from klick.export import card_hasher, key_check
 from klick.usage import FLEET_ACKED, FLEET_MAX_BACKLOG_DAYS, SCHEMA_VERSION, UsageLog, iso
@@ -283,6 +283,23 @@ def test_a_hole_in_a_devices_sequence_is_asked_for_and_the_request_cleared_when_
     # A state saying the broker acknowledged more than we hold shows a lost last batch.
     out = feed(store, "klick/d1/state", wire.encode({"v": 1, "online": True, "acked": 40}))
     assert json.loads(out[0][1])["from"] == 30
+
+
+def test_a_hole_that_does_not_fill_is_asked_for_again_without_waiting_to_hear_from_the_device(store):
+    """Rows the broker dropped again while the device resent them: the device has sent all it has
+    and is quiet for minutes, so the collector asks again on its own once RESEND_AFTER_S passed."""
+    feed(store, "klick/d1/rows", rows_message("d1", 0, 10, [("events", 3, event("d1", 1))]), now=1000.0)
+    out = feed(store, "klick/d1/rows", rows_message("d1", 20, 30, [("events", 25, event("d1", 3))]), now=1000.0)
+    assert json.loads(out[0][1])["from"] == 10
+    assert store.overdue(now=1000.0 + RESEND_AFTER_S - 1) == []  # asked a moment ago
+    assert store.overdue(now=1000.0 + RESEND_AFTER_S + 1) == [("d1", 10)]
+    assert store.overdue(now=1000.0 + RESEND_AFTER_S + 2) == []  # asked again just now
+    # The hole begins to fill: nothing is overdue until it stops filling for RESEND_AFTER_S.
+    feed(store, "klick/d1/rows", rows_message("d1", 10, 15, [("events", 12, event("d1", 2))]), now=1100.0)
+    assert store.overdue(now=1100.0 + RESEND_AFTER_S - 1) == []
+    assert store.overdue(now=1100.0 + RESEND_AFTER_S + 1) == [("d1", 15)]
+    feed(store, "klick/d1/rows", rows_message("d1", 15, 30, [("events", 25, event("d1", 3))]), now=1200.0)
+    assert store.overdue(now=9999.0) == []  # filled
 
 
 def test_a_withdrawal_deletes_the_devices_personal_rows_and_refuses_later_ones(store):
