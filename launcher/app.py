@@ -71,6 +71,24 @@ PREPARED_FACES = 24
 _KEY_NAMES = {code: name for name, code in Keyboard.keycodes.items()}
 
 
+def beside_the_screen(work: Callable[[], Any], then: Callable[[Any], None], failed: Any, what: str) -> None:
+    """``work()`` on a thread of its own, its result handed to ``then`` on the screen's thread.
+
+    For what may take seconds (a PIN's slow hash, a big card file): the screen keeps drawing
+    meanwhile. An exception is logged as ``what`` and hands ``then`` the ``failed`` value.
+    """
+
+    def run() -> None:
+        try:
+            result = work()
+        except Exception:
+            log.exception(what)
+            result = failed
+        Clock.schedule_once(lambda _dt: then(result), -1)
+
+    threading.Thread(target=run, name="beside-the-screen", daemon=True).start()
+
+
 class LauncherApp(App):
     title = "Klick"
 
@@ -297,16 +315,8 @@ class LauncherApp(App):
             return
         self._pin_checking = True
         pin_hash = self.cfg.carer.pin_hash
-
-        def check() -> None:
-            try:
-                right = check_pin(digits, pin_hash)
-            except Exception:  # a broken hash never lets anyone in
-                log.exception("the carer PIN could not be checked")
-                right = False
-            Clock.schedule_once(lambda _dt: self._pin_checked(right), -1)
-
-        threading.Thread(target=check, name="pin-check", daemon=True).start()
+        # A broken hash never lets anyone in.
+        beside_the_screen(lambda: check_pin(digits, pin_hash), self._pin_checked, False, "the carer PIN could not be checked")
 
     def _pin_checked(self, right: bool) -> None:
         self._pin_checking = False
@@ -641,19 +651,12 @@ class LauncherApp(App):
     def _read_questionnaire(self) -> None:
         """A questionnaire pushed or edited while the launcher runs: read beside the screen; a
         broken one keeps the last good questions (:class:`launcher.services.QuestionnaireWatch`)."""
+        # check() never raises; if it did, the next poll tries again.
+        beside_the_screen(self.questionnaire.check, self._questionnaire_read, False, "the questionnaire could not be read")
 
-        def read() -> None:
-            try:
-                changed = self.questionnaire.check()
-            except Exception:  # check() never raises; if it did, the next poll tries again
-                log.exception("the questionnaire could not be read")
-                changed = False
-            if changed:
-                Clock.schedule_once(lambda _dt: self._questionnaire_read(), -1)
-
-        threading.Thread(target=read, name="questionnaire-file", daemon=True).start()
-
-    def _questionnaire_read(self) -> None:
+    def _questionnaire_read(self, changed: bool) -> None:
+        if not changed:
+            return
         if self.feedback is not None and self.questionnaire.current is not None:
             self.feedback.questionnaire = self.questionnaire.current
         elif self.feedback is None:
@@ -663,16 +666,7 @@ class LauncherApp(App):
         """Read the changed card file beside the screen (a big file takes seconds to check);
         the session hears of the outcome on the screen's thread."""
         self._registry_reading = True
-
-        def read() -> None:
-            try:
-                changed = self.registry.check()
-            except Exception:  # check() never raises; if it did, the next poll tries again
-                log.exception("the card file could not be read")
-                changed = False
-            Clock.schedule_once(lambda _dt: self._registry_read(changed), -1)
-
-        threading.Thread(target=read, name="card-file", daemon=True).start()
+        beside_the_screen(self.registry.check, self._registry_read, False, "the card file could not be read")
 
     def _registry_read(self, changed: bool) -> None:
         self._registry_reading = False

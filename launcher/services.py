@@ -75,22 +75,15 @@ class QuestionnaireWatch:
         self._lock = threading.Lock()
         self.check()
 
-    def _current_stamp(self) -> tuple[int, int, int] | None:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
-
     def changed(self) -> bool:
-        return self._current_stamp() != self._stamp
+        return file_stamp(self.path) != self._stamp
 
     def check(self) -> bool:
         """Re-read the file if it changed; True when the questions in use changed."""
         from klick.questionnaire import load_questionnaire
 
         with self._lock:
-            stamp = self._current_stamp()
+            stamp = file_stamp(self.path)
             if stamp == self._stamp:
                 return False
             self._stamp = stamp
@@ -158,6 +151,15 @@ CARD_FILE_STATES = ("ok", "kept", "unreadable")
 _NEVER = object()
 
 
+def file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells a replaced or edited file from the one read before (None: no file); a cheap stat."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 def last_good_path(path: Path) -> Path:
     """Where the last card file the launcher could use is kept: ``cards.yaml.last-good``."""
     return path.with_name(path.name + ".last-good")
@@ -189,21 +191,14 @@ class RegistryWatch:
         self._lock = threading.Lock()
         self.check()
 
-    def _current_stamp(self) -> tuple[int, int, int] | None:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
-
     def changed(self) -> bool:
         """The file looks different from when it was last read (a cheap stat, for the UI thread)."""
-        return self._current_stamp() != self._stamp
+        return file_stamp(self.path) != self._stamp
 
     def check(self) -> bool:
         """Re-read the file if it changed; True when the cards or the state changed."""
         with self._lock:
-            stamp = self._current_stamp()
+            stamp = file_stamp(self.path)
             if stamp == self._stamp:
                 return False
             self._stamp = stamp

@@ -323,7 +323,7 @@ def push_cards(
 def push_questionnaire(
     config_path, host, port, ca_file, username, password_file, devices, groups, groups_file, key_file, wait, timeout, file
 ) -> None:
-    """Send a questionnaire.yaml to tablets (the launcher takes it at its next start).
+    """Send a questionnaire.yaml to tablets (a running launcher takes it within a few seconds).
 
     \b
     Example:
