@@ -50,7 +50,7 @@ from cards.registry import (
     registry_to_yaml,
     save_registry,
 )
-from klick.atomic import backup_path, check_replaceable
+from klick.atomic import atomic_file, backup_path
 from klick.fields import hidden_character
 from klick.problems import Problem
 from klick.yamlfile import MAX_FILE_BYTES, size_problem
@@ -335,35 +335,21 @@ def pack_bundle(registry: Registry, registry_path: str | Path, out: str | Path) 
 
 
 def _write_zip(out: Path, text: str, dirs: list[str], files: list[tuple[str, Path]]) -> None:
-    check_replaceable(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                info = zipfile.ZipInfo(CARD_FILE, _FIXED_TIME)
+    with atomic_file(out, mode=0o644) as fh:
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            info = zipfile.ZipInfo(CARD_FILE, _FIXED_TIME)
+            info.external_attr = (stat.S_IFREG | 0o644) << 16
+            zf.writestr(info, text.encode("utf-8"), compress_type=zipfile.ZIP_DEFLATED)
+            for name in dirs:
+                info = zipfile.ZipInfo(name, _FIXED_TIME)
+                info.external_attr = ((stat.S_IFDIR | 0o755) << 16) | 0x10
+                zf.writestr(info, b"")
+            for arc, src in files:
+                info = zipfile.ZipInfo(arc, _FIXED_TIME)
                 info.external_attr = (stat.S_IFREG | 0o644) << 16
-                zf.writestr(info, text.encode("utf-8"), compress_type=zipfile.ZIP_DEFLATED)
-                for name in dirs:
-                    info = zipfile.ZipInfo(name, _FIXED_TIME)
-                    info.external_attr = ((stat.S_IFDIR | 0o755) << 16) | 0x10
-                    zf.writestr(info, b"")
-                for arc, src in files:
-                    info = zipfile.ZipInfo(arc, _FIXED_TIME)
-                    info.external_attr = (stat.S_IFREG | 0o644) << 16
-                    info.compress_type = zipfile.ZIP_STORED  # pictures are compressed already
-                    with open(src, "rb") as source, zf.open(info, "w") as dest:
-                        shutil.copyfileobj(source, dest, _CHUNK)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+                info.compress_type = zipfile.ZIP_STORED  # pictures are compressed already
+                with open(src, "rb") as source, zf.open(info, "w") as dest:
+                    shutil.copyfileobj(source, dest, _CHUNK)
 
 
 # --- unpacking ---------------------------------------------------------------------------------
