@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["write_atomic", "atomic_file", "written_path", "backup_path", "NotAPlainFile", "check_replaceable"]
+__all__ = ["write_atomic", "atomic_file", "written_path", "backup_path", "fsync_folder", "NotAPlainFile", "check_replaceable"]
 
 
 class NotAPlainFile(OSError):
@@ -116,7 +116,7 @@ def atomic_file(path: str | Path, *, backup: bool = False, mode: int | None = No
         except FileNotFoundError:
             pass
         raise
-    _fsync_dir(folder)
+    fsync_folder(folder)
 
 
 def _naming(exc: OSError, target: Path, bak: Path | None = None) -> OSError:
@@ -149,7 +149,8 @@ def _replace_backup(target: Path) -> None:
         raise
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
+    """Put a rename or a new name in ``folder`` on the disk too (best effort: not every file system can)."""
     try:
         dir_fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
