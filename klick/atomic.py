@@ -51,10 +51,33 @@ def written_path(path: str | Path) -> Path:
 
     Replacing the link itself would leave a plain file in the link's folder, and paths the card
     file holds relative to the real folder would point nowhere.
+
+    A link is followed only when it belongs to this user or to root, as the kernel's
+    protected_symlinks rule does in shared folders: else a user who may write in the data folder
+    (the launcher's, say) could plant ``cards.yaml -> /etc/shadow`` and have ``sudo klick cards
+    unpack`` write there.
     """
     p = Path(path)
     real = os.path.realpath(p)
-    return p if real == os.path.abspath(p) else Path(real)
+    if real == os.path.abspath(p):
+        return p
+    _check_link_owners(p)
+    return Path(real)
+
+
+def _check_link_owners(path: Path) -> None:
+    me = os.geteuid()
+    seen = 0
+    while path.is_symlink() and seen < 40:
+        owner = path.lstat().st_uid
+        if owner not in (me, 0):
+            raise NotAPlainFile(
+                errno.EPERM,
+                "it is a link made by another user; Klick writes through links only of its own user or root",
+                str(path),
+            )
+        path = path.parent / os.readlink(path)
+        seen += 1
 
 
 def write_atomic(path: str | Path, data: bytes | str, *, backup: bool = False, mode: int | None = None) -> None:

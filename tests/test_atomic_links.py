@@ -70,3 +70,21 @@ def test_a_failed_atomic_file_leaves_the_old_file_and_no_leftovers(tmp_path):
         open(tmp_path / "missing-picture.png", "rb")  # noqa: SIM115 - the caller's own error passes unchanged
     assert caught.value.filename == str(tmp_path / "missing-picture.png")
     assert path.read_bytes() == b"old" and not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a link owned by another user needs root")
+def test_as_root_a_link_another_user_planted_is_not_written_through(tmp_path):
+    """The launcher's user may write in the data folder: a cards.yaml -> /etc/... it planted must
+    not make `sudo klick cards unpack` (or any root write) replace the file it names."""
+    victim = tmp_path / "etc-shadow"
+    victim.write_text("root:secret\n")
+    os.chmod(tmp_path, 0o755)
+    link = tmp_path / "cards.yaml"
+    link.symlink_to(victim)
+    os.lchown(link, 65534, 65534)  # nobody's link
+    with pytest.raises(NotAPlainFile, match="link made by another user"):
+        write_atomic(link, "version: 1\ncards: []\n")
+    assert victim.read_text() == "root:secret\n" and link.is_symlink()
+    os.lchown(link, 0, 0)  # root's own link is written through
+    write_atomic(link, "version: 1\n")
+    assert victim.read_text() == "version: 1\n" and link.is_symlink()
