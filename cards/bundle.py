@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cards.model import Card, Command, PhotoAlbum
-from cards.pictures import open_picture
+from cards.pictures import PictureTooLarge, open_picture
 from cards.policy import policy_problems
 from cards.registry import (
     LOCK_WAIT_S,
@@ -50,7 +50,7 @@ from cards.registry import (
     registry_to_yaml,
     save_registry,
 )
-from klick.atomic import backup_path, check_replaceable
+from klick.atomic import atomic_file, backup_path
 from klick.fields import hidden_character
 from klick.problems import Problem
 from klick.yamlfile import MAX_FILE_BYTES, size_problem
@@ -66,7 +66,6 @@ __all__ = [
     "check_entries",
     "MAX_TOTAL_BYTES",
     "MAX_FILES",
-    "MAX_PIXELS",
     "CARD_FILE",
     "SETS_DIR",
 ]
@@ -74,8 +73,6 @@ __all__ = [
 #: The most a bundle may unpack to: a few hundred photos, not a disk image.
 MAX_TOTAL_BYTES = 100 * 1024 * 1024
 MAX_FILES = 2000
-#: A picture larger than this (in pixels) is a decompression bomb, not a photo of the family.
-MAX_PIXELS = 60_000_000
 MAX_NAME_BYTES = 255
 MAX_PATH_CHARS = 400
 CARD_FILE = "cards.yaml"
@@ -247,10 +244,9 @@ def _image_problem(path: Path) -> str | None:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with open_picture(path) as im:
-                width, height = im.size
-                if width * height > MAX_PIXELS:
-                    return f"is {width} x {height} pixels, far too large for a card picture"
                 im.verify()
+    except PictureTooLarge as exc:
+        return f"is {exc.size[0]} x {exc.size[1]} pixels, far too large for a card picture"
     except Exception:  # PIL raises many kinds for a file that is not an image; all mean "not a picture"
         return "is not a picture Klick can show (PNG, JPEG, GIF, WebP or BMP)"
     return None
@@ -335,35 +331,21 @@ def pack_bundle(registry: Registry, registry_path: str | Path, out: str | Path) 
 
 
 def _write_zip(out: Path, text: str, dirs: list[str], files: list[tuple[str, Path]]) -> None:
-    check_replaceable(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                info = zipfile.ZipInfo(CARD_FILE, _FIXED_TIME)
+    with atomic_file(out, mode=0o644) as fh:
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            info = zipfile.ZipInfo(CARD_FILE, _FIXED_TIME)
+            info.external_attr = (stat.S_IFREG | 0o644) << 16
+            zf.writestr(info, text.encode("utf-8"), compress_type=zipfile.ZIP_DEFLATED)
+            for name in dirs:
+                info = zipfile.ZipInfo(name, _FIXED_TIME)
+                info.external_attr = ((stat.S_IFDIR | 0o755) << 16) | 0x10
+                zf.writestr(info, b"")
+            for arc, src in files:
+                info = zipfile.ZipInfo(arc, _FIXED_TIME)
                 info.external_attr = (stat.S_IFREG | 0o644) << 16
-                zf.writestr(info, text.encode("utf-8"), compress_type=zipfile.ZIP_DEFLATED)
-                for name in dirs:
-                    info = zipfile.ZipInfo(name, _FIXED_TIME)
-                    info.external_attr = ((stat.S_IFDIR | 0o755) << 16) | 0x10
-                    zf.writestr(info, b"")
-                for arc, src in files:
-                    info = zipfile.ZipInfo(arc, _FIXED_TIME)
-                    info.external_attr = (stat.S_IFREG | 0o644) << 16
-                    info.compress_type = zipfile.ZIP_STORED  # pictures are compressed already
-                    with open(src, "rb") as source, zf.open(info, "w") as dest:
-                        shutil.copyfileobj(source, dest, _CHUNK)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+                info.compress_type = zipfile.ZIP_STORED  # pictures are compressed already
+                with open(src, "rb") as source, zf.open(info, "w") as dest:
+                    shutil.copyfileobj(source, dest, _CHUNK)
 
 
 # --- unpacking ---------------------------------------------------------------------------------

@@ -13,19 +13,34 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PICTURE_FORMATS", "MAX_PICTURE_PIXELS", "open_picture"]
+__all__ = ["PICTURE_FORMATS", "MAX_PICTURE_PIXELS", "PictureTooLarge", "open_picture"]
 
 #: Pillow's names for the formats a card picture may have (README: PNG, JPEG, GIF, WebP or BMP).
 PICTURE_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP")
-#: Past this a picture is not opened at all (a 40-megapixel camera's photo still is).
+#: Past this a picture is not opened at all (a 40-megapixel camera's photo still is). The one limit:
+#: what the carer window shows, a bundle carries and a printed face holds are the same pictures.
 MAX_PICTURE_PIXELS = 64_000_000
+
+
+class PictureTooLarge(ValueError):
+    """More pixels than MAX_PICTURE_PIXELS: decoding it would take gigabytes of memory."""
+
+    def __init__(self, path: str | Path, size: tuple[int, int]) -> None:
+        self.size = size
+        super().__init__(f"{path} is {size[0]} x {size[1]} pixels, far too large for a card picture")
 
 
 def open_picture(path: str | Path) -> Any:
     """``PIL.Image.open`` for a card picture: only PICTURE_FORMATS are even tried.
 
-    Raises what Pillow raises for anything else (``PIL.UnidentifiedImageError``, an ``OSError``).
+    Raises what Pillow raises for anything else (``PIL.UnidentifiedImageError``, an ``OSError``),
+    and :class:`PictureTooLarge` past MAX_PICTURE_PIXELS, before any pixel is decoded.
     """
     from PIL import Image
 
-    return Image.open(path, formats=PICTURE_FORMATS)
+    image = Image.open(path, formats=PICTURE_FORMATS)
+    if image.width * image.height > MAX_PICTURE_PIXELS:
+        size = image.size
+        image.close()
+        raise PictureTooLarge(path, size)
+    return image

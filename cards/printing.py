@@ -25,7 +25,7 @@ from cards.colours import contrast, luminance, text_colour_for
 from cards.describe import describe
 from cards.fitting import Fitted, fit_text
 from cards.model import Card
-from cards.pictures import MAX_PICTURE_PIXELS, open_picture
+from cards.pictures import open_picture
 
 __all__ = [
     "CARD_W_MM",
@@ -410,9 +410,7 @@ def _draw_picture(canvas, picture: Path, x: float, y: float, w: float, h: float)
     from reportlab.lib.utils import ImageReader
 
     try:
-        with open_picture(picture) as im:  # a format Klick shows; an EPS would be run by Ghostscript
-            if im.width * im.height > MAX_PICTURE_PIXELS:
-                return
+        with open_picture(picture) as im:  # a format Klick shows, not too large; an EPS would be run by Ghostscript
             im.load()
             image = ImageReader(im.copy())
         iw, ih = image.getSize()

@@ -27,7 +27,7 @@ import fcntl
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -65,6 +65,8 @@ __all__ = [
     "ALLOWED_URL_SCHEMES",
     "CardSetBusy",
     "card_set_lock",
+    "card_file_lock",
+    "change_card_set",
 ]
 
 #: Only encrypted web pages; a card never opens file:, javascript: or plain http: addresses.
@@ -120,6 +122,28 @@ def card_set_lock(folder: Path, wait: float = LOCK_WAIT_S) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # lets go of the lock
+
+
+@contextmanager
+def card_file_lock(path: str | Path, wait: float = LOCK_WAIT_S) -> Iterator[None]:
+    """:func:`card_set_lock` on the folder of the card file ``path`` (a link's target's folder)."""
+    folder = real_path(Path(path)).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    with card_set_lock(folder, wait):
+        yield
+
+
+def change_card_set(
+    path: str | Path, change: Callable[[Registry], Registry], *, wait: float = LOCK_WAIT_S, missing_ok: bool = True
+) -> Registry:
+    """Read the card file, ``change`` it, save it: all three while no other program changes the set.
+
+    A change made from a registry read earlier could write back pictures an unpack has pruned
+    since, or undo another carer's card. Raises :class:`CardSetBusy`, :class:`RegistryError`, and
+    whatever ``change`` raises (nothing is saved then). Returns the registry as saved.
+    """
+    with card_file_lock(path, wait):
+        return save_registry(change(load_registry(path, missing_ok=missing_ok)), path)
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import stat
+import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from klick.atomic import write_atomic
+from klick.atomic import fsync_folder
 
 __all__ = [
     "SigningKeyError",
@@ -41,16 +43,33 @@ def new_key_pair() -> Ed25519PrivateKey:
 
 
 def write_private_key(key: Ed25519PrivateKey, path: Path) -> None:
-    """Write the private key, readable by its owner alone (0600); never over an existing key."""
+    """Write the private key, readable by its owner alone (0600); never over an existing key.
+
+    The key is written whole beside ``path`` and then hard-linked to its name: link(2) refuses a
+    name that exists, even a link to somewhere else, so two keygens at once, or a file made
+    between a check and a rename, can never replace a key that tablets already trust.
+    """
     path = Path(path)
-    if path.exists():
-        raise SigningKeyError(
-            f"{path} exists already; a new key pair would lock every tablet out until each gets the new public key. "
-            "Move the old file away first if that is what you want."
-        )
+    exists = SigningKeyError(
+        f"{path} exists already; a new key pair would lock every tablet out until each gets the new public key. "
+        "Move the old file away first if that is what you want."
+    )
+    if os.path.lexists(path):
+        raise exists
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, pem, mode=0o600)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # made 0600
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.link(tmp, path, follow_symlinks=False)
+    except FileExistsError:
+        raise exists from None
+    finally:
+        os.unlink(tmp)
+    fsync_folder(path.parent)
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:

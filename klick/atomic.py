@@ -10,9 +10,12 @@ import errno
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["write_atomic", "backup_path", "NotAPlainFile", "check_replaceable"]
+__all__ = ["write_atomic", "atomic_file", "written_path", "backup_path", "fsync_folder", "NotAPlainFile", "check_replaceable"]
 
 
 class NotAPlainFile(OSError):
@@ -38,9 +41,43 @@ def check_replaceable(path: str | Path) -> None:
 
 
 def backup_path(path: str | Path) -> Path:
-    """Where the previous version of ``path`` is kept: ``cards.yaml`` → ``cards.yaml.bak``."""
-    p = Path(path)
+    """Where the previous version of ``path`` is kept: ``cards.yaml`` → ``cards.yaml.bak``, beside the file written."""
+    p = written_path(path)
     return p.with_name(p.name + ".bak")
+
+
+def written_path(path: str | Path) -> Path:
+    """The file a write to ``path`` changes: a link is written through, so it stays a link.
+
+    Replacing the link itself would leave a plain file in the link's folder, and paths the card
+    file holds relative to the real folder would point nowhere.
+
+    A link is followed only when it belongs to this user or to root, as the kernel's
+    protected_symlinks rule does in shared folders: else a user who may write in the data folder
+    (the launcher's, say) could plant ``cards.yaml -> /etc/shadow`` and have ``sudo klick cards
+    unpack`` write there.
+    """
+    p = Path(path)
+    real = os.path.realpath(p)
+    if real == os.path.abspath(p):
+        return p
+    _check_link_owners(p)
+    return Path(real)
+
+
+def _check_link_owners(path: Path) -> None:
+    me = os.geteuid()
+    seen = 0
+    while path.is_symlink() and seen < 40:
+        owner = path.lstat().st_uid
+        if owner not in (me, 0):
+            raise NotAPlainFile(
+                errno.EPERM,
+                "it is a link made by another user; Klick writes through links only of its own user or root",
+                str(path),
+            )
+        path = path.parent / os.readlink(path)
+        seen += 1
 
 
 def write_atomic(path: str | Path, data: bytes | str, *, backup: bool = False, mode: int | None = None) -> None:
@@ -49,39 +86,60 @@ def write_atomic(path: str | Path, data: bytes | str, *, backup: bool = False, m
     The backup is made by hard link (or copy where links are not possible) before the rename,
     so at every instant at least one complete version exists under a known name.
     """
-    target = Path(path)
-    check_replaceable(target)
     if isinstance(data, str):
         data = data.encode("utf-8")
+    with atomic_file(path, backup=backup, mode=mode) as fh:
+        try:
+            fh.write(data)
+        except OSError as exc:
+            raise _naming(exc, Path(path)) from None
+
+
+@contextmanager
+def atomic_file(path: str | Path, *, backup: bool = False, mode: int | None = None) -> Iterator[BinaryIO]:
+    """A new file to write that replaces ``path`` whole when the block ends, and not at all if it fails.
+
+    What the block raises passes unchanged; errors of the file's own making name ``path``, never
+    the hidden temporary file beside it. ``mode`` by default is the old file's, else 0644.
+    """
+    named = Path(path)
+    target = written_path(named)
+    check_replaceable(target)
     folder = target.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
-        raise _naming(exc, target) from None
+        raise _naming(exc, named) from None
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if mode is not None:
-            os.chmod(tmp_name, mode)
-        elif target.exists():
-            os.chmod(tmp_name, target.stat().st_mode & 0o777)
-        else:
-            os.chmod(tmp_name, 0o644)
-        if backup and target.exists():
-            _replace_backup(target)
-        os.replace(tmp_name, target)
-    except BaseException as exc:
+            yield fh
+            try:
+                fh.flush()
+                os.fsync(fh.fileno())
+            except OSError as exc:
+                raise _naming(exc, named) from None
+        try:
+            if mode is not None:
+                os.chmod(tmp_name, mode)
+            elif target.exists():
+                os.chmod(tmp_name, target.stat().st_mode & 0o777)
+            else:
+                os.chmod(tmp_name, 0o644)
+            if backup and target.exists():
+                _replace_backup(target)
+            os.replace(tmp_name, target)
+        except NotAPlainFile:
+            raise
+        except OSError as exc:
+            raise _naming(exc, named, backup_path(target) if backup else None) from None
+    except BaseException:
         try:
             os.unlink(tmp_name)
         except FileNotFoundError:
             pass
-        if isinstance(exc, OSError) and not isinstance(exc, NotAPlainFile):
-            raise _naming(exc, target, backup_path(target) if backup else None) from None
         raise
-    _fsync_dir(folder)
+    fsync_folder(folder)
 
 
 def _naming(exc: OSError, target: Path, bak: Path | None = None) -> OSError:
@@ -114,7 +172,8 @@ def _replace_backup(target: Path) -> None:
         raise
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
+    """Put a rename or a new name in ``folder`` on the disk too (best effort: not every file system can)."""
     try:
         dir_fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:

@@ -2,6 +2,7 @@
 
 import yaml
 
+from cards.registry import load_registry
 from tests.conftest import REPO
 
 DEMO = str(REPO / "config" / "demo-cards.yaml")
@@ -166,6 +167,38 @@ def test_cards_add_waits_for_an_unpack_of_the_same_card_set(klick, klick_home):
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - held_at >= 1.5
     assert holder.wait(timeout=30) == 0
+
+
+def test_cards_edit_reads_the_card_under_the_lock_so_a_change_made_meanwhile_stays(klick, klick_home):
+    """An unpack or another carer changes Anna's label while `cards edit` waits: both changes stay."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(DEMO, klick_home / "cards.yaml")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import dataclasses, sys, time\nfrom pathlib import Path\n"
+            "from cards.registry import card_set_lock, load_registry, save_registry\n"
+            "path = Path(sys.argv[1]) / 'cards.yaml'\n"
+            "with card_set_lock(path.parent):\n    print('held', flush=True)\n    time.sleep(1.5)\n"
+            "    reg = load_registry(path)\n"
+            "    card = dataclasses.replace(reg.get('04A2B3C4D5E680'), label='Mormor')\n"
+            "    save_registry(reg.with_card(card, replace_existing=True), path)\n",
+            str(klick_home),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    result = klick("cards", "edit", "04A2B3C4D5E680", "--colour", "#123456")
+    assert result.returncode == 0, result.stderr
+    assert holder.wait(timeout=30) == 0
+    card = load_registry(klick_home / "cards.yaml").get("04A2B3C4D5E680")
+    assert card.label == "Mormor" and "Mormor" in result.stdout
+    assert card.colour.lower() == "#123456"
 
 
 def test_a_backup_that_cannot_be_written_is_named_and_nothing_is_left_behind(klick, klick_home):

@@ -147,6 +147,41 @@ def test_the_private_key_is_written_0600_never_over_another_and_refused_when_oth
             public_key_from_text(text)
 
 
+def test_keygen_never_replaces_a_key_made_by_another_keygen_at_the_same_moment(tmp_path):
+    """Eight keygens at once: one key is written, the seven others are refused, none replaces it."""
+    import threading
+
+    path = tmp_path / "fleet-office.key"
+    keys = [new_key_pair() for _ in range(8)]
+    start = threading.Barrier(len(keys))
+    written: list = []
+
+    def keygen(key) -> None:
+        start.wait()
+        try:
+            write_private_key(key, path)
+            written.append(key)
+        except SigningKeyError:
+            pass
+
+    threads = [threading.Thread(target=keygen, args=(key,)) for key in keys]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(written) == 1
+    assert public_text(load_private_key(path)) == public_text(written[0])
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "klick-home") == ["fleet-office.key"]
+
+
+def test_keygen_never_writes_through_a_link_where_the_key_goes(tmp_path):
+    path = tmp_path / "fleet-office.key"
+    path.symlink_to(tmp_path / "somewhere-else.key")
+    with pytest.raises(SigningKeyError, match="exists already"):
+        write_private_key(KEY, path)
+    assert path.is_symlink() and not (tmp_path / "somewhere-else.key").exists()
+
+
 def test_fleet_signing_key_in_klick_yaml_must_be_a_public_key(klick_home):
     (klick_home / "klick.yaml").write_text(f'fleet:\n  signing_key: "{public_text(KEY)}"\n')
     assert load_config().fleet.signing_key == public_text(KEY)

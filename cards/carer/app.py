@@ -75,7 +75,7 @@ from cards.carer.model import (  # noqa: E402
 )
 from cards.carer.pictures import PICTURE_SUFFIXES, Thumb, Thumbnailer, display_name, list_folder, pictures_folder  # noqa: E402
 from cards.carer.reader import CardSource  # noqa: E402
-from cards.carer.session import EditorSession, SessionError  # noqa: E402
+from cards.carer.session import EditorSession, SessionBusy, SessionError  # noqa: E402
 from cards.carer.words import words  # noqa: E402
 from cards.colours import BG, BUTTON_BG, BUTTON_TEXT, PALETTE, PANEL, TEXT, TEXT_SOFT, card_text_style, rgba  # noqa: E402
 from cards.describe import describe  # noqa: E402
@@ -834,11 +834,16 @@ class CarerApp(App):
         if card is not None:
             self.edit(form_from_card(card, self.session.base))
 
+    def say_failed(self, exc: Exception) -> None:
+        """A change that did not happen, in the window's words; what the carer typed stays on the page."""
+        busy = isinstance(exc, SessionBusy)
+        self.say(self.t("card_set_busy") if busy else self.t("save_failed", reason=exc), ERROR_TEXT)
+
     def undo(self) -> None:
         try:
             done = self.session.undo()
         except (SessionError, OSError) as exc:
-            self.say(self.t("save_failed", reason=exc), ERROR_TEXT)
+            self.say_failed(exc)
             return
         self.show_list()
         self.say(self.t("undone") if done else self.t("undo_nothing"))
@@ -1093,7 +1098,7 @@ class CarerApp(App):
         try:
             checked = self.session.save(form, self.locale)
         except (SessionError, OSError) as exc:
-            self.say(self.t("save_failed", reason=exc), ERROR_TEXT)
+            self.say_failed(exc)
             return
         if checked.card is None or not checked.ok:
             self.shown_errors = True
@@ -1111,7 +1116,7 @@ class CarerApp(App):
         try:
             self.session.remove(form.uid)
         except (SessionError, OSError, KeyError) as exc:
-            self.say(self.t("save_failed", reason=exc), ERROR_TEXT)
+            self.say_failed(exc)
             return
         self.show_list()
         self.say(self.t("removed", label=label))

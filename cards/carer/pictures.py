@@ -20,12 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cards.pictures import open_picture
+from cards.pictures import PictureTooLarge, open_picture
 
 __all__ = [
     "PICTURE_SUFFIXES",
     "THUMB_PX",
-    "MAX_PIXELS",
     "MAX_BYTES",
     "MAX_ENTRIES",
     "Entry",
@@ -41,8 +40,7 @@ __all__ = [
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
 #: A thumbnail's longer side, in pixels.
 THUMB_PX = 224
-#: Pictures larger than these are not opened (a 40-megapixel camera's photo still is).
-MAX_PIXELS = 64_000_000
+#: Pictures larger than this (or than cards.pictures.MAX_PICTURE_PIXELS) are not opened.
 MAX_BYTES = 100 * 1024 * 1024
 #: A folder lists at most this many entries; the rest are counted, not shown.
 MAX_ENTRIES = 5000
@@ -146,7 +144,7 @@ class Thumb:
     """A small copy of a picture, as RGBA bytes, top row first; or why there is none.
 
     ``problem``: ``"unreadable"`` (not a picture, damaged, gone), ``"too_big"`` (more than
-    MAX_PIXELS or MAX_BYTES), or None. ``full_size`` is the picture's own size when known.
+    MAX_PICTURE_PIXELS or MAX_BYTES), or None. ``full_size`` is the picture's own size when known.
     """
 
     path: Path
@@ -185,12 +183,14 @@ def make_thumb(path: Path, cache: Path | None = None, px: int = THUMB_PX) -> Thu
     try:
         with open_picture(path) as im:
             full = im.size
-            if full[0] * full[1] > MAX_PIXELS or max(full) > 30_000:
+            if max(full) > 30_000:
                 return Thumb(path, problem="too_big", full_size=full)
             im.draft("RGB", (px, px))  # JPEG decodes at a fraction of its size: much faster
             upright = ImageOps.exif_transpose(im)
             upright.thumbnail((px, px))
             rgba = upright.convert("RGBA")
+    except PictureTooLarge as exc:
+        return Thumb(path, problem="too_big", full_size=exc.size)
     except Image.DecompressionBombError:
         return Thumb(path, problem="too_big")
     except Exception:  # Pillow raises many kinds for a damaged file; every one means "cannot show it"

@@ -11,19 +11,26 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cards.carer.model import CardForm, Checked, check_form
-from cards.registry import Registry, RegistryError, load_registry, save_registry
+from cards.registry import CardSetBusy, Registry, RegistryError, card_file_lock, change_card_set, load_registry
 from klick.atomic import write_atomic
 
-__all__ = ["EditorSession", "SessionError"]
+__all__ = ["EditorSession", "SessionError", "SessionBusy", "LOCK_WAIT_S"]
+
+#: How long the window waits for another program changing the same cards (it cannot answer meanwhile).
+LOCK_WAIT_S = 3.0
 
 
 class SessionError(Exception):
     """The card file or bundle cannot be opened or written; the message is one plain sentence."""
+
+
+class SessionBusy(SessionError):
+    """Another program (an unpack, a push, `klick cards add`) is changing the same cards; nothing was changed."""
 
 
 @dataclass
@@ -46,7 +53,9 @@ class EditorSession:
         *,
         bundle: str | Path | None = None,
         allowed_servers: Iterable[str] | None = None,
+        lock_wait: float = LOCK_WAIT_S,
     ) -> None:
+        self.lock_wait = lock_wait
         self.bundle = Path(bundle) if bundle is not None else None
         self.allowed_servers = tuple(allowed_servers) if allowed_servers is not None else None
         self._workdir: Path | None = None
@@ -102,35 +111,49 @@ class EditorSession:
         checked = self.check(form, locale)
         if not checked.ok or checked.card is None:
             return checked
-        self._write(self.registry.with_card(checked.card, replace_existing=True), "save")
+        card = checked.card
+        self._write(lambda registry: registry.with_card(card, replace_existing=True), "save")
         return checked
 
     def remove(self, uid: str) -> None:
-        self._write(self.registry.without(uid), "remove")
+        self._write(lambda registry: registry.without(uid), "remove")
 
     def undo(self) -> bool:
         """Put the card file back as it was before the last change; False if there is none."""
-        snap, self._undo = self._undo, None
+        snap = self._undo
         if snap is None:
             return False
-        if snap.content is None:
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
-        else:
-            write_atomic(self.path, snap.content, backup=True)
+        try:
+            with card_file_lock(self.path, self.lock_wait):
+                if snap.content is None:
+                    try:
+                        os.unlink(self.path)
+                    except FileNotFoundError:
+                        pass
+                else:
+                    write_atomic(self.path, snap.content, backup=True)
+        except CardSetBusy:
+            raise SessionBusy(str(self.path)) from None  # the undo step stays: pressing again works
+        self._undo = None
         self.registry = self._load()
         self._repack()
         return True
 
-    def _write(self, registry: Registry, what: str) -> None:
-        before = self.path.read_bytes() if self.path.exists() else None
+    def _write(self, change: Callable[[Registry], Registry], what: str) -> None:
+        """Change the card file as it is on disk now, under the card set's lock, keeping its bytes for undo."""
+        before: list[bytes | None] = []
+
+        def locked(registry: Registry) -> Registry:
+            before.append(self.path.read_bytes() if self.path.exists() else None)
+            return change(registry)
+
         try:
-            self.registry = save_registry(registry, self.path)
+            self.registry = change_card_set(self.path, locked, wait=self.lock_wait)
+        except CardSetBusy:
+            raise SessionBusy(str(self.path)) from None
         except RegistryError as exc:
             raise SessionError("; ".join(p.message for p in exc.problems[:3])) from None
-        self._undo = _Snapshot(before, what)
+        self._undo = _Snapshot(before[0], what)
         self._repack()
 
     def _repack(self) -> None:

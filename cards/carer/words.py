@@ -125,6 +125,10 @@ WORDS: dict[str, tuple[str, str]] = {
     "quote_unpaired": ("Ett citattecken saknar sin partner.", "A quote mark has no partner."),
     "file_problem": ("Korten kunde inte läsas: {reason}", "The cards could not be read: {reason}"),
     "save_failed": ("Kunde inte spara: {reason}", "Could not save: {reason}"),
+    "card_set_busy": (
+        "Ett annat program ändrar korten just nu. Inget är förlorat: tryck igen om en stund.",
+        "Another program is changing the cards right now. Nothing is lost: press again in a moment.",
+    ),
     "bridge_starting": ("Klick-bryggan startas för läsaren …", "Starting the Klick bridge for the reader …"),
     "bridge_failed": (
         "Klick-bryggan startade inte, så läsaren kan inte användas. {reason}",

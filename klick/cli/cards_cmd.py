@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -39,18 +37,17 @@ def _load(path: Path, *, missing_ok: bool = False):
         fail(f"The card file {path} has problems; nothing was changed. Fix the lines above and try again.", EXIT_INVALID)
 
 
-@contextmanager
-def _one_change_at_a_time(path: Path) -> Iterator[None]:
+def _change(path: Path, change, *, missing_ok: bool = True) -> None:
     """Read, change and save the card file while no other program changes it (an unpack, say)."""
-    from cards.registry import CardSetBusy, card_set_lock
+    from cards.registry import CardSetBusy, RegistryError, change_card_set
 
-    folder = path.resolve().parent
-    folder.mkdir(parents=True, exist_ok=True)
     try:
-        with card_set_lock(folder):
-            yield
+        change_card_set(path, change, missing_ok=missing_ok)
     except CardSetBusy as exc:
         fail(f"{exc} Nothing was changed.", EXIT_INVALID)
+    except RegistryError as exc:
+        print_problems(exc.problems)
+        fail("The card file has the problems above; nothing was changed.", EXIT_INVALID)
 
 
 def _uid(text: str) -> str:
@@ -182,18 +179,12 @@ def _action_dict(action_type: str | None, argv: tuple[str, ...], **fields) -> di
     return out
 
 
-def _save_with(path: Path, card_dict: dict, *, replace_existing: bool) -> None:
-    """Put one card (as the file would hold it) into the registry, checked as the file is."""
-    with _one_change_at_a_time(path):
-        _save_locked(path, card_dict, replace_existing=replace_existing)
-
-
-def _save_locked(path: Path, card_dict: dict, *, replace_existing: bool) -> None:
+def _with_card(registry, path: Path, card_dict: dict, *, replace_existing: bool):
+    """``registry`` with one card (as the file would hold it) put in, checked as the file is."""
     import yaml
 
-    from cards.registry import RegistryError, parse_registry_text, save_registry
+    from cards.registry import parse_registry_text
 
-    registry = _load(path, missing_ok=True)
     base = path.resolve().parent
     text = yaml.safe_dump({"version": 1, "cards": [card_dict]}, allow_unicode=True, sort_keys=False)
     checked, problems = parse_registry_text(text, base, "the new card")
@@ -203,7 +194,7 @@ def _save_locked(path: Path, card_dict: dict, *, replace_existing: bool) -> None
         fail("The card was not saved; nothing was changed.", EXIT_INVALID)
     card = checked.cards[0]
     try:
-        registry = registry.with_card(card, replace_existing=replace_existing)
+        return registry.with_card(card, replace_existing=replace_existing)
     except KeyError:
         existing = registry.get(card.uid)
         fail(
@@ -211,11 +202,6 @@ def _save_locked(path: Path, card_dict: dict, *, replace_existing: bool) -> None
             f"or `klick cards edit {card.uid}`.",
             EXIT_INVALID,
         )
-    try:
-        save_registry(registry, path)
-    except RegistryError as exc:
-        print_problems(exc.problems)
-        fail("The card was not saved; nothing was changed.", EXIT_INVALID)
 
 
 @cards.command(context_settings={"ignore_unknown_options": False})
@@ -251,7 +237,8 @@ def add(uid, action_type, argv, replace_existing, label, colour, picture, on_rem
     card["action"] = _action_dict(action_type, argv, **fields)
     if on_remove:
         card["on_remove"] = on_remove
-    _save_with(path, card, replace_existing=replace_existing)
+    _load(path, missing_ok=True)  # says what is wrong with the file before waiting for it
+    _change(path, lambda registry: _with_card(registry, path, card, replace_existing=replace_existing))
     click.echo(f'Saved card {uid} "{label}" in {path}.')
 
 
@@ -265,17 +252,30 @@ def add(uid, action_type, argv, replace_existing, label, colour, picture, on_rem
 @plain_errors
 def edit(uid, action_type, argv, enabled, label, colour, picture, on_remove, config_path, registry_path, **fields):
     """Change some fields of a card that is set up; the rest stay as they are."""
+    path = _registry_path(config_path, registry_path)
+    key = _uid(uid)
+    _load(path)  # says what is wrong with the file before waiting for it
+    saved: dict = {}
+
+    def change(registry):
+        """The card as it is now, under the lock: a change saved meanwhile by another program stays."""
+        card = registry.get(key)
+        if card is None:
+            fail(f"No card with ID {key} in {path}. Use `klick cards add` to set it up.", EXIT_INVALID)
+        saved.update(_edited(card, path, action_type, argv, enabled, label, colour, picture, on_remove, fields))
+        return _with_card(registry, path, saved, replace_existing=True)
+
+    _change(path, change, missing_ok=False)
+    click.echo(f'Saved card {key} "{saved["label"]}" in {path}.')
+
+
+def _edited(card, path: Path, action_type, argv, enabled, label, colour, picture, on_remove, fields) -> dict:
+    """``card`` as the file would hold it, with the fields `klick cards edit` was given changed."""
     import yaml
 
     from cards.registry import Registry, registry_to_yaml
 
-    path = _registry_path(config_path, registry_path)
-    registry = _load(path)
-    card = registry.get(_uid(uid))
-    if card is None:
-        fail(f"No card with ID {normalise_uid(uid)} in {path}. Use `klick cards add` to set it up.", EXIT_INVALID)
-    base = path.resolve().parent
-    current = yaml.safe_load(registry_to_yaml(Registry((card,)), base))["cards"][0]
+    current = yaml.safe_load(registry_to_yaml(Registry((card,)), path.resolve().parent))["cards"][0]
     if label:
         current["label"] = label
     if colour:
@@ -297,8 +297,7 @@ def edit(uid, action_type, argv, enabled, label, colour, picture, on_remove, con
         for key, value in fields.items():
             if value:
                 action[key] = value
-    _save_with(path, current, replace_existing=True)
-    click.echo(f'Saved card {card.uid} "{current["label"]}" in {path}.')
+    return current
 
 
 @cards.command()
@@ -308,17 +307,20 @@ def edit(uid, action_type, argv, enabled, label, colour, picture, on_remove, con
 @plain_errors
 def remove(uid: str, config_path: str | None, registry_path: str | None) -> None:
     """Remove a card from the set (the previous file is kept as .bak)."""
-    from cards.registry import save_registry
-
     path = _registry_path(config_path, registry_path)
     key = _uid(uid)
     _load(path)  # says what is wrong with the file before waiting for it
-    with _one_change_at_a_time(path):
-        registry = _load(path)
+    removed = []
+
+    def change(registry):
         card = registry.get(key)
         if card is None:
             fail(f"No card with ID {key} in {path}; nothing was changed.", EXIT_INVALID)
-        save_registry(registry.without(key), path)
+        removed.append(card)
+        return registry.without(key)
+
+    _change(path, change, missing_ok=False)
+    card = removed[0]
     click.echo(f'Removed card {key} "{card.label}". The previous card file is kept as {path.name}.bak.')
 
 
