@@ -129,7 +129,7 @@ class CarerScreen(Screen):
     # -- the pages -----------------------------------------------------------------------------
     def _page_menu(self) -> None:
         w, session = self.ctx.w, self.ctx.session
-        self._title(w("Carer mode"))
+        self._title(w("Staff mode"))
         self._corner(w("Done"), self.ctx.on_carer_leave)
         ready = session.reader == "connected" and session.bridge_connected
         self._line(w("The card reader is ready") if ready else w("Waiting for the card reader"), soft=True)
