@@ -325,15 +325,28 @@ class LauncherApp(App):
     def on_carer_leave(self) -> None:
         self._apply_and_render(self.session.carer_leave())
 
-    def save_carer_card(self, card: Any) -> None:
-        """Save a card programmed in carer mode; it works the moment the carer card is out.
+    def save_carer_card(self, card: Any, then: Callable[[Any], None]) -> None:
+        """Save a card programmed in carer mode beside the screen; it works the moment the carer
+        card is out. ``then`` hears, on the screen's thread, None when it was saved or the
+        :class:`launcher.carer.ProgramError` that says why not."""
+        path = self.cfg.paths.registry
 
-        Raises :class:`launcher.carer.ProgramError` with the reason it was not saved.
-        """
-        carer.program_card(self.cfg.paths.registry, card)
-        if self.registry.check():
-            self._apply_and_render(self.session.card_file_state(self.registry.state))
-        log.info("Carer mode programmed the card %s (%s).", card.uid, card.action.type)
+        def work() -> tuple[Any, bool]:
+            try:
+                carer.program_card(path, card)
+            except carer.ProgramError as exc:
+                return exc, False
+            # Read back as any change to the file is, so the new card is in use at once.
+            return None, self.registry.check()
+
+        def done(outcome: tuple[Any, bool]) -> None:
+            error, changed = outcome
+            self._cards_changed(changed)
+            if error is None:
+                log.info("Carer mode programmed the card %s (%s).", card.uid, card.action.type)
+            then(error)
+
+        beside_the_screen(work, done, (carer.ProgramError("failed", "an error"), False), "the card could not be saved")
 
     def send_to_bridge(self, command: dict) -> bool:
         return self.client.send(command)
@@ -670,6 +683,10 @@ class LauncherApp(App):
 
     def _registry_read(self, changed: bool) -> None:
         self._registry_reading = False
+        self._cards_changed(changed)
+
+    def _cards_changed(self, changed: bool) -> None:
+        """After the card file was read: new cards bring their rooms, pictures and faces."""
         if changed:
             self._rooms_changed()
             picture_textures.forget()

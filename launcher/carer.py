@@ -41,7 +41,8 @@ MAX_FOLDERS = 6
 
 
 class ProgramError(Exception):
-    """Why a card could not be programmed: ``reason`` is known, address, or card_file."""
+    """Why a card could not be programmed: ``reason`` is known, address, card_file or busy
+    (another change to the card set took too long)."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(detail or reason)
@@ -127,24 +128,32 @@ def card_for(uid: str, choice: str, value: str | Path | None = None) -> Card:
     raise ValueError(f"unknown choice {choice!r}")
 
 
+#: How long a save waits for another change to the card set (a fleet push being unpacked).
+CARD_SET_WAIT_S = 10.0
+
+
 def program_card(path: Path, card: Card) -> Any:
     """Add ``card`` to the card file at ``path``; returns the registry as saved and read back.
 
     Never replaces a card: if the UID was set up meanwhile (on a computer), that card stays.
+    Holds the card set's lock from reading to saving, as `klick cards add` and an unpack do: a
+    card set pushed in between is never overwritten with the older cards. Slow (a lock, a
+    parse, a save with its backup): never on the screen's thread.
     """
-    from cards.registry import RegistryError, load_registry, save_registry
+    from cards.registry import CardSetBusy, RegistryError, change_card_set
+
+    def add(registry: Any) -> Any:
+        if card.uid in registry:
+            raise ProgramError("known", card.uid)
+        return registry.with_card(card)
 
     try:
-        registry = load_registry(path, missing_ok=True)
+        return change_card_set(path, add, wait=CARD_SET_WAIT_S)
+    except CardSetBusy as exc:
+        raise ProgramError("busy", str(exc)) from None
     except RegistryError as exc:
         raise ProgramError("card_file", "; ".join(str(p) for p in exc.problems[:3])) from None
-    except Exception as exc:  # OSError, and anything a damaged file makes the validator raise
-        raise ProgramError("card_file", f"{type(exc).__name__}: {exc}") from None
-    if card.uid in registry:
-        raise ProgramError("known", card.uid)
-    try:
-        return save_registry(registry.with_card(card), path)
-    except RegistryError as exc:
-        raise ProgramError("card_file", "; ".join(str(p) for p in exc.problems[:3])) from None
-    except Exception as exc:  # OSError (a full or read-only disk), or the validator on odd data
+    except ProgramError:
+        raise
+    except Exception as exc:  # OSError (a full or read-only disk, the folder gone), or the validator on odd data
         raise ProgramError("card_file", f"{type(exc).__name__}: {exc}") from None

@@ -465,8 +465,8 @@ class Session:
     @property
     def shows_home_button(self) -> bool:
         """Tap mode has no "card out", so every screen but home offers a way back."""
-        if isinstance(self.screen, (Home, Asking, ReaderLost, CardsUnreadable, ReaderStarting, Thanks, *_CARER_SCREENS)):
-            return False  # the carer screens carry their own "Cancel" and "Done"
+        if isinstance(self.screen, (Home, Asking, ReaderLost, CardsUnreadable, ReaderStarting, Thanks, CarerPin, CarerMode)):
+            return False  # the PIN pad and carer mode carry their own "Cancel" and "Done"
         if isinstance(self.screen, CallEnded):
             return self.mode == "tap"
         if self.mode == "tap":
@@ -639,7 +639,7 @@ class Session:
             if isinstance(self.screen, (Home, Asking)):
                 self.screen = CardsUnreadable()
         elif isinstance(self.screen, CardsUnreadable):
-            self.screen = Home()
+            self.screen = self._home()
         return effects
 
     def _home(self, notice: str = "") -> Screen:

@@ -53,7 +53,7 @@ def status_words(w: Any, card: Any, phase: str, mode: str) -> str:
         # The card's label ("Anna"), never the account behind it (a Skype name, an address).
         return w("Calling {name}…", name=card.label)
     if kind == "svt_play":
-        return w("Starting {label}…", label=svt_name(action) or card.label)
+        return w("Starting {label}…", label=svt_name(card))
     if kind == "photo_album":
         return w("Opening the pictures…")
     if kind == "web":
@@ -61,16 +61,20 @@ def status_words(w: Any, card: Any, phase: str, mode: str) -> str:
     return w("Starting {label}…", label=card.label)
 
 
-def svt_name(action: Any) -> str:
-    """What an SVT Play card shows, by name: the channel ("SVT1") or the program ("Rapport")."""
-    # The carer's words name channels the same way (cards.describe).
-    from cards.describe import _CHANNEL_NAMES
+#: The channels by the names SVT gives them (the carer's words name them the same way, in cards.describe).
+CHANNEL_NAMES = {"svt1": "SVT1", "svt2": "SVT2", "svtbarn": "SVT Barn", "kunskapskanalen": "Kunskapskanalen", "svt24": "SVT24"}
 
-    channel = str(getattr(action, "channel", "") or "")
-    if channel:
-        return _CHANNEL_NAMES.get(channel, channel)
-    program = str(getattr(action, "program", "") or "").strip("/").split("/")[-1]
-    return program.replace("-", " ").strip().capitalize()
+
+def svt_name(card: Any) -> str:
+    """What an SVT Play card is called on the screen: its label, as the carer wrote it ("På spåret").
+
+    Only a card without a label is named by its channel ("SVT1"); a program's address
+    ("/pa-sparet") never names it, for an address has no å, ä or ö.
+    """
+    if card.label:
+        return str(card.label)
+    channel = str(getattr(card.action, "channel", "") or "")
+    return CHANNEL_NAMES.get(channel, channel) or "SVT Play"
 
 
 def failure_words(w: Any, card: Any, reason: str, mode: str = "slot") -> tuple[str, str]:
@@ -79,7 +83,12 @@ def failure_words(w: Any, card: Any, reason: str, mode: str = "slot") -> tuple[s
     A call is spoken of as a call with someone ("The call with Anna could not start."), never
     as if Anna were a program.
     """
-    if getattr(card.action, "type", "") == "video_call":
+    call = getattr(card.action, "type", "") == "video_call"
+    if reason == "exited":
+        # It ran and then closed (the resident closed it, or the browser gave up an hour in):
+        # nothing "could not start", and nothing to explain.
+        return (w("The call with {name} has ended.", name=card.label) if call else w("{label} closed.", label=card.label)), ""
+    if call:
         title = w("The call with {name} could not start.", name=card.label)
     else:
         title = w("{label} could not start.", label=card.label)
@@ -87,15 +96,14 @@ def failure_words(w: Any, card: Any, reason: str, mode: str = "slot") -> tuple[s
         explain = w("Take out the card and try again later.") if mode == "slot" else w("Try again later.")
         return title, explain
     explain = {
-        "missing": w("A program it needs is not installed on this tablet."),
-        "not_allowed": w("The tablet is not allowed to start it."),
-        "exited": w("It closed by itself."),
+        "missing": w("The tablet is missing something it needs. Ask your contact person for help."),
+        "not_allowed": w("The tablet is not set up to start it. Ask your contact person for help."),
         "no_action": w("Nothing is set up for this card yet."),
         "no_pictures": w("There are no pictures in the album yet."),
-        "cannot_start": w("Something on the tablet stopped it."),
+        "cannot_start": w("Something on the tablet stopped it. Ask your contact person for help."),
         # A call card whose server the installer has not listed: no word like "server" here.
         "server_not_allowed": w("The tablet is not set up for this call. Ask your contact person for help."),
-    }.get(reason, w("Something on the tablet stopped it."))
+    }.get(reason, w("Something on the tablet stopped it. Ask your contact person for help."))
     return title, explain
 
 

@@ -26,7 +26,7 @@ from tests.launcher_harness import offscreen_env, run_scenario, said, start_brid
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "artifacts" / "screens"
-ANNA, CARER, NEW = "04A2B3C4D5E680", "04CA4E4000000001", "04E1E2E3E4E5E6"
+ANNA, CARER, NEW, PUSHED = "04A2B3C4D5E680", "04CA4E4000000001", "04E1E2E3E4E5E6", "04F0F0F0F0F0F0"
 PIN = "2468"
 
 pytestmark = pytest.mark.ui
@@ -220,12 +220,28 @@ def _drive(home: Path, out: Path) -> None:
         yield 0.2
         results["typed"] = entry.text
         shot(app, "carer_web_address")
+        # A fleet push is unpacking the card set (it holds the lock) when "Spara" is pressed:
+        # the save waits for it beside the screen, "Sparar…" meanwhile, and keeps its card.
+        from cards.registry import card_set_lock
+        from klick.atomic import write_atomic
+
+        cards_file = Path(app.cfg.paths.registry)
+        push = card_set_lock(cards_file.resolve().parent)
+        push.__enter__()
         press(app, "Spara")
+        yield 0.3
+        results["saving_while_pushed"] = [app.screens["carer"].page, texts(app)]
+        pushed = cards_file.read_text(encoding="utf-8") + (
+            f'  - uid: "{PUSHED}"\n    label: Pushad\n    action:\n      type: web\n      url: https://www.example.se/p\n'
+        )
+        write_atomic(cards_file, pushed.encode("utf-8"))
+        push.__exit__(None, None, None)
         yield lambda: app.screens["carer"].page == "saved"
         yield 0.2
         shot(app, "carer_saved")
         results["saved_texts"] = texts(app)
         results["card_in_registry_at_once"] = app.registry.get(NEW) is not None
+        results["pushed_in_registry"] = app.registry.get(PUSHED) is not None
         results["steps"].append("programmed")
 
         app.send_to_bridge({"command": "remove"})
@@ -351,6 +367,14 @@ def test_programmed_card_is_in_the_card_file_and_klick_cards_list(run):
     )
     assert listed.returncode == 0, listed.stderr
     assert NEW in listed.stdout and "smhi.se" in listed.stdout
+
+
+def test_a_card_saved_while_a_push_changes_the_cards_waits_says_saving_and_keeps_the_pushed_card(run):
+    page, seen = run["saving_while_pushed"]
+    assert page == "saving" and "Sparar…" in seen  # the screen drew on while the save waited
+    data = yaml.safe_load((Path(run["home"]) / "cards.yaml").read_text(encoding="utf-8"))
+    assert {ANNA, CARER, PUSHED, NEW} <= {c["uid"] for c in data["cards"]}
+    assert run["pushed_in_registry"] is True and run["card_in_registry_at_once"] is True
 
 
 def test_the_new_card_works_at_once_after_the_carer_card_is_out(run):

@@ -4,7 +4,7 @@ The launcher starts with no bridge to hear a card: after a few seconds home says
 startar…" in full (with the reader-lost words and whom to call) instead of "Sätt i ett kort";
 the bridge comes up and home is back by itself. Then the window is given another size (a
 compositor's output, a tablet turned on its side): every screen is built again for it. And the
-SVT1 card names its channel ("Startar SVT1…").
+SVT1 card says its label ("Startar SVT1…").
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def test_a_new_window_size_builds_every_screen_again_for_it(run):
     assert run["upright_card_problems"] == []
 
 
-def test_an_svt_card_names_its_channel_or_program(run):
+def test_an_svt_card_names_itself_by_its_label(run):
     assert "Startar SVT1…" in run["svt1_texts"]
     assert "Startar Rapport…" in run["rapport_texts"]
 

@@ -233,6 +233,8 @@ def cases(app) -> list[tuple[str, int | None, object]]:
         ("carer_photos", None, carer_page("photos")),
         ("carer_web", None, carer_page("web")),
         ("carer_problem", None, carer_page("problem", reason="card_file")),
+        ("carer_saving", None, carer_page("saving")),
+        ("carer_busy", None, carer_page("problem", reason="busy")),
         ("album_paused", None, album),
     ]
     for length in LABELS:

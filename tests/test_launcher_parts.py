@@ -436,18 +436,18 @@ def test_the_demo_lists_its_own_call_server_so_its_call_card_runs(tmp_path):
 # --- section 2 and 7's words; the tap pause; the questionnaire read again -------------------------
 
 
-def test_an_svt_card_says_which_channel_or_program_it_starts():
+def test_an_svt_card_is_called_by_its_label_and_only_a_card_without_one_by_its_channel():
     from cards.model import Card
     from launcher.wording import status_words
 
     sv = Words("sv")
     svt1 = Card(uid="01", label="Nyheter", action=SvtPlay(channel="svt1"))
-    barn = Card(uid="02", label="Barn", action=SvtPlay(channel="svtbarn"))
-    rapport = Card(uid="03", label="Kvällens nyheter", action=SvtPlay(program="/rapport"))
-    assert status_words(sv, svt1, "starting", "slot") == "Startar SVT1…"
+    barn = Card(uid="02", label="", action=SvtPlay(channel="svtbarn"))
+    sparet = Card(uid="03", label="På spåret", action=SvtPlay(program="/pa-sparet"))
+    assert status_words(sv, svt1, "starting", "slot") == "Startar Nyheter…"
     assert status_words(sv, barn, "starting", "slot") == "Startar SVT Barn…"
-    assert status_words(sv, rapport, "starting", "slot") == "Startar Rapport…"
-    assert status_words(Words("en"), svt1, "starting", "slot") == "Starting SVT1…"
+    assert status_words(sv, sparet, "starting", "slot") == "Startar På spåret…"
+    assert status_words(Words("en"), sparet, "starting", "slot") == "Starting På spåret…"
 
 
 def test_a_question_names_its_card_or_says_the_card():

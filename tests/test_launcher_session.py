@@ -419,6 +419,21 @@ def test_no_pin_configured_shows_only_that_it_is_not_set_up():
     assert isinstance(s.screen, S.Home)
 
 
+def test_in_tap_mode_a_carer_told_the_staff_mode_is_not_set_up_has_a_home_button_to_go_back():
+    """The words say "Press Home to go back." and that screen has no Cancel of its own."""
+    s = new("tap")
+    s.event(CardPresent(STAFF.uid))
+    assert s.screen == S.CarerNotSetUp(STAFF) and s.shows_home_button
+    s.home_pressed()
+    assert isinstance(s.screen, S.Home)
+    # The PIN pad and staff mode keep their own Cancel and Done.
+    s.carer_pin_set = True
+    s.event(CardPresent(STAFF.uid))
+    assert isinstance(s.screen, S.CarerPin) and not s.shows_home_button
+    s.carer_pin(True)
+    assert isinstance(s.screen, S.CarerMode) and not s.shows_home_button
+
+
 def test_three_wrong_pins_go_home_with_a_notice_and_a_pause():
     clock = Clock()
     s = carer_session(clock=clock)
@@ -623,6 +638,19 @@ def test_an_unreadable_card_file_stands_in_for_home_until_it_is_fixed():
     s.event(CardPresent(ANNA.uid))
     s.card_file_state("kept")  # a mistake with the last good cards kept: nothing changes on screen
     assert s.screen == S.ShowingCard(ANNA)
+
+
+def test_a_card_file_fixed_while_the_reader_is_still_starting_keeps_saying_the_reader_is_starting():
+    """No flash of home (where a card would do nothing) between the card file and the reader."""
+    s, clock = starting()
+    s.connection(True)
+    s.card_file_state("unreadable")
+    assert s.screen == S.CardsUnreadable()
+    clock.t += S.BRIDGE_GRACE_S + S.READER_GRACE_S  # the file is fixed before the next tick
+    s.card_file_state("ok")
+    assert s.screen == S.ReaderStarting()
+    s.event(ReaderStatus("connected"))
+    assert s.screen == S.Home()
 
 
 # --- properties --------------------------------------------------------------------------------

@@ -129,7 +129,7 @@ class CarerScreen(Screen):
     # -- the pages -----------------------------------------------------------------------------
     def _page_menu(self) -> None:
         w, session = self.ctx.w, self.ctx.session
-        self._title(w("Carer mode"))
+        self._title(w("Staff mode"))
         self._corner(w("Done"), self.ctx.on_carer_leave)
         ready = session.reader == "connected" and session.bridge_connected
         self._line(w("The card reader is ready") if ready else w("Waiting for the card reader"), soft=True)
@@ -235,13 +235,24 @@ class CarerScreen(Screen):
         self._save(card)
 
     def _save(self, card: Any) -> None:
-        try:
-            self.ctx.save_carer_card(card)
-        except carer.ProgramError as exc:
-            log.warning("The card %s was not programmed: %s (%s)", card.uid, exc.reason, exc.detail)
-            self.show("problem", reason=exc.reason)
-            return
-        self.show("saved", card=card)
+        """Saved beside the screen (it may wait on a card set being unpacked): "Saving…" meanwhile."""
+        self.show("saving")
+        opened = self._screen
+
+        def saved(error: Any) -> None:
+            if error is not None:
+                log.warning("The card %s was not programmed: %s (%s)", card.uid, error.reason, error.detail)
+            if self._screen is not opened or self.page != "saving":
+                return  # carer mode was left (or opened again) meanwhile
+            if error is not None:
+                self.show("problem", reason=error.reason)
+            else:
+                self.show("saved", card=card)
+
+        self.ctx.save_carer_card(card, saved)
+
+    def _page_saving(self) -> None:
+        self._title(self.ctx.w("Saving…"))
 
     def _page_saved(self, card: Any) -> None:
         w = self.ctx.w
@@ -258,5 +269,6 @@ class CarerScreen(Screen):
         text = {
             "known": w("This card has been set up already, on another device or a computer."),
             "card_file": w("The card file on this tablet has a mistake. Open it with klick carer on a computer."),
+            "busy": w("The cards are being changed from somewhere else right now. Try again in a minute."),
         }.get(reason, w("Something on the tablet stopped it."))
         self._line(text, 3)

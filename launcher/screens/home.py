@@ -69,9 +69,9 @@ class HomeScreen(Screen):
         if notice:  # after a round of wrong carer PINs: calm words in place of "put in a card", for a while
             minutes = math.ceil(session.carer_pause_left() / 60)
             if minutes <= 1:
-                text = self.ctx.w("That was not the right PIN. Carer mode opens again in a minute.")
+                text = self.ctx.w("That was not the right PIN. Staff mode opens again in a minute.")
             else:
-                text = self.ctx.w("That was not the right PIN. Carer mode opens again in {minutes} minutes.", minutes=minutes)
+                text = self.ctx.w("That was not the right PIN. Staff mode opens again in {minutes} minutes.", minutes=minutes)
             self.insert.say(text, max_px=s.px("body"))
         else:
             self.insert.say(self.ctx.w("Put in a card"), max_px=round(s.px("title") * 1.15))

@@ -102,25 +102,30 @@ class MessageScreen(Screen):
             self.show(
                 "failed",
                 w("The cards cannot be read right now."),
-                w("The list of cards on the tablet has a mistake. You do not need to do anything."),
+                w("The list of cards on the tablet has a mistake. Ask your contact person for help."),
                 call,
             )
         elif isinstance(screen, CarerNotSetUp):
             # Seen only by a carer holding a staff card: say exactly what to do, and nothing else.
             self.show(
                 "unknown",
-                w("Carer mode is not set up on this tablet."),
+                w("Staff mode is not set up on this tablet."),
                 w("Choose a PIN on a computer with the command: klick carer pin"),
                 take_out,
             )
         elif isinstance(screen, ActionFailed):
             title, body = failure_words(w, screen.card, screen.reason, session.mode)
-            # "Take out the card and try again later." already says how to go back.
-            self.show("failed", title, body, "" if screen.reason in TRY_LATER and session.mode == "slot" else take_out)
+            if screen.reason == "exited":  # it ran, then closed: nothing went wrong to speak of
+                self.show("ended", title, body, take_out)
+            elif screen.reason in TRY_LATER:
+                # "Take out the card and try again later." already says how to go back.
+                self.show("failed", title, body, "" if session.mode == "slot" else take_out)
+            else:  # it will not start by itself next time: who can help, as when the reader is lost
+                self.show("failed", title, body, call or take_out)
         elif isinstance(screen, CallEnded):
             self.show("ended", ended_words(w, screen.card), "", take_out)
         elif isinstance(screen, Thanks):
-            self.show("thanks", w("Thank you!"), w("Your answer helps us make Klick better."))
+            self.show("thanks", w("Thank you!"), w("Your answer helps us make the tablet better."))
         want_home = session.shows_home_button
         self._place_words(want_home)
         if want_home != self._has_home:

@@ -49,7 +49,7 @@ class PinScreen(Screen):
                 (left[0], y, left[2], h) for (_x, y, _w, h) in f.rows(left[1], left[1] + left[3], [0.2, 0.18, 0.22, 0.4])
             )
         self.title = place(Text(w("Staff card"), font_size=s.px("title"), bold=True, halign="left"), title, W, H)
-        self.ask = place(Text(w("Type the carer PIN."), font_size=s.px("body"), halign="left"), ask, W, H)
+        self.ask = place(Text(w("Type the staff PIN."), font_size=s.px("body"), halign="left"), ask, W, H)
         self.dots = place(Text(font_size=round(s.px("title") * 2), bold=True, halign="left"), dots, W, H)
         self.message = place(
             Text(font_size=s.px("body"), color=theme.rgba(theme.TEXT_SOFT), halign="left"),

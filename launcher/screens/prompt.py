@@ -51,7 +51,9 @@ class PromptScreen(Screen):
             max_width=0.4 * f.width,
             pos_hint={"right": 0.97, "y": f.button_y / f.height},
         )
-        self._prompt_id: Any = None
+        #: The session's screen this was built for: a question put off ("Not now") comes back
+        #: as a new screen with the same prompt, and is built afresh (empty field, keyboard up).
+        self._screen: Any = None
         self._picture: Any = None
         self.entry: TextInput | None = None
         picture_textures.listen(self._picture_ready)
@@ -107,10 +109,10 @@ class PromptScreen(Screen):
 
     # -- showing -------------------------------------------------------------------------------
     def update(self, session: Any) -> None:
-        prompt = session.screen.prompt
-        if prompt.id == self._prompt_id:
+        if session.screen is self._screen:
             return
-        self._prompt_id = prompt.id
+        self._screen = session.screen
+        prompt = session.screen.prompt
         ctx, s, w, f = self.ctx, self.ctx.sizes, self.ctx.w, self.f
         W, H, m = f.width, f.height, f.margin
         if self.entry is not None:
