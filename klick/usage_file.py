@@ -220,7 +220,7 @@ def _migrate_to_3(db: sqlite_utils.Database) -> None:
         conn.execute(f"INSERT INTO {table}_v3 SELECT * FROM {table}")
         conn.execute(f"DROP TABLE {table}")
         conn.execute(f"ALTER TABLE {table}_v3 RENAME TO {table}")
-    for kind, _, sql in sorted(again, key=lambda r: r[0]):  # indexes first, then triggers
+    for _, _, sql in sorted(again, key=lambda r: r[0]):  # indexes first, then triggers
         conn.execute(sql)
 
 

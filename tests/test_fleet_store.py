@@ -75,7 +75,9 @@ def test_every_row_written_or_changed_gets_the_next_sequence_number(tmp_path):
         "INSERT INTO prompts(device, question_id, trigger, state, created_at, expires_at) VALUES ('hbg-1','q','t','queued','x','y')"
     ).lastrowid
     before = seqs(db, "prompts")[prompt]
-    log.conn.execute("INSERT INTO answers(prompt_id, device, question_id, value, at) VALUES (?, 'hbg-1', 'q', '5', 'x')", (prompt,))
+    log.conn.execute(
+        "INSERT INTO answers(prompt_id, device, question_id, value, at) VALUES (?, 'hbg-1', 'q', '5', 'x')", (prompt,)
+    )
     (answer,) = seqs(db, "answers").values()
     assert seqs(db, "prompts")[prompt] > before and answer > before  # an answer sends its prompt again
     all_seqs = [s for t in ("events", "sessions", "prompts", "answers") for s in seqs(db, t).values()]
