@@ -3,7 +3,8 @@
 :mod:`klick.usage` keeps the log itself (the writer thread, sessions, retention); this module holds
 what works on the file whoever opens it, the launcher's log or ``klick pilot withdraw``:
 
-* the schema and its migrations (``PRAGMA user_version``; a newer file is refused);
+* the schema and its migrations (``PRAGMA user_version``; a newer file is refused), and the
+  numbering of a new file from the clock;
 * recognising a file read-only, before any pragma that writes, so a foreign or newer file is left
   byte for byte as it was; and telling damage (``quick_check``, a blank first page) from a lock;
 * moving a damaged file aside as ``usage.db.damaged-<time>`` with its -wal/-shm;
