@@ -20,7 +20,9 @@ each action started or failed, and the reader's health. Four things shape this m
   device is named by a pseudonym; rows older than ``pilot.retention_days`` are deleted (with
   ``secure_delete``), at start and once a day.
 * The file outlives the software that wrote it: ``PRAGMA user_version`` holds the schema
-  version, older files are migrated forward, and a file from a newer Klick is refused.
+  version, older files are migrated forward, and a file from a newer Klick is refused. A row's
+  id names it for good (it leaves the device as ``src_id``): ids are never given twice, and a new
+  file numbers its rows from the clock, above every row of a file it replaces.
 
 Sessions (card in → card out) are derived from the events by :func:`session_step`, a pure
 function, so the rules can be tested on any sequence of events without a database. What works on

@@ -3,7 +3,8 @@
 :mod:`klick.usage` keeps the log itself (the writer thread, sessions, retention); this module holds
 what works on the file whoever opens it, the launcher's log or ``klick pilot withdraw``:
 
-* the schema and its migrations (``PRAGMA user_version``; a newer file is refused);
+* the schema and its migrations (``PRAGMA user_version``; a newer file is refused), and the
+  numbering of a new file from the clock;
 * recognising a file read-only, before any pragma that writes, so a foreign or newer file is left
   byte for byte as it was; and telling damage (``quick_check``, a blank first page) from a lock;
 * moving a damaged file aside as ``usage.db.damaged-<time>`` with its -wal/-shm;
@@ -15,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -59,7 +61,7 @@ __all__ = [
 log = logging.getLogger("klick.usage")
 
 #: Version of the usage database layout. Raise it only together with a new entry in _MIGRATIONS.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Written to the meta table so that a foreign SQLite file is recognised as such.
 DB_KIND = "klick-usage"
 
@@ -194,8 +196,54 @@ def _migrate_to_2(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migrate_to_3(db: sqlite_utils.Database) -> None:
+    """Row ids are never given twice (AUTOINCREMENT), so that a row's id names it for good.
+
+    A row's id leaves the device as its ``src_id``, and the collector and ``klick export merge``
+    know a row by (device, src_id). Without AUTOINCREMENT SQLite starts again at 1 in a table that
+    retention or a withdrawal emptied. SQLite cannot add AUTOINCREMENT to a table, so each is
+    copied into a new one (ids, sequence numbers and all); its indexes and triggers are made again.
+    """
+    conn = db.conn
+    names = ", ".join(f"'{t}'" for t in SEQ_TABLES)
+    again = conn.execute(
+        f"SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger') AND tbl_name IN ({names}) AND sql IS NOT NULL"
+    ).fetchall()
+    for kind, name, _ in again:
+        if kind == "trigger":  # before any table goes: answers_seq_prompt names prompts
+            conn.execute(f'DROP TRIGGER "{name}"')
+    for table in SEQ_TABLES:
+        sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()[0]
+        columns, n = re.subn(r"\bINTEGER PRIMARY KEY\b", "INTEGER PRIMARY KEY AUTOINCREMENT", sql[sql.index("(") :], count=1)
+        if n != 1:
+            raise UsageDbError(f"the {table} table of this usage database has no row id; move the file aside.")
+        conn.execute(f"CREATE TABLE {table}_v3 {columns}")
+        conn.execute(f"INSERT INTO {table}_v3 SELECT * FROM {table}")
+        conn.execute(f"DROP TABLE {table}")
+        conn.execute(f"ALTER TABLE {table}_v3 RENAME TO {table}")
+    for _, _, sql in sorted(again, key=lambda r: r[0]):  # indexes first, then triggers
+        conn.execute(sql)
+
+
+def _number_from(conn: sqlite3.Connection, now: float) -> int:
+    """Number a new file's rows (their ids and the sequence) from the clock; returns the base.
+
+    A tablet that starts a new usage.db (a damaged one moved aside, or deleted by a withdrawal)
+    would otherwise number from 1 again, and the collector and ``klick export merge``, who know a
+    row by (device, src_id), would take its rows for ones they hold. Milliseconds since 1970 are
+    far above any number a file made earlier reached (hundreds of rows a day, 86 million ms) and
+    far below 2**62, the largest number the wire takes.
+    """
+    base = max(0, int(now * 1000))
+    for table in SEQ_TABLES:
+        conn.execute("DELETE FROM sqlite_sequence WHERE name = ?", (table,))
+        conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, base))
+    conn.execute("UPDATE row_seq SET last = ? WHERE id = 1", (base,))
+    return base
+
+
 #: _MIGRATIONS[n] brings a database from version n-1 to n. Never edit one that has shipped.
-_MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _migrate_to_1, 2: _migrate_to_2}
+_MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3}
 
 
 def _code(exc: BaseException) -> int:
@@ -294,6 +342,8 @@ def prepare(conn: sqlite3.Connection, path: Path, now: float) -> None:
         version, _ = recognise(conn, path)  # again, under the lock: another process may have done it
         for step in range(version + 1, SCHEMA_VERSION + 1):
             _MIGRATIONS[step](db)
+        if version == 0:
+            _number_from(conn, now)
         conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('kind', ?)", (DB_KIND,))
         conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('created_at', ?)", (iso(now),))
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")

@@ -575,7 +575,7 @@ def test_csv_cells_a_spreadsheet_would_run_as_a_formula_are_written_as_text(home
     labels = {r["label"] for r in rows if r["uid"] == ANNA}
     assert labels == {"'" + evil}
     assert all(not r["label"].startswith(("=", "+", "-", "@")) for r in rows)
-    assert {r["src_id"] for r in rows} >= {"1", "2"}  # numbers as they are
+    assert all(r["src_id"].isdigit() for r in rows)  # numbers as they are
     from klick.export import spreadsheet_safe
 
     for cell in ("=1+1", "+46701234567", "-2+3", "@SUM(A1)", "\t=1", "\r=1"):

@@ -62,20 +62,24 @@ def open_log(path: Path, clock=None, **kw) -> UsageLog:
 def test_every_row_written_or_changed_gets_the_next_sequence_number(tmp_path):
     db = tmp_path / "usage.db"
     log = open_log(db)
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION >= 2
     log.record("card_present", uid=UID, action_type="web")
     first = seqs(db, "sessions")
+    (session,) = first
     log.record("card_removed", uid=UID)  # closes the session: an update
     events, sessions = seqs(db, "events"), seqs(db, "sessions")
     assert sorted(events.values()) == sorted(set(events.values()))
-    assert sessions[1] > first[1] > 0
-    assert sessions[1] > max(events.values()) - 1  # the close came with the second event
-    log.conn.execute(
+    assert sessions[session] > first[session] > 0
+    assert sessions[session] > max(events.values()) - 1  # the close came with the second event
+    prompt = log.conn.execute(
         "INSERT INTO prompts(device, question_id, trigger, state, created_at, expires_at) VALUES ('hbg-1','q','t','queued','x','y')"
+    ).lastrowid
+    before = seqs(db, "prompts")[prompt]
+    log.conn.execute(
+        "INSERT INTO answers(prompt_id, device, question_id, value, at) VALUES (?, 'hbg-1', 'q', '5', 'x')", (prompt,)
     )
-    before = seqs(db, "prompts")[1]
-    log.conn.execute("INSERT INTO answers(prompt_id, device, question_id, value, at) VALUES (1, 'hbg-1', 'q', '5', 'x')")
-    assert seqs(db, "prompts")[1] > before and seqs(db, "answers")[1] > before  # an answer sends its prompt again
+    (answer,) = seqs(db, "answers").values()
+    assert seqs(db, "prompts")[prompt] > before and answer > before  # an answer sends its prompt again
     all_seqs = [s for t in ("events", "sessions", "prompts", "answers") for s in seqs(db, t).values()]
     assert len(all_seqs) == len(set(all_seqs))
     assert log.conn.execute("SELECT last FROM row_seq").fetchone()[0] == max(all_seqs)
@@ -112,18 +116,19 @@ def test_retention_keeps_rows_the_broker_has_not_acknowledged_until_max_backlog_
         log.record("reader_status", outcome="connected")
     log.retention_days = 30
     events = seqs(db, "events")
+    ids = sorted(events)  # a new file numbers its rows from the clock, not from 1
     # The fleet acknowledged the first 20 days; it keeps unsent rows at most 60 days.
-    acked = events[20]
+    acked = events[ids[19]]
     log.conn.execute("INSERT INTO meta VALUES (?, ?), (?, ?)", (FLEET_ACKED, str(acked), FLEET_MAX_BACKLOG_DAYS, "60"))
     clock[0] = T0 + 100 * DAY
     log.prune()
     left = sorted(seqs(db, "events"))
     # Days 0-19 sent and past retention: gone. Days 20-39 unsent but older than 60 days: gone.
     # Days 40-69 unsent, past retention, within the backlog limit: kept. 70-99 within retention.
-    assert left == list(range(41, 101))
-    log.conn.execute("UPDATE meta SET value = ? WHERE key = ?", (str(seqs(db, "events")[80]), FLEET_ACKED))
+    assert left == ids[40:]
+    log.conn.execute("UPDATE meta SET value = ? WHERE key = ?", (str(events[ids[79]]), FLEET_ACKED))
     log.prune()
-    assert sorted(seqs(db, "events")) == list(range(71, 101))  # plain retention again
+    assert sorted(seqs(db, "events")) == ids[70:]  # plain retention again
     log.conn.execute("DELETE FROM meta WHERE key LIKE 'fleet:%'")
     log.close()
 

@@ -271,7 +271,8 @@ def test_an_answer_is_thanked_for_two_seconds(run):
     assert [a for a in answers(run) if a[0] == "how"] == [("how", "5", None)]
     assert "Tack!" in run["thanks_texts"]
     assert run["follow_up_waits_for_thanks"].startswith("Thanks(follow_up=")
-    assert 1.9 <= run["thanks_seconds"] <= 3.0
+    # Measured between frames: on a busy machine a frame comes late, so the bounds are loose.
+    assert 1.5 <= run["thanks_seconds"] <= 3.5
 
 
 def test_one_question_per_idle_moment_the_next_waits_for_a_card(run):
