@@ -223,10 +223,10 @@ class Device:
                     event = self.events.get(timeout=0.02 if busy else 0.5)
                 except queue.Empty:
                     continue
-                self.handle(event)
+                self.handle_safely(event)
                 while True:
                     try:
-                        self.handle(self.events.get_nowait())
+                        self.handle_safely(self.events.get_nowait())
                     except queue.Empty:
                         break
         finally:
@@ -351,6 +351,16 @@ class Device:
             log.info("klick fleet: consent withdrawn (%s); told the broker", at)
 
     # -- what paho told us ----------------------------------------------------------------------
+    def handle_safely(self, event: tuple) -> None:
+        """:meth:`handle`, under the same guard as :meth:`step`: data must never end the daemon."""
+        try:
+            self.handle(event)
+        except (NotReady, sqlite3.Error) as exc:
+            self._db_failed(f"usage.db could not be read ({exc})")
+        except Exception as exc:  # a damaged file or a strange message: say it, carry on
+            log.exception("klick fleet: unexpected trouble with a %s from the broker; carrying on", event[0])
+            self.last_error = f"unexpected trouble ({type(exc).__name__}: {exc})"
+
     def handle(self, event: tuple) -> None:
         kind = event[0]
         if kind == "connect":

@@ -1,0 +1,110 @@
+"""The fleet daemon and collector against what the review of 2026-11-30 found: a damaged record of
+pushes or a broker event that ends the daemon, a usage.db replaced under it, rows it can never
+deliver, times the wire took and the pilot file refused. Real Mosquitto, real files, real `klick`.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+
+import pytest
+from fleet_broker import Broker, device_home, have_mosquitto, start_fleet, wait_for
+from test_export import make_device_db
+from test_fleet import Spy, stop
+
+from fleet import wire
+from fleet.apply import STATE_FILE, Applier, ApplySettings
+from fleet.device import Device, settings_from_config
+from klick.config import load_config
+
+needs_broker = pytest.mark.skipif(not have_mosquitto(), reason="mosquitto is not installed (make test installs it)")
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop(kill=True)
+
+
+# --- 4: data never ends the daemon ----------------------------------------------------------------
+
+DAMAGED_RECORDS = [
+    '{"v": 1, "refused": {"cards": "x"}}',
+    '{"v": 1, "refused": "x"}',
+    '{"v": 1, "refused": {"questionnaire": {"version": "7", "problems": []}}}',
+    '{"v": 1, "refused": {"cards": {"version": 3, "problems": "not a list"}}}',
+    '{"v": 1, "refused": {"cards": {"version": 3, "problems": [NaN]}}}',
+    '{"v": 1, "last": "x"}',
+    '{"v": 1, "last": {"kind": "cards", "version": 2, "ok": true, "at": Infinity}}',
+    '{"v": 1, "last": {"kind": "elsewhere", "version": 2, "ok": true}}',
+    '{"v": 1, "cards": {"version": 2, "name": ["a"]}}',
+]
+
+
+@pytest.mark.parametrize("record", DAMAGED_RECORDS)
+def test_a_damaged_record_of_pushes_of_any_shape_is_said_never_raised(tmp_path, record):
+    (tmp_path / STATE_FILE).write_text(record)
+    applier = Applier(ApplySettings("hbg-01", tmp_path, tmp_path / "cards.yaml", tmp_path / "q.yaml", (), ""))
+    assert applier.damaged and "is damaged" in applier.damaged
+    message = applier.message()
+    assert message is None or wire.encode(message)
+
+
+@needs_broker
+def test_a_damaged_record_of_pushes_does_not_end_the_fleet_daemon(broker, tmp_path):
+    home = tmp_path / "hbg-01"
+    device_home(broker, home, "hbg-01")
+    make_device_db(home / "usage.db", "hbg-01", days=1)
+    (home / STATE_FILE).write_text('{"v": 1, "refused": {"cards": "x"}}')
+    spy = Spy(broker)
+    fleet = start_fleet(home)
+    try:
+        wait_for(lambda: any(t == "klick/hbg-01/state" and json.loads(p)["online"] for t, p in spy.all()), 30, what="a state")
+        time.sleep(0.5)
+        assert fleet.poll() is None, (home / "fleet.log").read_text()
+    finally:
+        stop(fleet)
+        spy.close()
+    assert "Traceback" not in (home / "fleet.log").read_text()
+
+
+@needs_broker
+def test_trouble_while_handling_what_the_broker_said_does_not_end_the_fleet_daemon(broker, tmp_path, monkeypatch):
+    """handle() once ran outside the guard step() has: any exception there ended the daemon."""
+    home = tmp_path / "hbg-02"
+    monkeypatch.setenv("KLICK_HOME", str(home))
+    device_home(broker, home, "hbg-02")
+    make_device_db(home / "usage.db", "hbg-02", days=1)
+    device = Device(settings_from_config(load_config(home / "klick.yaml")), keepalive=5)
+
+    def broken() -> None:  # what message() did with {"refused": {"cards": "x"}} before the record was checked
+        raise AttributeError("'str' object has no attribute 'get'")
+
+    device.applier.message = broken  # type: ignore[method-assign]
+    stopped: list[bool] = []
+
+    def stop_when_connected() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (device.connected and device.last_error):
+            time.sleep(0.05)
+        time.sleep(0.3)
+        stopped.append(device.connected)
+        device.stop()
+
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    stopper = threading.Thread(target=stop_when_connected)
+    stopper.start()
+    try:
+        assert device.run() == 0
+    finally:
+        device.stop()
+        stopper.join()
+        signal.signal(signal.SIGTERM, handlers[0])
+        signal.signal(signal.SIGINT, handlers[1])
+    assert stopped == [True]
+    assert device.last_error and "AttributeError" in device.last_error
