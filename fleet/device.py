@@ -255,6 +255,8 @@ class Device:
     def step(self) -> bool:
         """Read usage.db and publish what is due; True when there is more to send right away."""
         now = self.clock()
+        if self.ready and self.outbox.replaced():
+            self._db_replaced()
         if not self._db_ready(now):
             if self.connected and now - self.last_state_at >= self.s.state_every_s:
                 self.publish_state()
@@ -302,6 +304,18 @@ class Device:
         if self.last_error and self.last_error.startswith("usage.db"):
             self.last_error = None
         return True
+
+    def _db_replaced(self) -> None:
+        """usage.db is another file now (a damaged one moved aside, or deleted by `klick pilot withdraw`):
+        read the new one from its own mark, with its own consent. What was in flight belongs to the old."""
+        log.warning("klick fleet: %s was replaced; reading the new file", self.s.usage_db)
+        self.outbox.close()
+        self.ready = False
+        self.retry_db_at = 0.0
+        self.unwritten_ack = None
+        self.withdrawn_mid = None
+        self.last_signature = None
+        self.stream = _Stream()
 
     def _db_failed(self, why: str) -> None:
         if self.last_error != f"usage.db: {why}":

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
 import shutil
 import sqlite3
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +74,9 @@ class Outbox:
         self.free_text = free_text
         self.busy_ms = busy_ms
         self.conn: sqlite3.Connection | None = None
+        #: (st_dev, st_ino) of the file as it was opened: the launcher may move a damaged usage.db
+        #: aside and `klick pilot withdraw` may delete one; the open handle would read the old file on.
+        self.opened: tuple[int, int] | None = None
         #: Rows left out because they could not be sent as they are (damaged), and the last one's why.
         self.skipped = 0
         self.last_skipped: str | None = None
@@ -81,7 +86,12 @@ class Outbox:
         """Connect, and check the file is a usage database with the sequence. Raises :class:`NotReady`."""
         if self.conn is not None:
             return
-        if not self.path.is_file():
+        try:
+            # Taken before connecting: a file swapped in between is seen as replaced next turn.
+            st = os.stat(self.path)
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode):
             raise NotReady(f"{self.path} does not exist yet (the launcher makes it when it starts)")
         try:
             # No create: a missing file must not be made here, with the wrong owner and no schema.
@@ -102,11 +112,23 @@ class Outbox:
             conn.close()
             raise NotReady(f"{self.path} was written by a newer Klick (version {version}); update Klick")
         self.conn = conn
+        self.opened = (st.st_dev, st.st_ino)
+
+    def replaced(self) -> bool:
+        """True when the open file is no longer the one at ``path`` (moved aside, deleted, swapped)."""
+        if self.conn is None:
+            return False
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return True
+        return (st.st_dev, st.st_ino) != self.opened
 
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+            self.opened = None
 
     # -- marks ----------------------------------------------------------------------------------
     def meta(self, key: str) -> str | None:

@@ -5,6 +5,7 @@ deliver, times the wire took and the pilot file refused. Real Mosquitto, real fi
 
 from __future__ import annotations
 
+import datetime
 import json
 import signal
 import threading
@@ -13,12 +14,13 @@ import time
 import pytest
 from fleet_broker import Broker, device_home, have_mosquitto, start_fleet, wait_for
 from test_export import make_device_db
-from test_fleet import Spy, stop
+from test_fleet import Spy, last_seq, stop
 
 from fleet import wire
 from fleet.apply import STATE_FILE, Applier, ApplySettings
 from fleet.device import Device, settings_from_config
 from klick.config import load_config
+from klick.usage import UsageLog, withdraw_consent
 
 needs_broker = pytest.mark.skipif(not have_mosquitto(), reason="mosquitto is not installed (make test installs it)")
 
@@ -108,3 +110,53 @@ def test_trouble_while_handling_what_the_broker_said_does_not_end_the_fleet_daem
         signal.signal(signal.SIGINT, handlers[1])
     assert stopped == [True]
     assert device.last_error and "AttributeError" in device.last_error
+
+
+# --- 2: a replaced usage.db is read anew ----------------------------------------------------------
+
+
+@needs_broker
+def test_a_usage_db_replaced_under_the_daemon_is_read_anew_and_its_withdrawal_is_published(broker, tmp_path):
+    """The launcher moves a damaged usage.db aside; `klick pilot withdraw` deletes a damaged one and
+    records the withdrawal in a new file. The daemon must read the new file, not the old one it has open."""
+    home = tmp_path / "hbg-03"
+    device_home(broker, home, "hbg-03")
+    db = home / "usage.db"
+    make_device_db(db, "hbg-03", days=1)
+    spy = Spy(broker)
+    fleet = start_fleet(home)
+    seen: list[tuple[str, bytes]] = []
+    since = 0
+
+    def heard(what) -> bool:
+        seen.extend(spy.all())
+        return any(what(t, p) for t, p in seen[since:])
+
+    try:
+        wait_for(
+            lambda: heard(lambda t, p: t == "klick/hbg-03/state" and json.loads(p).get("acked") == last_seq(db)),
+            30,
+            what="all sent",
+        )
+        since = len(seen)
+        db.rename(home / "usage.db.moved-aside")  # the open handle still reads this one
+        withdraw_consent(db, today=datetime.date(2026, 3, 5))
+        log = UsageLog.open(db, device="hbg-03", enrolled=True)
+        log.record("reader_status", outcome="lost", detail="unplugged")
+        log.close()
+        wait_for(lambda: heard(lambda t, p: t == "klick/hbg-03/withdrawn"), 20, what="the withdrawal")
+        wait_for(lambda: heard(lambda t, p: t == "klick/hbg-03/rows"), 20, what="the new file's rows")
+        wait_for(
+            lambda: heard(lambda t, p: t == "klick/hbg-03/state" and json.loads(p).get("consent") == "withdrawn"),
+            20,
+            what="consent",
+        )
+    finally:
+        stop(fleet)
+        spy.close()
+    after = seen[since:]
+    withdrawn = [json.loads(p) for t, p in after if t == "klick/hbg-03/withdrawn"]
+    assert [w["at"] for w in withdrawn] == ["2026-03-05"]
+    rows = [r for t, p in after if t == "klick/hbg-03/rows" for r in json.loads(p)["rows"]]
+    assert [(table, v[3]) for table, _s, v in rows] == [("events", "reader_status")]
+    assert "was replaced; reading the new file" in (home / "fleet.log").read_text()
