@@ -165,6 +165,7 @@ class Device:
             enrolled=settings.enrolled,
             consent_date=settings.consent_date,
             free_text=settings.include_free_text,
+            device=settings.device,
         )
         self.key_check = key_check(settings.export_key)
         self.session = secrets.token_hex(6)
@@ -331,11 +332,12 @@ class Device:
             batch = self.outbox.read_batch(self.stream.next_after, self.key_check, BATCH_ROWS)
             if batch is None:
                 return sent_any
-            info = self.client.publish(wire.topic(self.s.device, wire.ROWS), wire.encode_rows(batch), qos=1)
-            if info.rc != 0:
-                return False
-            self.stream.batches[info.mid] = _InFlight(batch.after, batch.upto, now)
-            self.stream.next_after = batch.upto
+            for part, payload in wire.fitted(batch):
+                info = self.client.publish(wire.topic(self.s.device, wire.ROWS), payload, qos=1)
+                if info.rc != 0:
+                    return False
+                self.stream.batches[info.mid] = _InFlight(part.after, part.upto, now)
+                self.stream.next_after = part.upto
             sent_any = True
         return False
 

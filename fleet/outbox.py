@@ -66,8 +66,13 @@ class Outbox:
         free_text: bool,
         consent_date: _dt.date | None = None,
         busy_ms: int = 250,
+        device: str | None = None,
     ) -> None:
         self.path = Path(path)
+        #: The device name rows must carry to be taken by the collector (None: not checked).
+        self.device = device
+        #: Earlier device names whose rows were left out (each said once in the log).
+        self.foreign: set[str] = set()
         self.card = card
         self.enrolled = enrolled
         self.consent_date = consent_date
@@ -222,6 +227,19 @@ class Outbox:
                 problem = row_problem(name, values)
             except Exception as exc:  # a damaged row (say a number where a card ID belongs)
                 problem = f"{name} row {raw[0]} cannot be read ({type(exc).__name__})"
+            if not problem and self.device is not None and values[0] != self.device:
+                # Written before pilot.device_name was set (or changed): the collector takes rows of
+                # this device only, on this device's topic. Left here, for `klick export`.
+                self.skipped += 1
+                other = str(values[0])[:64]
+                if other not in self.foreign:
+                    self.foreign.add(other)
+                    self.last_skipped = (
+                        f"rows written under the earlier device name {other!r} are not sent (they are not "
+                        f"{self.device}'s); klick export still has them"
+                    )
+                    log.warning("klick fleet: %s", self.last_skipped)
+                continue
             if problem:
                 self.skipped += 1
                 self.last_skipped = f"a damaged row was not sent: {problem}"

@@ -48,6 +48,7 @@ __all__ = [
     "encode_rows",
     "decode_rows",
     "row_problem",
+    "fitted",
     "encode",
     "decode_object",
     "readable",
@@ -219,8 +220,10 @@ def decode_rows(payload: bytes, device: str) -> Batch:
 def row_problem(table: str, values: Any) -> str | None:
     """None if ``values`` is a row of ``table`` as the collector stores it; else which value is wrong.
 
-    The tablet checks each row with this before sending, so a damaged row in usage.db is left
-    out there (and said in its state) instead of making the collector refuse a whole batch.
+    The tablet checks each row with this before sending (and that it names the tablet, as
+    :func:`decode_rows` does), so a damaged row in usage.db is left out there (and said in its
+    state) instead of making the collector refuse a whole batch, which the tablet would send again
+    for ever.
     """
     checks = _CHECKS[table]
     if len(values) != len(checks):
@@ -229,6 +232,25 @@ def row_problem(table: str, values: Any) -> str | None:
         if not check(value):
             return f"{table}.{column} = {str(value)[:40]!r}"
     return None
+
+
+def fitted(batch: Batch, limit: int = MAX_MESSAGE) -> list[tuple[Batch, bytes]]:
+    """``batch`` encoded, split into consecutive batches (over the same stretch) each at most ``limit`` bytes.
+
+    The collector refuses a larger message, and the tablet would send it again for ever (500
+    written answers can pass 1 MiB). A single row too large alone is left out (its stretch is
+    still covered); with the limits of :data:`_CHECKS` no row comes near one.
+    """
+    payload = encode_rows(batch)
+    if len(payload) <= limit:
+        return [(batch, payload)]
+    if len(batch.rows) <= 1:
+        return fitted(Batch(batch.key_check, batch.after, batch.upto, ()), limit)
+    half = len(batch.rows) // 2
+    middle = batch.rows[half - 1][1]
+    first = Batch(batch.key_check, batch.after, middle, batch.rows[:half])
+    rest = Batch(batch.key_check, middle, batch.upto, batch.rows[half:])
+    return fitted(first, limit) + fitted(rest, limit)
 
 
 def _is_seq(value: Any, zero: bool = False) -> TypeGuard[int]:

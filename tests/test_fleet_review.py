@@ -8,13 +8,15 @@ from __future__ import annotations
 import datetime
 import json
 import signal
+import sqlite3
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from fleet_broker import Broker, device_home, have_mosquitto, start_fleet, wait_for
 from test_export import make_device_db
-from test_fleet import Spy, last_seq, stop
+from test_fleet import Spy, covered, last_seq, rows_of, start_collector, stop
 
 from fleet import wire
 from fleet.apply import STATE_FILE, Applier, ApplySettings
@@ -160,3 +162,95 @@ def test_a_usage_db_replaced_under_the_daemon_is_read_anew_and_its_withdrawal_is
     rows = [r for t, p in after if t == "klick/hbg-03/rows" for r in json.loads(p)["rows"]]
     assert [(table, v[3]) for table, _s, v in rows] == [("events", "reader_status")]
     assert "was replaced; reading the new file" in (home / "fleet.log").read_text()
+
+
+# --- 3: rows the collector would refuse are never sent for ever ---------------------------------
+
+
+@needs_broker
+def test_rows_written_under_an_earlier_device_name_stay_on_the_tablet_and_the_rest_arrive(broker, tmp_path):
+    """Rows from before pilot.device_name was set carry another name; the collector refused each
+    batch holding one, the tablet counted it sent, and the collector asked for it again for ever."""
+    home = tmp_path / "hbg-04"
+    device_home(broker, home, "hbg-04")
+    db = home / "usage.db"
+    make_device_db(db, "dev-0a1b2c3d", days=1)
+    log = UsageLog.open(db, device="hbg-04", enrolled=True)
+    log.record("reader_status", outcome="connected")
+    log.record("card_present", uid="04A2B3C4D5E680", action_type="video_call")
+    log.close()
+    pilot = tmp_path / "PILOT.sqlite"
+    collector = start_collector(broker, pilot, log=tmp_path / "collector.log")
+    spy = Spy(broker)
+    fleet = start_fleet(home)
+    try:
+        wait_for(lambda: covered(pilot, "hbg-04") >= last_seq(db), 30, what="the collector to cover every row")
+        states = wait_for(
+            lambda: [json.loads(p) for t, p in spy.all() if t == "klick/hbg-04/state" and "earlier device name" in p.decode()],
+            20,
+            what="the state to say why rows were left",
+        )
+    finally:
+        stop(fleet)
+        stop(collector)
+        spy.close()
+    assert "'dev-0a1b2c3d'" in states[-1]["last_error"]
+    assert {r[0] for r in rows_of(pilot, "events")} == {"hbg-04"}
+    assert [r[3] for r in rows_of(pilot, "events")] == ["reader_status", "card_present"]
+    assert (home / "fleet.log").read_text().count("earlier device name") == 1
+    assert "wrong_device" not in (tmp_path / "collector.log").read_text()
+
+
+def _written_answers(db: Path, device: str, count: int, text: str) -> None:
+    """``count`` answered questions with written answers, as the launcher stores them."""
+    conn = sqlite3.connect(db)
+    with conn:
+        for i in range(count):
+            at = f"2026-03-02T12:{i // 60 % 60:02d}:{i % 60:02d}.000Z"
+            pid = conn.execute(
+                "INSERT INTO prompts (device, question_id, trigger, state, created_at, expires_at, shown_at, closed_at)"
+                " VALUES (?, 'anything_difficult', 'after_uses:per_card', 'answered', ?, ?, ?, ?)",
+                (device, at, "2026-03-09T12:00:00.000Z", at, at),
+            ).lastrowid
+            conn.execute(
+                "INSERT INTO answers (prompt_id, device, question_id, value, text, at) VALUES (?, ?, 'anything_difficult', 'yes', ?, ?)",
+                (pid, device, text, at),
+            )
+    conn.close()
+
+
+@needs_broker
+def test_a_batch_larger_than_the_collector_takes_is_split_and_arrives(broker, tmp_path):
+    """500 written answers of 2000 characters are 3 MB: over wire.MAX_MESSAGE, refused, sent again for ever."""
+    home = tmp_path / "hbg-05"
+    device_home(broker, home, "hbg-05", include_free_text=True)
+    db = home / "usage.db"
+    make_device_db(db, "hbg-05", days=1)
+    text = "Ljudet € " * 222 + "sl"  # 2000 characters, 2444 bytes in UTF-8
+    assert len(text) == 2000
+    _written_answers(db, "hbg-05", 500, text)
+    pilot = tmp_path / "PILOT.sqlite"
+    collector = start_collector(broker, pilot, log=tmp_path / "collector.log")
+    fleet = start_fleet(home)
+    try:
+        wait_for(lambda: covered(pilot, "hbg-05") >= last_seq(db), 40, what="the collector to cover every row")
+    finally:
+        stop(fleet)
+        stop(collector)
+    answers = rows_of(pilot, "answers")
+    assert sum(1 for r in answers if text in r) == 500
+    assert "too_large" not in (tmp_path / "collector.log").read_text()
+
+
+def test_a_split_batch_covers_the_same_stretch_with_the_same_rows_each_part_small_enough():
+    rows = tuple(
+        ("events", seq, ("hbg-01", seq, "2026-03-02T12:00:00.000Z", "reader_status", None, None, "lost", "x" * 400))
+        for seq in range(3, 903, 3)
+    )
+    batch = wire.Batch("0123456789ab", 2, 905, rows)
+    parts = wire.fitted(batch, limit=20_000)
+    assert len(parts) > 1
+    assert parts[0][0].after == 2 and parts[-1][0].upto == 905
+    assert all(a[0].upto == b[0].after for a, b in zip(parts, parts[1:]))
+    assert all(len(p) <= 20_000 and wire.decode_rows(p, "hbg-01") == part for part, p in parts)
+    assert tuple(r for part, _ in parts for r in part.rows) == rows
