@@ -19,6 +19,7 @@ from typing import Any
 
 from fleet import wire
 from fleet.mqtt import Access, make_client, refusal_words, why_not_connected
+from klick.export import time_ok
 from klick.usage import from_iso
 
 __all__ = ["DeviceStatus", "read_retained", "summarise", "format_lines"]
@@ -235,15 +236,9 @@ def _mapping(value: Any) -> dict[str, Any]:
 
 
 def _time(value: Any) -> str | None:
-    """A time a tablet sent, if it is one the office can show in its own time zone (a tablet may
-    say year 1 or 9999, which no local clock can show), else None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        _dt.datetime.fromtimestamp(from_iso(value))
-    except (ValueError, OverflowError, OSError):
-        return None
-    return value
+    """A time a tablet sent, if it is one Klick writes (:func:`klick.export.time_ok`: the office can
+    show it in its own time zone; a tablet may say year 1 or 9999, which no local clock can show)."""
+    return value if time_ok(value) else None
 
 
 def _word(value: Any, limit: int = 40) -> str | None:

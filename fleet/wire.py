@@ -33,8 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from klick.export import TABLES
-from klick.usage import KINDS, from_iso
+from klick.export import TABLES, time_ok
+from klick.usage import KINDS
 
 __all__ = [
     "ROOT",
@@ -69,7 +69,6 @@ SET = {"cards": "set/cards", "questionnaire": "set/questionnaire"}
 RESERVED = frozenset({"collector", "office", "admin", "group", "groups", "all"})
 
 _DEVICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 _CARD = re.compile(r"c[0-9a-f]{20}")
 _KEY_CHECK = re.compile(r"[0-9a-f]{12}")
 #: A JSON escape of a UTF-16 surrogate: most are halves of a pair (an emoji), a lone one is not text.
@@ -265,16 +264,6 @@ def _text(limit: int) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, str) and len(v) <= limit and "\x00" not in v
 
 
-def _time(v: Any) -> bool:
-    if not isinstance(v, str) or not _TIME.fullmatch(v):
-        return False
-    try:
-        from_iso(v)
-    except ValueError:
-        return False
-    return True
-
-
 def _number(v: Any) -> bool:
     return type(v) in (int, float) and math.isfinite(v) and 0 <= v < 10**9
 
@@ -285,23 +274,23 @@ _SHORT = _optional(_text(100))
 _COLUMN_CHECKS: dict[str, Callable[[Any], bool]] = {
     "device": lambda v: isinstance(v, str) and bool(_DEVICE.fullmatch(v)),
     "src_id": _ID,
-    "at": _time,
+    "at": time_ok,
     "kind": lambda v: v in KINDS,
     "card": _CARD_OR_NONE,
     "action_type": _SHORT,
     "outcome": _SHORT,
     "detail": _optional(_text(500)),
-    "started_at": _time,
-    "ended_at": _optional(_time),
+    "started_at": time_ok,
+    "ended_at": _optional(time_ok),
     "duration_s": _optional(_number),
     "end_reason": _SHORT,
     "question_id": _text(100),
     "trigger": _SHORT,
     "state": _SHORT,
-    "created_at": _time,
-    "shown_at": _optional(_time),
-    "closed_at": _optional(_time),
-    "answered_at": _optional(_time),
+    "created_at": time_ok,
+    "shown_at": _optional(time_ok),
+    "closed_at": _optional(time_ok),
+    "answered_at": _optional(time_ok),
     "value": _optional(_text(200)),
     "text": _optional(_text(2000)),
 }

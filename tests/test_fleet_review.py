@@ -6,6 +6,7 @@ deliver, times the wire took and the pilot file refused. Real Mosquitto, real fi
 from __future__ import annotations
 
 import datetime
+import datetime as dt
 import json
 import signal
 import sqlite3
@@ -15,13 +16,18 @@ from pathlib import Path
 
 import pytest
 from fleet_broker import Broker, device_home, have_mosquitto, start_fleet, wait_for
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_export import make_device_db
 from test_fleet import Spy, covered, last_seq, rows_of, start_collector, stop
 
 from fleet import wire
 from fleet.apply import STATE_FILE, Applier, ApplySettings
+from fleet.collector import handle_message
 from fleet.device import Device, settings_from_config
+from fleet.pilot import PilotStore
 from klick.config import load_config
+from klick.export import key_check, time_ok, time_sql
 from klick.usage import UsageLog, withdraw_consent
 
 needs_broker = pytest.mark.skipif(not have_mosquitto(), reason="mosquitto is not installed (make test installs it)")
@@ -254,3 +260,60 @@ def test_a_split_batch_covers_the_same_stretch_with_the_same_rows_each_part_smal
     assert all(a[0].upto == b[0].after for a, b in zip(parts, parts[1:]))
     assert all(len(p) <= 20_000 and wire.decode_rows(p, "hbg-01") == part for part, p in parts)
     assert tuple(r for part, _ in parts for r in part.rows) == rows
+
+
+# --- 5: one rule for a time -----------------------------------------------------------------------
+
+KEY = "a pilot secret for the review's tests"
+_SQL = sqlite3.connect(":memory:")
+
+
+def _sql_time_ok(value: object) -> bool:
+    return bool(_SQL.execute(f"SELECT {time_sql('?1')}", (value,)).fetchone()[0])
+
+
+_times = st.one_of(
+    st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31)).map(
+        lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
+    ),
+    st.from_regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z", fullmatch=True),
+    st.text(max_size=30),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.none(),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_times)
+def test_a_time_is_one_rule_in_python_and_in_sql(value):
+    assert time_ok(value) == _sql_time_ok(value)
+    if time_ok(value):
+        assert 1970 <= int(value[:4]) < 2200
+
+
+def test_the_time_rule_takes_what_klick_writes_and_nothing_else():
+    assert time_ok("1970-01-01T00:00:00.000Z") and time_ok("2199-12-31T23:59:59.999Z")
+    for bad in ("1969-12-31T23:59:59.999Z", "2200-01-01T00:00:00.000Z", "1900-01-01T00:00:00.000Z", "2026-02-30T12:00:00.000Z"):
+        assert not time_ok(bad) and not _sql_time_ok(bad)
+    assert not time_ok("２０２６-03-02T12:00:00.000Z")  # digits, but not ones Klick writes
+
+
+def test_a_time_before_1970_from_one_tablet_never_stops_the_collected_pilot_file_merging(tmp_path, klick):
+    """The wire once took 1900-01-01 (no lower bound); merge then refused the whole collected file."""
+    store = PilotStore.open(tmp_path / "PILOT.sqlite", key_check(KEY))
+
+    def feed(device: str, at: str) -> None:
+        row = [device, 1, at, "reader_status", None, None, "connected", None]
+        payload = json.dumps({"v": 1, "key_check": key_check(KEY), "after": 0, "upto": 1, "rows": [["events", 1, row]]})
+        store.begin()
+        handle_message(store, f"klick/{device}/rows", payload.encode(), now=1000.0)
+        store.commit()
+
+    feed("d9", "1900-01-01T00:00:00.000Z")
+    feed("d8", "2250-01-01T00:00:00.000Z")
+    feed("d1", "2026-03-02T12:00:00.000Z")
+    assert store.rejects() == {"bad_value": 2} and store.counts()["events"] == 1
+    store.close()
+    result = klick("export", "merge", str(tmp_path / "PILOT.sqlite"), "--out", str(tmp_path / "merged.sqlite"))
+    assert result.returncode == 0, result.stderr
+    assert rows_of(tmp_path / "merged.sqlite", "events")[0][:3] == ("d1", 1, "2026-03-02T12:00:00.000Z")
