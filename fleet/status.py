@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fleet import wire
-from fleet.mqtt import Access, make_client, refusal_words, why_not_connected
+from fleet.mqtt import Access, make_client, refusal_words, subscription_refused, why_not_connected
 from klick.export import time_ok
 from klick.usage import from_iso
 
@@ -64,11 +64,14 @@ def read_retained(access: Access, *, client_id: str, quiet_s: float = 0.6, limit
     """
     got: queue.Queue = queue.Queue()
     client = make_client(access, client_id)
+    topics = [f"klick/+/{leaf}" for leaf in _LEAVES]
     client.on_connect = lambda c, u, f, rc, p: (
-        got.put(("refused", refusal_words(rc))) if rc.is_failure else c.subscribe([(f"klick/+/{leaf}", 1) for leaf in _LEAVES])
+        got.put(("refused", refusal_words(rc))) if rc.is_failure else c.subscribe([(t, 1) for t in topics])
     )
     client.on_connect_fail = lambda c, u: got.put(("unreachable", ""))
-    client.on_subscribe = lambda c, u, mid, rcs, p: got.put(("subscribed", ""))
+    client.on_subscribe = lambda c, u, mid, rcs, p: got.put(
+        ("subscribed", subscription_refused(access.username, topics, list(rcs)) or "")
+    )
     client.on_message = lambda c, u, m: got.put((m.topic, bytes(m.payload)))
     client.connect_async(access.host, access.port, keepalive=30)
     client.loop_start()
@@ -88,6 +91,8 @@ def read_retained(access: Access, *, client_id: str, quiet_s: float = 0.6, limit
             if topic == "unreachable":
                 raise ConnectionError(why_not_connected(access))
             if topic == "subscribed":
+                if payload:
+                    raise PermissionError(payload)
                 subscribed = True
                 continue
             where = wire.device_of(topic)
@@ -199,7 +204,8 @@ def _pushes(status: DeviceStatus, applied: dict[str, Any]) -> list[str]:
 
 def format_lines(statuses: list[DeviceStatus]) -> list[str]:
     if not statuses:
-        return ["No tablet has reported to this broker yet."]
+        # Mosquitto grants a subscription its ACL denies, and then sends nothing: the same silence.
+        return ["No tablet has reported to this broker yet, or this broker user may not read their states (use the office user)."]
     width = max(len(s.device) for s in statuses)
     lines = []
     for s in statuses:

@@ -25,6 +25,7 @@ from fleet import wire
 from fleet.apply import STATE_FILE, Applier, ApplySettings
 from fleet.collector import handle_message
 from fleet.device import Device, settings_from_config
+from fleet.mqtt import subscription_refused
 from fleet.pilot import PilotStore
 from klick.config import load_config
 from klick.export import key_check, time_ok, time_sql
@@ -317,3 +318,34 @@ def test_a_time_before_1970_from_one_tablet_never_stops_the_collected_pilot_file
     result = klick("export", "merge", str(tmp_path / "PILOT.sqlite"), "--out", str(tmp_path / "merged.sqlite"))
     assert result.returncode == 0, result.stderr
     assert rows_of(tmp_path / "merged.sqlite", "events")[0][:3] == ("d1", 1, "2026-03-02T12:00:00.000Z")
+
+
+# --- 11: a subscription the broker refuses is said -------------------------------------------------
+
+
+def test_a_subscription_the_broker_refuses_is_said_with_the_user_to_take():
+    """A broker that says so (EMQX; Mosquitto's ACL file grants every subscription and sends nothing)
+    answers a subscription its ACL denies with a failing reason code, which status and push ignored."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    granted, denied = ReasonCode(PacketTypes.SUBACK, "Granted QoS 1"), ReasonCode(PacketTypes.SUBACK, "Not authorized")
+    topics = ["klick/+/state", "klick/+/applied"]
+    assert subscription_refused("office", topics, [granted, granted]) is None
+    words = subscription_refused("collector", topics, [granted, denied])
+    assert words and "'collector' may not read klick/+/applied (Not authorized)" in words and "use the office user" in words
+
+
+@needs_broker
+def test_status_as_a_broker_user_who_may_not_read_the_states_says_it_may_be_the_user(broker, tmp_path, klick):
+    home = tmp_path / "hbg-06"
+    device_home(broker, home, "hbg-06")
+    make_device_db(home / "usage.db", "hbg-06", days=1)
+    fleet = start_fleet(home)
+    try:
+        wait_for(lambda: "connected" in (home / "fleet.log").read_text(), 20, what="the tablet")
+        result = klick("fleet", "status", *broker.office_args("hbg-06"))  # a tablet's user reads no states
+    finally:
+        stop(fleet)
+    assert "this broker user may not read their states (use the office user)" in result.stdout
+    assert "Traceback" not in result.stderr
