@@ -349,3 +349,35 @@ def test_status_as_a_broker_user_who_may_not_read_the_states_says_it_may_be_the_
         stop(fleet)
     assert "this broker user may not read their states (use the office user)" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+# --- 10: collect --out follows the --out rules and never changes a file it refuses -----------------
+
+
+def test_collect_out_never_makes_folders_nor_changes_a_file_it_refuses(tmp_path, klick):
+    from fleet_broker import free_port, make_certificates
+
+    ca, _, _ = make_certificates(tmp_path / "certs")
+    (tmp_path / "pw").write_text("pw\n")
+    office = ("--host", "127.0.0.1", "--port", str(free_port()), "--ca-file", str(ca), "--username", "collector")
+    office += ("--password-file", str(tmp_path / "pw"))
+
+    result = klick("fleet", "collect", *office, "--out", str(tmp_path / "typo" / "PILOT.sqlite"))
+    assert result.returncode == 2 and "does not exist; make it first" in result.stderr
+    assert not (tmp_path / "typo").exists()
+
+    foreign = tmp_path / "budget.sqlite"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE money (amount INTEGER)")
+    conn.execute("INSERT INTO money VALUES (42)")
+    conn.commit()
+    conn.close()
+    before = foreign.read_bytes()
+    result = klick("fleet", "collect", *office, "--out", str(foreign))
+    assert result.returncode == 1 and "is not a pilot file written by 'klick fleet collect'" in result.stderr
+    assert foreign.read_bytes() == before  # still in its own journal mode: the WAL pragma was never run
+    assert not Path(f"{foreign}-wal").exists()
+
+    result = klick("fleet", "collect", *office, "--out", str(ca))
+    assert result.returncode == 2 and "is the broker's CA certificate" in result.stderr
+    assert "Traceback" not in result.stderr
