@@ -76,9 +76,9 @@ class PilotStore:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
-        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        self.key_check = meta.get("key_check", "")
-        self.devices = {d for d in meta.get("devices", "").split(",") if d}
+        self.key_check = ""
+        self.devices: set[str] = set()
+        self._read_meta()
         #: Devices whose last rows were hashed with another export key: told once, not asked to resend.
         self.wrong_key: set[str] = set()
         #: Rows per device in the file, counted once per device and run, then kept up to date.
@@ -171,6 +171,13 @@ class PilotStore:
     def rollback(self) -> None:
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
+        self.forget_counts()
+
+    def _read_meta(self) -> None:
+        """What the file says of the key and the devices: after a rollback, what it held before."""
+        meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+        self.key_check = meta.get("key_check", "")
+        self.devices = {d for d in meta.get("devices", "").split(",") if d}
 
     # -- storing ---------------------------------------------------------------------------------
     def reject(self, reason: str, topic: str) -> None:
@@ -298,8 +305,10 @@ class PilotStore:
         return self._held[device]
 
     def forget_counts(self) -> None:
-        """Count again from the file (after a rollback or a deletion)."""
+        """Count again from the file, and read its key and devices again (after a rollback or a deletion):
+        a key or device set in a transaction that was rolled back would never reach the file's meta."""
         self._held.clear()
+        self._read_meta()
 
     def withdraw(self, device: str, at: str) -> int:
         """Consent withdrawn: delete the device's personal rows (all but reader health); returns how many."""

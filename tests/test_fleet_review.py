@@ -381,3 +381,30 @@ def test_collect_out_never_makes_folders_nor_changes_a_file_it_refuses(tmp_path,
     result = klick("fleet", "collect", *office, "--out", str(ca))
     assert result.returncode == 2 and "is the broker's CA certificate" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- 20: what a rolled-back message set is not believed -----------------------------------------------
+
+
+def _batch(device: str, seq: int, key: str = KEY) -> bytes:
+    row = [device, seq, "2026-03-02T12:00:00.000Z", "reader_status", None, None, "connected", None]
+    return json.dumps(
+        {"v": 1, "key_check": key_check(key), "after": seq - 1, "upto": seq, "rows": [["events", seq, row]]}
+    ).encode()
+
+
+def test_the_key_and_devices_of_a_rolled_back_message_are_written_by_the_next_one(tmp_path):
+    """PilotStore.apply set key_check and devices in memory before a savepoint or transaction that
+    was rolled back; the file's meta then never got them."""
+    store = PilotStore.open(tmp_path / "PILOT.sqlite")
+    store.begin()
+    handle_message(store, "klick/d1/rows", _batch("d1", 1), now=1000.0)
+    store.rollback()  # as the collector does when the disk is full
+    store.begin()
+    handle_message(store, "klick/d2/rows", _batch("d2", 1), now=1000.0)
+    store.commit()
+    store.close()
+    conn = sqlite3.connect(tmp_path / "PILOT.sqlite")
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    conn.close()
+    assert meta["key_check"] == key_check(KEY) and meta["devices"] == "d2"
