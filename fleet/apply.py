@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleet import envelope
+from fleet import envelope, wire
 from fleet.signing import public_key_from_text
 from klick.atomic import write_atomic
 from klick.usage_file import iso
@@ -52,14 +52,6 @@ STATE_FILE = "fleet-applied.json"
 _TEMP_PREFIX = ".fleet-push-"
 #: A refusal carries at most this many problems, each at most this long, so ``applied`` stays small.
 MAX_PROBLEMS, MAX_PROBLEM_CHARS = 12, 400
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def _check_state(state: Any) -> None:
@@ -162,7 +154,7 @@ class Applier:
             self.damaged = f"{self.state_path} cannot be read ({exc.strerror or exc})"
             return {"v": 1}
         try:
-            state = json.loads(raw[:1_000_000].decode("utf-8"), parse_constant=_no_constant)
+            state = json.loads(raw[:1_000_000].decode("utf-8"), parse_constant=wire.no_constant)
             _check_state(state)
         except (UnicodeDecodeError, ValueError, RecursionError):
             self.damaged = (
@@ -192,9 +184,9 @@ class Applier:
             entry = self.in_force(kind)
             if entry is not None:
                 out[kind] = {k: entry.get(k) for k in ("version", "at", "name")}
-        refused = _mapping(self.state.get("refused"))
+        refused = wire.mapping(self.state.get("refused"))
         said = {
-            k: {f: _mapping(refused[k]).get(f) for f in ("version", "at", "problems")} for k in envelope.KINDS if k in refused
+            k: {f: wire.mapping(refused[k]).get(f) for f in ("version", "at", "problems")} for k in envelope.KINDS if k in refused
         }
         if said:
             out["refused"] = said
@@ -211,7 +203,7 @@ class Applier:
         digest = hashlib.sha256(self._mark + payload).hexdigest()
         if self._seen.get(kind) == digest:
             return None
-        refused = _mapping(self.state.get("refused")).get(kind)
+        refused = wire.mapping(self.state.get("refused")).get(kind)
         if isinstance(refused, dict) and refused.get("digest") == digest:
             self._seen[kind] = digest
             return None
@@ -281,7 +273,7 @@ class Applier:
         if len(problems) > MAX_PROBLEMS:
             shown += (f"and {len(problems) - MAX_PROBLEMS} more problems",)
         now = iso(self.clock())
-        refused = _mapping(self.state.get("refused"))
+        refused = wire.mapping(self.state.get("refused"))
         refused[kind] = {"version": version, "at": now, "problems": list(shown), "digest": digest}  # None: try again
         self.state["refused"] = refused
         self.state["last"] = {"kind": kind, "version": version, "ok": False, "at": now}

@@ -225,7 +225,7 @@ class _Office:
         if rc.is_failure:
             raise PushError(f"Not sent: {refusal_words(rc)}.")
         topics = [(wire.topic(d, leaf), 1) for d in self.devices for leaf in (wire.APPLIED, wire.STATE)]
-        pending: dict[int, list[str]] = {}
+        pending: dict[int | None, list[str]] = {}
         for start in range(0, len(topics), 100):
             part = topics[start : start + 100]
             result, mid = self.client.subscribe(part)

@@ -127,7 +127,7 @@ def summarise(retained: dict[str, dict[str, Any]], now: float) -> list[DeviceSta
             since = _time(state.get("at"))
         else:
             since = _time(seen.get("at"))
-        reader = _mapping(full.get("reader"))
+        reader = wire.mapping(full.get("reader"))
         status = DeviceStatus(
             device=device,
             online=online,
@@ -178,7 +178,7 @@ def _pushes(status: DeviceStatus, applied: dict[str, Any]) -> list[str]:
             in_force[kind] = (entry["version"], _time(entry.get("at")) or "")
     status.cards_pushed = in_force.get("cards", (None, ""))[0]
     status.questionnaire_pushed = in_force.get("questionnaire", (None, ""))[0]
-    refused = _mapping(applied.get("refused"))
+    refused = wire.mapping(applied.get("refused"))
     newest: tuple[str, str] | None = None
     current: list[str] = []
     for kind, what in _WHAT.items():
@@ -235,10 +235,6 @@ def format_lines(statuses: list[DeviceStatus]) -> list[str]:
 def _count(value: Any) -> int | None:
     """A count or a version a tablet sent, if it is one (a JSON number may have thousands of digits)."""
     return value if type(value) is int and 0 <= value < 2**62 else None
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _time(value: Any) -> str | None:

@@ -52,6 +52,8 @@ __all__ = [
     "encode",
     "decode_object",
     "readable",
+    "no_constant",
+    "mapping",
 ]
 
 ROOT = "klick"
@@ -113,7 +115,7 @@ def decode_object(payload: bytes, limit: int = 64 * 1024) -> dict[str, Any]:
     if len(payload) > limit:
         raise BadMessage("too_large", f"{len(payload)} bytes")
     try:
-        obj = json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
+        obj = json.loads(payload.decode("utf-8"), parse_constant=no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BadMessage("not_json", str(exc)[:80]) from None
     if _SURROGATE_ESCAPE.search(payload) and not _all_text(obj):
@@ -154,8 +156,14 @@ def readable(value: Any, limit: int = 200) -> str | None:
     return text or None
 
 
-def _no_constant(name: str) -> None:
+def no_constant(name: str) -> None:
+    """``parse_constant`` for json.loads: NaN and Infinity are no numbers JSON allows (nor json.dumps, later)."""
     raise ValueError(f"{name} is not a number JSON allows")
+
+
+def mapping(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one: for reading what another program wrote."""
+    return value if isinstance(value, dict) else {}
 
 
 # --- rows -----------------------------------------------------------------------------------------

@@ -408,3 +408,20 @@ def test_the_key_and_devices_of_a_rolled_back_message_are_written_by_the_next_on
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     conn.close()
     assert meta["key_check"] == key_check(KEY) and meta["devices"] == "d2"
+
+
+# --- 14: one check for a device name and a time, on the wire and in a push ----------------------------
+
+
+@pytest.mark.parametrize(("device", "at"), [("office", "2026-03-05T12:00:00.000Z"), ("hbg-01", "1900-01-01T00:00:00.000Z")])
+def test_a_push_for_an_office_users_name_or_with_a_time_no_tablet_writes_is_refused(device, at):
+    from fleet import envelope
+    from fleet.signing import new_key_pair
+
+    key = new_key_pair()
+    with pytest.raises(envelope.BadPush, match="wrong (device|at)"):
+        envelope.seal(key, "cards", device, 1, b"body", name="set.klick", at=at)  # the office's side
+    good = envelope.seal(key, "cards", "hbg-01", 1, b"body", name="set.klick", at="2026-03-05T12:00:00.000Z")
+    forged = good.replace(b'"device":"hbg-01"', f'"device":"{device}"'.encode()).replace(b"2026-03-05T12:00:00.000Z", at.encode())
+    with pytest.raises(envelope.BadPush, match="wrong (device|at)"):
+        envelope.open_envelope(forged)  # the tablet's side
