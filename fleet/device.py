@@ -53,7 +53,7 @@ from klick import __version__
 from klick.export import ExportError, card_hasher, key_check
 from klick.usage import device_pseudonym, iso
 
-__all__ = ["Device", "DeviceSettings", "settings_from_config", "run"]
+__all__ = ["Device", "DeviceSettings", "settings_from_config", "run", "FleetSetupError"]
 
 log = logging.getLogger("klick.fleet")
 
@@ -596,6 +596,3 @@ def _only_daemon(home: Path) -> Any:
     handle.write(f"{os.getpid()}\n")
     handle.flush()
     return handle
-
-
-__all__ += ["FleetSetupError"]

@@ -27,13 +27,12 @@ from fleet.wire import Batch, row_problem
 from klick.export import TABLES, pseudonymise
 from klick.usage import DB_KIND, FLEET_ACKED, FLEET_MAX_BACKLOG_DAYS, SCHEMA_VERSION, consent_holds, parse_date
 
-__all__ = ["Outbox", "NotReady", "Health", "CONSENT_STATES", "WITHDRAWN_SENT"]
+__all__ = ["Outbox", "NotReady", "Health", "WITHDRAWN_SENT"]
 
 log = logging.getLogger("klick.fleet")
 
 #: meta key: the withdrawn message was acknowledged by the broker (it is sent once).
 WITHDRAWN_SENT = "fleet:withdrawn_sent"
-CONSENT_STATES = ("enrolled", "not_enrolled", "withdrawn")
 #: The table whose row ids and sequence numbers each export table carries.
 BASE = {"events": "events", "sessions": "sessions", "answers": "prompts"}
 
