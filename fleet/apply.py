@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleet import envelope
+from fleet import envelope, wire
 from fleet.signing import public_key_from_text
 from klick.atomic import write_atomic
 from klick.usage_file import iso
@@ -54,8 +54,47 @@ _TEMP_PREFIX = ".fleet-push-"
 MAX_PROBLEMS, MAX_PROBLEM_CHARS = 12, 400
 
 
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+def _check_state(state: Any) -> None:
+    """Raise ValueError unless ``state`` has the shape :meth:`Applier._save` writes, every part of it.
+
+    The daemon reads this file on every connection (to say ``applied``): a part of the wrong type
+    would end it there, and systemd would start it again into the same file, for ever.
+    """
+    if not isinstance(state, dict) or state.get("v") != 1:
+        raise ValueError("not a state of this version")
+    for kind in envelope.KINDS:
+        entry = state.get(kind)
+        if entry is None:
+            continue
+        if not isinstance(entry, dict) or type(entry.get("version")) is not int:
+            raise ValueError(f"a wrong {kind} entry")
+        if not all(isinstance(entry.get(f), str | None) for f in ("sha256", "name", "at")):
+            raise ValueError(f"a wrong {kind} entry")
+    refused = state.get("refused", {})
+    if not isinstance(refused, dict):
+        raise ValueError("a wrong refused entry")
+    for kind in envelope.KINDS:
+        entry = refused.get(kind)
+        if entry is None:
+            continue
+        problems = entry.get("problems") if isinstance(entry, dict) else None
+        if (
+            not isinstance(entry, dict)
+            or type(entry.get("version")) not in (int, type(None))
+            or not all(isinstance(entry.get(f), str | None) for f in ("at", "digest"))
+            or not isinstance(problems, list)
+            or not all(isinstance(p, str) for p in problems)
+        ):
+            raise ValueError(f"a wrong refused {kind} entry")
+    last = state.get("last")
+    if last is not None and (
+        not isinstance(last, dict)
+        or last.get("kind") not in envelope.KINDS
+        or type(last.get("version")) not in (int, type(None))
+        or type(last.get("ok")) is not bool
+        or not isinstance(last.get("at"), str | None)
+    ):
+        raise ValueError("a wrong last entry")
 
 
 class _Trouble(Exception):
@@ -115,13 +154,8 @@ class Applier:
             self.damaged = f"{self.state_path} cannot be read ({exc.strerror or exc})"
             return {"v": 1}
         try:
-            state = json.loads(raw[:1_000_000].decode("utf-8"))
-            if not isinstance(state, dict) or state.get("v") != 1:
-                raise ValueError("not a state of this version")
-            for kind in envelope.KINDS:
-                entry = state.get(kind)
-                if entry is not None and (not isinstance(entry, dict) or type(entry.get("version")) is not int):
-                    raise ValueError(f"a wrong {kind} entry")
+            state = json.loads(raw[:1_000_000].decode("utf-8"), parse_constant=wire.no_constant)
+            _check_state(state)
         except (UnicodeDecodeError, ValueError, RecursionError):
             self.damaged = (
                 f"{self.state_path} (the record of pushed versions) is damaged; delete it to take pushes again "
@@ -150,8 +184,10 @@ class Applier:
             entry = self.in_force(kind)
             if entry is not None:
                 out[kind] = {k: entry.get(k) for k in ("version", "at", "name")}
-        refused = _mapping(self.state.get("refused"))
-        said = {k: {f: refused[k].get(f) for f in ("version", "at", "problems")} for k in envelope.KINDS if k in refused}
+        refused = wire.mapping(self.state.get("refused"))
+        said = {
+            k: {f: wire.mapping(refused[k]).get(f) for f in ("version", "at", "problems")} for k in envelope.KINDS if k in refused
+        }
         if said:
             out["refused"] = said
         last = self.state.get("last")
@@ -167,7 +203,7 @@ class Applier:
         digest = hashlib.sha256(self._mark + payload).hexdigest()
         if self._seen.get(kind) == digest:
             return None
-        refused = _mapping(self.state.get("refused")).get(kind)
+        refused = wire.mapping(self.state.get("refused")).get(kind)
         if isinstance(refused, dict) and refused.get("digest") == digest:
             self._seen[kind] = digest
             return None
@@ -237,7 +273,7 @@ class Applier:
         if len(problems) > MAX_PROBLEMS:
             shown += (f"and {len(problems) - MAX_PROBLEMS} more problems",)
         now = iso(self.clock())
-        refused = _mapping(self.state.get("refused"))
+        refused = wire.mapping(self.state.get("refused"))
         refused[kind] = {"version": version, "at": now, "problems": list(shown), "digest": digest}  # None: try again
         self.state["refused"] = refused
         self.state["last"] = {"kind": kind, "version": version, "ok": False, "at": now}

@@ -159,7 +159,6 @@ class Collector:
         self.diagnose_at = 0.0
         self.client.on_message = lambda c, u, m: self.incoming.put(Incoming(m.topic, bytes(m.payload), m.mid, m.qos, m.retain))
         self.stopping = False
-        self.stored_messages = 0
         self.overdue_at = 0.0
 
     def _on_connect(self, client, userdata, flags, rc, props) -> None:
@@ -260,6 +259,5 @@ class Collector:
                 self.client.ack(msg.mid, msg.qos)
         for topic, payload in replies:
             self.client.publish(topic, payload, qos=1, retain=True)
-        self.stored_messages += len(batch)
         if self.on_flush:
             self.on_flush(len(batch))

@@ -53,7 +53,7 @@ from klick import __version__
 from klick.export import ExportError, card_hasher, key_check
 from klick.usage import device_pseudonym, iso
 
-__all__ = ["Device", "DeviceSettings", "settings_from_config", "run"]
+__all__ = ["Device", "DeviceSettings", "settings_from_config", "run", "FleetSetupError"]
 
 log = logging.getLogger("klick.fleet")
 
@@ -165,6 +165,7 @@ class Device:
             enrolled=settings.enrolled,
             consent_date=settings.consent_date,
             free_text=settings.include_free_text,
+            device=settings.device,
         )
         self.key_check = key_check(settings.export_key)
         self.session = secrets.token_hex(6)
@@ -223,10 +224,10 @@ class Device:
                     event = self.events.get(timeout=0.02 if busy else 0.5)
                 except queue.Empty:
                     continue
-                self.handle(event)
+                self.handle_safely(event)
                 while True:
                     try:
-                        self.handle(self.events.get_nowait())
+                        self.handle_safely(self.events.get_nowait())
                     except queue.Empty:
                         break
         finally:
@@ -255,6 +256,8 @@ class Device:
     def step(self) -> bool:
         """Read usage.db and publish what is due; True when there is more to send right away."""
         now = self.clock()
+        if self.ready and self.outbox.replaced():
+            self._db_replaced()
         if not self._db_ready(now):
             if self.connected and now - self.last_state_at >= self.s.state_every_s:
                 self.publish_state()
@@ -303,6 +306,18 @@ class Device:
             self.last_error = None
         return True
 
+    def _db_replaced(self) -> None:
+        """usage.db is another file now (a damaged one moved aside, or deleted by `klick pilot withdraw`):
+        read the new one from its own mark, with its own consent. What was in flight belongs to the old."""
+        log.warning("klick fleet: %s was replaced; reading the new file", self.s.usage_db)
+        self.outbox.close()
+        self.ready = False
+        self.retry_db_at = 0.0
+        self.unwritten_ack = None
+        self.withdrawn_mid = None
+        self.last_signature = None
+        self.stream = _Stream()
+
     def _db_failed(self, why: str) -> None:
         if self.last_error != f"usage.db: {why}":
             log.warning("klick fleet: waiting for usage.db: %s", why)
@@ -317,11 +332,12 @@ class Device:
             batch = self.outbox.read_batch(self.stream.next_after, self.key_check, BATCH_ROWS)
             if batch is None:
                 return sent_any
-            info = self.client.publish(wire.topic(self.s.device, wire.ROWS), wire.encode_rows(batch), qos=1)
-            if info.rc != 0:
-                return False
-            self.stream.batches[info.mid] = _InFlight(batch.after, batch.upto, now)
-            self.stream.next_after = batch.upto
+            for part, payload in wire.fitted(batch):
+                info = self.client.publish(wire.topic(self.s.device, wire.ROWS), payload, qos=1)
+                if info.rc != 0:
+                    return False
+                self.stream.batches[info.mid] = _InFlight(part.after, part.upto, now)
+                self.stream.next_after = part.upto
             sent_any = True
         return False
 
@@ -351,6 +367,16 @@ class Device:
             log.info("klick fleet: consent withdrawn (%s); told the broker", at)
 
     # -- what paho told us ----------------------------------------------------------------------
+    def handle_safely(self, event: tuple) -> None:
+        """:meth:`handle`, under the same guard as :meth:`step`: data must never end the daemon."""
+        try:
+            self.handle(event)
+        except (NotReady, sqlite3.Error) as exc:
+            self._db_failed(f"usage.db could not be read ({exc})")
+        except Exception as exc:  # a damaged file or a strange message: say it, carry on
+            log.exception("klick fleet: unexpected trouble with a %s from the broker; carrying on", event[0])
+            self.last_error = f"unexpected trouble ({type(exc).__name__}: {exc})"
+
     def handle(self, event: tuple) -> None:
         kind = event[0]
         if kind == "connect":
@@ -570,6 +596,3 @@ def _only_daemon(home: Path) -> Any:
     handle.write(f"{os.getpid()}\n")
     handle.flush()
     return handle
-
-
-__all__ += ["FleetSetupError"]

@@ -32,7 +32,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from fleet import signing
+from fleet import signing, wire
+from klick.export import time_ok
 
 __all__ = [
     "KINDS",
@@ -56,9 +57,7 @@ MAX_PUSH = 16 * 1024 * 1024
 MAX_HEADER = 4096
 MAX_VERSION = 2**62
 
-_DEVICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
-_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 _SHA = re.compile(r"[0-9a-f]{64}")
 _SIG = re.compile(r"[A-Za-z0-9+/]{86}==")
 
@@ -141,7 +140,7 @@ def open_envelope(payload: bytes) -> Envelope:
     if end < 0:
         raise BadPush("it is not a Klick push (no header line)")
     try:
-        header = json.loads(payload[:end].decode("utf-8"), parse_constant=_no_constant)
+        header = json.loads(payload[:end].decode("utf-8"), parse_constant=wire.no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadPush("it is not a Klick push (its header is not JSON)") from None
     problem = _header_problem(header)
@@ -175,10 +174,10 @@ def _header_problem(header: Any) -> str | None:
         return "it is not a Klick push of this version"
     checks = {
         "kind": lambda v: v in KINDS,
-        "device": lambda v: isinstance(v, str) and bool(_DEVICE.fullmatch(v)),
+        "device": lambda v: isinstance(v, str) and wire.check_device_name(v) is None,
         "version": lambda v: type(v) is int and 1 <= v < MAX_VERSION,
         "name": lambda v: isinstance(v, str) and bool(_NAME.fullmatch(v)),
-        "at": lambda v: isinstance(v, str) and bool(_TIME.fullmatch(v)),
+        "at": time_ok,
         "size": lambda v: type(v) is int and 0 <= v <= MAX_PUSH,
         "sha256": lambda v: isinstance(v, str) and bool(_SHA.fullmatch(v)),
         "sig": lambda v: isinstance(v, str) and bool(_SIG.fullmatch(v)),
@@ -192,7 +191,3 @@ def _header_problem(header: Any) -> str | None:
         if not check(header[key]):
             return f"its header has a wrong {key} ({str(header[key])[:40]!r})"
     return None
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number JSON allows")

@@ -32,6 +32,7 @@ __all__ = [
     "tls_context",
     "why_not_connected",
     "refusal_words",
+    "subscription_refused",
 ]
 
 
@@ -147,6 +148,23 @@ def refusal_words(rc: object) -> str:
             "`klick fleet enrol` printed, and that its line is in the broker's password file (and the broker was reloaded)"
         )
     return f"the broker refused the connection ({name})"
+
+
+def subscription_refused(username: str, topics: list[str], reason_codes: list[object]) -> str | None:
+    """None when the broker granted every subscription; else which topic this user may not read.
+
+    A broker's ACL refuses a subscription quietly (a reason code, no error): without this, a
+    status read as the wrong user says "no tablet has reported yet", and a push goes out without
+    knowing what the tablets have in force.
+    """
+    for topic, rc in zip(topics, reason_codes):
+        if getattr(rc, "is_failure", False):
+            name = rc.getName() if hasattr(rc, "getName") else str(rc)
+            return (
+                f"the broker user {username!r} may not read {topic} ({name}); use the office user "
+                "(fleet.username in the office's klick.yaml, or --username office)"
+            )
+    return None
 
 
 #: OpenSSL's codes for the certificate problems an installer can fix.

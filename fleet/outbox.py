@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
 import shutil
 import sqlite3
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +27,12 @@ from fleet.wire import Batch, row_problem
 from klick.export import TABLES, pseudonymise
 from klick.usage import DB_KIND, FLEET_ACKED, FLEET_MAX_BACKLOG_DAYS, SCHEMA_VERSION, consent_holds, parse_date
 
-__all__ = ["Outbox", "NotReady", "Health", "CONSENT_STATES", "WITHDRAWN_SENT"]
+__all__ = ["Outbox", "NotReady", "Health", "WITHDRAWN_SENT"]
 
 log = logging.getLogger("klick.fleet")
 
 #: meta key: the withdrawn message was acknowledged by the broker (it is sent once).
 WITHDRAWN_SENT = "fleet:withdrawn_sent"
-CONSENT_STATES = ("enrolled", "not_enrolled", "withdrawn")
 #: The table whose row ids and sequence numbers each export table carries.
 BASE = {"events": "events", "sessions": "sessions", "answers": "prompts"}
 
@@ -64,14 +65,22 @@ class Outbox:
         free_text: bool,
         consent_date: _dt.date | None = None,
         busy_ms: int = 250,
+        device: str | None = None,
     ) -> None:
         self.path = Path(path)
+        #: The device name rows must carry to be taken by the collector (None: not checked).
+        self.device = device
+        #: Earlier device names whose rows were left out (each said once in the log).
+        self.foreign: set[str] = set()
         self.card = card
         self.enrolled = enrolled
         self.consent_date = consent_date
         self.free_text = free_text
         self.busy_ms = busy_ms
         self.conn: sqlite3.Connection | None = None
+        #: (st_dev, st_ino) of the file as it was opened: the launcher may move a damaged usage.db
+        #: aside and `klick pilot withdraw` may delete one; the open handle would read the old file on.
+        self.opened: tuple[int, int] | None = None
         #: Rows left out because they could not be sent as they are (damaged), and the last one's why.
         self.skipped = 0
         self.last_skipped: str | None = None
@@ -81,7 +90,12 @@ class Outbox:
         """Connect, and check the file is a usage database with the sequence. Raises :class:`NotReady`."""
         if self.conn is not None:
             return
-        if not self.path.is_file():
+        try:
+            # Taken before connecting: a file swapped in between is seen as replaced next turn.
+            st = os.stat(self.path)
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode):
             raise NotReady(f"{self.path} does not exist yet (the launcher makes it when it starts)")
         try:
             # No create: a missing file must not be made here, with the wrong owner and no schema.
@@ -102,11 +116,23 @@ class Outbox:
             conn.close()
             raise NotReady(f"{self.path} was written by a newer Klick (version {version}); update Klick")
         self.conn = conn
+        self.opened = (st.st_dev, st.st_ino)
+
+    def replaced(self) -> bool:
+        """True when the open file is no longer the one at ``path`` (moved aside, deleted, swapped)."""
+        if self.conn is None:
+            return False
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return True
+        return (st.st_dev, st.st_ino) != self.opened
 
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+            self.opened = None
 
     # -- marks ----------------------------------------------------------------------------------
     def meta(self, key: str) -> str | None:
@@ -200,6 +226,19 @@ class Outbox:
                 problem = row_problem(name, values)
             except Exception as exc:  # a damaged row (say a number where a card ID belongs)
                 problem = f"{name} row {raw[0]} cannot be read ({type(exc).__name__})"
+            if not problem and self.device is not None and values[0] != self.device:
+                # Written before pilot.device_name was set (or changed): the collector takes rows of
+                # this device only, on this device's topic. Left here, for `klick export`.
+                self.skipped += 1
+                other = str(values[0])[:64]
+                if other not in self.foreign:
+                    self.foreign.add(other)
+                    self.last_skipped = (
+                        f"rows written under the earlier device name {other!r} are not sent (they are not "
+                        f"{self.device}'s); klick export still has them"
+                    )
+                    log.warning("klick fleet: %s", self.last_skipped)
+                continue
             if problem:
                 self.skipped += 1
                 self.last_skipped = f"a damaged row was not sent: {problem}"

@@ -67,13 +67,18 @@ class Applied:
     resend_done: bool = False
 
 
+def _is_pilot_file(conn: sqlite3.Connection, tables: set[str]) -> bool:
+    kind = conn.execute("SELECT value FROM meta WHERE key='kind'").fetchone() if "meta" in tables else None
+    return kind is not None and kind[0] == EXPORT_KIND and {"fleet_rows", "fleet_devices", "fleet_rejects"} <= tables
+
+
 class PilotStore:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
-        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        self.key_check = meta.get("key_check", "")
-        self.devices = {d for d in meta.get("devices", "").split(",") if d}
+        self.key_check = ""
+        self.devices: set[str] = set()
+        self._read_meta()
         #: Devices whose last rows were hashed with another export key: told once, not asked to resend.
         self.wrong_key: set[str] = set()
         #: Rows per device in the file, counted once per device and run, then kept up to date.
@@ -100,13 +105,23 @@ class PilotStore:
         hostile one) that reports first would have every other tablet's rows refused.
         """
         p = Path(path)
-        new = not p.exists()
+        foreign = ExportError(
+            f"{p} is not a pilot file written by 'klick fleet collect'; give --out a new file name "
+            "(merge it with others afterwards with 'klick export merge')."
+        )
         try:
-            p.parent.mkdir(parents=True, exist_ok=True)
+            # The folder is not made: a typo would make folders anywhere (`klick fleet collect` checks --out).
             conn = sqlite3.connect(str(p), isolation_level=None, timeout=10.0)
+        except sqlite3.Error as exc:
+            raise ExportError(f"{p} cannot be used as the pilot file (SQLite says: {exc}).") from None
+        try:
+            # What an existing file is, before anything (the WAL pragma) changes it.
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables and not _is_pilot_file(conn, tables):
+                raise foreign
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            if new or not conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            if not tables:
                 conn.execute("BEGIN IMMEDIATE")
                 create_export_db(
                     conn,
@@ -122,16 +137,15 @@ class PilotStore:
                 for sql in _FLEET_DDL:
                     conn.execute(sql)
                 conn.execute("COMMIT")
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            kind = conn.execute("SELECT value FROM meta WHERE key='kind'").fetchone() if "meta" in tables else None
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                if not _is_pilot_file(conn, tables):  # another process made something else at once
+                    raise foreign
         except sqlite3.DatabaseError as exc:
-            raise ExportError(f"{p} cannot be used as the pilot file (SQLite says: {exc}).") from None
-        if kind is None or kind[0] != EXPORT_KIND or not {"fleet_rows", "fleet_devices", "fleet_rejects"} <= tables:
             conn.close()
-            raise ExportError(
-                f"{p} is not a pilot file written by 'klick fleet collect'; give --out a new file name "
-                "(merge it with others afterwards with 'klick export merge')."
-            )
+            raise ExportError(f"{p} cannot be used as the pilot file (SQLite says: {exc}).") from None
+        except ExportError:
+            conn.close()
+            raise
         store = cls(conn, p)
         if key_check and store.key_check and store.key_check != key_check:
             conn.close()
@@ -157,6 +171,13 @@ class PilotStore:
     def rollback(self) -> None:
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
+        self.forget_counts()
+
+    def _read_meta(self) -> None:
+        """What the file says of the key and the devices: after a rollback, what it held before."""
+        meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+        self.key_check = meta.get("key_check", "")
+        self.devices = {d for d in meta.get("devices", "").split(",") if d}
 
     # -- storing ---------------------------------------------------------------------------------
     def reject(self, reason: str, topic: str) -> None:
@@ -284,8 +305,10 @@ class PilotStore:
         return self._held[device]
 
     def forget_counts(self) -> None:
-        """Count again from the file (after a rollback or a deletion)."""
+        """Count again from the file, and read its key and devices again (after a rollback or a deletion):
+        a key or device set in a transaction that was rolled back would never reach the file's meta."""
         self._held.clear()
+        self._read_meta()
 
     def withdraw(self, device: str, at: str) -> int:
         """Consent withdrawn: delete the device's personal rows (all but reader health); returns how many."""

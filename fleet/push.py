@@ -29,7 +29,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleet import envelope, wire
 from fleet.apply import STATE_FILE
-from fleet.mqtt import Access, FleetSetupError, access_from_config, make_client, refusal_words, why_not_connected
+from fleet.mqtt import (
+    Access,
+    FleetSetupError,
+    access_from_config,
+    make_client,
+    refusal_words,
+    subscription_refused,
+    why_not_connected,
+)
 from fleet.signing import SigningKeyError, load_private_key
 from klick.problems import Problem
 from klick.usage_file import iso
@@ -200,7 +208,7 @@ class _Office:
         self.client = make_client(access, f"klick-push-{secrets.token_hex(4)}")
         self.client.on_connect = lambda c, u, f, rc, p: self.events.put(("connect", rc))
         self.client.on_connect_fail = lambda c, u: self.events.put(("connect", None))
-        self.client.on_subscribe = lambda c, u, mid, rcs, p: self.events.put(("subscribed", mid))
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: self.events.put(("subscribed", mid, list(rcs)))
         self.client.on_publish = lambda c, u, mid, rc, p: self.events.put(("puback", mid, rc))
         self.client.on_message = lambda c, u, m: self.events.put(("message", m.topic, bytes(m.payload)))
         self.client.on_disconnect = lambda c, u, f, rc, p: self.events.put(("disconnect", rc))
@@ -217,12 +225,16 @@ class _Office:
         if rc.is_failure:
             raise PushError(f"Not sent: {refusal_words(rc)}.")
         topics = [(wire.topic(d, leaf), 1) for d in self.devices for leaf in (wire.APPLIED, wire.STATE)]
-        pending = set()
+        pending: dict[int | None, list[str]] = {}
         for start in range(0, len(topics), 100):
-            result, mid = self.client.subscribe(topics[start : start + 100])
-            pending.add(mid)
+            part = topics[start : start + 100]
+            result, mid = self.client.subscribe(part)
+            pending[mid] = [t for t, _ in part]
         while pending:
-            pending.discard(self._until("subscribed", timeout, "the broker did not take the subscriptions")[1])
+            _, mid, codes = self._until("subscribed", timeout, "the broker did not take the subscriptions")
+            refused = subscription_refused(self.access.username, pending.pop(mid, []), codes)
+            if refused:
+                raise PushError(f"Not sent: {refused}.")
         self.drain(0.6)  # retained messages come right after the subscription; MQTT has no "that was all"
 
     def close(self) -> None:

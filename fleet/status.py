@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fleet import wire
-from fleet.mqtt import Access, make_client, refusal_words, why_not_connected
+from fleet.mqtt import Access, make_client, refusal_words, subscription_refused, why_not_connected
+from klick.export import time_ok
 from klick.usage import from_iso
 
 __all__ = ["DeviceStatus", "read_retained", "summarise", "format_lines"]
@@ -63,11 +64,14 @@ def read_retained(access: Access, *, client_id: str, quiet_s: float = 0.6, limit
     """
     got: queue.Queue = queue.Queue()
     client = make_client(access, client_id)
+    topics = [f"klick/+/{leaf}" for leaf in _LEAVES]
     client.on_connect = lambda c, u, f, rc, p: (
-        got.put(("refused", refusal_words(rc))) if rc.is_failure else c.subscribe([(f"klick/+/{leaf}", 1) for leaf in _LEAVES])
+        got.put(("refused", refusal_words(rc))) if rc.is_failure else c.subscribe([(t, 1) for t in topics])
     )
     client.on_connect_fail = lambda c, u: got.put(("unreachable", ""))
-    client.on_subscribe = lambda c, u, mid, rcs, p: got.put(("subscribed", ""))
+    client.on_subscribe = lambda c, u, mid, rcs, p: got.put(
+        ("subscribed", subscription_refused(access.username, topics, list(rcs)) or "")
+    )
     client.on_message = lambda c, u, m: got.put((m.topic, bytes(m.payload)))
     client.connect_async(access.host, access.port, keepalive=30)
     client.loop_start()
@@ -87,6 +91,8 @@ def read_retained(access: Access, *, client_id: str, quiet_s: float = 0.6, limit
             if topic == "unreachable":
                 raise ConnectionError(why_not_connected(access))
             if topic == "subscribed":
+                if payload:
+                    raise PermissionError(payload)
                 subscribed = True
                 continue
             where = wire.device_of(topic)
@@ -121,7 +127,7 @@ def summarise(retained: dict[str, dict[str, Any]], now: float) -> list[DeviceSta
             since = _time(state.get("at"))
         else:
             since = _time(seen.get("at"))
-        reader = _mapping(full.get("reader"))
+        reader = wire.mapping(full.get("reader"))
         status = DeviceStatus(
             device=device,
             online=online,
@@ -172,7 +178,7 @@ def _pushes(status: DeviceStatus, applied: dict[str, Any]) -> list[str]:
             in_force[kind] = (entry["version"], _time(entry.get("at")) or "")
     status.cards_pushed = in_force.get("cards", (None, ""))[0]
     status.questionnaire_pushed = in_force.get("questionnaire", (None, ""))[0]
-    refused = _mapping(applied.get("refused"))
+    refused = wire.mapping(applied.get("refused"))
     newest: tuple[str, str] | None = None
     current: list[str] = []
     for kind, what in _WHAT.items():
@@ -198,7 +204,8 @@ def _pushes(status: DeviceStatus, applied: dict[str, Any]) -> list[str]:
 
 def format_lines(statuses: list[DeviceStatus]) -> list[str]:
     if not statuses:
-        return ["No tablet has reported to this broker yet."]
+        # Mosquitto grants a subscription its ACL denies, and then sends nothing: the same silence.
+        return ["No tablet has reported to this broker yet, or this broker user may not read their states (use the office user)."]
     width = max(len(s.device) for s in statuses)
     lines = []
     for s in statuses:
@@ -230,20 +237,10 @@ def _count(value: Any) -> int | None:
     return value if type(value) is int and 0 <= value < 2**62 else None
 
 
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def _time(value: Any) -> str | None:
-    """A time a tablet sent, if it is one the office can show in its own time zone (a tablet may
-    say year 1 or 9999, which no local clock can show), else None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        _dt.datetime.fromtimestamp(from_iso(value))
-    except (ValueError, OverflowError, OSError):
-        return None
-    return value
+    """A time a tablet sent, if it is one Klick writes (:func:`klick.export.time_ok`: the office can
+    show it in its own time zone; a tablet may say year 1 or 9999, which no local clock can show)."""
+    return value if time_ok(value) else None
 
 
 def _word(value: Any, limit: int = 40) -> str | None:

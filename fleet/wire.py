@@ -33,8 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from klick.export import TABLES
-from klick.usage import KINDS, from_iso
+from klick.export import TABLES, time_ok
+from klick.usage import KINDS
 
 __all__ = [
     "ROOT",
@@ -48,9 +48,12 @@ __all__ = [
     "encode_rows",
     "decode_rows",
     "row_problem",
+    "fitted",
     "encode",
     "decode_object",
     "readable",
+    "no_constant",
+    "mapping",
 ]
 
 ROOT = "klick"
@@ -68,7 +71,6 @@ SET = {"cards": "set/cards", "questionnaire": "set/questionnaire"}
 RESERVED = frozenset({"collector", "office", "admin", "group", "groups", "all"})
 
 _DEVICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 _CARD = re.compile(r"c[0-9a-f]{20}")
 _KEY_CHECK = re.compile(r"[0-9a-f]{12}")
 #: A JSON escape of a UTF-16 surrogate: most are halves of a pair (an emoji), a lone one is not text.
@@ -113,7 +115,7 @@ def decode_object(payload: bytes, limit: int = 64 * 1024) -> dict[str, Any]:
     if len(payload) > limit:
         raise BadMessage("too_large", f"{len(payload)} bytes")
     try:
-        obj = json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
+        obj = json.loads(payload.decode("utf-8"), parse_constant=no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BadMessage("not_json", str(exc)[:80]) from None
     if _SURROGATE_ESCAPE.search(payload) and not _all_text(obj):
@@ -154,8 +156,14 @@ def readable(value: Any, limit: int = 200) -> str | None:
     return text or None
 
 
-def _no_constant(name: str) -> None:
+def no_constant(name: str) -> None:
+    """``parse_constant`` for json.loads: NaN and Infinity are no numbers JSON allows (nor json.dumps, later)."""
     raise ValueError(f"{name} is not a number JSON allows")
+
+
+def mapping(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one: for reading what another program wrote."""
+    return value if isinstance(value, dict) else {}
 
 
 # --- rows -----------------------------------------------------------------------------------------
@@ -219,8 +227,10 @@ def decode_rows(payload: bytes, device: str) -> Batch:
 def row_problem(table: str, values: Any) -> str | None:
     """None if ``values`` is a row of ``table`` as the collector stores it; else which value is wrong.
 
-    The tablet checks each row with this before sending, so a damaged row in usage.db is left
-    out there (and said in its state) instead of making the collector refuse a whole batch.
+    The tablet checks each row with this before sending (and that it names the tablet, as
+    :func:`decode_rows` does), so a damaged row in usage.db is left out there (and said in its
+    state) instead of making the collector refuse a whole batch, which the tablet would send again
+    for ever.
     """
     checks = _CHECKS[table]
     if len(values) != len(checks):
@@ -229,6 +239,25 @@ def row_problem(table: str, values: Any) -> str | None:
         if not check(value):
             return f"{table}.{column} = {str(value)[:40]!r}"
     return None
+
+
+def fitted(batch: Batch, limit: int = MAX_MESSAGE) -> list[tuple[Batch, bytes]]:
+    """``batch`` encoded, split into consecutive batches (over the same stretch) each at most ``limit`` bytes.
+
+    The collector refuses a larger message, and the tablet would send it again for ever (500
+    written answers can pass 1 MiB). A single row too large alone is left out (its stretch is
+    still covered); with the limits of :data:`_CHECKS` no row comes near one.
+    """
+    payload = encode_rows(batch)
+    if len(payload) <= limit:
+        return [(batch, payload)]
+    if len(batch.rows) <= 1:
+        return fitted(Batch(batch.key_check, batch.after, batch.upto, ()), limit)
+    half = len(batch.rows) // 2
+    middle = batch.rows[half - 1][1]
+    first = Batch(batch.key_check, batch.after, middle, batch.rows[:half])
+    rest = Batch(batch.key_check, middle, batch.upto, batch.rows[half:])
+    return fitted(first, limit) + fitted(rest, limit)
 
 
 def _is_seq(value: Any, zero: bool = False) -> TypeGuard[int]:
@@ -243,16 +272,6 @@ def _text(limit: int) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, str) and len(v) <= limit and "\x00" not in v
 
 
-def _time(v: Any) -> bool:
-    if not isinstance(v, str) or not _TIME.fullmatch(v):
-        return False
-    try:
-        from_iso(v)
-    except ValueError:
-        return False
-    return True
-
-
 def _number(v: Any) -> bool:
     return type(v) in (int, float) and math.isfinite(v) and 0 <= v < 10**9
 
@@ -263,23 +282,23 @@ _SHORT = _optional(_text(100))
 _COLUMN_CHECKS: dict[str, Callable[[Any], bool]] = {
     "device": lambda v: isinstance(v, str) and bool(_DEVICE.fullmatch(v)),
     "src_id": _ID,
-    "at": _time,
+    "at": time_ok,
     "kind": lambda v: v in KINDS,
     "card": _CARD_OR_NONE,
     "action_type": _SHORT,
     "outcome": _SHORT,
     "detail": _optional(_text(500)),
-    "started_at": _time,
-    "ended_at": _optional(_time),
+    "started_at": time_ok,
+    "ended_at": _optional(time_ok),
     "duration_s": _optional(_number),
     "end_reason": _SHORT,
     "question_id": _text(100),
     "trigger": _SHORT,
     "state": _SHORT,
-    "created_at": _time,
-    "shown_at": _optional(_time),
-    "closed_at": _optional(_time),
-    "answered_at": _optional(_time),
+    "created_at": time_ok,
+    "shown_at": _optional(time_ok),
+    "closed_at": _optional(time_ok),
+    "answered_at": _optional(time_ok),
     "value": _optional(_text(200)),
     "text": _optional(_text(2000)),
 }

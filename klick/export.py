@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import signal
 import sqlite3
 import stat
@@ -326,6 +327,34 @@ def check_export_tables(conn: sqlite3.Connection, path: str | Path, schema: str 
             )
 
 
+#: A time Klick writes lies in these years (the first inclusive, the last not): one rule for the
+#: tablet's check before sending, the collector, ``klick export merge`` and ``klick report``. A
+#: time outside is a clock gone wrong or an edited file; the plots cannot even draw the year 9999.
+FIRST_YEAR, LAST_YEAR = 1970, 2200
+_TIME_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+
+
+def time_ok(value: Any) -> bool:
+    """True for a time exactly as :func:`klick.usage.iso` writes it (a real date, fixed width, UTC),
+    in the years the pilot's files hold; :func:`time_sql` is the same rule in SQL."""
+    if not isinstance(value, str) or not _TIME_TEXT.fullmatch(value) or not FIRST_YEAR <= int(value[:4]) < LAST_YEAR:
+        return False
+    try:
+        _dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:
+        return False
+    return True
+
+
+def time_sql(column: str) -> str:
+    """SQL true (1) for a value of ``column`` that :func:`time_ok` takes, else 0 (never NULL)."""
+    # Through julianday and back: SQLite's strftime alone would keep a 30 February as it is.
+    return (
+        f"coalesce(typeof({column}) = 'text' AND {column} >= '{FIRST_YEAR}' AND {column} < '{LAST_YEAR}'"
+        f" AND strftime('%Y-%m-%dT%H:%M:%fZ', julianday({column})) = {column}, 0)"
+    )
+
+
 def _value_checks(ddl: str) -> str:
     """SQL true for a row whose every value is of its column's type, every time one Klick writes."""
     checks = []
@@ -340,10 +369,7 @@ def _value_checks(ddl: str) -> str:
             allowed = "('text')" if required else "('text', 'null')"
             checks.append(f"typeof({name}) IN {allowed}")
         if name in TIME_COLUMNS:
-            # Through julianday and back: SQLite's strftime alone would keep a 30 February as it is.
-            checks.append(
-                f"({name} IS NULL OR ({name} >= '1970' AND strftime('%Y-%m-%dT%H:%M:%fZ', julianday({name})) = {name}))"
-            )
+            checks.append(time_sql(name) if required else f"({name} IS NULL OR {time_sql(name)})")
     return "coalesce(" + " AND ".join(checks) + ", 0)"
 
 

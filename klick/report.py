@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from klick.atomic import write_atomic
-from klick.export import ExportError, open_export
+from klick.export import ExportError, open_export, time_sql
 from klick.usage import from_iso
 
 __all__ = ["write_report", "collect", "Figures"]
@@ -62,9 +62,6 @@ class Figures:
     unreadable: int = 0
 
 
-#: Times from this year on are no time a tablet lived through (a clock gone wrong, or an edited
-#: file); the plots cannot even draw the year 9999.
-LAST_YEAR = "2200"
 #: The most bars one plot draws (questions, answers to one question, kinds of card); the tables
 #: beside the plots list everything. A real pilot has a handful of each.
 MAX_BARS = 20
@@ -73,17 +70,8 @@ MAX_PLOT_TEXT = 40
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
-def _time_ok(column: str) -> str:
-    """SQL true for a time exactly as klick.usage.iso writes it (a real date, fixed width, UTC)."""
-    # Through julianday and back: SQLite's strftime alone would keep a 30 February as it is.
-    return (
-        f"coalesce(typeof({column}) = 'text' AND {column} >= '1970' AND {column} < '{LAST_YEAR}'"
-        f" AND strftime('%Y-%m-%dT%H:%M:%fZ', julianday({column})) = {column}, 0)"
-    )
-
-
-AT, STARTED, CREATED = _time_ok("at"), _time_ok("started_at"), _time_ok("created_at")
-ENDED = f"(ended_at IS NULL OR {_time_ok('ended_at')})"
+AT, STARTED, CREATED = time_sql("at"), time_sql("started_at"), time_sql("created_at")
+ENDED = f"(ended_at IS NULL OR {time_sql('ended_at')})"
 DURATION = "typeof(duration_s) IN ('real', 'integer')"
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from klick.cli.common import EXIT_INVALID, EXIT_USAGE, config_option, fail, get_config, plain_errors, print_problems
+from klick.cli.common import EXIT_INVALID, EXIT_USAGE, config_option, fail, get_config, out_file, plain_errors, print_problems
 
 
 def _logging() -> None:
@@ -114,13 +114,24 @@ def collect(config_path, host, port, ca_file, username, password_file, out, clie
 
     _logging()
     access = _office_access(config_path, host, port, ca_file, username, password_file)
-    export_key = get_config(config_path).pilot.export_key
+    cfg = get_config(config_path)
+    target = out_file(
+        out,
+        [
+            (cfg.paths.usage_db, "this computer's usage database"),
+            (cfg.source, "Klick's settings file"),
+            (cfg.paths.registry, "the card file"),
+            (cfg.paths.questionnaire, "the questionnaire"),
+            (access.ca_file, "the broker's CA certificate"),
+        ],
+    )
+    export_key = cfg.pilot.export_key
     problem = export_key_problem(export_key) if export_key else None
     if problem:
         fail(problem, EXIT_USAGE)
     try:
         collector = Collector(
-            access, Path(out), client_id=client_id, share=share, key_check=key_check(export_key) if export_key else ""
+            access, target, client_id=client_id, share=share, key_check=key_check(export_key) if export_key else ""
         )
     except ExportError as exc:
         fail(str(exc), EXIT_INVALID)
