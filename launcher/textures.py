@@ -136,6 +136,10 @@ class PictureTextures:
         self.request(key[0], key[1])
         return None
 
+    def failed(self, path: Path, px: int) -> bool:
+        """The picture was tried at this size and cannot be shown (unreadable, too big)."""
+        return (Path(path), int(px)) in self._failed
+
     def request(self, path: Path, px: int) -> None:
         key = (Path(path), int(px))
         if key in self.store or key in self._failed:
