@@ -55,7 +55,9 @@ STOP_GRACE = 3.0
 #: The same for the kiosk browser: Chromium quits in well under a second when its DevTools pipe
 #: closes or on SIGTERM, so one that has not is stuck, and card out must end it within 3 s.
 BROWSER_STOP_GRACE = 1.5
-PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+#: The pictures an album shows, and the folders carer mode offers for one (launcher.carer): one list,
+#: so a folder offered is never an empty album.
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,17 @@ def test_album_plan_and_empty_album(cfg, tmp_path):
     assert actions.album_pictures(tmp_path / "gone") == []
 
 
+@pytest.mark.parametrize("name", ["a.webp", "b.JPG", "c.png", "d.gif", "e.bmp", "f.jpeg"])
+def test_a_folder_carer_mode_offers_is_never_an_empty_album(tmp_path, name):
+    from launcher import carer
+
+    folder = tmp_path / "photos" / "Sommaren"
+    folder.mkdir(parents=True)
+    (folder / name).write_bytes(b"x")
+    assert carer.photo_folders(tmp_path / "photos") == [folder]
+    assert actions.album_pictures(folder) == [folder / name]
+
+
 def test_album_newest_first_by_date_in_name_then_mtime(tmp_path):
     for name, age in (
         ("2024-05-01 fest.jpg", 0),
