@@ -466,9 +466,7 @@ class LauncherApp(App):
             self.program_card = card
         elif isinstance(step, actions.External):
             try:
-                self.program = actions.start_program(
-                    step.argv, step.program, log_file=Path(self.cfg.paths.home) / "launcher-actions.log"
-                )
+                self.program = actions.start_program(step.argv, step.program, log_file=actions.actions_log(self.cfg.paths.home))
                 self.program_card = card
             except actions.ActionError as exc:
                 self._apply_and_render(self.session.action_failed(card, exc.reason, exc.detail))
@@ -503,7 +501,7 @@ class LauncherApp(App):
             load_timeout=self.cfg.browser.load_timeout_s,
             on_verdict=verdict,
             on_painted=painted,
-            log_file=Path(self.cfg.paths.home) / "launcher-actions.log",
+            log_file=actions.actions_log(self.cfg.paths.home),
         )
         return run.start()
 

@@ -548,3 +548,41 @@ def test_a_questionnaire_of_junk_is_a_problem_not_a_crash(tmp_path, junk):
     path.write_bytes(junk)
     watch = QuestionnaireWatch(path)
     assert watch.current is None and watch.problem
+
+
+@pytest.mark.parametrize("player", ["paplay", "aplay"])
+def test_the_chime_leaves_no_file_behind(tmp_path, monkeypatch, player):
+    """The chime goes to the sound player on its standard input: no klick-chime-*.wav in /tmp per run."""
+    import tempfile
+
+    bin_dir, temp = tmp_path / "bin", tmp_path / "tmp"
+    bin_dir.mkdir()
+    temp.mkdir()
+    got = tmp_path / "got"
+    fake = bin_dir / player  # records what it was given, as the real player would play it
+    fake.write_text(f'#!/bin/sh\nprintf "%s " "$@" > {got}.args\n/bin/cat > {got}.part\n/bin/mv {got}.part {got}\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    actions.announce("Anna väntar", "sv", speech=False)
+    deadline = time.monotonic() + 20
+    while not got.exists():
+        assert time.monotonic() < deadline, "the chime never reached the player"
+        time.sleep(0.02)
+    assert got.read_bytes() == actions.chime_wav()
+    assert list(temp.iterdir()) == []
+
+
+def test_the_programs_log_is_moved_aside_past_its_limit_keeping_one_older_copy(tmp_path):
+    tmp_path = tmp_path / "data"
+    tmp_path.mkdir()
+    log = tmp_path / actions.ACTIONS_LOG
+    assert actions.actions_log(tmp_path) == log  # none yet
+    log.write_bytes(b"x" * 100)
+    assert actions.actions_log(tmp_path) == log and log.stat().st_size == 100
+    for fill in (b"a", b"b"):
+        log.write_bytes(fill * (actions.ACTIONS_LOG_MAX + 1))
+        assert actions.actions_log(tmp_path) == log
+        assert not log.exists()
+        assert (tmp_path / (actions.ACTIONS_LOG + ".1")).read_bytes()[:1] == fill
+    assert sorted(p.name for p in tmp_path.iterdir()) == [actions.ACTIONS_LOG + ".1"]
