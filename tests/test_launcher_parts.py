@@ -586,3 +586,12 @@ def test_the_programs_log_is_moved_aside_past_its_limit_keeping_one_older_copy(t
         assert not log.exists()
         assert (tmp_path / (actions.ACTIONS_LOG + ".1")).read_bytes()[:1] == fill
     assert sorted(p.name for p in tmp_path.iterdir()) == [actions.ACTIONS_LOG + ".1"]
+
+
+def test_the_try_later_outcomes_are_listed_once():
+    """The four "could not start, try later" outcomes: the browser's list, used by the session and the words."""
+    from launcher import browser, session, wording
+
+    assert session.CALL_FAILURES is browser.TRY_LATER and wording.TRY_LATER is browser.TRY_LATER
+    assert browser.VERDICTS == (*browser.TRY_LATER, browser.ENDED)
+    assert set(browser.TRY_LATER) <= set(session.FAILURE_REASONS)
