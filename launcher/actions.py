@@ -46,6 +46,11 @@ __all__ = [
     "BROWSER_STOP_GRACE",
     "album_pictures",
     "PICTURE_SUFFIXES",
+    "ACTIONS_LOG",
+    "ACTIONS_LOG_MAX",
+    "actions_log",
+    "announce",
+    "chime_wav",
 ]
 
 log = logging.getLogger("klick.launcher.actions")
@@ -55,7 +60,14 @@ STOP_GRACE = 3.0
 #: The same for the kiosk browser: Chromium quits in well under a second when its DevTools pipe
 #: closes or on SIGTERM, so one that has not is stuck, and card out must end it within 3 s.
 BROWSER_STOP_GRACE = 1.5
-PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+#: The pictures an album shows, and the folders carer mode offers for one (launcher.carer): one list,
+#: so a folder offered is never an empty album.
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+#: Where started programs write what they say (Chromium's stderr among them), in the data folder.
+ACTIONS_LOG = "launcher-actions.log"
+#: Past this the log is moved aside to ``launcher-actions.log.1`` (the one older copy kept) when
+#: the next program starts: a chatty browser does not fill an SD card.
+ACTIONS_LOG_MAX = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -236,6 +248,17 @@ def _picture_time(path: Path, mtime: float) -> tuple[str, float, str]:
     return (stamp, mtime, path.name)
 
 
+def actions_log(home: Path) -> Path:
+    """The programs' log in ``home``, moved aside first when it has grown past ACTIONS_LOG_MAX."""
+    path = Path(home) / ACTIONS_LOG
+    try:
+        if path.stat().st_size > ACTIONS_LOG_MAX:
+            os.replace(path, path.with_name(ACTIONS_LOG + ".1"))
+    except OSError:
+        pass  # none yet, or the folder is read-only: the program is started all the same
+    return path
+
+
 def album_pictures(folder: Path) -> list[Path]:
     """The pictures in an album folder, newest first; an unreadable folder is an empty album."""
     try:
@@ -407,9 +430,7 @@ def speak(text: str, language: str) -> None:
 
 # --- someone is waiting: a soft chime, then the words -----------------------------------------
 
-CHIME_PLAYERS = (("paplay",), ("aplay", "-q"))
-_chime_lock = threading.Lock()
-_chime_file: Path | None = None
+CHIME_PLAYERS = (("paplay",), ("aplay", "-q", "-"))  # each reads the sound on its standard input
 
 
 def chime_wav(rate: int = 22050) -> bytes:
@@ -441,22 +462,6 @@ def chime_wav(rate: int = 22050) -> bytes:
     return out.getvalue()
 
 
-def _chime_path() -> Path | None:
-    global _chime_file
-    import tempfile
-
-    with _chime_lock:
-        if _chime_file is None or not _chime_file.is_file():
-            try:
-                handle = tempfile.NamedTemporaryFile(prefix="klick-chime-", suffix=".wav", delete=False)
-                with handle:
-                    handle.write(chime_wav())
-                _chime_file = Path(handle.name)
-            except OSError:
-                return None
-        return _chime_file
-
-
 def announce(text: str, language: str, *, speech: bool) -> None:
     """A soft chime, then ``text`` aloud if speech is on; beside the screen, silent when no
     sound player (PulseAudio's paplay or ALSA's aplay) is installed."""
@@ -465,19 +470,24 @@ def announce(text: str, language: str, *, speech: bool) -> None:
         import shutil
 
         player = next((p for p in CHIME_PLAYERS if shutil.which(p[0])), None)
-        path = _chime_path() if player else None
-        if player and path is not None:
+        if player:
+            # Piped, not written to a file: nothing is left behind in /tmp run after run.
             try:
                 proc = subprocess.Popen(
-                    [*player, str(path)],
-                    stdin=subprocess.DEVNULL,
+                    list(player),
+                    stdin=subprocess.PIPE,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                     start_new_session=True,
                 )
-                proc.wait(3)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
+            except OSError:
+                proc = None
+            if proc is not None:
+                try:
+                    proc.communicate(chime_wav(), timeout=3)
+                except (OSError, subprocess.TimeoutExpired):
+                    proc.kill()
+                    proc.wait()
         if speech:
             speak(text, language)
 

@@ -466,9 +466,7 @@ class LauncherApp(App):
             self.program_card = card
         elif isinstance(step, actions.External):
             try:
-                self.program = actions.start_program(
-                    step.argv, step.program, log_file=Path(self.cfg.paths.home) / "launcher-actions.log"
-                )
+                self.program = actions.start_program(step.argv, step.program, log_file=actions.actions_log(self.cfg.paths.home))
                 self.program_card = card
             except actions.ActionError as exc:
                 self._apply_and_render(self.session.action_failed(card, exc.reason, exc.detail))
@@ -503,7 +501,7 @@ class LauncherApp(App):
             load_timeout=self.cfg.browser.load_timeout_s,
             on_verdict=verdict,
             on_painted=painted,
-            log_file=Path(self.cfg.paths.home) / "launcher-actions.log",
+            log_file=actions.actions_log(self.cfg.paths.home),
         )
         return run.start()
 
@@ -572,6 +570,7 @@ class LauncherApp(App):
             self._pending_shown = (key, screen, received)
             if isinstance(screen, S.Home):
                 self._idle_since = time.monotonic()
+                self._resume_faces()
             # The words and pictures now, not in the middle of the frame (their textures are
             # kept: a card seen before costs nothing here).
             for child in widget.walk(restrict=True):
@@ -699,15 +698,20 @@ class LauncherApp(App):
         home is idle (a card put in meanwhile is rendered on first use, as any other)."""
         cards = [c for c in self.registry.registry.cards if c.role == "resident" and c.enabled]
         self._to_prepare = cards[:PREPARED_FACES]
-        if self._prepare_event is None:
+        self._resume_faces()
+
+    def _resume_faces(self) -> None:
+        if self._to_prepare and self._prepare_event is None:
             self._prepare_event = Clock.schedule_interval(self._prepare_one, 0)
 
     def _prepare_one(self, _dt_: float) -> bool:
-        if not self._to_prepare:
+        if not self._to_prepare or not isinstance(self.session.screen, S.Home):
+            # Done, or the resident is using the tablet: no look every frame through a whole
+            # call; render() starts again when home is back.
             self._prepare_event = None
             return False
-        if not isinstance(self.session.screen, S.Home) or self._pending_shown is not None:
-            return True  # not now: the resident is using the tablet
+        if self._pending_shown is not None:
+            return True  # home's first frame first
         card = self._to_prepare.pop(0)
         try:
             self.screens["card"].prepare(card, self.session.mode)

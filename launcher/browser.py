@@ -49,6 +49,7 @@ __all__ = [
     "read_jitsi_state",
     "JITSI_PROBE",
     "VERDICTS",
+    "TRY_LATER",
     "ENDED",
     "HANGUP_GRACE_S",
     "PROBE_EVERY_S",
@@ -59,9 +60,12 @@ __all__ = [
 
 log = logging.getLogger("klick.launcher.browser")
 
-#: What a watched page can come to. All but ENDED mean the page or call could not start.
-VERDICTS = ("load_failed", "load_timeout", "conference_failed", "waiting_for_moderator", "ended_by_other_side")
+#: How a page or call can fail to start when trying again later may help: the one list, which
+#: launcher.session (its failure reasons) and launcher.wording ("try again later") import.
+TRY_LATER = ("load_failed", "load_timeout", "conference_failed", "waiting_for_moderator")
 ENDED = "ended_by_other_side"
+#: What a watched page can come to. All but ENDED mean the page or call could not start.
+VERDICTS = (*TRY_LATER, ENDED)
 #: The other side must stay gone this long before the call counts as ended: a participant
 #: whose connection blips leaves and joins again within a second or two.
 HANGUP_GRACE_S = 3.0

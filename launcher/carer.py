@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from cards.colours import PALETTE
 from cards.model import Card, PhotoAlbum, SvtPlay, Web
+from launcher.actions import PICTURE_SUFFIXES
 
 __all__ = [
     "CHOICES",
@@ -35,7 +36,6 @@ __all__ = [
 CHOICES = ("photos", "svt1", "rapport", "web")
 #: A distinct palette colour for each choice, so cards programmed here tell apart at a glance.
 _COLOURS = {"photos": PALETTE["orange"], "svt1": PALETTE["blue"], "rapport": PALETTE["yellow"], "web": PALETTE["purple"]}
-PICTURE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"}
 #: Folder buttons that fit on one screen at 16 mm each.
 MAX_FOLDERS = 6
 

@@ -154,7 +154,13 @@ class DevToolsPipe:
         # A browser that stops reading (frozen, or busy) must never block the watcher's thread.
         os.set_blocking(self._w, False)
         self._next_id = 0
+        #: Guards the ids, the waiting callers, ``_closed`` and who owns the descriptors; never
+        #: held through a write, so :meth:`close` (card out, the screen's thread) never waits on
+        #: a browser that stopped reading.
         self._lock = threading.Lock()
+        #: One message at a time on the command pipe.
+        self._write_lock = threading.Lock()
+        self._writing = False
         self._waiting: dict[int, list] = {}
         self._closed = False
         self._reader: threading.Thread | None = None
@@ -165,14 +171,21 @@ class DevToolsPipe:
         return self._closed
 
     def start(self, on_message: Callable[[dict | None], None]) -> None:
+        """Start reading; a pipe closed already (the card came out just after the spawn) is left
+        closed, and its callers hear "the browser closed"."""
         self.on_message = on_message
-        self._reader = threading.Thread(target=self._read, name="devtools-reader", daemon=True)
+        with self._lock:
+            # The read end passes to the reader here, under the lock close() takes: it is read
+            # and closed by the reader alone, or closed by close() alone, never both.
+            fd, self._r = self._r, -1
+            if self._closed or fd < 0:
+                return
+            self._reader = threading.Thread(target=self._read, args=(fd,), name="devtools-reader", daemon=True)
         self._reader.start()
 
-    def _read(self) -> None:
+    def _read(self, fd: int) -> None:
         # The reader owns the read end and closes it itself: closing it from another thread
         # while a read waits on it could hand the number to a new file under the read.
-        fd = self._r
         buf = bytearray()
         skipping = False
         try:
@@ -264,13 +277,15 @@ class DevToolsPipe:
         return result if isinstance(result, dict) else {}
 
     def _send(self, method: str, params: dict | None, session: str | None, slot: list | None) -> int:
-        with self._lock:
-            if self._closed:
-                raise DevToolsError(f"{method}: the browser closed")
-            self._next_id += 1
-            msg_id = self._next_id
-            if slot is not None:
-                self._waiting[msg_id] = slot
+        with self._write_lock:
+            with self._lock:
+                if self._closed:
+                    raise DevToolsError(f"{method}: the browser closed")
+                self._next_id += 1
+                msg_id = self._next_id
+                if slot is not None:
+                    self._waiting[msg_id] = slot
+                self._writing = True
             message: dict[str, Any] = {"id": msg_id, "method": method, "params": params or {}}
             if session:
                 message["sessionId"] = session
@@ -278,18 +293,25 @@ class DevToolsPipe:
             try:
                 self._write_all(data)
             except BrokenPipeError:  # the browser has let go of its end: it is ending
-                self._waiting.pop(msg_id, None)
-                self._closed = True
+                self._release()
                 raise DevToolsError(f"{method}: the browser closed") from None
             except OSError as exc:
-                self._waiting.pop(msg_id, None)
+                with self._lock:
+                    self._waiting.pop(msg_id, None)
                 raise DevToolsError(f"{method}: {exc.strerror or exc}") from None
+            finally:
+                with self._lock:
+                    self._writing = False
+                    fd = self._take_write_end() if self._closed else -1
+                _close_quietly(fd)  # close() came during the write and left the end to it
         return msg_id
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
         deadline = time.monotonic() + 1.0
         while view:
+            if self._closed:  # card out: the message is not wanted any more
+                raise BrokenPipeError(errno.EPIPE, "closed")
             try:
                 written = os.write(self._w, view)
             except BlockingIOError:
@@ -304,12 +326,21 @@ class DevToolsPipe:
         when the browser's end closes (it closes the read end itself)."""
         self._release()
         with self._lock:
-            fd, self._w = self._w, -1
-        if fd >= 0:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        if self._reader is None and self._r >= 0:  # never started: nobody else will close it
-            fd, self._r = self._r, -1
+            # A write under way keeps its descriptor: the writer closes it when it stops, which
+            # it does at once now that the pipe is closed (never waited for here).
+            write_end = -1 if self._writing else self._take_write_end()
+            read_end, self._r = self._r, -1  # still here only if no reader was started
+        _close_quietly(write_end)
+        _close_quietly(read_end)
+
+    def _take_write_end(self) -> int:
+        fd, self._w = self._w, -1
+        return fd
+
+
+def _close_quietly(fd: int) -> None:
+    if fd >= 0:
+        try:
             os.close(fd)
+        except OSError:
+            pass

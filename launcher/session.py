@@ -47,6 +47,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from klick.events import CardPresent, CardRemoved, Event, ReaderStatus
+from launcher.browser import TRY_LATER
 
 __all__ = [
     "Home",
@@ -90,7 +91,7 @@ __all__ = [
 ]
 
 #: How a page in the browser or a call could not start (launcher.browser's verdicts).
-CALL_FAILURES = ("load_failed", "load_timeout", "conference_failed", "waiting_for_moderator")
+CALL_FAILURES = TRY_LATER
 #: Why an action could not run, each with its own plain-words message on the screen.
 FAILURE_REASONS = (
     "missing",

@@ -119,6 +119,8 @@ class PictureTextures:
         self._wanted: list[tuple[Path, int]] = []
         self._pending: set[tuple[Path, int]] = set()
         self._failed: set[tuple[Path, int]] = set()
+        #: Counts forget()s: a decode begun before the last one is of a file that may have changed.
+        self._generation = 0
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
         self._listeners: list[weakref.WeakMethod[Callable[[Path, int], None]]] = []
@@ -135,6 +137,10 @@ class PictureTextures:
             return found
         self.request(key[0], key[1])
         return None
+
+    def failed(self, path: Path, px: int) -> bool:
+        """The picture was tried at this size and cannot be shown (unreadable, too big)."""
+        return (Path(path), int(px)) in self._failed
 
     def request(self, path: Path, px: int) -> None:
         key = (Path(path), int(px))
@@ -158,15 +164,18 @@ class PictureTextures:
                 while not self._wanted:
                     self._wake.wait()
                 key = self._wanted.pop()  # the newest wish first: that card is in the slot
+                generation = self._generation
             try:
                 thumb = make_thumb(key[0], None, key[1])
             except Exception:  # make_thumb should not raise; if it did, the card shows no picture
                 log.exception("the picture %s could not be read", key[0])
                 thumb = None
-            self._schedule(functools.partial(self._upload, key, thumb))
+            self._schedule(functools.partial(self._upload, key, thumb, generation))
 
-    def _upload(self, key: tuple[Path, int], thumb: Any) -> None:
+    def _upload(self, key: tuple[Path, int], thumb: Any, generation: int = 0) -> None:
         with self._wake:
+            if generation != self._generation:
+                return  # read before the card set changed: forget() has asked for it again
             self._pending.discard(key)
         if thumb is None or thumb.problem is not None or not thumb.rgba:
             self._failed.add(key)
@@ -190,7 +199,14 @@ class PictureTextures:
         self._listeners = alive
 
     def forget(self) -> None:
-        """The card set changed: pictures are made again when asked (a file may have changed)."""
+        """The card set changed: pictures are made again when asked (a file may have changed).
+        A decode under way is of the old file: its result is dropped and the picture made again."""
+        with self._wake:
+            self._generation += 1
+            under_way = self._pending.difference(self._wanted)
+            self._wanted[:0] = sorted(under_way, key=str)  # after the newer wishes (taken from the end)
+            if under_way:
+                self._wake.notify()
         self.store.clear()
         self._failed.clear()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
+from launcher.browser import TRY_LATER
+
 __all__ = [
     "WEEKDAYS",
     "MONTHS",
@@ -17,9 +19,6 @@ __all__ = [
     "ended_words",
     "question_words",
 ]
-
-#: A page or call that could not start this time: nothing is wrong with the card or the tablet.
-TRY_LATER = ("load_failed", "load_timeout", "conference_failed", "waiting_for_moderator")
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTHS = (

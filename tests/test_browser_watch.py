@@ -253,6 +253,70 @@ def test_a_browser_that_ends_fails_every_waiting_call_at_once():
     quiet.close()
 
 
+def test_card_out_never_waits_on_a_browser_that_stopped_reading_its_pipe():
+    """A hung Chromium stops reading: the watcher's write waits for room, up to a second. Closing
+    the pipe (card out, on the screen's thread) must not wait for that write: the write stops,
+    says "the browser closed", and the command end is closed once the writer lets go of it."""
+    import fcntl
+    import termios
+
+    to_r, to_w = os.pipe()
+    from_r, from_w = os.pipe()
+    pipe = devtools.DevToolsPipe(to_w, from_r)
+    pipe.start(lambda _m: None)
+    outcome: list[str] = []
+
+    def send() -> None:
+        try:
+            pipe.send("Page.navigate", {"url": "x" * 300_000})
+        except devtools.DevToolsError as exc:
+            outcome.append(str(exc))
+
+    def queued() -> int:
+        return int.from_bytes(fcntl.ioctl(to_r, termios.FIONREAD, b"\0\0\0\0"), "little")
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        capacity = fcntl.fcntl(to_r, fcntl.F_GETPIPE_SZ)
+        devtools_wait(lambda: queued() >= capacity)  # the pipe is full: the write waits for room
+        pipe.close()
+        sender.join(10)
+        assert outcome == ["Page.navigate: the browser closed"]  # not "not reading its pipe" a second later
+        os.set_blocking(to_r, False)
+        while os.read(to_r, 1 << 20):  # end of file: no command end is left open
+            pass
+    finally:
+        os.close(to_r)
+        os.close(from_w)
+
+
+def test_a_stop_right_after_the_spawn_leaves_the_reader_no_descriptor_to_read_or_close(monkeypatch):
+    """stop() can close the pipe before the browser thread starts its reader: the reader must not
+    read descriptor -1 (and fail closing it), nor a number close() freed and a new file took."""
+    failures: list = []
+    monkeypatch.setattr(threading, "excepthook", failures.append)
+    to_r, to_w = os.pipe()
+    from_r, from_w = os.pipe()
+    pipe = devtools.DevToolsPipe(to_w, from_r)
+    pipe.close()
+    taken_r, taken_w = os.pipe()  # the lowest free numbers: likely the ones close() freed
+    try:
+        events: list = []
+        pipe.start(events.append)
+        reader = pipe._reader
+        if reader is not None:
+            reader.join(10)
+        assert failures == []
+        os.fstat(taken_r)  # still open: nobody closed a descriptor that was not theirs
+        os.fstat(taken_w)
+        with pytest.raises(devtools.DevToolsError, match="closed"):
+            pipe.call("Browser.getVersion", timeout=5)
+    finally:
+        for fd in (to_r, from_w, taken_r, taken_w):
+            os.close(fd)
+
+
 def devtools_wait(predicate, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():

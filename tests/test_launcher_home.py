@@ -103,8 +103,15 @@ def _drive(home: Path, out: Path) -> None:
         yield lambda: isinstance(session.screen, S.ShowingCard) and session.screen.phase == "running"
         yield 0.2
         results["rapport_texts"] = texts(app)
+        # The card file changes during the programme (a fleet push): its faces wait for home,
+        # and nothing looks every frame meanwhile.
+        app._prepare_faces()
+        yield 0.3
+        results["faces_waiting_during_card"] = len(app._to_prepare)
+        results["faces_polled_during_card"] = app._prepare_event is not None
         app.send_to_bridge({"command": "remove"})
         yield lambda: isinstance(session.screen, S.Home)
+        yield lambda: not app._to_prepare  # home is back: the faces are made after all
         results["steps"].append("resized")
 
     def probe(app: LauncherApp) -> None:
@@ -155,6 +162,11 @@ def test_home_comes_back_by_itself_when_the_reader_is_ready(run):
 def test_a_new_window_size_builds_every_screen_again_for_it(run):
     assert run["upright_home_problems"] == []
     assert run["upright_card_problems"] == []
+
+
+def test_faces_ahead_of_time_wait_for_home_without_looking_every_frame_during_a_card(run):
+    assert run["faces_waiting_during_card"] > 0
+    assert run["faces_polled_during_card"] is False
 
 
 def test_an_svt_card_names_itself_by_its_label(run):

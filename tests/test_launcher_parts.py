@@ -142,6 +142,17 @@ def test_album_plan_and_empty_album(cfg, tmp_path):
     assert actions.album_pictures(tmp_path / "gone") == []
 
 
+@pytest.mark.parametrize("name", ["a.webp", "b.JPG", "c.png", "d.gif", "e.bmp", "f.jpeg"])
+def test_a_folder_carer_mode_offers_is_never_an_empty_album(tmp_path, name):
+    from launcher import carer
+
+    folder = tmp_path / "photos" / "Sommaren"
+    folder.mkdir(parents=True)
+    (folder / name).write_bytes(b"x")
+    assert carer.photo_folders(tmp_path / "photos") == [folder]
+    assert actions.album_pictures(folder) == [folder / name]
+
+
 def test_album_newest_first_by_date_in_name_then_mtime(tmp_path):
     for name, age in (
         ("2024-05-01 fest.jpg", 0),
@@ -537,3 +548,50 @@ def test_a_questionnaire_of_junk_is_a_problem_not_a_crash(tmp_path, junk):
     path.write_bytes(junk)
     watch = QuestionnaireWatch(path)
     assert watch.current is None and watch.problem
+
+
+@pytest.mark.parametrize("player", ["paplay", "aplay"])
+def test_the_chime_leaves_no_file_behind(tmp_path, monkeypatch, player):
+    """The chime goes to the sound player on its standard input: no klick-chime-*.wav in /tmp per run."""
+    import tempfile
+
+    bin_dir, temp = tmp_path / "bin", tmp_path / "tmp"
+    bin_dir.mkdir()
+    temp.mkdir()
+    got = tmp_path / "got"
+    fake = bin_dir / player  # records what it was given, as the real player would play it
+    fake.write_text(f'#!/bin/sh\nprintf "%s " "$@" > {got}.args\n/bin/cat > {got}.part\n/bin/mv {got}.part {got}\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    actions.announce("Anna väntar", "sv", speech=False)
+    deadline = time.monotonic() + 20
+    while not got.exists():
+        assert time.monotonic() < deadline, "the chime never reached the player"
+        time.sleep(0.02)
+    assert got.read_bytes() == actions.chime_wav()
+    assert list(temp.iterdir()) == []
+
+
+def test_the_programs_log_is_moved_aside_past_its_limit_keeping_one_older_copy(tmp_path):
+    tmp_path = tmp_path / "data"
+    tmp_path.mkdir()
+    log = tmp_path / actions.ACTIONS_LOG
+    assert actions.actions_log(tmp_path) == log  # none yet
+    log.write_bytes(b"x" * 100)
+    assert actions.actions_log(tmp_path) == log and log.stat().st_size == 100
+    for fill in (b"a", b"b"):
+        log.write_bytes(fill * (actions.ACTIONS_LOG_MAX + 1))
+        assert actions.actions_log(tmp_path) == log
+        assert not log.exists()
+        assert (tmp_path / (actions.ACTIONS_LOG + ".1")).read_bytes()[:1] == fill
+    assert sorted(p.name for p in tmp_path.iterdir()) == [actions.ACTIONS_LOG + ".1"]
+
+
+def test_the_try_later_outcomes_are_listed_once():
+    """The four "could not start, try later" outcomes: the browser's list, used by the session and the words."""
+    from launcher import browser, session, wording
+
+    assert session.CALL_FAILURES is browser.TRY_LATER and wording.TRY_LATER is browser.TRY_LATER
+    assert browser.VERDICTS == (*browser.TRY_LATER, browser.ENDED)
+    assert set(browser.TRY_LATER) <= set(session.FAILURE_REASONS)

@@ -2,6 +2,10 @@
 
 Moving content must be pausable (WCAG 2.2.2), and a resident with dementia may want to look at
 one picture for a long time: a tap anywhere holds it, another tap lets it go on. No network.
+
+A phone's photo is 12 megapixels and often stored sideways with an EXIF note: the pictures are
+made to fit the screen upright beside the screen's thread (:data:`launcher.textures.picture_textures`)
+and a picture is shown when it is there; one that cannot be read or is too big is passed over.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from kivy.uix.image import Image
 from launcher import theme
 from launcher.screens.layout import Frame
 from launcher.screens.widgets import BigButton, Filled, Screen, Text, place
+from launcher.textures import picture_textures
 
 #: Seconds a picture stays, and the length of the fade between two.
 SHOW_SECONDS = 8.0
@@ -61,6 +66,11 @@ class AlbumScreen(Screen):
         self._timer = None
         self._has_home = False
         self._folder: Path | None = None
+        #: The size pictures are made to fit: the whole screen.
+        self.picture_px = int(max(W, H))
+        #: (index, fade) of the picture to show as soon as it is decoded.
+        self._waiting: tuple[int, bool] | None = None
+        picture_textures.listen(self._picture_ready)
 
     # -- life cycle ---------------------------------------------------------------------------
     def begin(self, pictures: list[Path], folder: Path) -> None:
@@ -70,15 +80,17 @@ class AlbumScreen(Screen):
         self.index = 0
         self.paused = False
         self._show_paused(False)
-        self.front.source = str(pictures[0])
+        self.front.texture = None
         self.front.opacity = 1
         self.back.opacity = 0
+        self._go_to(0, fade=False)
         self._timer = Clock.schedule_interval(self._next, SHOW_SECONDS)
 
     def end(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._waiting = None
         Animation.cancel_all(self.front)
         Animation.cancel_all(self.back)
 
@@ -94,10 +106,40 @@ class AlbumScreen(Screen):
 
     # -- showing ------------------------------------------------------------------------------
     def _next(self, *_: Any) -> None:
-        if self.paused or len(self.pictures) < 2:
+        if self.paused or len(self.pictures) < 2 or self._waiting is not None:
             return
-        self.index = (self.index + 1) % len(self.pictures)
-        self.back.source = str(self.pictures[self.index])
+        self._go_to((self.index + 1) % len(self.pictures), fade=True)
+
+    def _go_to(self, index: int, *, fade: bool) -> None:
+        """Show picture ``index`` once it is made; pictures that cannot be shown are passed over."""
+        for _ in range(len(self.pictures)):
+            path = self.pictures[index]
+            texture = picture_textures.texture(path, self.picture_px)
+            if texture is not None:
+                self._waiting = None
+                self.index = index
+                self._show(texture, fade)
+                following = self.pictures[(index + 1) % len(self.pictures)]
+                picture_textures.request(following, self.picture_px)  # ready when its turn comes
+                return
+            if not picture_textures.failed(path, self.picture_px):
+                self._waiting = (index, fade)  # being made: _picture_ready goes on
+                return
+            index = (index + 1) % len(self.pictures)
+        self._waiting = None  # not one picture can be shown: what shows stays
+
+    def _picture_ready(self, path: Any, px: int) -> None:
+        if self._waiting is None or not self.running or px != self.picture_px:
+            return
+        index, fade = self._waiting
+        if index < len(self.pictures) and self.pictures[index] == path:
+            self._go_to(index, fade=fade)
+
+    def _show(self, texture: Any, fade: bool) -> None:
+        if not fade:
+            self.front.texture = texture
+            return
+        self.back.texture = texture
         self.back.opacity = 0
         Animation.cancel_all(self.front)
         Animation.cancel_all(self.back)
