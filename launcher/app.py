@@ -284,6 +284,16 @@ class LauncherApp(App):
         self._timing = {"received": received if received is not None else time.perf_counter(), "handled": time.perf_counter()}
         self._step(lambda: self.session.event(event), received)
 
+    def on_album_empty(self) -> None:
+        """Not one picture in the album's folder can be shown: the words for an empty album."""
+        card = self.album_card
+        if card is None:
+            return
+        folder = self.screens["album"]._folder
+        self.screens["album"].end()
+        self.album_card = None
+        self._apply_and_render(self.session.action_failed(card, "no_pictures", str(folder)))
+
     def on_home(self) -> None:
         self._apply_and_render(self.session.home_pressed())
 

@@ -25,6 +25,7 @@ from tests.launcher_harness import offscreen_env, run_scenario, start_bridge, st
 
 REPO = Path(__file__).resolve().parent.parent
 ALBUM = "04D3E4F5061728"
+BROKEN = "04D3E4F5061729"  # an album whose every picture is damaged or too big
 PORTRAIT, WEBP, HUGE, PLAIN = "2026-09-portratt.jpg", "2026-08-sommar.webp", "2026-07-jatte.png", "2026-01-snogubbe.png"
 
 pytestmark = pytest.mark.ui
@@ -55,9 +56,15 @@ def write_home(home: Path) -> None:
     Image.new("RGB", (240, 160), (30, 160, 60)).save(folder / WEBP)
     _huge_png(folder / HUGE)
     Image.new("RGB", (160, 120), (230, 230, 230)).save(folder / PLAIN)
+    broken = home / "trasigt"
+    broken.mkdir()
+    (broken / "2026-05-kaputt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a photo after all")
+    _huge_png(broken / HUGE)
     (home / "cards.yaml").write_text(
         f'version: 1\ncards:\n  - uid: "{ALBUM}"\n    label: Barnbarnen\n    colour: purple\n'
-        f"    action:\n      type: photo_album\n      folder: {folder}\n",
+        f"    action:\n      type: photo_album\n      folder: {folder}\n"
+        f'  - uid: "{BROKEN}"\n    label: Resan\n    colour: green\n'
+        f"    action:\n      type: photo_album\n      folder: {broken}\n",
         encoding="utf-8",
     )
     sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
@@ -115,6 +122,11 @@ def _drive(home: Path, out: Path) -> None:
         app.send_to_bridge({"command": "remove"})
         yield lambda: isinstance(session.screen, S.Home)
         results["running_after_removal"] = album.running
+        app.send_to_bridge({"command": "insert", "uid": BROKEN})
+        yield lambda: isinstance(session.screen, S.ActionFailed)
+        results["broken_album"] = [session.screen.reason, album.running, app.album_card is None]
+        app.send_to_bridge({"command": "remove"})
+        yield lambda: isinstance(session.screen, S.Home)
 
     def probe(app: LauncherApp) -> None:
         run_scenario(app, scenario(app), results, out, timeout=30)
@@ -155,6 +167,10 @@ def test_album_passes_over_a_picture_with_too_many_pixels(run):
     names = [s["name"] for s in run["shown"]]
     assert HUGE not in names
     assert PLAIN in names and names[0] == PORTRAIT
+
+
+def test_an_album_whose_every_picture_is_damaged_says_there_are_no_pictures_not_a_dark_screen(run):
+    assert run["broken_album"] == ["no_pictures", False, True]
 
 
 def test_album_shows_webp_pictures(run):

@@ -126,7 +126,9 @@ class AlbumScreen(Screen):
                 self._waiting = (index, fade)  # being made: _picture_ready goes on
                 return
             index = (index + 1) % len(self.pictures)
-        self._waiting = None  # not one picture can be shown: what shows stays
+        self._waiting = None  # not one picture can be shown
+        if self.front.texture is None:
+            self.ctx.on_album_empty()  # a dark screen says nothing: say so, as for an empty folder
 
     def _picture_ready(self, path: Any, px: int) -> None:
         if self._waiting is None or not self.running or px != self.picture_px:
