@@ -58,6 +58,7 @@ from klick.yamlfile import MAX_FILE_BYTES, size_problem
 __all__ = [
     "BundleError",
     "NoRoom",
+    "NotAllowedHere",
     "PackResult",
     "UnpackResult",
     "Entry",
@@ -96,6 +97,11 @@ class BundleError(Exception):
 
 class NoRoom(BundleError):
     """The tablet's disk has no room for the bundle: the tablet's trouble, not the bundle's."""
+
+
+class NotAllowedHere(BundleError):
+    """The bundle is sound, but cards in it do what this tablet does not allow (a command, a call
+    to a server not listed): an installer who trusts the sender may accept them knowingly."""
 
 
 @dataclass(frozen=True)
@@ -406,7 +412,7 @@ def unpack_bundle(
                 refused = policy_problems(registry, allowed_servers, allow_commands, file=f"{CARD_FILE} in {label}")
                 if refused:
                     n = len(refused)
-                    raise BundleError(
+                    raise NotAllowedHere(
                         f"The bundle {label} was refused: {n} card{'s' if n != 1 else ''} in it "
                         f"{'do' if n != 1 else 'does'} what this tablet does not allow (above).",
                         refused,

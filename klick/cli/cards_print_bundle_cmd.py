@@ -167,7 +167,7 @@ def unpack(
       klick cards unpack /media/usb/mamma.klick
       klick cards unpack mamma.klick --allow-server meet.example.se
     """
-    from cards.bundle import BundleError, unpack_bundle
+    from cards.bundle import BundleError, NotAllowedHere, unpack_bundle
     from cards.policy import policy_problems
     from cards.registry import RegistryError, load_registry
     from klick.calls import CallServerError, call_origin
@@ -187,7 +187,7 @@ def unpack(
     except BundleError as exc:
         print_problems(exc.problems)
         hint = ""
-        if any("calls.allowed_servers" in p.message or "command cards" in p.message for p in exc.problems):
+        if isinstance(exc, NotAllowedHere):
             hint = (
                 " If you know and trust the sender, accept them with --allow-commands (command cards) or "
                 "--allow-server HOST (a call server), or add the server to calls.allowed_servers in klick.yaml."
