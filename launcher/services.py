@@ -48,7 +48,7 @@ def open_feedback(cfg: Any, usage: Any | None, questionnaire: QuestionnaireWatch
     if questionnaire is not None:
         if questionnaire.current is None:
             return None
-        return Feedback(usage, questionnaire.current)
+        return Feedback(usage, questionnaire.current, raise_busy=True)  # the launcher retries (launcher.feedback_thread)
     try:
         return Feedback.from_config(cfg, usage)
     except Exception as exc:  # QuestionnaireError and I/O: no questions today, the screen still works
