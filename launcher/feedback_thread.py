@@ -10,6 +10,7 @@ through ``hand_back``, which the launcher points at its screen's thread.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import sqlite3
@@ -49,7 +50,7 @@ class FeedbackThread:
             feedback, name, args, then = self._jobs.get()
             result = self._make(feedback, name, args)
             if then is not None:
-                self._hand_back(lambda then=then, result=result: then(result))
+                self._hand_back(functools.partial(then, result))
 
     @staticmethod
     def _make(feedback: Any, name: str, args: tuple) -> Any:
