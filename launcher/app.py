@@ -146,7 +146,7 @@ class LauncherApp(App):
         self.registry = RegistryWatch(self.cfg.paths.registry)
         self.usage = open_usage(self.cfg)
         self.questionnaire = QuestionnaireWatch(self.cfg.paths.questionnaire)
-        self.feedback = open_feedback(self.cfg, self.usage, self.questionnaire)
+        self.feedback = open_feedback(self.usage, self.questionnaire)
         self.feedback_thread = FeedbackThread(lambda work: Clock.schedule_once(lambda _dt: work(), -1))
         self.session = S.Session(
             lookup=self.registry.get, configured_mode=self.cfg.reader.mode, carer_pin_set=bool(self.cfg.carer.pin_hash.strip())
@@ -156,7 +156,6 @@ class LauncherApp(App):
             self.session.restore_pin(self.usage.get_state(S.PIN_STATE_KEY))
         for uid, at in reversed(recent_unknown(self.usage, S.UNKNOWN_KEPT)):
             self.session.remember_unknown(uid, at)
-        actions.ensure_profiles(self.cfg)
         self.waiting = WaitingWatch(self.cfg.calls.waiting_poll_s, on_change=self._waiting_answer)
         self._rooms_changed()
         self.root_widget = FloatLayout()
@@ -301,7 +300,6 @@ class LauncherApp(App):
         self._apply_and_render(self.session.home_pressed())
 
     def on_answer(self, value: Any, free_text: bool = False) -> None:
-        self._asked_this_idle = True
         if free_text:
             if not value:
                 self._apply_and_render(self.session.prompt_dismiss())
@@ -311,7 +309,6 @@ class LauncherApp(App):
             self._apply_and_render(self.session.prompt_answer(value))
 
     def on_prompt_later(self) -> None:
-        self._asked_this_idle = True
         screen = self.session.screen
         if isinstance(screen, S.Asking) and screen.prompt.kind == "free_text":
             self._apply_and_render(self.session.prompt_dismiss())
@@ -691,7 +688,7 @@ class LauncherApp(App):
         if self.feedback is not None and self.questionnaire.current is not None:
             self.feedback.questionnaire = self.questionnaire.current
         elif self.feedback is None:
-            self.feedback = open_feedback(self.cfg, self.usage, self.questionnaire)
+            self.feedback = open_feedback(self.usage, self.questionnaire)
 
     def _read_registry(self) -> None:
         """Read the changed card file beside the screen (a big file takes seconds to check);
