@@ -10,9 +10,11 @@ dismissed, expired. The scheduling rules themselves are pure (:mod:`klick.prompt
 A questionnaire is asked only on an enrolled device (recorded consent), and nothing is written
 after a withdrawal: each write transaction asks :meth:`klick.usage.UsageLog.consent_in` first.
 
-Every call comes from the launcher's thread, so none may wait long: the log's connection gives up
-on SQLite's lock after :data:`klick.usage.UI_BUSY_S`, and a database error is logged and ends the
-call softly (no question now, or an answer not stored): no question today beats a frozen screen.
+No call may hold the usage log's connection long (others share it): it gives up on SQLite's lock
+after :data:`klick.usage.UI_BUSY_S`, and a database error is logged and ends the call softly (no
+question now, or an answer not stored). A caller that retries (the launcher, which makes these
+calls on a thread of its own) asks with ``raise_busy`` to hear of a held lock instead, so an answer
+is stored later rather than lost.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from klick.prompting import (
 )
 from klick.questionnaire import Option, Question, Questionnaire, Text, load_questionnaire
 from klick.usage import UsageLog, from_iso, iso
+from klick.usage_file import is_busy
 
 __all__ = ["Prompt", "Feedback", "PromptError"]
 
@@ -75,9 +78,18 @@ class Prompt:
 
 class Feedback:
     def __init__(
-        self, usage: UsageLog, questionnaire: Questionnaire, *, now: Callable[[], float] = time.time, tz: _dt.tzinfo | None = None
+        self,
+        usage: UsageLog,
+        questionnaire: Questionnaire,
+        *,
+        now: Callable[[], float] = time.time,
+        tz: _dt.tzinfo | None = None,
+        raise_busy: bool = False,
     ):
         self.usage = usage
+        #: A write that met another program's lock raises its sqlite3.OperationalError (nothing of
+        #: it stored, so it can be made again) instead of being logged and dropped.
+        self.raise_busy = raise_busy
         self.questionnaire = questionnaire
         self.now = now
         #: Quiet hours and the daily limit are in local time; None means the system's zone.
@@ -126,6 +138,8 @@ class Feedback:
         try:
             follow = self._store_answer(prompt_id, row, question, stored_value, stored_text, now)
         except sqlite3.Error as exc:
+            if self.raise_busy and is_busy(exc):
+                raise
             log.warning("questionnaire answer not stored: %s", exc)
             return None
         if follow is not False:
@@ -204,6 +218,8 @@ class Feedback:
             with self.usage.lock:
                 self.usage.conn.execute(sql, args)
         except sqlite3.Error as exc:
+            if self.raise_busy and is_busy(exc):
+                raise
             log.warning("questionnaire %s not stored: %s", what, exc)
             return False
         return True

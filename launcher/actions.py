@@ -404,15 +404,6 @@ def start_program(argv: tuple[str, ...], program: str, *, log_file: Path | None 
     return RunningProgram(proc, program)
 
 
-def ensure_profiles(cfg: Any) -> None:
-    """The browser's profile folders, so a first start does not show a setup page."""
-    for folder in (cfg.browser.profile, cfg.browser.call_profile):
-        try:
-            Path(folder).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            log.warning("cannot create browser profile %s: %s", folder, exc)
-
-
 def speak(text: str, language: str) -> None:
     """Say ``text`` with espeak-ng if it is installed; silence is fine when it is not."""
     voice = "sv" if language == "sv" else "en"

@@ -29,6 +29,7 @@ from klick.pin import check_pin
 from launcher import actions, carer, guard, stopping, theme
 from launcher import session as S
 from launcher.browser import BrowserRun, Verdict
+from launcher.feedback_thread import FeedbackThread
 from launcher.i18n import Words
 from launcher.keys import KeyComboError, parse_keys
 from launcher.screens.album import AlbumScreen
@@ -126,6 +127,7 @@ class LauncherApp(App):
         self.tap_guard = TapGuard()
         self._offscreen = os.environ.get("SDL_VIDEODRIVER") == "offscreen"
         self._asked_this_idle = False
+        self._asking = False  # a next_prompt call is under way beside the screen
         self._thanks_event: Any = None
         self._to_prepare: list[Any] = []
         self._prepare_event: Any = None
@@ -144,7 +146,8 @@ class LauncherApp(App):
         self.registry = RegistryWatch(self.cfg.paths.registry)
         self.usage = open_usage(self.cfg)
         self.questionnaire = QuestionnaireWatch(self.cfg.paths.questionnaire)
-        self.feedback = open_feedback(self.cfg, self.usage, self.questionnaire)
+        self.feedback = open_feedback(self.usage, self.questionnaire)
+        self.feedback_thread = FeedbackThread(lambda work: Clock.schedule_once(lambda _dt: work(), -1))
         self.session = S.Session(
             lookup=self.registry.get, configured_mode=self.cfg.reader.mode, carer_pin_set=bool(self.cfg.carer.pin_hash.strip())
         )
@@ -153,7 +156,6 @@ class LauncherApp(App):
             self.session.restore_pin(self.usage.get_state(S.PIN_STATE_KEY))
         for uid, at in reversed(recent_unknown(self.usage, S.UNKNOWN_KEPT)):
             self.session.remember_unknown(uid, at)
-        actions.ensure_profiles(self.cfg)
         self.waiting = WaitingWatch(self.cfg.calls.waiting_poll_s, on_change=self._waiting_answer)
         self._rooms_changed()
         self.root_widget = FloatLayout()
@@ -298,7 +300,6 @@ class LauncherApp(App):
         self._apply_and_render(self.session.home_pressed())
 
     def on_answer(self, value: Any, free_text: bool = False) -> None:
-        self._asked_this_idle = True
         if free_text:
             if not value:
                 self._apply_and_render(self.session.prompt_dismiss())
@@ -308,7 +309,6 @@ class LauncherApp(App):
             self._apply_and_render(self.session.prompt_answer(value))
 
     def on_prompt_later(self) -> None:
-        self._asked_this_idle = True
         screen = self.session.screen
         if isinstance(screen, S.Asking) and screen.prompt.kind == "free_text":
             self._apply_and_render(self.session.prompt_dismiss())
@@ -436,8 +436,14 @@ class LauncherApp(App):
         elif isinstance(effect, S.PromptShown):
             self._feedback_call("shown", effect.prompt.id)
         elif isinstance(effect, S.PromptAnswered):
-            follow = self._feedback_call("answer", effect.prompt.id, effect.value, effect.text)
-            self.session.follow_up(follow)
+            # "Tack!" is on the screen already; a follow-up joins it when the answer is stored.
+            self._feedback_call(
+                "answer",
+                effect.prompt.id,
+                effect.value,
+                effect.text,
+                then=lambda follow: self._step(lambda: self.session.follow_up(follow)),
+            )
             if self._thanks_event is not None:
                 self._thanks_event.cancel()
             self._thanks_event = Clock.schedule_once(lambda _dt: self._thanks_over(), S.THANKS_S)
@@ -450,14 +456,14 @@ class LauncherApp(App):
         self._thanks_event = None
         self._apply_and_render(self.session.thanks_over())
 
-    def _feedback_call(self, name: str, *args: Any) -> Any:
+    def _feedback_call(self, name: str, *args: Any, then: Callable[[Any], None] | None = None) -> bool:
+        """The questionnaire's ``name(*args)`` beside the screen, after the calls before it (each
+        may wait for the disk or a lock); its result goes to ``then`` on the screen's thread, None
+        after an error (logged). False when there are no questions."""
         if self.feedback is None:
-            return None
-        try:
-            return getattr(self.feedback, name)(*args)
-        except Exception as exc:  # a closed or vanished prompt: the screen goes on
-            log.warning("questionnaire %s failed: %s", name, exc)
-            return None
+            return False
+        self.feedback_thread.call(self.feedback, name, *args, then=then)
+        return True
 
     def _start_action(self, card: Any) -> None:
         if self.session.running is None or self.session.running.uid != card.uid:
@@ -682,7 +688,7 @@ class LauncherApp(App):
         if self.feedback is not None and self.questionnaire.current is not None:
             self.feedback.questionnaire = self.questionnaire.current
         elif self.feedback is None:
-            self.feedback = open_feedback(self.cfg, self.usage, self.questionnaire)
+            self.feedback = open_feedback(self.usage, self.questionnaire)
 
     def _read_registry(self) -> None:
         """Read the changed card file beside the screen (a big file takes seconds to check);
@@ -742,20 +748,24 @@ class LauncherApp(App):
         self._step(lambda: self.session.someone_waiting(cards))
 
     def ask_for_prompt(self) -> bool:
-        """Ask the questionnaire for a due question; True when one is now on the screen.
+        """Ask the questionnaire, beside the screen, for a due question; True when it is asked
+        (a due one then comes on the screen, if home is still idle when the answer comes).
 
         One question an idle moment: after an answer (or "not now") the next waits until a card
         has been used and home is back (and the questionnaire's ``between_minutes`` have passed).
         """
         self._last_prompt_poll = time.monotonic()
-        if self.feedback is None or not self.session.idle or self._asked_this_idle:
+        if self.feedback is None or not self.session.idle or self._asked_this_idle or self._asking:
             return False
-        prompt = self._feedback_call("next_prompt", self.session.running is not None)
-        if prompt is None:
-            return False
+        self._asking = self._feedback_call("next_prompt", self.session.running is not None, then=self._prompt_found)
+        return self._asking
+
+    def _prompt_found(self, prompt: Any) -> None:
+        self._asking = False
+        if prompt is None or not self.session.idle or self._asked_this_idle:
+            return  # not shown, so still queued: a later idle moment asks it
         self._asked_this_idle = True
         self._apply_and_render(self.session.prompt_due(prompt))
-        return isinstance(self.session.screen, S.Asking)
 
     # -- for tests, benchmarks and `klick launcher --screenshot` ------------------------------
     def screenshot(self, path: str | Path) -> Path:

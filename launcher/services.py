@@ -21,7 +21,6 @@ __all__ = [
     "RegistryWatch",
     "recent_unknown",
     "last_good_path",
-    "CARD_FILE_STATES",
 ]
 
 log = logging.getLogger("klick.launcher")
@@ -37,23 +36,14 @@ def open_usage(cfg: Any) -> Any | None:
         return None
 
 
-def open_feedback(cfg: Any, usage: Any | None, questionnaire: QuestionnaireWatch | None = None) -> Any | None:
-    """The questionnaire engine on the usage log; None (no questions, the screen still works)
-    without a log or a good questionnaire. With ``questionnaire`` (a watch), its current
-    questions are used; without, the file is read once."""
-    if usage is None:
+def open_feedback(usage: Any | None, questionnaire: QuestionnaireWatch) -> Any | None:
+    """The questionnaire engine on the usage log with the watch's current questions; None (no
+    questions, the screen still works) without a log or a good questionnaire."""
+    if usage is None or questionnaire.current is None:
         return None
     from klick.feedback import Feedback
 
-    if questionnaire is not None:
-        if questionnaire.current is None:
-            return None
-        return Feedback(usage, questionnaire.current)
-    try:
-        return Feedback.from_config(cfg, usage)
-    except Exception as exc:  # QuestionnaireError and I/O: no questions today, the screen still works
-        log.error("No questions are asked: %s", _one_line(str(exc)))
-        return None
+    return Feedback(usage, questionnaire.current, raise_busy=True)  # the launcher retries (launcher.feedback_thread)
 
 
 class QuestionnaireWatch:
@@ -145,7 +135,6 @@ def recent_unknown(usage: Any | None, limit: int = 5) -> list[tuple[str, float]]
 #: What the launcher has after reading the card file: ``ok`` (the file is good), ``kept`` (the
 #: file has a mistake; the last good cards are in use) or ``unreadable`` (it has a mistake and no
 #: good cards were ever seen: the screen says the cards cannot be read).
-CARD_FILE_STATES = ("ok", "kept", "unreadable")
 
 
 _NEVER = object()

@@ -525,10 +525,6 @@ class Session:
         return self._removed(self.present, detail="reconnect")
 
     # -- carer mode ---------------------------------------------------------------------------
-    @property
-    def carer_paused_until(self) -> float:
-        return self.pin.paused_until
-
     def carer_pause_left(self) -> float:
         """Seconds until the PIN pad opens again; 0 when it is open."""
         return max(0.0, min(self.pin.paused_until - self.clock(), PIN_PAUSE_MAX_S))

@@ -159,6 +159,7 @@ def _drive(home: Path, out: Path) -> None:
 
         # 1. The question names its card and shows its picture.
         results["asked"] = app.ask_for_prompt()
+        yield lambda: on(S.Asking)
         yield 0.4
         prompt_screen = app.screens["prompt"]
         results["question"] = said(prompt_screen.question)
@@ -179,9 +180,11 @@ def _drive(home: Path, out: Path) -> None:
         yield from use(ALBUM)
         yield 1.1  # past the tap pause
         results["asked_after_a_card"] = app.ask_for_prompt()
+        yield lambda: on(S.Asking)
         yield 0.3
         results["second_question"] = said(app.screens["prompt"].question)
         tap(button(app, "Ja"))
+        yield lambda: on(S.Thanks) and session.screen.follow_up is not None  # stored beside the screen
         results["follow_up_waits_for_thanks"] = repr(session.screen)
         # Stiff fingers press twice: were the follow-up under the finger at once (as it was before
         # there was a thank-you), the second tap, within a second, still counts for nothing.
@@ -207,6 +210,51 @@ def _drive(home: Path, out: Path) -> None:
         yield lambda: on(S.Thanks)
         yield lambda: on(S.Home)
         results["keyboard_gone"] = keyboard() is None or keyboard().parent is None
+
+        # 3b. Another program holds usage.db's write lock (an export, a fleet collect): the screen
+        # answers at once all the same, and the answer is stored, once, when the lock is let go.
+        yield from use(ANNA)
+        yield 1.1  # past the tap pause
+        app.ask_for_prompt()
+        yield lambda: on(S.Asking)
+        yield 0.3
+        asked = session.screen.prompt
+        results["locked_question"] = asked.question_id
+
+        answer_button = face(app, 4) if asked.kind == "smiley5" else button(app, "Nej")
+
+        def answer_it() -> None:
+            tap(answer_button)
+
+        value = "4" if asked.kind == "smiley5" else "no"
+        holder = sqlite3.connect(home / "usage.db", isolation_level=None, timeout=10)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            answer_it()
+            results["locked_after_tap"] = repr(session.screen)
+            results["locked_thanks_texts"] = texts(app)
+            answer_it()  # stiff fingers: a second press while the first is not yet stored
+            yield lambda: on(S.Home)  # the thanks come and go while the lock is held
+            results["locked_home_while_held"] = True
+            results["locked_answers_while_held"] = holder.execute(
+                "SELECT count(*) FROM answers WHERE question_id=? AND value=?", (asked.question_id, value)
+            ).fetchone()[0]
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+
+        def stored() -> int:
+            db = sqlite3.connect(home / "usage.db")
+            try:
+                return db.execute(
+                    "SELECT count(*) FROM answers WHERE question_id=? AND value=?", (asked.question_id, value)
+                ).fetchone()[0]
+            finally:
+                db.close()
+
+        yield lambda: stored() >= 1
+        yield 1.0  # a second copy, had there been one, would be in by now
+        results["locked_answer_stored"] = stored()
 
         # 4. A questionnaire pushed while the launcher runs (written whole, as `klick fleet` does).
         write_atomic(home / "questionnaire.yaml", PUSHED.encode("utf-8"))
@@ -289,6 +337,16 @@ def test_free_text_opens_with_the_keyboard_up_and_skip_beside_send_the_same_size
     assert send_y >= run["keyboard_top"]  # above the keyboard, not under it
     assert ("what", None, "Knappen var svår att hitta") in answers(run)
     assert run["keyboard_gone"] is True
+
+
+def test_an_answer_while_another_program_holds_the_database_is_thanked_at_once_and_stored_once(run):
+    assert run["locked_after_tap"].startswith("Thanks(")
+    assert "Tack!" in run["locked_thanks_texts"]
+    assert run["locked_home_while_held"] is True
+    assert run["locked_answers_while_held"] == 0
+    assert run["locked_answer_stored"] == 1
+    assert run["locked_question"] in ("how", "difficult")
+    assert not [m for level, m in run["log"] if "not stored" in m]
 
 
 def test_a_pushed_questionnaire_is_read_again_and_a_broken_one_keeps_the_last_good(run):

@@ -213,6 +213,7 @@ def _drive(home: Path, out: Path) -> None:
         yield 0.2
         results["prompt_asked"] = app.ask_for_prompt()
         if results["prompt_asked"]:
+            yield lambda: on(S.Asking)
             yield 0.3
             shot(app, "prompt")
             faces = [w for w in app.root_widget.walk(restrict=True) if isinstance(w, FaceButton)]
