@@ -57,6 +57,8 @@ def _drive(home: Path, out: Path) -> None:
 
     cfg = load_config(home / "klick.yaml")
     bridge = start_bridge(home)
+    import numpy  # noqa: F401  (page_share counts the page's pixels with it; the launcher keeps it out once configured)
+
     configure_kivy(cfg, offscreen=True)
     from kivy.clock import Clock
 

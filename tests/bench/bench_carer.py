@@ -10,7 +10,7 @@ from cards.carer.model import check_form, new_form
 from cards.carer.session import EditorSession
 from cards.model import Card, Web
 from cards.registry import Registry, save_registry
-from klick.pin import check_pin, hash_pin
+from klick.pin import ITERATIONS, check_pin, hash_pin
 
 
 def _per_call(fn, n):
@@ -41,9 +41,9 @@ def run():
 
         s = _per_call(save_and_undo, 5)
         rows.append(("save + undo with 500 cards (atomic, fsync)", f"{s * 1000:.0f} ms"))
-    stored = hash_pin("2468")
-    s = _per_call(lambda: check_pin("2468", stored), 5)
-    rows.append(("carer PIN check (PBKDF2-SHA256, 200,000 rounds)", f"{s * 1000:.0f} ms"))
+    stored = hash_pin("246813")
+    s = _per_call(lambda: check_pin("246813", stored), 5)
+    rows.append((f"carer PIN check (PBKDF2-SHA256, {ITERATIONS:,} rounds, off the screen's thread)", f"{s * 1000:.0f} ms"))
     return rows
 
 

@@ -100,7 +100,8 @@ def pilot_scale(folder: Path, devices: int, per_device: int, write_s: float) -> 
 
     # Latency: poll the pilot file for each tablet's newest event, and compare with when it was written.
     latencies: list[float] = []
-    seen = dict.fromkeys(names, 0)
+    seen = dict.fromkeys(names, 0)  # the newest src_id looked at (a new usage.db numbers from the clock)
+    arrived = dict.fromkeys(names, 0)  # events in the pilot file
 
     def poll() -> None:
         conn = sqlite3.connect(f"file:{pilot}?mode=ro", uri=True, timeout=10)
@@ -116,6 +117,7 @@ def pilot_scale(folder: Path, devices: int, per_device: int, write_s: float) -> 
                     ):
                         latencies.append(now - from_iso(at))
                     seen[n] = top
+                    arrived[n] = conn.execute("SELECT count(*) FROM events WHERE device = ?", (n,)).fetchone()[0]
             time.sleep(0.2)
         conn.close()
 
@@ -128,7 +130,7 @@ def pilot_scale(folder: Path, devices: int, per_device: int, write_s: float) -> 
     try:
         writer.join()
         total = devices * per_device
-        while sum(seen.values()) < total and time.monotonic() - started < write_s + 600:
+        while sum(arrived.values()) < total and time.monotonic() - started < write_s + 600:
             time.sleep(0.5)
             peak_collector = max(peak_collector, _proc(collector.pid)[1])
         elapsed = time.monotonic() - started
