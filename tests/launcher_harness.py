@@ -32,6 +32,25 @@ def offscreen_env(home: Path) -> None:
     os.environ.pop("WAYLAND_DISPLAY", None)
 
 
+def run_as_script(script: str, home: Path, *, timeout: float = 120) -> dict:
+    """Run a launcher test file as its own script on ``home`` (one Kivy app per process, no
+    display) and return the results it wrote, with its exit code as ``returncode``; a run that
+    wrote none fails with its stderr."""
+    out = home / "results.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["KLICK_HOME"] = str(home)
+    proc = subprocess.run(
+        [sys.executable, script, str(home), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert out.exists(), f"the launcher run wrote no results (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+    return {**json.loads(out.read_text()), "returncode": proc.returncode}
+
+
 def start_bridge(home: Path) -> subprocess.Popen:
     """A real `klick bridge` on the home's klick.yaml, logging to bridge.log."""
     return subprocess.Popen(

@@ -10,9 +10,7 @@ file the tests below read. Like tests/test_launcher_ui.py, this file starts itse
 from __future__ import annotations
 
 import json
-import os
 import struct
-import subprocess
 import sys
 import zlib
 from pathlib import Path
@@ -21,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # when run as the launcher's script
 
-from tests.launcher_harness import offscreen_env, run_scenario, start_bridge, stop_bridge  # noqa: E402
+from tests.launcher_harness import offscreen_env, run_as_script, run_scenario, start_bridge, stop_bridge  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 ALBUM = "04D3E4F5061728"
@@ -141,14 +139,7 @@ def _drive(home: Path, out: Path) -> None:
 def run(tmp_path_factory) -> dict:
     home = tmp_path_factory.mktemp("home")
     write_home(home)
-    out = home / "results.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    env["KLICK_HOME"] = str(home)
-    proc = subprocess.run(
-        [sys.executable, __file__, str(home), str(out)], capture_output=True, text=True, timeout=90, env=env, cwd=REPO
-    )
-    assert out.exists(), f"the launcher run wrote no results (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
-    return json.loads(out.read_text())
+    return run_as_script(__file__, home, timeout=90)
 
 
 def test_the_album_scenario_ran_to_its_end(run):

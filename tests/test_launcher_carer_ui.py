@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # when run as t
 
 import yaml
 
-from tests.launcher_harness import offscreen_env, run_scenario, said, start_bridge, stop_bridge  # noqa: E402
+from tests.launcher_harness import offscreen_env, run_as_script, run_scenario, said, start_bridge, stop_bridge  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "artifacts" / "screens"
@@ -317,14 +317,7 @@ def _drive(home: Path, out: Path) -> None:
 def run(tmp_path_factory) -> dict:
     home = tmp_path_factory.mktemp("carer_ui")
     write_home(home)
-    out = home / "results.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    env["KLICK_HOME"] = str(home)
-    proc = subprocess.run(
-        [sys.executable, __file__, str(home), str(out)], capture_output=True, text=True, timeout=120, env=env, cwd=REPO
-    )
-    assert out.exists(), f"the launcher run wrote no results (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
-    results = json.loads(out.read_text())
+    results = run_as_script(__file__, home, timeout=120)
     results["home"] = str(home)
     return results
 

@@ -10,8 +10,6 @@ SVT1 card says its label ("Startar SVT1…").
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # when run as the launcher's script
 
-from tests.launcher_harness import offscreen_env, run_scenario, said, start_bridge, stop_bridge  # noqa: E402
+from tests.launcher_harness import offscreen_env, run_as_script, run_scenario, said, start_bridge, stop_bridge  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "artifacts" / "home"
@@ -128,14 +126,7 @@ def _drive(home: Path, out: Path) -> None:
 def run(tmp_path_factory) -> dict:
     home = tmp_path_factory.mktemp("home")
     write_home(home)
-    out = home / "results.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    env["KLICK_HOME"] = str(home)
-    proc = subprocess.run(
-        [sys.executable, __file__, str(home), str(out)], capture_output=True, text=True, timeout=90, env=env, cwd=REPO
-    )
-    assert out.exists(), f"the launcher run wrote no results (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
-    return json.loads(out.read_text())
+    return run_as_script(__file__, home, timeout=90)
 
 
 def test_the_scenario_ran_to_its_end(run):

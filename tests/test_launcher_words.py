@@ -10,8 +10,6 @@ lead to each have their own tests), next to a real `klick bridge` with the simul
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # when run as the launcher's script
 
-from tests.launcher_harness import offscreen_env, run_scenario, said, start_bridge, stop_bridge  # noqa: E402
+from tests.launcher_harness import offscreen_env, run_as_script, run_scenario, said, start_bridge, stop_bridge  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "artifacts" / "words"
@@ -168,14 +166,7 @@ def _drive(home: Path, out: Path) -> None:
 def run(tmp_path_factory) -> dict:
     home = tmp_path_factory.mktemp("words")
     write_home(home)
-    out = home / "results.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    env["KLICK_HOME"] = str(home)
-    proc = subprocess.run(
-        [sys.executable, __file__, str(home), str(out)], capture_output=True, text=True, timeout=120, env=env, cwd=REPO
-    )
-    assert out.exists(), f"the launcher run wrote no results (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
-    return json.loads(out.read_text())
+    return run_as_script(__file__, home, timeout=120)
 
 
 def test_the_scenario_ran_to_its_end(run):
