@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from pathlib import Path
@@ -51,3 +52,19 @@ def wait_for_the_reader(sock_path: Path, timeout: float = 20) -> None:
 def insert_when_the_reader_is_up(sock_path: Path, uid: str, timeout: float = 20) -> None:
     wait_for_the_reader(sock_path, timeout)
     send(sock_path, {"command": "insert", "uid": uid})
+
+
+def bridges_of(config: Path) -> list[int]:
+    """Every living `klick bridge` process started with these settings."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z" and b"bridge" in cmdline and str(config.resolve()).encode() in cmdline:
+            found.append(int(entry))
+    return found

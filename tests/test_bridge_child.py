@@ -21,6 +21,7 @@ from klick.bridge_child import BridgeStartError, bridge_answers, start_bridge
 from klick.bridge_client import iter_events, request
 from klick.config import load_config
 from klick.events import CardPresent
+from tests.bridge_commands import bridges_of
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -32,25 +33,9 @@ def short(klick_home):
     folder.mkdir()
     (klick_home / "klick.yaml").write_text(f"reader:\n  driver: sim\npaths:\n  socket: {folder / 'b.sock'}\n")
     yield folder
-    for pid in _bridges_of(klick_home / "klick.yaml"):
+    for pid in bridges_of(klick_home / "klick.yaml"):
         os.kill(pid, signal.SIGKILL)
     shutil.rmtree(folder, ignore_errors=True)
-
-
-def _bridges_of(config: Path) -> list[int]:
-    """Every living `klick bridge` process started with these settings."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z" and b"bridge" in cmdline and str(config.resolve()).encode() in cmdline:
-            found.append(int(entry))
-    return found
 
 
 def _gone(pid: int, within: float = 10.0) -> bool:
@@ -79,7 +64,7 @@ def test_the_bridge_serves_the_settings_reader_and_stop_ends_it(short, klick_hom
         child.stop()
     assert not child.running() and child.proc.returncode == 0  # stopped cleanly, by its stdin closing
     assert not (short / "b.sock").exists()
-    assert not _bridges_of(klick_home / "klick.yaml")
+    assert not bridges_of(klick_home / "klick.yaml")
     child.stop()  # twice is fine
 
 
@@ -130,7 +115,7 @@ def test_closing_while_the_bridge_starts_leaves_no_bridge(short, klick_home):
         if child is not None:  # it answered before the cancel came: the caller stops it
             child.stop()
         time.sleep(0.1)
-        assert not _bridges_of(klick_home / "klick.yaml"), f"a bridge was left behind (cancelled after {delay} s)"
+        assert not bridges_of(klick_home / "klick.yaml"), f"a bridge was left behind (cancelled after {delay} s)"
         assert not bridge_answers(cfg.paths.socket)
 
 
@@ -149,7 +134,7 @@ def test_a_bridge_that_cannot_start_says_why_in_plain_words(short, klick_home, s
     assert reason.startswith("Something went wrong on the disk"), reason
     assert "Traceback" not in reason and "Error" not in reason
     assert (failed.value.code, failed.value.where) == ("socket", path)  # for the window to say in its own words
-    assert not _bridges_of(klick_home / "klick.yaml")
+    assert not bridges_of(klick_home / "klick.yaml")
 
 
 def test_a_bridge_that_never_answers_is_stopped_after_the_timeout(short, klick_home):
@@ -161,7 +146,7 @@ def test_a_bridge_that_never_answers_is_stopped_after_the_timeout(short, klick_h
     with pytest.raises(BridgeStartError, match="did not answer on .*other.sock within 3 seconds") as failed:
         start_bridge(elsewhere, timeout=3)
     assert failed.value.code == "timeout"
-    assert not _bridges_of(klick_home / "klick.yaml")
+    assert not bridges_of(klick_home / "klick.yaml")
     assert not (short / "b.sock").exists()
 
 
@@ -221,7 +206,7 @@ def test_the_carer_tools_own_bridge_is_started_again_when_it_dies(short, klick_h
         assert any("starting it again" in s[2] or "startas igen" in s[2] for s in states), states
     finally:
         source.stop()
-    assert not _bridges_of(klick_home / "klick.yaml")
+    assert not bridges_of(klick_home / "klick.yaml")
 
 
 def test_the_carer_tool_says_in_plain_words_when_its_bridge_cannot_start(short, klick_home):

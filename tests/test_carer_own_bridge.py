@@ -208,6 +208,8 @@ if __name__ == "__main__":
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
+from tests.bridge_commands import bridges_of  # noqa: E402
+
 pytestmark = pytest.mark.ui
 
 
@@ -222,7 +224,7 @@ def home(tmp_path):
     )
     (home / "cards.yaml").write_text("version: 1\ncards: []\n")
     yield home
-    for pid in _bridges_of(home / "klick.yaml"):
+    for pid in bridges_of(home / "klick.yaml"):
         os.kill(pid, signal.SIGKILL)
     shutil.rmtree(short, ignore_errors=True)
 
@@ -241,22 +243,6 @@ def _socket(home: Path) -> Path:
     return Path(yaml.safe_load((home / "klick.yaml").read_text())["paths"]["socket"])
 
 
-def _bridges_of(config: Path) -> list[int]:
-    """Every living `klick bridge` process started with these settings."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z" and b"bridge" in cmdline and str(config.resolve()).encode() in cmdline:
-            found.append(int(entry))
-    return found
-
-
 def _run(home: Path, scenario: str) -> dict:
     out = home / f"record-{scenario}.json"
     done = subprocess.run(
@@ -272,7 +258,7 @@ def _run(home: Path, scenario: str) -> dict:
 def _no_bridge_left(home: Path, record: dict) -> None:
     from klick.bridge_client import BridgeUnavailable, request
 
-    assert not _bridges_of(home / "klick.yaml"), "a bridge the window started is still running"
+    assert not bridges_of(home / "klick.yaml"), "a bridge the window started is still running"
     with pytest.raises(BridgeUnavailable):
         request(_socket(home), {"command": "status"}, timeout=1)
     assert not _socket(home).exists(), "the bridge did not stop cleanly (its socket is left)"
@@ -323,11 +309,11 @@ def test_killing_the_window_ends_its_bridge(home):
             assert time.monotonic() < deadline, "the window never got its bridge"
             time.sleep(0.1)
         pids = json.loads(out.read_text())["pids"]
-        assert len(pids) == 1 and _bridges_of(home / "klick.yaml") == pids
+        assert len(pids) == 1 and bridges_of(home / "klick.yaml") == pids
         window.send_signal(signal.SIGKILL)
         window.wait(10)
         deadline = time.monotonic() + 10
-        while _bridges_of(home / "klick.yaml") and time.monotonic() < deadline:
+        while bridges_of(home / "klick.yaml") and time.monotonic() < deadline:
             time.sleep(0.05)
         _no_bridge_left(home, {})
     finally:
@@ -359,7 +345,7 @@ def test_a_bridge_that_cannot_start_is_plain_words_in_the_window_which_goes_on(h
     for word in ("Traceback", "Error", "Exception", ".py"):
         assert word not in status and word not in steps["failed"]["message"]
     assert steps["still working"]["page"] == "list"
-    assert not record["pids"] and not _bridges_of(home / "klick.yaml")
+    assert not record["pids"] and not bridges_of(home / "klick.yaml")
 
 
 @pytest.mark.parametrize("locale", ["sv", "en"])

@@ -18,6 +18,7 @@ from klick.bridge_child import START_PROBLEMS, BridgeStartError, start_bridge
 from klick.bridge_client import iter_events
 from klick.config import load_config
 from klick.events import ReaderStatus
+from tests.bridge_commands import bridges_of
 
 
 @pytest.fixture
@@ -33,28 +34,12 @@ def _settings(klick_home: Path, socket_path: str | Path, reader: str = "driver: 
     (klick_home / "klick.yaml").write_text(f"reader:\n  {reader}\npaths:\n  socket: {socket_path}\n")
 
 
-def _bridges_of(config: Path) -> list[int]:
-    """Every living `klick bridge` process started with these settings."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z" and b"bridge" in cmdline and str(config.resolve()).encode() in cmdline:
-            found.append(int(entry))
-    return found
-
-
 def _failure(cfg, **kw) -> BridgeStartError:
     with pytest.raises(BridgeStartError) as failed:
         child = start_bridge(cfg, **kw)
         if child is not None:
             child.stop()
-    assert cfg.source is not None and not _bridges_of(Path(cfg.source)), "a bridge that failed to start is left running"
+    assert cfg.source is not None and not bridges_of(Path(cfg.source)), "a bridge that failed to start is left running"
     return failed.value
 
 
